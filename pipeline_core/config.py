@@ -1,0 +1,271 @@
+"""The one source of truth for the pipeline's defaults.
+
+The tutorial's settings live here and nowhere else. ``app.py`` overlays the
+``pipeline`` block of ``cdk.json`` context on :data:`DEFAULTS`, the stack
+hands the result to every Lambda as JSON in ``PIPELINE_CONFIG``, and the local
+run reads the very same variable from the synthesized template.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, Mapping
+
+from pipeline_core.errors import InvalidConfigError
+
+ScalingType = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
+RangeKind = Literal["Continuous", "Integer"]
+ObjectiveType = Literal["Maximize", "Minimize"]
+Strategy = Literal["Bayesian", "Random"]
+
+#: Metrics Linear Learner emits that a tuning job may optimise, with the
+#: direction SageMaker documents for each.
+OBJECTIVE_METRICS: dict[str, ObjectiveType] = {
+    "validation:binary_f_beta": "Maximize",
+    "validation:binary_classification_accuracy": "Maximize",
+    "validation:precision": "Maximize",
+    "validation:recall": "Maximize",
+    "validation:roc_auc_score": "Maximize",
+    "validation:objective_loss": "Minimize",
+}
+
+#: Hyperparameters a tuning job may vary, with the hard limits Linear Learner
+#: accepts (SageMaker developer guide, "Tune a linear learner model").
+TUNABLE_LIMITS: dict[str, tuple[RangeKind, float, float]] = {
+    "wd": ("Continuous", 1e-7, 1.0),
+    "l1": ("Continuous", 1e-7, 1.0),
+    "learning_rate": ("Continuous", 1e-5, 1.0),
+    "mini_batch_size": ("Integer", 1, 10_000),
+    "positive_example_weight_mult": ("Continuous", 1e-5, 1e5),
+}
+
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.(?:[0-9]*x?large|medium|small|metal)$")
+_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+
+
+@dataclass(frozen=True)
+class ParameterRange:
+    """One hyperparameter range, in the shape a tuning job takes it."""
+
+    name: str
+    kind: RangeKind
+    min_value: float
+    max_value: float
+    scaling: ScalingType = "Auto"
+
+    def validate(self) -> None:
+        if self.name not in TUNABLE_LIMITS:
+            raise InvalidConfigError(
+                f"range '{self.name}': not a tunable Linear Learner hyperparameter "
+                f"(one of {sorted(TUNABLE_LIMITS)})"
+            )
+        kind, lo, hi = TUNABLE_LIMITS[self.name]
+        if self.kind != kind:
+            raise InvalidConfigError(f"range '{self.name}': must be {kind}, got {self.kind}")
+        for bound in (self.min_value, self.max_value):
+            if not isinstance(bound, (int, float)) or isinstance(bound, bool):
+                raise InvalidConfigError(f"range '{self.name}': bounds must be numbers")
+            if not math.isfinite(bound):
+                raise InvalidConfigError(f"range '{self.name}': bounds must be finite")
+        if kind == "Integer" and (
+            self.min_value != int(self.min_value) or self.max_value != int(self.max_value)
+        ):
+            raise InvalidConfigError(f"range '{self.name}': integer range needs whole bounds")
+        if self.min_value >= self.max_value:
+            raise InvalidConfigError(
+                f"range '{self.name}': min {self.min_value} must be below max {self.max_value}"
+            )
+        if self.min_value < lo or self.max_value > hi:
+            raise InvalidConfigError(
+                f"range '{self.name}': [{self.min_value}, {self.max_value}] is outside "
+                f"what SageMaker accepts [{lo}, {hi}]"
+            )
+        if self.scaling not in ("Auto", "Linear", "Logarithmic", "ReverseLogarithmic"):
+            raise InvalidConfigError(f"range '{self.name}': unknown ScalingType {self.scaling}")
+        if self.scaling == "Logarithmic" and self.min_value <= 0:
+            raise InvalidConfigError(f"range '{self.name}': Logarithmic scaling needs min > 0")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Every default of the pipeline. All fields have the tutorial's values."""
+
+    name_prefix: str = "mnist-ll"
+    source_template: str = (
+        "s3://sagemaker-example-files-prod-{region}/datasets/image/MNIST/mnist.pkl.gz"
+    )
+    target_digit: int = 0
+    feature_dim: int = 784
+    predictor_type: str = "binary_classifier"
+    mini_batch_size: int = 200
+    training_instance_type: str = "ml.c4.xlarge"
+    training_instance_count: int = 1
+    training_volume_gb: int = 10
+    max_runtime_seconds: int = 3600
+    endpoint_instance_type: str = "ml.m4.xlarge"
+    endpoint_instance_count: int = 1
+    ranges: tuple[ParameterRange, ...] = (
+        ParameterRange("wd", "Continuous", 1e-7, 1.0, "Auto"),
+        ParameterRange("learning_rate", "Continuous", 1e-5, 1.0, "Auto"),
+        ParameterRange("mini_batch_size", "Integer", 100, 2000, "Auto"),
+    )
+    objective_metric: str = "validation:binary_f_beta"
+    objective_type: ObjectiveType = "Maximize"
+    strategy: Strategy = "Bayesian"
+    max_jobs: int = 6
+    max_parallel_jobs: int = 2
+    min_objective: float = 0.90
+    evaluation_chunks: int = 100
+    poll_seconds: int = 60
+    max_polls: int = 240
+    extra_static_hyperparameters: Mapping[str, str] = field(default_factory=dict)
+
+    # -- validation ---------------------------------------------------------
+
+    def validate(self) -> "PipelineConfig":
+        """Raise :class:`InvalidConfigError` naming the first bad field."""
+        if not _NAME.match(self.name_prefix) or len(self.name_prefix) > 12:
+            raise InvalidConfigError(
+                "name_prefix: 1-12 characters of letters, digits and single hyphens"
+            )
+        _check_int("target_digit", self.target_digit, 0, 9)
+        _check_int("feature_dim", self.feature_dim, 1, 100_000)
+        if self.predictor_type != "binary_classifier":
+            raise InvalidConfigError(
+                "predictor_type: only 'binary_classifier' is supported by this pipeline"
+            )
+        _check_int("mini_batch_size", self.mini_batch_size, 1, 10_000)
+        _check_instance("training_instance_type", self.training_instance_type)
+        _check_instance("endpoint_instance_type", self.endpoint_instance_type)
+        _check_int("training_instance_count", self.training_instance_count, 1, 20)
+        _check_int("endpoint_instance_count", self.endpoint_instance_count, 1, 20)
+        _check_int("training_volume_gb", self.training_volume_gb, 1, 16_384)
+        _check_int("max_runtime_seconds", self.max_runtime_seconds, 60, 2_419_200)
+        if not self.ranges:
+            raise InvalidConfigError("ranges: at least one hyperparameter range is needed")
+        names = [r.name for r in self.ranges]
+        if len(set(names)) != len(names):
+            raise InvalidConfigError(f"ranges: duplicate parameter names {names}")
+        for rng in self.ranges:
+            rng.validate()
+        if self.objective_metric not in OBJECTIVE_METRICS:
+            raise InvalidConfigError(
+                f"objective_metric: '{self.objective_metric}' is not a Linear Learner "
+                f"tuning metric (one of {sorted(OBJECTIVE_METRICS)})"
+            )
+        if self.objective_type not in ("Maximize", "Minimize"):
+            raise InvalidConfigError("objective_type: Maximize or Minimize")
+        if self.strategy not in ("Bayesian", "Random"):
+            raise InvalidConfigError("strategy: Bayesian or Random")
+        _check_int("max_jobs", self.max_jobs, 1, 500)
+        _check_int("max_parallel_jobs", self.max_parallel_jobs, 1, 100)
+        if self.max_parallel_jobs > self.max_jobs:
+            raise InvalidConfigError(
+                f"max_parallel_jobs ({self.max_parallel_jobs}) must not exceed "
+                f"max_jobs ({self.max_jobs})"
+            )
+        if not isinstance(self.min_objective, (int, float)) or not math.isfinite(
+            self.min_objective
+        ):
+            raise InvalidConfigError("min_objective: must be a finite number")
+        _check_int("evaluation_chunks", self.evaluation_chunks, 1, 10_000)
+        _check_int("poll_seconds", self.poll_seconds, 0, 3600)
+        _check_int("max_polls", self.max_polls, 1, 10_000)
+        for key, value in self.extra_static_hyperparameters.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidConfigError("extra_static_hyperparameters: strings to strings")
+        return self
+
+    # -- transport ------------------------------------------------------------
+
+    def static_hyperparameters(self) -> dict[str, str]:
+        """Hyperparameters fixed for every training job, as SageMaker strings."""
+        static = {
+            "feature_dim": str(self.feature_dim),
+            "predictor_type": self.predictor_type,
+        }
+        static.update(self.extra_static_hyperparameters)
+        return static
+
+    def training_hyperparameters(self) -> dict[str, str]:
+        """The tutorial's plain (untuned) training job hyperparameters."""
+        return {**self.static_hyperparameters(), "mini_batch_size": str(self.mini_batch_size)}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ranges"] = [asdict(r) for r in self.ranges]
+        data["extra_static_hyperparameters"] = dict(self.extra_static_hyperparameters)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> "PipelineConfig":
+        """Overlay ``data`` on the defaults and validate. Unknown keys are errors."""
+        if not isinstance(data, Mapping):
+            raise InvalidConfigError("pipeline config must be an object")
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidConfigError(f"unknown pipeline config keys: {unknown}")
+        values = dict(data)
+        if "ranges" in values:
+            values["ranges"] = tuple(_parse_range(r) for r in values["ranges"])
+        if "extra_static_hyperparameters" in values:
+            values["extra_static_hyperparameters"] = dict(values["extra_static_hyperparameters"])
+        try:
+            config = replace(cls(), **values)
+        except TypeError as e:  # pragma: no cover - guarded by the key check
+            raise InvalidConfigError(str(e)) from e
+        return config.validate()
+
+    @classmethod
+    def from_json(cls, text: str) -> "PipelineConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InvalidConfigError(f"pipeline config is not JSON: {e}") from e
+        return cls.from_mapping(data)
+
+
+def _parse_range(raw: Any) -> ParameterRange:
+    if isinstance(raw, ParameterRange):
+        return raw
+    if not isinstance(raw, Mapping):
+        raise InvalidConfigError("ranges: each range must be an object")
+    allowed = {"name", "kind", "min_value", "max_value", "scaling"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise InvalidConfigError(f"ranges: unknown keys {unknown}")
+    try:
+        return ParameterRange(
+            name=raw["name"],
+            kind=raw["kind"],
+            min_value=raw["min_value"],
+            max_value=raw["max_value"],
+            scaling=raw.get("scaling", "Auto"),
+        )
+    except KeyError as e:
+        raise InvalidConfigError(f"ranges: missing key {e}") from e
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidConfigError(f"{name}: must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise InvalidConfigError(f"{name}: {value} is outside [{lo}, {hi}]")
+
+
+def _check_instance(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not _INSTANCE_TYPE.match(value):
+        raise InvalidConfigError(f"{name}: '{value}' is not a SageMaker instance type (ml.*)")
+
+
+DEFAULTS = PipelineConfig().validate()
+
+#: Environment variable carrying the JSON config into every Lambda.
+CONFIG_ENV = "PIPELINE_CONFIG"

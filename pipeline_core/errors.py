@@ -1,0 +1,52 @@
+"""Named errors.
+
+Step Functions catches Lambda errors by the exception's class name
+(``errorType``), so every class name here is part of the state machine's
+contract: rename one and the matching ``Catch`` must change too.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class for every error the pipeline raises on purpose."""
+
+
+class InvalidInputError(PipelineError):
+    """The execution input is malformed or out of range."""
+
+
+class InvalidDatasetError(PipelineError):
+    """The dataset cannot be trusted: bad container, structure, dtype or values."""
+
+
+class SourceNotFoundError(PipelineError):
+    """The dataset source object does not exist."""
+
+
+class SourceAccessDeniedError(PipelineError):
+    """The dataset source exists (or may exist) but we may not read it."""
+
+
+class TuningJobFailedError(PipelineError):
+    """The tuning job ended Failed or Stopped, or produced no best training job."""
+
+
+class PollLimitExceededError(PipelineError):
+    """A polling loop hit its bound before the resource reached a final state."""
+
+
+class QualityGateFailedError(PipelineError):
+    """The best training job's objective is worse than the configured gate."""
+
+
+class EndpointDeploymentFailedError(PipelineError):
+    """Creating or updating the endpoint failed; the previous config keeps serving."""
+
+
+class ResourceLimitError(PipelineError):
+    """An AWS quota was hit (ResourceLimitExceeded) after retries."""
+
+
+class InvalidConfigError(PipelineError):
+    """The stack configuration (cdk.json context) is invalid."""
