@@ -1,0 +1,71 @@
+# One entry point for everything. Every target sets itself up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SDK_VENV := .venv-sdk
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+ARGS ?=
+PYTEST_ARGS ?=
+PACKAGES := pipeline_core lambdas stacks training local bench app.py
+
+.PHONY: help setup setup-run run test check lint synth deploy destroy bench clean
+
+help:
+	@echo "make run     run the whole pipeline locally (ARGS='--input {...} --out DIR --serve')"
+	@echo "make test    set up and run the test suite"
+	@echo "make check   ruff format --check, ruff check, mypy --strict, then the tests"
+	@echo "make synth   synthesize the CloudFormation template into cdk.out/"
+	@echo "make deploy  cdk deploy (needs AWS credentials)"
+	@echo "make destroy cdk destroy"
+	@echo "make bench   run the benchmarks and rewrite BENCHMARKS.md"
+
+$(VENV)/.run-stamp: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-stamp: $(VENV)/.run-stamp requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(SDK_VENV)/.stamp: requirements-sdk.txt
+	test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sdk.txt
+	touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup-run: $(VENV)/.run-stamp
+setup: $(VENV)/.dev-stamp $(SDK_VENV)/.stamp node_modules/.stamp
+
+run: setup-run
+	$(PY) -m local run $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy --strict $(PACKAGES)
+
+check: lint test
+
+synth: setup-run node_modules/.stamp
+	npx cdk synth --no-notices --quiet
+
+deploy: setup-run node_modules/.stamp
+	npx cdk deploy --no-notices
+
+destroy: setup-run node_modules/.stamp
+	npx cdk destroy --no-notices
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf cdk.out .build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The local run: the synthesized pipeline on embedded stand-ins for AWS."""

@@ -1,0 +1,225 @@
+"""``python -m local run``: the whole pipeline on this machine (``make run``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+
+from local import report as rpt
+from local.mnist_cache import DatasetCacheError, ensure_mnist
+from local.runner import LOCAL_BUCKET, LocalPipeline, RunResult, reset_dir
+from local.synth import SynthError
+from pipeline_core import recordio
+
+
+class UsageError(ValueError):
+    """Bad command-line input."""
+
+
+def _parse_input(raw: str | None) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    text = raw
+    if raw.startswith("@"):
+        path = Path(raw[1:])
+        if not path.is_file():
+            raise UsageError(f"--input: no such file {path}")
+        text = path.read_text()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--input is not valid JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise UsageError("--input must be a JSON object, like the console's execution input")
+    return value
+
+
+def _execution_name(explicit: str | None) -> str:
+    if explicit:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,80}", explicit):
+            raise UsageError("--name: 1-80 letters, digits, '-' or '_'")
+        return explicit
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"local-{stamp}-{secrets.token_hex(2)}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m local",
+        description=(
+            "Run the MNIST Linear Learner pipeline locally: the state machine that "
+            "`cdk synth` emits, the real Lambda handlers, moto for S3/SNS/Step Functions "
+            "and a local Linear Learner for SageMaker. No AWS account needed."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the pipeline once", description="Run the pipeline once.")
+    run.add_argument(
+        "--input",
+        help='execution input as JSON or @file.json (same schema as the console), e.g. \'{"target_digit": 3}\'',
+    )
+    run.add_argument("--out", type=Path, help="output folder (default runs/<execution-name>/)")
+    run.add_argument("--name", help="execution name (default local-<timestamp>-<random>)")
+    run.add_argument(
+        "--serve",
+        action="store_true",
+        help="keep the endpoint up after the run and print how to call it, until Ctrl-C",
+    )
+    run.add_argument(
+        "--poll-seconds",
+        type=int,
+        default=1,
+        help="Wait-state seconds for the polling loops (cloud default 60; local 1)",
+    )
+    return parser
+
+
+def _fill_report(
+    result: RunResult, pipeline: LocalPipeline, out_dir: Path
+) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "status": result.status,
+        "execution_name": result.execution_name,
+        "execution_arn": result.execution_arn,
+        "seconds": round(result.seconds, 3),
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+    }
+    if result.status != "SUCCEEDED":
+        report.update(
+            {"error": result.error, "cause": result.cause, "failed_state": result.failed_state}
+        )
+        return report
+    output = result.output or {}
+    evaluation = output.get("evaluation") or output
+    s3 = boto3.client("s3")
+    prefix = f"runs/{result.execution_name}/"
+    stored: dict[str, Any] = {}
+    try:
+        body = s3.get_object(Bucket=LOCAL_BUCKET, Key=f"{prefix}report.json")["Body"].read()
+        stored = json.loads(body)
+    except s3.exceptions.NoSuchKey:
+        stored = {}
+    merged = {**stored, **evaluation}
+    report["confusion_matrix"] = merged.get("confusion_matrix")
+    report["metrics"] = merged.get("metrics")
+    best = output.get("best_training_job") or merged.get("best_training_job") or {}
+    report["best_training_job"] = best
+    report["endpoint_name"] = output.get("endpoint_name") or merged.get("endpoint_name")
+    report["evaluation"] = stored
+    _plots(report, out_dir, prefix)
+    return report
+
+
+def _plots(report: dict[str, Any], out_dir: Path, prefix: str) -> None:
+    cm = report.get("confusion_matrix")
+    metrics = report.get("metrics") or {}
+    if cm:
+        title = f"accuracy {metrics.get('accuracy', 0):.4f}, F1 {metrics.get('f1', 0):.4f}"
+        rpt.plot_confusion_matrix(cm, out_dir / "confusion_matrix.png", title)
+    test_path = out_dir / "bucket" / prefix / "data" / "test" / "test.rec"
+    single = (report.get("evaluation") or {}).get("single_prediction") or {}
+    if test_path.exists():
+        feats, labels = recordio.decode(test_path.read_bytes())
+        index = int(single.get("index", 0))
+        label = int(labels[index]) if labels is not None else -1
+        rpt.plot_digit(
+            np.asarray(feats[index]),
+            label,
+            int(single.get("predicted_label", -1)),
+            float(single.get("score", float("nan"))),
+            out_dir / "sample_digit.png",
+        )
+
+
+def _serve(pipeline: LocalPipeline, endpoint: str | None) -> None:
+    url = f"{pipeline.sagemaker_url}/endpoints/{endpoint}/invocations"
+    print("\nThe endpoint is serving. Press Ctrl-C to stop.")
+    print(f"  URL:  {url}")
+    print("  curl:")
+    print(
+        f"    curl -s -X POST -H 'Content-Type: text/csv' --data \"$(python3 -c "
+        f"\"print(','.join(['0']*784))\")\" {url}"
+    )
+    print("  boto3:")
+    print(
+        f"    boto3.client('sagemaker-runtime', endpoint_url='{pipeline.sagemaker_url}', "
+        "region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x')"
+        f".invoke_endpoint(EndpointName='{endpoint}', ContentType='text/csv', Body=row_csv)"
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    pipeline.serve_forever(stop)
+    print("\nstopping")
+
+
+def run(args: argparse.Namespace) -> int:
+    from local.backend import LinearLearnerBackend
+
+    execution_input = _parse_input(args.input)
+    name = _execution_name(args.name)
+    out_dir: Path = args.out or Path("runs") / name
+    t0 = time.monotonic()
+    if "source" not in execution_input:
+        execution_input = {
+            **execution_input,
+            "source": str(ensure_mnist(progress=lambda m: print(f"dataset: {m}"))),
+        }
+    print(f"execution {name}")
+    print(f"  input: {json.dumps(execution_input)}")
+    print(f"  output folder: {out_dir}")
+    print("starting local AWS stand-ins (moto S3/SNS/Step Functions, local SageMaker)...")
+    work = out_dir / ".work"
+    reset_dir(work)
+    with LocalPipeline(
+        work_dir=work,
+        backend=LinearLearnerBackend(work_dir=work / "backend"),
+        poll_seconds=args.poll_seconds,
+    ) as pipeline:
+        print(f"  state machine from {pipeline.synth.source}")
+        result = pipeline.execute(execution_input, name)
+        bucket_dir = out_dir / "bucket"
+        reset_dir(bucket_dir)
+        count = pipeline.download_bucket(bucket_dir)
+        report = _fill_report(result, pipeline, out_dir)
+        report["wall_seconds"] = round(time.monotonic() - t0, 3)
+        path = rpt.write_report(out_dir, report)
+        print()
+        if result.status != "SUCCEEDED":
+            print(f"FAILED in state {result.failed_state}: {result.error}")
+            print(f"  cause: {result.cause}")
+            print(f"report: {path}")
+            return 1
+        for line in rpt.summary_lines(report):
+            print(line)
+        print(f"\nreport: {path}  ({count} bucket objects copied to {bucket_dir})")
+        print(f"total {report['wall_seconds']:.1f}s")
+        if args.serve:
+            _serve(pipeline, report.get("endpoint_name"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    try:
+        if args.command == "run":
+            return run(args)
+    except (UsageError, DatasetCacheError, SynthError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 2

@@ -1,0 +1,100 @@
+"""What the user gets from a local run: a terminal summary, ``report.json``,
+``confusion_matrix.png`` and ``sample_digit.png``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+
+def confusion_table(cm: dict[str, int]) -> str:
+    """The tutorial's ``pd.crosstab``: rows actual, columns predicted."""
+    tn, fp, fn, tp = (int(cm[k]) for k in ("tn", "fp", "fn", "tp"))
+    width = max(len(str(v)) for v in (tn, fp, fn, tp, 9999))
+    lines = [
+        f"{'predictions':>12} {'0':>{width}} {'1':>{width}}",
+        "actuals",
+        f"{'0':>12} {tn:>{width}} {fp:>{width}}",
+        f"{'1':>12} {fn:>{width}} {tp:>{width}}",
+    ]
+    return "\n".join(lines)
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    cm = report.get("confusion_matrix")
+    metrics = report.get("metrics") or {}
+    if cm:
+        lines.append(confusion_table(cm))
+        lines.append("")
+    if metrics:
+        lines.append(
+            "accuracy {accuracy:.4f}   precision {precision:.4f}   "
+            "recall {recall:.4f}   F1 {f1:.4f}".format(**metrics)
+        )
+    best = report.get("best_training_job") or {}
+    if best:
+        hp = ", ".join(f"{k}={v}" for k, v in sorted((best.get("hyperparameters") or {}).items()))
+        lines.append(f"best training job {best.get('name')}: objective {best.get('objective')}")
+        if hp:
+            lines.append(f"  tuned hyperparameters: {hp}")
+    if report.get("endpoint_name"):
+        lines.append(f"endpoint {report['endpoint_name']}")
+    return lines
+
+
+def write_report(out_dir: Path, report: dict[str, Any]) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "report.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion_matrix(cm: dict[str, int], path: Path, title: str) -> Path:
+    plt = _pyplot()
+    grid = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
+    fig, ax = plt.subplots(figsize=(4.2, 3.8), dpi=120)
+    ax.imshow(grid, cmap="Blues")
+    for (row, col), value in np.ndenumerate(grid):
+        color = "white" if value > grid.max() / 2 else "black"
+        ax.text(col, row, str(value), ha="center", va="center", color=color, fontsize=13)
+    ax.set_xticks([0, 1], labels=["0", "1"])
+    ax.set_yticks([0, 1], labels=["0", "1"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_digit(
+    pixels: npt.NDArray[np.float32], label: int, prediction: int, score: float, path: Path
+) -> Path:
+    """The tutorial's ``show_digit``: one 28x28 test image with its label."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(2.8, 3.0), dpi=120)
+    side = int(round(np.sqrt(pixels.size)))
+    ax.imshow(pixels.reshape(side, side), cmap="gray")
+    ax.set_title(f"label {label}, predicted {prediction}\nscore {score:.3f}", fontsize=9)
+    ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,291 @@
+"""Run the synthesized pipeline end to end on this machine.
+
+1. Synthesize the CDK app (bundling skipped) and take the state machine's
+   ASL and every Lambda's handler and environment from the template.
+2. Start moto (S3, SNS, Step Functions executing the ASL) and the local
+   SageMaker service, all on 127.0.0.1.
+3. Create the bucket and topic the template would create, then the state
+   machine from the synthesized definition, and start an execution.
+4. Follow the execution history live, then collect the report.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from local.lambda_dispatch import LambdaDispatcher
+from local.sagemaker_service import LocalSageMaker
+from local.services import (
+    ACCOUNT,
+    REGION,
+    MotoServer,
+    UvicornThread,
+    aws_environment,
+    patched_environ,
+)
+from local.synth import SynthesizedPipeline, synthesize
+
+Printer = Callable[[str], None]
+
+LOCAL_BUCKET = "mnist-ll-local-data"
+LOCAL_TOPIC = "mnist-ll-local-notifications"
+STATE_MACHINE_NAME = "mnist-ll-local-pipeline"
+
+
+@dataclass
+class RunResult:
+    status: str
+    execution_name: str
+    execution_arn: str
+    output: dict[str, Any] | None
+    error: str | None
+    cause: str | None
+    failed_state: str | None
+    timings: dict[str, float]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class LocalPipeline:
+    """Owns the embedded services for one or more executions."""
+
+    def __init__(
+        self,
+        *,
+        work_dir: Path,
+        backend: Any,
+        synthesized: SynthesizedPipeline | None = None,
+        poll_seconds: int = 1,
+        printer: Printer = print,
+    ) -> None:
+        self.work_dir = work_dir
+        self.print = printer
+        self.synth = synthesized or synthesize()
+        self.poll_seconds = poll_seconds
+        self.moto = MotoServer()
+        self.backend = backend
+        self._env_ctx: Any = None
+        self.sagemaker: LocalSageMaker | None = None
+        self._sm_server: UvicornThread | None = None
+        self._undo_dispatch: Callable[[], None] | None = None
+        self.dispatcher: LambdaDispatcher | None = None
+        self.state_machine_arn = ""
+        self.topic_arn = ""
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def __enter__(self) -> LocalPipeline:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.moto.start()
+        s3_for_service = boto3.client(
+            "s3",
+            endpoint_url=self.moto.url,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - not a secret
+        )
+        self.sagemaker = LocalSageMaker(
+            backend=self.backend,
+            s3_client=s3_for_service,
+            work_dir=self.work_dir / "sagemaker",
+            region=REGION,
+            account=ACCOUNT,
+            on_event=self._on_sagemaker_event,
+        )
+        self._sm_server = UvicornThread(self.sagemaker.app())
+        self._sm_server.start()
+        env = aws_environment(self.moto.url, self._sm_server.url)
+        self._env_ctx = patched_environ(env)
+        self._env_ctx.__enter__()
+
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=LOCAL_BUCKET)
+        self.topic_arn = boto3.client("sns").create_topic(Name=LOCAL_TOPIC)["TopicArn"]
+        functions = self.synth.lambda_functions(
+            bucket=LOCAL_BUCKET,
+            topic_arn=self.topic_arn,
+            region=REGION,
+            account=ACCOUNT,
+            overrides={"ALLOW_LOCAL_SOURCES": "true"},
+            poll_seconds=self.poll_seconds,
+        )
+        self.dispatcher = LambdaDispatcher(functions)
+        self._undo_dispatch = self.dispatcher.install()
+        definition = self.synth.definition(
+            bucket=LOCAL_BUCKET, topic_arn=self.topic_arn, region=REGION, account=ACCOUNT
+        )
+        sfn = boto3.client("stepfunctions")
+        self.state_machine_arn = sfn.create_state_machine(
+            name=STATE_MACHINE_NAME,
+            definition=json.dumps(definition),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STATE_MACHINE_NAME}",
+            type="STANDARD",
+        )["stateMachineArn"]
+
+    def stop(self) -> None:
+        if self._undo_dispatch:
+            self._undo_dispatch()
+            self._undo_dispatch = None
+        if self._sm_server:
+            self._sm_server.stop()
+            self._sm_server = None
+        if self.backend is not None and hasattr(self.backend, "close"):
+            self.backend.close()
+        if self._env_ctx is not None:
+            self._env_ctx.__exit__(None, None, None)
+            self._env_ctx = None
+        self.moto.stop()
+
+    @property
+    def sagemaker_url(self) -> str:
+        assert self._sm_server is not None
+        return self._sm_server.url
+
+    # -- progress -------------------------------------------------------------------
+
+    def _on_sagemaker_event(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "training_job_done":
+            hp = data.get("tuned_hyperparameters") or {}
+            params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(hp.items()))
+            status = data.get("status", "?")
+            metric = data.get("objective")
+            value = "" if metric is None else f" -> {data.get('metric_name')}={metric:.4f}"
+            reason = f" ({data.get('failure_reason')})" if data.get("failure_reason") else ""
+            self.print(f"      job {data.get('name')}: {status} [{params}]{value}{reason}")
+
+    # -- executions -----------------------------------------------------------------
+
+    def execute(
+        self, execution_input: dict[str, Any], name: str, timeout: float = 1800.0
+    ) -> RunResult:
+        sfn = boto3.client("stepfunctions")
+        arn = sfn.start_execution(
+            stateMachineArn=self.state_machine_arn,
+            name=name,
+            input=json.dumps(execution_input),
+        )["executionArn"]
+        started = time.monotonic()
+        seen = 0
+        entered: dict[str, float] = {}
+        timings: dict[str, float] = {}
+        events: list[dict[str, Any]] = []
+        last_failed_state: str | None = None
+        current: str | None = None
+        while True:
+            desc = sfn.describe_execution(executionArn=arn)
+            events = _history(sfn, arn)
+            for event in events[seen:]:
+                kind = event["type"]
+                ts = event["timestamp"].timestamp()
+                if kind.endswith("StateEntered"):
+                    state = event["stateEnteredEventDetails"]["name"]
+                    entered[state] = ts
+                    current = state
+                    self.print(f"  > {state}  (+{time.monotonic() - started:.1f}s)")
+                elif kind.endswith("StateExited"):
+                    state = event["stateExitedEventDetails"]["name"]
+                    spent = ts - entered.get(state, ts)
+                    timings[state] = timings.get(state, 0.0) + spent
+                elif kind in ("TaskFailed", "LambdaFunctionFailed", "ExecutionFailed"):
+                    last_failed_state = current
+            seen = len(events)
+            if desc["status"] != "RUNNING":
+                break
+            if time.monotonic() - started > timeout:
+                sfn.stop_execution(executionArn=arn, error="LocalTimeout", cause="local run timed out")
+                raise TimeoutError(f"execution {name} did not finish in {timeout:.0f}s")
+            time.sleep(0.1)
+        output = json.loads(desc["output"]) if desc.get("output") else None
+        failed_state = None
+        if desc["status"] != "SUCCEEDED":
+            failed_state = _first_failed_task(events) or last_failed_state
+        return RunResult(
+            status=desc["status"],
+            execution_name=name,
+            execution_arn=arn,
+            output=output,
+            error=desc.get("error"),
+            cause=desc.get("cause"),
+            failed_state=failed_state,
+            timings=timings,
+            events=events,
+            seconds=time.monotonic() - started,
+        )
+
+    def download_bucket(self, dest: Path, prefix: str = "") -> int:
+        """Copy every object the pipeline wrote (under ``prefix``) to ``dest``."""
+        s3 = boto3.client("s3")
+        count = 0
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=LOCAL_BUCKET, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                target = dest / obj["Key"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                s3.download_file(LOCAL_BUCKET, obj["Key"], str(target))
+                count += 1
+        return count
+
+    def upload_source(self, path: Path, key: str) -> str:
+        boto3.client("s3").upload_file(str(path), LOCAL_BUCKET, key)
+        return f"s3://{LOCAL_BUCKET}/{key}"
+
+    def serve_forever(self, stop: threading.Event) -> None:
+        while not stop.wait(0.5):
+            pass
+
+
+def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        token = page.get("nextToken")
+        if not token:
+            return events
+        kwargs["nextToken"] = token
+
+
+def _first_failed_task(events: list[dict[str, Any]]) -> str | None:
+    """The state whose task failed last before the execution failed (the cause)."""
+    current: str | None = None
+    failed: str | None = None
+    for event in events:
+        if event["type"].endswith("StateEntered"):
+            current = event["stateEnteredEventDetails"]["name"]
+            if event["type"] == "FailStateEntered" and failed is None:
+                failed = current
+        elif event["type"] in ("TaskFailed", "LambdaFunctionFailed"):
+            failed = current
+    return failed
+
+
+def _short(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if number.is_integer():
+        return str(int(number))
+    return f"{number:.3g}"
+
+
+def reset_dir(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)

@@ -1,0 +1,640 @@
+"""A small local SageMaker: the control-plane operations the handlers use,
+backed by the local Linear Learner, plus the runtime's InvokeEndpoint.
+
+boto3 reaches it through ``AWS_ENDPOINT_URL_SAGEMAKER`` and
+``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``: the handlers make ordinary SageMaker
+calls and never know they are local. The control plane speaks SageMaker's
+JSON 1.1 protocol (``POST /`` with ``X-Amz-Target: SageMaker.<Operation>``);
+the runtime is ``POST /endpoints/<name>/invocations`` served by the local
+endpoint app from :mod:`training`.
+
+Jobs and endpoints change state in background threads, like the real service:
+a tuning job is ``InProgress`` while its training jobs run, an endpoint is
+``Creating``/``Updating`` while its model loads. Faults can be injected for
+tests with :meth:`LocalSageMaker.inject_fault`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from local.training_backend import TrainingBackend
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+class ServiceError(Exception):
+    """An error in SageMaker's wire format (``__type`` + ``message``)."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def _now() -> float:
+    return datetime.now(UTC).timestamp()
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise ServiceError("ValidationException", f"not an s3 URI: {uri}")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+@dataclass
+class _Endpoint:
+    name: str
+    arn: str
+    config_name: str
+    status: str
+    created: float
+    modified: float
+    failure_reason: str | None = None
+    pending_config: str | None = None
+    tags: list[dict[str, str]] = field(default_factory=list)
+
+
+class LocalSageMaker:
+    """In-memory SageMaker control plane for one local run."""
+
+    def __init__(
+        self,
+        *,
+        backend: TrainingBackend,
+        s3_client: Any,
+        work_dir: Path,
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        on_event: Event | None = None,
+    ) -> None:
+        self.backend = backend
+        self.s3 = s3_client
+        self.work_dir = work_dir
+        self.region = region
+        self.account = account
+        self.on_event = on_event or (lambda kind, data: None)
+        self._lock = threading.RLock()
+        self._tuning: dict[str, dict[str, Any]] = {}
+        self._training: dict[str, dict[str, Any]] = {}
+        self._models: dict[str, dict[str, Any]] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._tags: dict[str, list[dict[str, str]]] = {}
+        self._faults: dict[str, str] = {}
+        self._threads: list[threading.Thread] = []
+        self.calls: list[str] = []
+
+    # -- helpers ----------------------------------------------------------------
+
+    def arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name.lower()}"
+
+    def inject_fault(self, fault: str, reason: str = "injected fault") -> None:
+        """Make the next matching operation fail. Faults: ``tuning_failed``,
+        ``tuning_stopped``, ``tuning_no_best``, ``endpoint_create_failed``,
+        ``endpoint_update_failed``, ``resource_limit:<Operation>``,
+        ``throttle:<Operation>`` (fails that operation once)."""
+        with self._lock:
+            self._faults[fault] = reason
+
+    def _take_fault(self, fault: str) -> str | None:
+        with self._lock:
+            return self._faults.pop(fault, None)
+
+    def _start(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Join background work (tuning, endpoint loads)."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def dispatch(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(operation)
+        if self._take_fault(f"throttle:{operation}") is not None:
+            raise ServiceError("ThrottlingException", "Rate exceeded")
+        limit = self._take_fault(f"resource_limit:{operation}")
+        if limit is not None:
+            raise ServiceError("ResourceLimitExceeded", limit)
+        handler = getattr(self, f"op_{operation}", None)
+        if handler is None:
+            raise ServiceError(
+                "UnknownOperationException", f"{operation} is not implemented locally"
+            )
+        result: dict[str, Any] = handler(params)
+        return result
+
+    def _put_tags(self, arn: str, tags: list[dict[str, str]] | None) -> None:
+        with self._lock:
+            existing = {t["Key"]: t for t in self._tags.get(arn, [])}
+            for tag in tags or []:
+                existing[tag["Key"]] = tag
+            self._tags[arn] = list(existing.values())
+
+    # -- tuning -----------------------------------------------------------------
+
+    def op_CreateHyperParameterTuningJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["HyperParameterTuningJobName"]
+        arn = self.arn("hyper-parameter-tuning-job", name)
+        with self._lock:
+            if name in self._tuning:
+                raise ServiceError("ResourceInUse", f"Tuning job {name} already exists")
+            self._tuning[name] = {
+                "request": p,
+                "arn": arn,
+                "status": "InProgress",
+                "created": _now(),
+                "job": None,
+                "failure": None,
+            }
+        self._put_tags(arn, p.get("Tags"))
+        self._start(lambda: self._run_tuning(name), f"tuning-{name}")
+        return {"HyperParameterTuningJobArn": arn}
+
+    def _download_channel(self, uri: str, dest: Path) -> Path:
+        bucket, prefix = _split_s3(uri)
+        dest.mkdir(parents=True, exist_ok=True)
+        paginator = self.s3.get_paginator("list_objects_v2")
+        count = 0
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if key.endswith("/"):
+                    continue
+                target = dest / key[len(prefix) :].lstrip("/").replace("/", "_")
+                self.s3.download_file(bucket, key, str(target))
+                count += 1
+        if count == 0:
+            raise RuntimeError(f"ClientError: no data found in channel {uri}")
+        return dest
+
+    def _run_tuning(self, name: str) -> None:
+        record = self._tuning[name]
+        request = record["request"]
+        work = self.work_dir / "tuning" / name
+        try:
+            if work.exists():
+                shutil.rmtree(work)
+            channels: dict[str, Path] = {}
+            for channel in request["TrainingJobDefinition"]["InputDataConfig"]:
+                uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+                channels[channel["ChannelName"]] = self._download_channel(
+                    uri, work / "input" / channel["ChannelName"]
+                )
+            fault = self._take_fault("tuning_failed")
+            if fault is not None:
+                raise RuntimeError(fault)
+            job = self.backend.start_tuning(
+                request=request,
+                channels=channels,
+                output_dir=work / "output",
+                on_event=lambda kind, data: self.on_event(kind, {"tuning_job": name, **data}),
+            )
+            record["job"] = job
+            job.run()
+            output_uri = request["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"]
+            bucket, prefix = _split_s3(output_uri.rstrip("/") + "/")
+            for summary in job.training_jobs():
+                tj_name = summary["TrainingJobName"]
+                artifact = work / "output" / tj_name / "output" / "model.tar.gz"
+                s3_uri = None
+                if summary.get("TrainingJobStatus") == "Completed" and artifact.exists():
+                    key = f"{prefix}{tj_name}/output/model.tar.gz"
+                    self.s3.upload_file(str(artifact), bucket, key)
+                    s3_uri = f"s3://{bucket}/{key}"
+                with self._lock:
+                    self._training[tj_name] = {
+                        "summary": summary,
+                        "artifact": s3_uri,
+                        "tuning_job": name,
+                        "definition": request["TrainingJobDefinition"],
+                    }
+            status = job.describe()["HyperParameterTuningJobStatus"]
+            if self._take_fault("tuning_stopped") is not None:
+                status = "Stopped"
+            with self._lock:
+                record["status"] = status
+                if self._take_fault("tuning_no_best") is not None:
+                    record["drop_best"] = True
+                if status == "Failed":
+                    record["failure"] = job.describe().get("FailureReason", "all training jobs failed")
+        except Exception as e:  # the job fails; the service stays up
+            with self._lock:
+                record["status"] = "Failed"
+                record["failure"] = f"{type(e).__name__}: {e}"
+        finally:
+            record["ended"] = _now()
+            self.on_event("tuning_done", {"tuning_job": name, "status": record["status"]})
+
+    def _tuning_record(self, name: str) -> dict[str, Any]:
+        with self._lock:
+            record = self._tuning.get(name)
+        if record is None:
+            raise ServiceError("ResourceNotFound", f"Amazon SageMaker can't find a tuning job with name {name}")
+        return record
+
+    def op_DescribeHyperParameterTuningJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["HyperParameterTuningJobName"]
+        record = self._tuning_record(name)
+        request = record["request"]
+        job = record["job"]
+        described: dict[str, Any] = job.describe() if job is not None else {}
+        out: dict[str, Any] = {
+            "HyperParameterTuningJobName": name,
+            "HyperParameterTuningJobArn": record["arn"],
+            "HyperParameterTuningJobConfig": request["HyperParameterTuningJobConfig"],
+            "TrainingJobDefinition": request["TrainingJobDefinition"],
+            "HyperParameterTuningJobStatus": record["status"],
+            "CreationTime": record["created"],
+            "TrainingJobStatusCounters": described.get(
+                "TrainingJobStatusCounters",
+                {"Completed": 0, "InProgress": 0, "RetryableError": 0, "NonRetryableError": 0, "Stopped": 0},
+            ),
+            "ObjectiveStatusCounters": described.get(
+                "ObjectiveStatusCounters", {"Succeeded": 0, "Pending": 0, "Failed": 0}
+            ),
+        }
+        if "ended" in record and record["status"] != "InProgress":
+            out["HyperParameterTuningEndTime"] = record["ended"]
+        best = described.get("BestTrainingJob")
+        if best and record["status"] != "InProgress" and not record.get("drop_best"):
+            best = dict(best)
+            best["TrainingJobArn"] = self.arn("training-job", best["TrainingJobName"])
+            out["BestTrainingJob"] = best
+        if record.get("failure"):
+            out["FailureReason"] = record["failure"]
+        return out
+
+    def op_ListTrainingJobsForHyperParameterTuningJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        record = self._tuning_record(p["HyperParameterTuningJobName"])
+        job = record["job"]
+        summaries = job.training_jobs() if job is not None else []
+        return {"TrainingJobSummaries": summaries}
+
+    def op_StopHyperParameterTuningJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        record = self._tuning_record(p["HyperParameterTuningJobName"])
+        if record["job"] is not None:
+            record["job"].stop()
+        with self._lock:
+            if record["status"] == "InProgress":
+                record["status"] = "Stopping"
+        return {}
+
+    def op_ListHyperParameterTuningJobs(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            items = [
+                {
+                    "HyperParameterTuningJobName": n,
+                    "HyperParameterTuningJobArn": r["arn"],
+                    "HyperParameterTuningJobStatus": r["status"],
+                    "Strategy": r["request"]["HyperParameterTuningJobConfig"]["Strategy"],
+                    "CreationTime": r["created"],
+                    "TrainingJobStatusCounters": {},
+                    "ObjectiveStatusCounters": {},
+                }
+                for n, r in self._tuning.items()
+                if not p.get("StatusEquals") or r["status"] == p["StatusEquals"]
+            ]
+        return {"HyperParameterTuningJobSummaries": items}
+
+    def op_DescribeTrainingJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["TrainingJobName"]
+        with self._lock:
+            record = self._training.get(name)
+        if record is None:
+            raise ServiceError("ValidationException", f"Requested resource not found: {name}")
+        summary = record["summary"]
+        definition = record["definition"]
+        out: dict[str, Any] = {
+            "TrainingJobName": name,
+            "TrainingJobArn": self.arn("training-job", name),
+            "TuningJobArn": self.arn("hyper-parameter-tuning-job", record["tuning_job"]),
+            "TrainingJobStatus": summary.get("TrainingJobStatus", "Completed"),
+            "SecondaryStatus": summary.get("TrainingJobStatus", "Completed"),
+            "HyperParameters": {
+                **definition.get("StaticHyperParameters", {}),
+                **summary.get("TunedHyperParameters", {}),
+            },
+            "AlgorithmSpecification": definition["AlgorithmSpecification"],
+            "RoleArn": definition["RoleArn"],
+            "InputDataConfig": definition["InputDataConfig"],
+            "OutputDataConfig": definition["OutputDataConfig"],
+            "ResourceConfig": definition["ResourceConfig"],
+            "StoppingCondition": definition["StoppingCondition"],
+            "CreationTime": summary.get("CreationTime", _now()),
+            "ModelArtifacts": {"S3ModelArtifacts": record["artifact"] or ""},
+        }
+        metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric")
+        if metric:
+            out["FinalMetricDataList"] = [
+                {"MetricName": metric["MetricName"], "Value": metric["Value"], "Timestamp": _now()}
+            ]
+        if summary.get("FailureReason"):
+            out["FailureReason"] = summary["FailureReason"]
+        return out
+
+    # -- models and endpoint configs -----------------------------------------------
+
+    def op_CreateModel(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["ModelName"]
+        arn = self.arn("model", name)
+        with self._lock:
+            if name in self._models:
+                raise ServiceError(
+                    "ValidationException",
+                    f'Cannot create already existing model "{arn}".',
+                )
+            self._models[name] = {"request": p, "arn": arn, "created": _now()}
+        self._put_tags(arn, p.get("Tags"))
+        return {"ModelArn": arn}
+
+    def op_DescribeModel(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["ModelName"]
+        with self._lock:
+            model = self._models.get(name)
+        if model is None:
+            raise ServiceError("ValidationException", f"Could not find model \"{self.arn('model', name)}\".")
+        req = model["request"]
+        return {
+            "ModelName": name,
+            "ModelArn": model["arn"],
+            "PrimaryContainer": req.get("PrimaryContainer", {}),
+            "ExecutionRoleArn": req.get("ExecutionRoleArn", ""),
+            "EnableNetworkIsolation": req.get("EnableNetworkIsolation", False),
+            "CreationTime": model["created"],
+        }
+
+    def op_DeleteModel(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["ModelName"]
+        with self._lock:
+            if self._models.pop(name, None) is None:
+                raise ServiceError("ValidationException", f"Could not find model \"{self.arn('model', name)}\".")
+        return {}
+
+    def op_ListModels(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "Models": [
+                    {"ModelName": n, "ModelArn": m["arn"], "CreationTime": m["created"]}
+                    for n, m in self._models.items()
+                    if p.get("NameContains", "") in n
+                ]
+            }
+
+    def op_CreateEndpointConfig(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["EndpointConfigName"]
+        arn = self.arn("endpoint-config", name)
+        with self._lock:
+            if name in self._configs:
+                raise ServiceError(
+                    "ValidationException",
+                    f'Cannot create already existing endpoint configuration "{arn}".',
+                )
+            for variant in p["ProductionVariants"]:
+                if variant["ModelName"] not in self._models:
+                    raise ServiceError(
+                        "ValidationException", f"Could not find model \"{variant['ModelName']}\"."
+                    )
+            self._configs[name] = {"request": p, "arn": arn, "created": _now()}
+        self._put_tags(arn, p.get("Tags"))
+        return {"EndpointConfigArn": arn}
+
+    def op_DescribeEndpointConfig(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["EndpointConfigName"]
+        with self._lock:
+            config = self._configs.get(name)
+        if config is None:
+            raise ServiceError("ValidationException", f"Could not find endpoint configuration \"{name}\".")
+        return {
+            "EndpointConfigName": name,
+            "EndpointConfigArn": config["arn"],
+            "ProductionVariants": config["request"]["ProductionVariants"],
+            "CreationTime": config["created"],
+        }
+
+    def op_DeleteEndpointConfig(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["EndpointConfigName"]
+        with self._lock:
+            if self._configs.pop(name, None) is None:
+                raise ServiceError("ValidationException", f"Could not find endpoint configuration \"{name}\".")
+        return {}
+
+    def op_ListEndpointConfigs(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "EndpointConfigs": [
+                    {"EndpointConfigName": n, "EndpointConfigArn": c["arn"], "CreationTime": c["created"]}
+                    for n, c in self._configs.items()
+                    if p.get("NameContains", "") in n
+                ]
+            }
+
+    # -- endpoints ------------------------------------------------------------------
+
+    def _model_artifact_for_config(self, config_name: str) -> str:
+        with self._lock:
+            config = self._configs.get(config_name)
+            if config is None:
+                raise ServiceError(
+                    "ValidationException", f"Could not find endpoint configuration \"{config_name}\"."
+                )
+            model_name = config["request"]["ProductionVariants"][0]["ModelName"]
+            model = self._models.get(model_name)
+        if model is None:
+            raise RuntimeError(f"model {model_name} no longer exists")
+        url: str = model["request"]["PrimaryContainer"]["ModelDataUrl"]
+        return url
+
+    def _load_into(self, endpoint: _Endpoint, config_name: str, updating: bool) -> None:
+        fault_key = "endpoint_update_failed" if updating else "endpoint_create_failed"
+        try:
+            fault = self._take_fault(fault_key)
+            if fault is not None:
+                raise RuntimeError(fault)
+            url = self._model_artifact_for_config(config_name)
+            bucket, key = _split_s3(url)
+            dest = self.work_dir / "models" / f"{endpoint.name}-{config_name}"
+            dest.mkdir(parents=True, exist_ok=True)
+            artifact = dest / "model.tar.gz"
+            self.s3.download_file(bucket, key, str(artifact))
+            with tarfile.open(artifact):  # must be a readable archive
+                pass
+            self.backend.load_endpoint_model(endpoint.name, artifact)
+            with self._lock:
+                endpoint.config_name = config_name
+                endpoint.status = "InService"
+                endpoint.failure_reason = None
+                endpoint.pending_config = None
+                endpoint.modified = _now()
+        except Exception as e:
+            with self._lock:
+                reason = f"{type(e).__name__}: {e}"
+                endpoint.failure_reason = reason
+                endpoint.pending_config = None
+                endpoint.modified = _now()
+                # A failed update rolls back: the old config keeps serving.
+                endpoint.status = "InService" if updating else "Failed"
+        self.on_event("endpoint", {"endpoint": endpoint.name, "status": endpoint.status})
+
+    def op_CreateEndpoint(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["EndpointName"]
+        arn = self.arn("endpoint", name)
+        with self._lock:
+            if name in self._endpoints:
+                raise ServiceError(
+                    "ValidationException", f'Cannot create already existing endpoint "{arn}".'
+                )
+            if p["EndpointConfigName"] not in self._configs:
+                raise ServiceError(
+                    "ValidationException",
+                    f"Could not find endpoint configuration \"{p['EndpointConfigName']}\".",
+                )
+            endpoint = _Endpoint(
+                name=name,
+                arn=arn,
+                config_name=p["EndpointConfigName"],
+                status="Creating",
+                created=_now(),
+                modified=_now(),
+            )
+            self._endpoints[name] = endpoint
+        self._put_tags(arn, p.get("Tags"))
+        self._start(lambda: self._load_into(endpoint, p["EndpointConfigName"], False), f"ep-{name}")
+        return {"EndpointArn": arn}
+
+    def _endpoint(self, name: str) -> _Endpoint:
+        with self._lock:
+            endpoint = self._endpoints.get(name)
+        if endpoint is None:
+            raise ServiceError("ValidationException", f'Could not find endpoint "{name}".')
+        return endpoint
+
+    def op_UpdateEndpoint(self, p: dict[str, Any]) -> dict[str, Any]:
+        endpoint = self._endpoint(p["EndpointName"])
+        with self._lock:
+            if endpoint.status != "InService":
+                raise ServiceError(
+                    "ValidationException",
+                    f"Cannot update in-progress endpoint \"{endpoint.arn}\"."
+                    if endpoint.status != "Failed"
+                    else f"Cannot update failed endpoint \"{endpoint.arn}\".",
+                )
+            if p["EndpointConfigName"] not in self._configs:
+                raise ServiceError(
+                    "ValidationException",
+                    f"Could not find endpoint configuration \"{p['EndpointConfigName']}\".",
+                )
+            endpoint.status = "Updating"
+            endpoint.pending_config = p["EndpointConfigName"]
+            endpoint.modified = _now()
+        self._start(
+            lambda: self._load_into(endpoint, p["EndpointConfigName"], True), f"ep-{endpoint.name}"
+        )
+        return {"EndpointArn": endpoint.arn}
+
+    def op_DescribeEndpoint(self, p: dict[str, Any]) -> dict[str, Any]:
+        endpoint = self._endpoint(p["EndpointName"])
+        with self._lock:
+            out: dict[str, Any] = {
+                "EndpointName": endpoint.name,
+                "EndpointArn": endpoint.arn,
+                "EndpointConfigName": endpoint.config_name,
+                "EndpointStatus": endpoint.status,
+                "CreationTime": endpoint.created,
+                "LastModifiedTime": endpoint.modified,
+            }
+            if endpoint.failure_reason:
+                out["FailureReason"] = endpoint.failure_reason
+        return out
+
+    def op_DeleteEndpoint(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["EndpointName"]
+        with self._lock:
+            if self._endpoints.pop(name, None) is None:
+                raise ServiceError("ValidationException", f'Could not find endpoint "{name}".')
+        self.backend.unload_endpoint_model(name)
+        return {}
+
+    def op_ListEndpoints(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "Endpoints": [
+                    {
+                        "EndpointName": e.name,
+                        "EndpointArn": e.arn,
+                        "EndpointStatus": e.status,
+                        "CreationTime": e.created,
+                        "LastModifiedTime": e.modified,
+                    }
+                    for e in self._endpoints.values()
+                    if p.get("NameContains", "") in e.name
+                    and (not p.get("StatusEquals") or e.status == p["StatusEquals"])
+                ]
+            }
+
+    # -- tags -----------------------------------------------------------------------
+
+    def op_AddTags(self, p: dict[str, Any]) -> dict[str, Any]:
+        self._put_tags(p["ResourceArn"], p["Tags"])
+        return {"Tags": p["Tags"]}
+
+    def op_ListTags(self, p: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            return {"Tags": list(self._tags.get(p["ResourceArn"], []))}
+
+    # -- the HTTP app ---------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        async def control(request: Request) -> Response:
+            target = request.headers.get("x-amz-target", "")
+            service, _, operation = target.partition(".")
+            if service != "SageMaker" or not operation:
+                return JSONResponse(
+                    {"__type": "UnknownOperationException", "message": f"bad target {target!r}"},
+                    status_code=400,
+                )
+            try:
+                params = json.loads(await request.body() or b"{}")
+                result = self.dispatch(operation, params)
+            except ServiceError as e:
+                return JSONResponse(
+                    {"__type": e.code, "message": e.message},
+                    status_code=e.status,
+                    media_type="application/x-amz-json-1.1",
+                )
+            except (KeyError, TypeError, ValueError) as e:
+                return JSONResponse(
+                    {"__type": "ValidationException", "message": f"{type(e).__name__}: {e}"},
+                    status_code=400,
+                    media_type="application/x-amz-json-1.1",
+                )
+            return Response(
+                json.dumps(result, default=str), media_type="application/x-amz-json-1.1"
+            )
+
+        return Starlette(
+            routes=[
+                Route("/", control, methods=["POST"]),
+                Mount("/", app=self.backend.runtime_app()),
+            ]
+        )

@@ -1,0 +1,125 @@
+"""Embedded stand-ins for AWS, all bound to 127.0.0.1 and all stopped at exit.
+
+- moto, in-process as a threaded server: S3, SNS and Step Functions (with
+  ``execute_state_machine``, so the synthesized definition really runs);
+- the local SageMaker (:mod:`local.sagemaker_service`) under uvicorn.
+
+:func:`aws_environment` gives the ``AWS_ENDPOINT_URL_*`` variables that point
+boto3 at them, so the handlers' plain ``boto3.client(...)`` calls land here.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+LOOPBACK = "127.0.0.1"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class MotoServer:
+    """moto's threaded server with Step Functions execution switched on."""
+
+    def __init__(self) -> None:
+        from moto.core.config import default_user_config
+        from moto.server import ThreadedMotoServer
+
+        self._config = default_user_config
+        self._saved = {k: default_user_config.get(k) for k in ("stepfunctions", "lambda")}
+        self.port = free_port()
+        self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> None:
+        self._config["stepfunctions"] = {"execute_state_machine": True}
+        self._config["lambda"] = {"use_docker": False}
+        self._server.start()
+        # moto's ASL interpreter builds its own clients against MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(self.port)
+
+    def stop(self) -> None:
+        self._server.stop()
+        for key, value in self._saved.items():
+            if value is not None:
+                self._config[key] = value
+
+
+class UvicornThread:
+    """Serve an ASGI app on loopback from a background thread."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        config = uvicorn.Config(
+            app, host=LOOPBACK, port=self.port, log_level="warning", access_log=False
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"local server on port {self.port} did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+def aws_environment(moto_url: str, sagemaker_url: str) -> dict[str, str]:
+    """Environment that points boto3 at the local stand-ins."""
+    return {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - not a secret
+        "AWS_SESSION_TOKEN": "local",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL_S3": moto_url,
+        "AWS_ENDPOINT_URL_SNS": moto_url,
+        "AWS_ENDPOINT_URL_SFN": moto_url,
+        "AWS_ENDPOINT_URL_LAMBDA": moto_url,
+        "AWS_ENDPOINT_URL_STS": moto_url,
+        "AWS_ENDPOINT_URL_SAGEMAKER": sagemaker_url,
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_url,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "mnist-ll-local",
+        "AWS_XRAY_SDK_ENABLED": "false",
+    }
+
+
+@contextmanager
+def patched_environ(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
