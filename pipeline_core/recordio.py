@@ -302,6 +302,8 @@ def _decode_record_slow(
             continue
         vals, keys, shape = _decode_value(value)
         if field_no == 1:
+            if keys is None and shape and vals.size != int(np.prod(shape)):
+                keys = np.zeros(0, dtype=np.int64)  # sparse row with no non-zeros
             if keys is not None:
                 width = dim if dim is not None else (int(shape[0]) if shape else None)
                 if width is None:
