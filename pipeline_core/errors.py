@@ -50,3 +50,15 @@ class ResourceLimitError(PipelineError):
 
 class InvalidConfigError(PipelineError):
     """The stack configuration (cdk.json context) is invalid."""
+
+
+class ThrottlingError(PipelineError):
+    """AWS kept throttling a call after the client's own retries; retry later."""
+
+
+class EndpointBusyError(PipelineError):
+    """The endpoint is being created, updated or deleted by someone else."""
+
+
+class EvaluationError(PipelineError):
+    """The endpoint's answers cannot be evaluated (wrong count or format)."""

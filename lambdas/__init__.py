@@ -1,0 +1,1 @@
+"""Thin Lambda handlers over :mod:`pipeline_core`, one module per state."""

@@ -1,0 +1,82 @@
+"""Settings and boto3 clients for the handlers, built when a handler runs.
+
+Nothing here runs at import time: each handler calls :func:`load_settings`
+and :func:`client` through its own ``_settings()``/``_clients()`` so tests can
+patch them. The local run points the plain clients at local services with
+``AWS_ENDPOINT_URL_*`` variables, which boto3 honours natively.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from pipeline_core.config import CONFIG_ENV, DEFAULTS, PipelineConfig
+from pipeline_core.errors import InvalidConfigError, InvalidInputError
+
+#: Standard retry mode retries throttling with backoff inside the Lambda.
+BOTO_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=10,
+    read_timeout=70,
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    config: PipelineConfig
+    bucket: str
+    role_arn: str
+    image_uri: str
+    default_endpoint_name: str
+    stack_tag: str
+    region: str
+    allow_local_sources: bool
+    kms_key_arn: str | None
+
+    def require(self, **values: str) -> None:
+        """Raise InvalidConfigError naming the first empty setting."""
+        for env_name, value in values.items():
+            if not value:
+                raise InvalidConfigError(f"{env_name}: environment variable is not set")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    raw = env.get(CONFIG_ENV)
+    config = PipelineConfig.from_json(raw) if raw else DEFAULTS
+    return Settings(
+        config=config,
+        bucket=env.get("DATA_BUCKET", ""),
+        role_arn=env.get("SAGEMAKER_ROLE_ARN", ""),
+        image_uri=env.get("LINEAR_LEARNER_IMAGE", ""),
+        default_endpoint_name=env.get("DEFAULT_ENDPOINT_NAME", "mnist-ll-endpoint"),
+        stack_tag=env.get("STACK_TAG", ""),
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        allow_local_sources=env.get("ALLOW_LOCAL_SOURCES", "").lower() == "true",
+        kms_key_arn=env.get("KMS_KEY_ARN") or None,
+    )
+
+
+def client(service: str, region: str) -> Any:
+    """A plain boto3 client with standard retries."""
+    return boto3.client(service, region_name=region, config=BOTO_CONFIG)
+
+
+def field(event: Mapping[str, Any], key: str) -> Any:
+    """``event[key]``, or InvalidInputError naming the missing payload key."""
+    if not isinstance(event, Mapping) or key not in event or event[key] is None:
+        raise InvalidInputError(f"{key}: missing from the task payload")
+    return event[key]
+
+
+def remaining_seconds(context: object, default: float = 900.0) -> float:
+    getter = getattr(context, "get_remaining_time_in_millis", None)
+    if getter is None:
+        return default
+    return float(getter()) / 1000.0

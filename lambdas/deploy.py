@@ -1,0 +1,50 @@
+"""Deploy: model + endpoint config, then create or update the endpoint (``$.deploy``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+
+from lambdas._env import Settings, client, field, load_settings, remaining_seconds
+from pipeline_core.deploy import deploy
+from pipeline_core.inputs import RunSpec
+
+logger = Logger()
+tracer = Tracer()
+
+#: Seconds kept free at the end of the invocation when waiting for a deletion.
+MARGIN_SECONDS = 20.0
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _clients(s: Settings) -> Any:
+    return client("sagemaker", s.region)
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    s = _settings()
+    try:
+        s.require(
+            SAGEMAKER_ROLE_ARN=s.role_arn, LINEAR_LEARNER_IMAGE=s.image_uri, STACK_TAG=s.stack_tag
+        )
+        result = deploy(
+            RunSpec.from_dict(field(event, "run")),
+            s.config,
+            field(event, "tuning"),
+            _clients(s),
+            stack_tag=s.stack_tag,
+            image_uri=s.image_uri,
+            role_arn=s.role_arn,
+            deletion_timeout=max(0.0, remaining_seconds(context) - MARGIN_SECONDS),
+        )
+    except Exception:
+        logger.exception("Deploy failed")
+        raise
+    logger.info("deployment started", extra={"deploy": result})
+    return result

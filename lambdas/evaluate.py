@@ -1,0 +1,60 @@
+"""Evaluate: score the test set against the endpoint, write the report (``$.evaluation``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+
+from lambdas._env import Settings, client, field, load_settings
+from pipeline_core.evaluate import evaluate_deployment
+from pipeline_core.inputs import RunSpec
+
+logger = Logger()
+tracer = Tracer()
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _clients(s: Settings) -> tuple[Any, Any]:
+    """(s3, sagemaker-runtime)."""
+    return client("s3", s.region), client("sagemaker-runtime", s.region)
+
+
+def endpoint_invoker(runtime: Any, endpoint_name: str) -> Callable[[bytes, str], bytes]:
+    def invoke(body: bytes, content_type: str) -> bytes:
+        response = runtime.invoke_endpoint(
+            EndpointName=endpoint_name,
+            ContentType=content_type,
+            Accept="application/json",
+            Body=body,
+        )
+        data: bytes = response["Body"].read()
+        return data
+
+    return invoke
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    s = _settings()
+    try:
+        deployed = field(event, "deploy")
+        s3, runtime = _clients(s)
+        evaluation = evaluate_deployment(
+            RunSpec.from_dict(field(event, "run")),
+            field(event, "data"),
+            deployed,
+            s.config,
+            s3,
+            endpoint_invoker(runtime, str(deployed["endpoint_name"])),
+        )
+    except Exception:
+        logger.exception("Evaluate failed")
+        raise
+    logger.info("evaluation done", extra={"metrics": evaluation["metrics"]})
+    return evaluation

@@ -1,0 +1,370 @@
+"""Deploy planner: model + endpoint config, then create or update the endpoint.
+
+Pure functions decide what to call (:func:`plan_deploy`, :func:`select_retirements`);
+:func:`execute_deploy` and :func:`retire_superseded` run the plan on an injected
+SageMaker client.
+
+Blue/green: an update points the stable endpoint at a new config and the old
+config keeps serving until the new one is InService; only then are the
+superseded configs and models retired. Retirement touches only resources that
+carry our stack tag *and* the endpoint tag, are not the serving ones and are
+older than the serving config (younger ones may belong to an execution still
+deploying).
+
+Idempotent: a retry finds its model/config already there and carries on; if
+the endpoint already runs (or is moving to) our config, nothing is re-sent. A
+``Failed`` endpoint (left by an earlier failed create) allows only
+DeleteEndpoint, so it is deleted and created anew.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from botocore.exceptions import ClientError
+
+from pipeline_core.awserrors import is_already_exists, is_not_found, named_error
+from pipeline_core.config import PipelineConfig
+from pipeline_core.errors import (
+    EndpointBusyError,
+    EndpointDeploymentFailedError,
+    TuningJobFailedError,
+)
+from pipeline_core.inputs import RunSpec
+from pipeline_core.names import ENDPOINT_TAG_KEY, STACK_TAG_KEY, tag_value, tags_to_dict
+
+VARIANT_NAME = "AllTraffic"
+BUSY_STATES = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+
+Action = Literal["create", "update"]
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    endpoint_name: str
+    action: Action
+    previous_config: str | None
+    model_request: dict[str, Any]
+    endpoint_config_request: dict[str, Any]
+    #: CreateEndpoint or UpdateEndpoint kwargs; None when the endpoint already
+    #: runs or is moving to our config (a retry).
+    endpoint_request: dict[str, Any] | None
+    #: Delete a Failed endpoint (and wait for it to go) before creating.
+    delete_endpoint_first: bool = False
+    #: The endpoint is already being deleted: wait for it before creating.
+    wait_for_deletion: bool = False
+
+    @property
+    def model_name(self) -> str:
+        return str(self.model_request["ModelName"])
+
+    @property
+    def endpoint_config_name(self) -> str:
+        return str(self.endpoint_config_request["EndpointConfigName"])
+
+    def result(self) -> dict[str, Any]:
+        """``$.deploy``."""
+        return {
+            "endpoint_name": self.endpoint_name,
+            "endpoint_config_name": self.endpoint_config_name,
+            "model_name": self.model_name,
+            "action": self.action,
+            "previous_config": self.previous_config,
+            "model_data_url": self.model_request["PrimaryContainer"]["ModelDataUrl"],
+        }
+
+
+def deploy_tags(run: RunSpec) -> list[dict[str, str]]:
+    """Run tags plus the endpoint tag (models and endpoint configs)."""
+    return [*run.tag_list(), {"Key": ENDPOINT_TAG_KEY, "Value": tag_value(run.endpoint_name)}]
+
+
+def build_model_request(
+    run: RunSpec, tuning: dict[str, Any], *, image_uri: str, role_arn: str
+) -> dict[str, Any]:
+    best = tuning.get("best") or {}
+    artifacts = best.get("model_artifacts")
+    if not artifacts:
+        raise TuningJobFailedError("no best training job with model artifacts to deploy")
+    return {
+        "ModelName": run.names.model,
+        "PrimaryContainer": {"Image": image_uri, "ModelDataUrl": str(artifacts)},
+        "ExecutionRoleArn": role_arn,
+        "EnableNetworkIsolation": True,
+        "Tags": deploy_tags(run),
+    }
+
+
+def build_endpoint_config_request(run: RunSpec, config: PipelineConfig) -> dict[str, Any]:
+    return {
+        "EndpointConfigName": run.names.endpoint_config,
+        "ProductionVariants": [
+            {
+                "VariantName": VARIANT_NAME,
+                "ModelName": run.names.model,
+                "InitialInstanceCount": config.endpoint_instance_count,
+                "InstanceType": run.endpoint_instance_type,
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+        "Tags": deploy_tags(run),
+    }
+
+
+def plan_deploy(
+    run: RunSpec,
+    config: PipelineConfig,
+    tuning: dict[str, Any],
+    *,
+    existing: dict[str, Any] | None,
+    existing_tags: dict[str, str] | None,
+    stack_tag: str,
+    image_uri: str,
+    role_arn: str,
+) -> DeployPlan:
+    """Decide create vs update from DescribeEndpoint (``existing``, None if absent)."""
+    model = build_model_request(run, tuning, image_uri=image_uri, role_arn=role_arn)
+    cfg = build_endpoint_config_request(run, config)
+    ours = run.names.endpoint_config
+    name = run.endpoint_name
+    create = {"EndpointName": name, "EndpointConfigName": ours, "Tags": run.tag_list()}
+
+    def plan(action: Action, previous: str | None, request: dict[str, Any] | None,
+             **flags: bool) -> DeployPlan:  # fmt: skip
+        return DeployPlan(name, action, previous, model, cfg, request, **flags)
+
+    if existing is None:
+        return plan("create", None, create)
+    if (existing_tags or {}).get(STACK_TAG_KEY) != tag_value(stack_tag):
+        raise EndpointDeploymentFailedError(
+            f"endpoint {name} exists but is not managed by this stack "
+            f"(no tag {STACK_TAG_KEY}={stack_tag}); refusing to touch it"
+        )
+    status = str(existing.get("EndpointStatus"))
+    current = existing.get("EndpointConfigName")
+    pending = (existing.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+    if status == "Failed":
+        return plan("create", None, create, delete_endpoint_first=True)
+    if status == "Deleting":
+        return plan("create", None, create, wait_for_deletion=True)
+    if current == ours and status == "Creating":
+        return plan("create", None, None)
+    if current == ours:  # InService on our config already: an earlier attempt did it
+        return plan("update", None, None)
+    if status in BUSY_STATES:
+        if pending == ours:
+            return plan("update", str(current) if current else None, None)
+        raise EndpointBusyError(
+            f"endpoint {name} is {status} (config {pending or current}); "
+            "another deployment is in progress"
+        )
+    update = {"EndpointName": name, "EndpointConfigName": ours}
+    return plan("update", str(current) if current else None, update)
+
+
+def _create_ignoring_existing(
+    call: Callable[..., Any], action: str, request: dict[str, Any]
+) -> None:
+    try:
+        call(**request)
+    except ClientError as e:
+        if not is_already_exists(e):
+            raise named_error(e, action) from e
+
+
+def _describe_or_none(sm: Any, name: str) -> dict[str, Any] | None:
+    try:
+        described: dict[str, Any] = sm.describe_endpoint(EndpointName=name)
+        return described
+    except ClientError as e:
+        if is_not_found(e):
+            return None
+        raise named_error(e, "DescribeEndpoint") from e
+
+
+def _wait_until_gone(
+    sm: Any, name: str, *, timeout: float, sleep: Callable[[float], None],
+    clock: Callable[[], float], interval: float,
+) -> None:  # fmt: skip
+    deadline = clock() + timeout
+    while _describe_or_none(sm, name) is not None:
+        if clock() >= deadline:
+            raise EndpointBusyError(f"endpoint {name} is still being deleted after {timeout:.0f}s")
+        sleep(interval)
+
+
+def execute_deploy(
+    plan: DeployPlan,
+    sm: Any,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    deletion_timeout: float = 240.0,
+    deletion_interval: float = 5.0,
+) -> dict[str, Any]:
+    """Run ``plan``; returns ``$.deploy``."""
+    _create_ignoring_existing(sm.create_model, "CreateModel", plan.model_request)
+    _create_ignoring_existing(
+        sm.create_endpoint_config, "CreateEndpointConfig", plan.endpoint_config_request
+    )
+    if plan.delete_endpoint_first:
+        try:
+            sm.delete_endpoint(EndpointName=plan.endpoint_name)
+        except ClientError as e:
+            if not is_not_found(e):
+                raise named_error(e, "DeleteEndpoint") from e
+    if plan.delete_endpoint_first or plan.wait_for_deletion:
+        _wait_until_gone(
+            sm, plan.endpoint_name, timeout=deletion_timeout, sleep=sleep, clock=clock,
+            interval=deletion_interval,
+        )  # fmt: skip
+    if plan.endpoint_request is not None:
+        request = plan.endpoint_request
+        if plan.action == "create":
+            try:
+                sm.create_endpoint(**request)
+            except ClientError as e:
+                if not is_already_exists(e):
+                    raise named_error(e, "CreateEndpoint") from e
+                # A concurrent retry created it; DescribeEndpoint will tell.
+        else:
+            try:
+                sm.update_endpoint(**request)
+            except ClientError as e:
+                raise named_error(e, "UpdateEndpoint") from e
+    return plan.result()
+
+
+def deploy(
+    run: RunSpec,
+    config: PipelineConfig,
+    tuning: dict[str, Any],
+    sm: Any,
+    *,
+    stack_tag: str,
+    image_uri: str,
+    role_arn: str,
+    sleep: Callable[[float], None] = time.sleep,
+    deletion_timeout: float = 240.0,
+) -> dict[str, Any]:
+    """Describe the endpoint, plan, execute. Returns ``$.deploy``."""
+    existing = _describe_or_none(sm, run.endpoint_name)
+    tags: dict[str, str] | None = None
+    if existing is not None:
+        try:
+            tags = tags_to_dict(sm.list_tags(ResourceArn=existing["EndpointArn"]).get("Tags"))
+        except ClientError as e:
+            raise named_error(e, "ListTags") from e
+    plan = plan_deploy(
+        run,
+        config,
+        tuning,
+        existing=existing,
+        existing_tags=tags,
+        stack_tag=stack_tag,
+        image_uri=image_uri,
+        role_arn=role_arn,
+    )
+    return execute_deploy(plan, sm, sleep=sleep, deletion_timeout=deletion_timeout)
+
+
+# -- retiring superseded configs and models -----------------------------------------
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: Literal["endpoint_config", "model"]
+    name: str
+    arn: str
+    created: datetime | float
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def select_retirements(
+    resources: list[Resource],
+    *,
+    stack_tag: str,
+    endpoint_name: str,
+    serving_config: str,
+    serving_model: str,
+) -> list[Resource]:
+    """Configs/models superseded on ``endpoint_name``: ours (stack + endpoint tag),
+    not serving, and created before the serving one of their kind."""
+    serving = {"endpoint_config": serving_config, "model": serving_model}
+    cutoff: dict[str, Any] = {}
+    for r in resources:
+        if r.name == serving[r.kind]:
+            cutoff[r.kind] = r.created
+    out: list[Resource] = []
+    for r in resources:
+        if r.kind not in cutoff or r.name == serving[r.kind]:
+            continue
+        if r.tags.get(STACK_TAG_KEY) != tag_value(stack_tag):
+            continue
+        if r.tags.get(ENDPOINT_TAG_KEY) != tag_value(endpoint_name):
+            continue
+        if r.created < cutoff[r.kind]:
+            out.append(r)
+    # Configs before models: a model may not go while a config still names it.
+    return sorted(out, key=lambda r: (r.kind != "endpoint_config", r.name))
+
+
+def list_tagged(sm: Any, *, name_contains: str, log: Callable[[str], None]) -> list[Resource]:
+    """Endpoint configs and models whose name contains ``name_contains``, with tags."""
+    out: list[Resource] = []
+    specs = (
+        ("endpoint_config", "list_endpoint_configs", "EndpointConfigs", "EndpointConfig"),
+        ("model", "list_models", "Models", "Model"),
+    )
+    for kind, op, key, stem in specs:
+        for page in sm.get_paginator(op).paginate(NameContains=name_contains):
+            for item in page.get(key, []):
+                arn = item[f"{stem}Arn"]
+                try:
+                    tags = tags_to_dict(sm.list_tags(ResourceArn=arn).get("Tags"))
+                except ClientError as e:
+                    log(f"cannot list tags of {arn}: {e}")
+                    continue
+                out.append(Resource(kind, item[f"{stem}Name"], arn, item["CreationTime"], tags))  # type: ignore[arg-type]
+    return out
+
+
+def retire_superseded(
+    run: RunSpec,
+    deploy_result: dict[str, Any],
+    sm: Any,
+    *,
+    stack_tag: str,
+    name_prefix: str,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> list[dict[str, str]]:
+    """Delete superseded configs/models; best effort (failures are logged)."""
+    try:
+        resources = list_tagged(sm, name_contains=name_prefix, log=log)
+    except ClientError as e:
+        log(f"cannot list endpoint configs/models: {e}")
+        return []
+    chosen = select_retirements(
+        resources,
+        stack_tag=stack_tag,
+        endpoint_name=str(deploy_result["endpoint_name"]),
+        serving_config=str(deploy_result["endpoint_config_name"]),
+        serving_model=str(deploy_result["model_name"]),
+    )
+    retired: list[dict[str, str]] = []
+    for r in chosen:
+        try:
+            if r.kind == "endpoint_config":
+                sm.delete_endpoint_config(EndpointConfigName=r.name)
+            else:
+                sm.delete_model(ModelName=r.name)
+        except ClientError as e:
+            if not is_not_found(e):
+                log(f"cannot delete {r.kind} {r.name}: {e}")
+                continue
+        retired.append({"kind": r.kind, "name": r.name})
+    return retired

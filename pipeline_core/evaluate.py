@@ -1,0 +1,188 @@
+"""Evaluate the deployed endpoint on the test set (the tutorial's last step).
+
+One single-row CSV prediction, then the whole test set in
+``evaluation_chunks`` CSV requests through an injected
+``invoke(body, content_type) -> bytes``, so the Lambda, the tests and the local
+run each bring their own transport.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pipeline_core.config import PipelineConfig
+from pipeline_core.errors import EvaluationError
+from pipeline_core.inputs import RunSpec
+from pipeline_core.recordio import RecordIOError, decode
+from pipeline_core.s3io import read_bytes
+
+Invoke = Callable[[bytes, str], bytes]
+CSV = "text/csv"
+
+
+def format_csv(rows: npt.NDArray[np.float32]) -> bytes:
+    """Rows as CSV (no header, no label, no trailing newline) whose values parse
+    back to the very same float32 (``%.9g`` is enough digits for float32).
+
+    Test images hold few distinct values, so each distinct value is formatted
+    once and rows are joined from a lookup table: ~4x faster than formatting
+    all 7.8M values of the test set one by one.
+    """
+    arr = np.ascontiguousarray(rows, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.size == 0:
+        return b""
+    uniq = np.unique(arr)
+    if len(uniq) * 4 > arr.size:  # mostly distinct values: a table does not pay
+        fmt = "%.9g".__mod__
+        return "\n".join(",".join(map(fmt, row)) for row in arr.tolist()).encode("ascii")
+    index = np.searchsorted(uniq, arr)
+    tokens = np.array([(b"%.9g" % v) for v in uniq.tolist()], dtype=object)
+    return b"\n".join(b",".join(tokens[row].tolist()) for row in index)
+
+
+def parse_predictions(
+    body: bytes, expected: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """``{"predictions": [{"score", "predicted_label"}, ...]}`` -> (scores, labels)."""
+    try:
+        doc = json.loads(body)
+        preds = doc["predictions"]
+        scores = np.array([float(p["score"]) for p in preds], dtype=np.float64)
+        labels = np.array([int(p["predicted_label"]) for p in preds], dtype=np.int64)
+    except (ValueError, KeyError, TypeError) as e:
+        raise EvaluationError(f"endpoint returned an unexpected response: {body[:200]!r}") from e
+    if len(labels) != expected:
+        raise EvaluationError(f"endpoint returned {len(labels)} predictions for {expected} rows")
+    if not np.isin(labels, (0, 1)).all():
+        raise EvaluationError("endpoint returned predicted labels other than 0/1")
+    return scores, labels
+
+
+def confusion(actual: npt.ArrayLike, predicted: npt.ArrayLike) -> dict[str, int]:
+    a = np.asarray(actual).astype(np.int64)
+    p = np.asarray(predicted).astype(np.int64)
+    return {
+        "tp": int(np.sum((a == 1) & (p == 1))),
+        "fp": int(np.sum((a == 0) & (p == 1))),
+        "tn": int(np.sum((a == 0) & (p == 0))),
+        "fn": int(np.sum((a == 1) & (p == 0))),
+    }
+
+
+def metrics(cm: dict[str, int]) -> dict[str, float]:
+    """Accuracy, precision, recall, F1; a ratio with a zero denominator is 0.0."""
+    tp, fp, tn, fn = cm["tp"], cm["fp"], cm["tn"], cm["fn"]
+    total = tp + fp + tn + fn
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "accuracy": (tp + tn) / total if total else 0.0,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+    }
+
+
+def evaluate_arrays(
+    features: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.float32],
+    invoke: Invoke,
+    *,
+    chunks: int = 100,
+) -> dict[str, Any]:
+    """Single-row prediction, then the whole set in ``chunks`` requests."""
+    n = int(features.shape[0])
+    if n == 0:
+        raise EvaluationError("the test set is empty")
+    actual = labels.astype(np.int64)
+    started = time.monotonic()
+    s_scores, s_labels = parse_predictions(invoke(format_csv(features[:1]), CSV), 1)
+    single = {
+        "score": float(s_scores[0]),
+        "predicted_label": int(s_labels[0]),
+        "actual_label": int(actual[0]),
+    }
+    predicted = np.empty(n, dtype=np.int64)
+    bounds = np.linspace(0, n, min(chunks, n) + 1).astype(np.int64)
+    for lo, hi in itertools.pairwise(bounds.tolist()):
+        _, pred = parse_predictions(invoke(format_csv(features[lo:hi]), CSV), int(hi - lo))
+        predicted[lo:hi] = pred
+    cm = confusion(actual, predicted)
+    return {
+        "confusion_matrix": cm,
+        "matrix": [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]],  # rows actual, cols predicted
+        "metrics": metrics(cm),
+        "single_prediction": single,
+        "rows": n,
+        "requests": 1 + len(bounds) - 1,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def evaluate_run(
+    run_info: dict[str, Any],
+    test_bytes: bytes,
+    invoke: Invoke,
+    *,
+    feature_dim: int,
+    chunks: int,
+) -> dict[str, Any]:
+    """Decode the test recordIO and evaluate. Returns the full report."""
+    try:
+        features, labels = decode(test_bytes, feature_dim=feature_dim)
+    except RecordIOError as e:
+        raise EvaluationError(f"test data is not valid recordIO: {e}") from e
+    if labels is None:
+        raise EvaluationError("test data has no labels")
+    report = evaluate_arrays(features, labels, invoke, chunks=chunks)
+    return {**run_info, **report}
+
+
+def evaluate_deployment(
+    run: RunSpec,
+    data: dict[str, Any],
+    deployed: dict[str, Any],
+    config: PipelineConfig,
+    s3: Any,
+    invoke: Invoke,
+) -> dict[str, Any]:
+    """Evaluate the endpoint on ``data.files.test``, write ``report.json``;
+    returns ``$.evaluation``."""
+    test_uri = (data.get("files") or {}).get("test") or f"{data['test_uri'].rstrip('/')}/test.rec"
+    report = evaluate_run(
+        {
+            "execution_name": run.execution_name,
+            "endpoint_name": deployed.get("endpoint_name"),
+            "endpoint_config_name": deployed.get("endpoint_config_name"),
+            "model_name": deployed.get("model_name"),
+            "target_digit": run.target_digit,
+            "test_uri": test_uri,
+        },
+        read_bytes(s3, test_uri),
+        invoke,
+        feature_dim=config.feature_dim,
+        chunks=config.evaluation_chunks,
+    )
+    key = f"{run.prefix}report.json"
+    s3.put_object(
+        Bucket=run.bucket,
+        Key=key,
+        Body=json.dumps(report, indent=2, sort_keys=True).encode(),
+        ContentType="application/json",
+    )
+    return {
+        "confusion_matrix": report["confusion_matrix"],
+        "metrics": report["metrics"],
+        "single_prediction": report["single_prediction"],
+        "report_uri": f"s3://{run.bucket}/{key}",
+    }

@@ -1,0 +1,326 @@
+"""Validate an execution's input and resolve it into a :class:`RunSpec`.
+
+Every key of the input is optional; missing ones come from
+:class:`~pipeline_core.config.PipelineConfig`. The resolved spec is what every
+later state reads as ``$.run``, so it carries everything derived once: the
+deterministic resource names, the tags and the bucket prefix.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from pipeline_core.config import (
+    OBJECTIVE_METRICS,
+    TUNABLE_LIMITS,
+    ParameterRange,
+    PipelineConfig,
+)
+from pipeline_core.errors import InvalidConfigError, InvalidInputError
+from pipeline_core.names import ResourceNames, resource_names, resource_tags
+
+#: Keys an execution input may carry. ``Comment`` is what the console pre-fills.
+INPUT_KEYS = frozenset(
+    {
+        "source",
+        "target_digit",
+        "ranges",
+        "objective_metric",
+        "objective_type",
+        "strategy",
+        "max_jobs",
+        "max_parallel_jobs",
+        "training_instance_type",
+        "endpoint_instance_type",
+        "min_objective",
+        "endpoint_name",
+        "Comment",
+    }
+)
+
+EXECUTION_NAME_MAX = 80
+ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.(?:[0-9]*x?large|medium|small|metal)$")
+# S3 bucket names: 3-63 of lower-case letters, digits, dots and hyphens.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+# Job limits SageMaker accepts for a tuning job's ResourceLimits.
+MAX_JOBS_LIMIT = 500
+MAX_PARALLEL_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The resolved settings of one execution (``$.run``)."""
+
+    execution_name: str
+    bucket: str
+    prefix: str
+    source: str
+    target_digit: int
+    ranges: tuple[ParameterRange, ...]
+    objective_metric: str
+    objective_type: str
+    strategy: str
+    max_jobs: int
+    max_parallel_jobs: int
+    training_instance_type: str
+    endpoint_instance_type: str
+    min_objective: float
+    endpoint_name: str
+    poll_seconds: int
+    max_polls: int
+    names: ResourceNames
+    tags: tuple[tuple[str, str], ...]
+
+    def tag_list(self) -> list[dict[str, str]]:
+        return [{"Key": k, "Value": v} for k, v in self.tags]
+
+    def s3_uri(self, relative: str) -> str:
+        """``s3://<bucket>/runs/<execution>/<relative>``."""
+        return f"s3://{self.bucket}/{self.prefix}{relative}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ranges"] = [asdict(r) for r in self.ranges]
+        data["names"] = self.names.to_dict()
+        data["tags"] = self.tag_list()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
+        """Rebuild from :meth:`to_dict` output (``$.run``)."""
+        try:
+            return cls(
+                execution_name=str(data["execution_name"]),
+                bucket=str(data["bucket"]),
+                prefix=str(data["prefix"]),
+                source=str(data["source"]),
+                target_digit=int(data["target_digit"]),
+                ranges=tuple(
+                    ParameterRange(
+                        name=r["name"],
+                        kind=r["kind"],
+                        min_value=r["min_value"],
+                        max_value=r["max_value"],
+                        scaling=r.get("scaling", "Auto"),
+                    )
+                    for r in data["ranges"]
+                ),
+                objective_metric=str(data["objective_metric"]),
+                objective_type=str(data["objective_type"]),
+                strategy=str(data["strategy"]),
+                max_jobs=int(data["max_jobs"]),
+                max_parallel_jobs=int(data["max_parallel_jobs"]),
+                training_instance_type=str(data["training_instance_type"]),
+                endpoint_instance_type=str(data["endpoint_instance_type"]),
+                min_objective=float(data["min_objective"]),
+                endpoint_name=str(data["endpoint_name"]),
+                poll_seconds=int(data["poll_seconds"]),
+                max_polls=int(data["max_polls"]),
+                names=ResourceNames.from_dict(data["names"]),
+                tags=tuple((str(t["Key"]), str(t["Value"])) for t in data["tags"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidInputError(f"run: malformed run spec ({e!r})") from e
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int(raw: Mapping[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+    value = raw.get(key, default)
+    if not _is_int(value):
+        raise InvalidInputError(f"{key}: must be an integer, got {value!r}")
+    if not lo <= value <= hi:
+        raise InvalidInputError(f"{key}: {value} is outside [{lo}, {hi}]")
+    return int(value)
+
+
+def _choice(raw: Mapping[str, Any], key: str, default: str, allowed: Any) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str) or value not in allowed:
+        raise InvalidInputError(f"{key}: {value!r} is not one of {sorted(allowed)}")
+    return value
+
+
+def _instance(raw: Mapping[str, Any], key: str, default: str) -> str:
+    value = raw.get(key, default)
+    if not isinstance(value, str) or not INSTANCE_TYPE.match(value):
+        raise InvalidInputError(f"{key}: {value!r} is not a SageMaker instance type (ml.*)")
+    return value
+
+
+def validate_source(source: Any, *, allow_local_sources: bool = False) -> str:
+    """An ``s3://bucket/key`` URI, or (local run only) a path or ``file://`` URI."""
+    if not isinstance(source, str) or not source.strip():
+        raise InvalidInputError(f"source: must be a non-empty string, got {source!r}")
+    if source.startswith("s3://"):
+        bucket, _, key = source[len("s3://") :].partition("/")
+        if not _BUCKET.match(bucket) or ".." in bucket:
+            raise InvalidInputError(f"source: {bucket!r} is not a valid S3 bucket name")
+        if not key or key.endswith("/"):
+            raise InvalidInputError(f"source: {source!r} names no object key")
+        return source
+    if allow_local_sources:
+        if source.startswith("file://"):
+            if not source[len("file://") :]:
+                raise InvalidInputError("source: empty file:// URI")
+            return source
+        if "://" not in source:
+            return source
+    raise InvalidInputError(
+        f"source: {source!r} must be an s3://bucket/key URI"
+        + (" (or a local path / file:// URI)" if allow_local_sources else "")
+    )
+
+
+def _ranges(value: Any) -> tuple[ParameterRange, ...]:
+    if not isinstance(value, list) or not value:
+        raise InvalidInputError("ranges: must be a non-empty list of range objects")
+    out: list[ParameterRange] = []
+    allowed = {"name", "kind", "min_value", "max_value", "scaling"}
+    for i, raw in enumerate(value):
+        where = f"ranges[{i}]"
+        if not isinstance(raw, Mapping):
+            raise InvalidInputError(f"{where}: must be an object")
+        unknown = sorted(set(raw) - allowed)
+        if unknown:
+            raise InvalidInputError(f"{where}: unknown keys {unknown}")
+        name = raw.get("name")
+        if not isinstance(name, str) or name not in TUNABLE_LIMITS:
+            raise InvalidInputError(
+                f"{where}.name: {name!r} is not a tunable Linear Learner hyperparameter "
+                f"(one of {sorted(TUNABLE_LIMITS)})"
+            )
+        kind = raw.get("kind", TUNABLE_LIMITS[name][0])
+        for bound in ("min_value", "max_value"):
+            if bound not in raw:
+                raise InvalidInputError(f"{where}.{bound}: missing")
+            if not _is_number(raw[bound]):
+                raise InvalidInputError(f"{where}.{bound}: must be a number, got {raw[bound]!r}")
+        scaling = raw.get("scaling", "Auto")
+        rng = ParameterRange(name, kind, raw["min_value"], raw["max_value"], scaling)
+        try:
+            rng.validate()
+        except InvalidConfigError as e:
+            raise InvalidInputError(f"{where}: {e}") from e
+        out.append(rng)
+    names = [r.name for r in out]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"ranges: duplicate parameter names {names}")
+    return tuple(out)
+
+
+def resolve_run(
+    raw: Any,
+    *,
+    execution_name: str,
+    config: PipelineConfig,
+    bucket: str,
+    region: str,
+    default_endpoint_name: str,
+    stack_tag: str,
+    allow_local_sources: bool = False,
+) -> RunSpec:
+    """Validate the execution input ``raw`` and resolve it into a :class:`RunSpec`.
+
+    Raises :class:`InvalidInputError` naming the offending key.
+    """
+    if not isinstance(execution_name, str) or not 1 <= len(execution_name) <= EXECUTION_NAME_MAX:
+        raise InvalidInputError(
+            f"execution_name: must be 1-{EXECUTION_NAME_MAX} characters, got {execution_name!r}"
+        )
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise InvalidInputError(f"input: must be a JSON object, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - INPUT_KEYS)
+    if unknown:
+        raise InvalidInputError(f"{unknown[0]}: unknown input key (unknown keys: {unknown})")
+
+    source_default = config.source_template.format(region=region)
+    source = validate_source(
+        raw.get("source", source_default), allow_local_sources=allow_local_sources
+    )
+    target_digit = _int(raw, "target_digit", config.target_digit, 0, 9)
+    ranges = _ranges(raw["ranges"]) if "ranges" in raw else config.ranges
+    metric = _choice(raw, "objective_metric", config.objective_metric, OBJECTIVE_METRICS)
+    # The direction follows the metric unless the caller says so explicitly.
+    metric_direction = (
+        OBJECTIVE_METRICS[metric] if "objective_metric" in raw else config.objective_type
+    )
+    objective_type = _choice(raw, "objective_type", metric_direction, {"Maximize", "Minimize"})
+    if objective_type != OBJECTIVE_METRICS[metric]:
+        raise InvalidInputError(
+            f"objective_type: {metric} must be {OBJECTIVE_METRICS[metric]}d, not {objective_type}d"
+        )
+    strategy = _choice(raw, "strategy", config.strategy, {"Bayesian", "Random"})
+    max_jobs = _int(raw, "max_jobs", config.max_jobs, 1, MAX_JOBS_LIMIT)
+    max_parallel = _int(raw, "max_parallel_jobs", config.max_parallel_jobs, 1, MAX_PARALLEL_LIMIT)
+    if max_parallel > max_jobs:
+        raise InvalidInputError(
+            f"max_parallel_jobs: {max_parallel} must not exceed max_jobs ({max_jobs})"
+        )
+    training_type = _instance(raw, "training_instance_type", config.training_instance_type)
+    endpoint_type = _instance(raw, "endpoint_instance_type", config.endpoint_instance_type)
+    min_objective = raw.get("min_objective", config.min_objective)
+    if not _is_number(min_objective) or not math.isfinite(min_objective):
+        raise InvalidInputError(f"min_objective: must be a finite number, got {min_objective!r}")
+    endpoint_name = raw.get("endpoint_name", default_endpoint_name)
+    if not isinstance(endpoint_name, str) or not ENDPOINT_NAME.match(endpoint_name):
+        raise InvalidInputError(
+            f"endpoint_name: {endpoint_name!r} must be 1-63 letters, digits and hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    if not bucket:
+        raise InvalidInputError("bucket: no data bucket configured (DATA_BUCKET)")
+
+    # The config's own checks as a final guard (they name the same keys).
+    try:
+        replace(
+            config,
+            target_digit=target_digit,
+            ranges=ranges,
+            objective_metric=metric,
+            objective_type=objective_type,
+            strategy=strategy,  # type: ignore[arg-type]
+            max_jobs=max_jobs,
+            max_parallel_jobs=max_parallel,
+            training_instance_type=training_type,
+            endpoint_instance_type=endpoint_type,
+            min_objective=float(min_objective),
+        ).validate()
+    except InvalidConfigError as e:
+        raise InvalidInputError(str(e)) from e
+
+    tags = resource_tags(stack_tag, execution_name)
+    return RunSpec(
+        execution_name=execution_name,
+        bucket=bucket,
+        prefix=f"runs/{execution_name}/",
+        source=source,
+        target_digit=target_digit,
+        ranges=ranges,
+        objective_metric=metric,
+        objective_type=objective_type,
+        strategy=strategy,
+        max_jobs=max_jobs,
+        max_parallel_jobs=max_parallel,
+        training_instance_type=training_type,
+        endpoint_instance_type=endpoint_type,
+        min_objective=float(min_objective),
+        endpoint_name=endpoint_name,
+        poll_seconds=config.poll_seconds,
+        max_polls=config.max_polls,
+        names=resource_names(config.name_prefix, execution_name),
+        tags=tuple((t["Key"], t["Value"]) for t in tags),
+    )

@@ -1,0 +1,166 @@
+"""The one builder of the CreateHyperParameterTuningJob request.
+
+The cloud Lambda sends this dict to SageMaker and the local tuner reads the
+very same dict, so hyperparameter ranges, static hyperparameters, channels and
+limits are defined here once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline_core.awserrors import is_already_exists, named_error
+from pipeline_core.config import ParameterRange, PipelineConfig
+from pipeline_core.inputs import RunSpec
+
+RECORDIO_CONTENT_TYPE = "application/x-recordio-protobuf"
+
+
+def _number(value: float, kind: str) -> str:
+    """SageMaker takes range bounds as strings: ints plainly, floats round-trip."""
+    if kind == "Integer":
+        return str(int(value))
+    return repr(float(value))
+
+
+def parameter_ranges(ranges: tuple[ParameterRange, ...]) -> dict[str, list[dict[str, str]]]:
+    continuous: list[dict[str, str]] = []
+    integer: list[dict[str, str]] = []
+    for r in ranges:
+        entry = {
+            "Name": r.name,
+            "MinValue": _number(r.min_value, r.kind),
+            "MaxValue": _number(r.max_value, r.kind),
+            "ScalingType": r.scaling,
+        }
+        (integer if r.kind == "Integer" else continuous).append(entry)
+    return {
+        "ContinuousParameterRanges": continuous,
+        "IntegerParameterRanges": integer,
+        "CategoricalParameterRanges": [],
+    }
+
+
+def static_hyperparameters(run: RunSpec, config: PipelineConfig) -> dict[str, str]:
+    """Config's static hyperparameters, plus mini_batch_size unless it is tuned;
+    a tuned name is never also static."""
+    tuned = {r.name for r in run.ranges}
+    static = dict(config.static_hyperparameters())
+    if "mini_batch_size" not in tuned:
+        static.setdefault("mini_batch_size", str(config.mini_batch_size))
+    return {k: v for k, v in static.items() if k not in tuned}
+
+
+def _channel(name: str, uri: str) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+        "ContentType": RECORDIO_CONTENT_TYPE,
+        "CompressionType": "None",
+    }
+
+
+def build_tuning_request(
+    run: RunSpec,
+    config: PipelineConfig,
+    *,
+    image_uri: str,
+    role_arn: str,
+    train_uri: str,
+    validation_uri: str,
+    output_uri: str,
+    tags: list[dict[str, str]] | None = None,
+    kms_key_arn: str | None = None,
+) -> dict[str, Any]:
+    """Keyword arguments of ``sagemaker.create_hyper_parameter_tuning_job``."""
+    output: dict[str, str] = {"S3OutputPath": output_uri}
+    if kms_key_arn:
+        output["KmsKeyId"] = kms_key_arn
+    return {
+        "HyperParameterTuningJobName": run.names.tuning_job,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": run.strategy,
+            "HyperParameterTuningJobObjective": {
+                "Type": run.objective_type,
+                "MetricName": run.objective_metric,
+            },
+            "ResourceLimits": {
+                "MaxNumberOfTrainingJobs": run.max_jobs,
+                "MaxParallelTrainingJobs": run.max_parallel_jobs,
+            },
+            "ParameterRanges": parameter_ranges(run.ranges),
+            "TrainingJobEarlyStoppingType": "Off",
+        },
+        "TrainingJobDefinition": {
+            "AlgorithmSpecification": {
+                "TrainingImage": image_uri,
+                "TrainingInputMode": "File",
+            },
+            "RoleArn": role_arn,
+            "StaticHyperParameters": static_hyperparameters(run, config),
+            "InputDataConfig": [
+                _channel("train", train_uri),
+                _channel("validation", validation_uri),
+            ],
+            "OutputDataConfig": output,
+            "ResourceConfig": {
+                "InstanceType": run.training_instance_type,
+                "InstanceCount": config.training_instance_count,
+                "VolumeSizeInGB": config.training_volume_gb,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": config.max_runtime_seconds},
+            "EnableNetworkIsolation": True,
+            "EnableInterContainerTrafficEncryption": True,
+        },
+        "Tags": run.tag_list() if tags is None else list(tags),
+    }
+
+
+def start_tuning(
+    run: RunSpec,
+    config: PipelineConfig,
+    data: dict[str, Any],
+    sm: Any,
+    *,
+    image_uri: str,
+    role_arn: str,
+    kms_key_arn: str | None = None,
+) -> dict[str, Any]:
+    """Create the tuning job, or adopt it if a retry finds it already there.
+
+    Returns ``$.tuning``: ``{name, status, polls: 0, created}``."""
+    request = build_tuning_request(
+        run,
+        config,
+        image_uri=image_uri,
+        role_arn=role_arn,
+        train_uri=data["train_uri"],
+        validation_uri=data["validation_uri"],
+        output_uri=run.s3_uri("tuning/"),
+        kms_key_arn=kms_key_arn,
+    )
+    name = run.names.tuning_job
+    try:
+        sm.create_hyper_parameter_tuning_job(**request)
+        return {"name": name, "status": "InProgress", "polls": 0, "created": True}
+    except ClientError as e:
+        if not is_already_exists(e):
+            raise named_error(e, "CreateHyperParameterTuningJob") from e
+    try:
+        described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    except ClientError as e:
+        raise named_error(e, "DescribeHyperParameterTuningJob") from e
+    return {
+        "name": name,
+        "status": str(described["HyperParameterTuningJobStatus"]),
+        "polls": 0,
+        "created": False,
+    }
