@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""CDK app: the only place that reads context and the environment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.pipeline_stack import PipelineStack
+from stacks.settings import KNOWN_KEYS, StackSettings
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+
+
+def settings_from_app(app: cdk.App) -> StackSettings:
+    """Typed, validated settings from the app's context (cdk.json + -c)."""
+    context: dict[str, Any] = {key: app.node.try_get_context(key) for key in KNOWN_KEYS}
+    return StackSettings.from_context(context)
+
+
+def build(app: cdk.App, *, nag: bool = True) -> PipelineStack:
+    """Add the pipeline stack (and the cdk-nag checks) to ``app``."""
+    settings = settings_from_app(app)
+    stack = PipelineStack(
+        app,
+        "Pipeline",
+        settings=settings,
+        project_root=PROJECT_ROOT,
+        env=cdk.Environment(
+            account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
+            region=os.environ.get("CDK_DEFAULT_REGION"),
+        ),
+        description="MNIST Linear Learner (is this digit a 0?) as a Step Functions pipeline",
+    )
+    if nag:
+        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    return stack
+
+
+def main() -> None:
+    app = cdk.App()
+    build(app)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""cdk-nag AwsSolutions acknowledgements, one by one, each with a true reason.
+
+Finding ids are built from the same values the stack uses, so they stay
+correct when the name prefix or logical ids change. Every acknowledgement is
+scoped to the construct that carries the finding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import TYPE_CHECKING
+
+from aws_cdk import Acknowledgment as _Ack
+from aws_cdk import CfnElement, Stack, Validations
+from constructs import IConstruct
+
+if TYPE_CHECKING:
+    from stacks.pipeline_stack import PipelineStack
+
+#: How cdk-nag renders the pseudo parameters in finding ids.
+_NAG_ARN_PREFIX = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:"
+
+XRAY_REASON = (
+    "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no "
+    "resource-level permissions, so CDK grants them on '*'."
+)
+
+
+def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
+    """Acknowledge one AwsSolutions finding on ``scope`` and its children."""
+    Validations.of(scope).acknowledge(
+        _Ack(id=f"AwsSolutions::AwsSolutions-{finding}", reason=reason)
+    )
+
+
+def _ref(stack: Stack, element: IConstruct, attribute: str) -> str:
+    default_child = element.node.default_child
+    assert isinstance(default_child, CfnElement)
+    return f"<{stack.get_logical_id(default_child)}.{attribute}>"
+
+
+def _sagemaker_finding(stack: PipelineStack, resource: str) -> str:
+    prefix = stack.settings.pipeline.name_prefix.lower()
+    return f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='sagemaker')}{resource}/{prefix}-*]"
+
+
+def acknowledge_findings(stack: PipelineStack) -> None:
+    """All acknowledgements of the pipeline stack."""
+    prefix = stack.settings.pipeline.name_prefix.lower()
+    bucket = _ref(stack, stack.storage.bucket, "Arn")
+    runs_objects = f"IAM5[Resource::{bucket}/runs/*]"
+    runs_reason = (
+        "Each execution reads and writes its own objects under runs/<execution>/ of the "
+        "stack's bucket; the execution name is only known at run time."
+    )
+    name_reason = (
+        f"SageMaker names are derived from each execution's name at run time; the grant is "
+        f"limited to this stack's name prefix '{prefix}-'."
+    )
+    sagemaker_kinds = {
+        "StartTuning": ("hyper-parameter-tuning-job", "training-job"),
+        "DescribeTuning": ("hyper-parameter-tuning-job", "training-job"),
+        "Deploy": (
+            "hyper-parameter-tuning-job",
+            "training-job",
+            "model",
+            "endpoint-config",
+            "endpoint",
+        ),
+        "DescribeEndpoint": ("model", "endpoint-config", "endpoint"),
+        "Evaluate": ("endpoint",),
+        "Cleanup": ("hyper-parameter-tuning-job", "model", "endpoint-config", "endpoint"),
+    }
+
+    for name, function in stack.functions.items():
+        role = function.role
+        star_reason = XRAY_REASON
+        if name == "DescribeEndpoint":
+            star_reason += (
+                " sagemaker:ListEndpointConfigs/ListModels (finding superseded configs and "
+                "models to retire) support no resource-level permissions either."
+            )
+        if name == "Cleanup":
+            star_reason += (
+                " sagemaker:ListEndpoints/ListEndpointConfigs/ListModels/"
+                "ListHyperParameterTuningJobs support no resource-level permissions; deletes "
+                "are restricted by name prefix and by the stack tag condition."
+            )
+        acknowledge(role, "IAM5[Resource::*]", star_reason)
+        for kind in sagemaker_kinds.get(name, ()):
+            acknowledge(role, _sagemaker_finding(stack, kind), name_reason)
+        if name in ("Convert", "StartTuning", "Evaluate"):
+            acknowledge(role, runs_objects, runs_reason)
+    acknowledge(
+        stack.functions["Convert"].role,
+        f"IAM5[Resource::{bucket}/*]",
+        "Read only: any object of the stack's own bucket may be named as the dataset "
+        "source in the execution input (writes are limited to runs/*).",
+    )
+
+    sm_role = stack.sagemaker_role
+    acknowledge(sm_role, runs_objects, runs_reason)
+    acknowledge(
+        sm_role,
+        "IAM5[Resource::*]",
+        "ecr:GetAuthorizationToken supports no resource-level permissions (image pulls are "
+        "limited to the linear-learner repository); cloudwatch:PutMetricData supports none "
+        "either and is limited to the /aws/sagemaker/* namespaces by condition.",
+    )
+    acknowledge(
+        sm_role,
+        f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='logs')}log-group:/aws/sagemaker/*]",
+        "SageMaker names the log groups of training jobs and endpoints itself "
+        "(/aws/sagemaker/TrainingJobs, /aws/sagemaker/Endpoints/<name>).",
+    )
+
+    state_machine = stack.pipeline.state_machine
+    acknowledge(
+        state_machine,
+        "IAM5[Resource::*]",
+        XRAY_REASON + " CloudWatch Logs delivery actions (logs:CreateLogDelivery etc.) that "
+        "Step Functions logging needs support no resource-level permissions either.",
+    )
+    pipeline_functions = stack.pipeline.functions
+    for field in fields(pipeline_functions):
+        function = getattr(pipeline_functions, field.name)
+        acknowledge(
+            state_machine,
+            f"IAM5[Resource::{_ref(stack, function, 'Arn')}:*]",
+            "CDK's LambdaInvoke grants invoke on the function and its versions/aliases "
+            "(<arn>:*); only this stack's function is reachable.",
+        )
+
+    provider = stack.cleanup.provider
+    acknowledge(
+        provider,
+        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        "AWSLambdaBasicExecutionRole]",
+        "The aws-cdk-lib Provider framework's own onEvent function; the managed policy only "
+        "grants writing its CloudWatch logs.",
+    )
+    acknowledge(
+        provider,
+        f"IAM5[Resource::{_ref(stack, stack.functions['Cleanup'].function, 'Arn')}:*]",
+        "The Provider framework invokes the cleanup function and its versions (<arn>:*); "
+        "nothing else.",
+    )

@@ -1,0 +1,443 @@
+"""The stack: wires the constructs together and grants every permission."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from pipeline_core.config import CONFIG_ENV
+from stacks.bundling import lambda_code
+from stacks.cleanup import ExecutionCleanup
+from stacks.functions import RUNTIME, FunctionSpec, PipelineFunction
+from stacks.image_uris import LinearLearnerImage
+from stacks.nag import acknowledge_findings
+from stacks.notifications import NotificationTopic
+from stacks.sagemaker_role import SageMakerExecutionRole
+from stacks.settings import LOG_RETENTION_DAYS, StackSettings
+from stacks.state_machine import PipelineFunctions, PipelineStateMachine
+from stacks.storage import DataStorage
+
+#: Tag key on everything an execution creates; value = :attr:`PipelineStack.stack_tag`.
+STACK_TAG_KEY = "mnist-ll:stack"
+
+#: Spelled out: CDK's grant_encrypt_decrypt uses wildcard actions (GenerateDataKey*).
+KMS_ENCRYPT_DECRYPT: tuple[str, ...] = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+
+#: aws_logs.RetentionDays in the order of the day counts they stand for.
+_RETENTION = dict(zip(sorted(LOG_RETENTION_DAYS), list(logs.RetentionDays)[:-1], strict=True))
+
+FUNCTION_SPECS: Mapping[str, FunctionSpec] = {
+    "ValidateInput": FunctionSpec(
+        module="validate_input",
+        description="Resolve and validate the execution input into a run spec",
+        timeout_seconds=30,
+    ),
+    "Convert": FunctionSpec(
+        module="convert",
+        description="Load the pickled MNIST dataset safely and write recordIO-protobuf",
+        memory_mb=3008,
+        timeout_seconds=600,
+        ephemeral_storage_mb=2048,
+    ),
+    "StartTuning": FunctionSpec(
+        module="start_tuning", description="Start the hyperparameter tuning job"
+    ),
+    "DescribeTuning": FunctionSpec(
+        module="describe_tuning", description="Poll the tuning job and apply the quality gate"
+    ),
+    "Deploy": FunctionSpec(
+        module="deploy",
+        description="Create the model and endpoint config; create or update the endpoint",
+        timeout_seconds=120,
+    ),
+    "DescribeEndpoint": FunctionSpec(
+        module="describe_endpoint",
+        description="Poll the endpoint; retire superseded configs and models",
+        timeout_seconds=120,
+    ),
+    "Evaluate": FunctionSpec(
+        module="evaluate",
+        description="Score the test set against the endpoint and write the report",
+        memory_mb=2048,
+        timeout_seconds=600,
+        ephemeral_storage_mb=1024,
+    ),
+    "Cleanup": FunctionSpec(
+        module="cleanup",
+        description="On stack delete, remove tagged endpoints, configs, models, tuning jobs",
+        timeout_seconds=600,
+    ),
+}
+
+
+class PipelineStack(Stack):
+    """MNIST Linear Learner pipeline: bucket, Lambdas, state machine, topic."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        project_root: Path,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, stack_name=settings.stack_name, **kwargs)
+        self.settings = settings
+        config = settings.pipeline
+        removal = RemovalPolicy.DESTROY if settings.destroy_on_delete else RemovalPolicy.RETAIN
+        retention = _RETENTION[settings.log_retention_days]
+        #: Value of the ``mnist-ll:stack`` tag: the stack name is unique per account/region.
+        self.stack_tag = settings.stack_name
+        self.endpoint_name = f"{config.name_prefix}-endpoint"
+        Tags.of(self).add("project", "mnist-linear-learner")
+
+        self.key: kms.Key | None = None
+        if settings.enable_kms:
+            self.key = kms.Key(
+                self,
+                "Key",
+                description="MNIST Linear Learner: data bucket, training volumes, endpoint",
+                enable_key_rotation=True,
+                removal_policy=removal,
+            )
+        sns_key: kms.IKey = self.key or kms.Alias.from_alias_name(
+            self, "SnsManagedKey", "alias/aws/sns"
+        )
+
+        self.storage = DataStorage(
+            self,
+            "Storage",
+            removal_policy=removal,
+            auto_delete_objects=settings.auto_delete_objects,
+            encryption_key=self.key,
+        )
+        self.notifications = NotificationTopic(
+            self, "Notifications", master_key=sns_key, email=settings.notification_email
+        )
+        self.image = LinearLearnerImage(self, "LinearLearnerImage")
+        self.sagemaker_role = SageMakerExecutionRole(
+            self, "SageMakerExecution", description="Assumed by SageMaker for mnist-ll jobs"
+        ).role
+
+        environment = {
+            CONFIG_ENV: config.to_json(),
+            "DATA_BUCKET": self.storage.bucket.bucket_name,
+            "SAGEMAKER_ROLE_ARN": self.sagemaker_role.role_arn,
+            "LINEAR_LEARNER_IMAGE": self.image.image_uri,
+            "DEFAULT_ENDPOINT_NAME": self.endpoint_name,
+            "STACK_TAG": self.stack_tag,
+        }
+        if self.key is not None:
+            environment["KMS_KEY_ARN"] = self.key.key_arn
+
+        code = lambda_code(root=project_root, runtime=RUNTIME)
+        self.functions = {
+            name: PipelineFunction(
+                self,
+                name,
+                spec=spec,
+                code=code,
+                environment=environment,
+                log_retention=retention,
+                removal_policy=removal,
+            )
+            for name, spec in FUNCTION_SPECS.items()
+        }
+        fn = {name: f.function for name, f in self.functions.items()}
+
+        self.pipeline = PipelineStateMachine(
+            self,
+            "Pipeline",
+            functions=PipelineFunctions(
+                validate_input=fn["ValidateInput"],
+                convert=fn["Convert"],
+                start_tuning=fn["StartTuning"],
+                describe_tuning=fn["DescribeTuning"],
+                deploy=fn["Deploy"],
+                describe_endpoint=fn["DescribeEndpoint"],
+                evaluate=fn["Evaluate"],
+            ),
+            topic=self.notifications.topic,
+            log_group_name=f"/aws/vendedlogs/states/{settings.stack_name}-pipeline",
+            log_retention=retention,
+            removal_policy=removal,
+            timeout=Duration.hours(settings.execution_timeout_hours),
+        )
+        self.cleanup = ExecutionCleanup(
+            self,
+            "ExecutionCleanup",
+            on_event=fn["Cleanup"],
+            stack_tag=self.stack_tag,
+            log_retention=retention,
+            removal_policy=removal,
+        )
+        # Deleted first: nothing an execution could still be using is gone yet.
+        self.cleanup.resource.node.add_dependency(
+            self.pipeline, self.sagemaker_role, self.storage, *self.functions.values()
+        )
+
+        self._grant_sagemaker_role()
+        self._grant_functions()
+        self._outputs()
+        acknowledge_findings(self)
+
+    # -- ARNs --------------------------------------------------------------------
+
+    def sagemaker_arn(self, resource: str) -> str:
+        """ARN pattern of SageMaker ``resource``s named ``<name_prefix>-*``.
+
+        Names are lower-cased, as SageMaker writes them in ARNs; pseudo
+        parameters keep the ARN (and its cdk-nag finding id) region-agnostic.
+        """
+        prefix = self.settings.pipeline.name_prefix.lower()
+        return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}/{prefix}-*"
+
+    def tutorial_object_arn(self) -> str:
+        """The public tutorial dataset for this stack's region."""
+        template = self.settings.pipeline.source_template
+        parsed = urlparse(template.replace("{region}", "REGION"))
+        bucket = parsed.netloc.replace("REGION", Aws.REGION)
+        key = parsed.path.lstrip("/").replace("REGION", Aws.REGION)
+        return f"arn:{Aws.PARTITION}:s3:::{bucket}/{key}"
+
+    def _tag_condition(self) -> dict[str, Any]:
+        return {"StringEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": self.stack_tag}}
+
+    # -- grants ------------------------------------------------------------------
+
+    def _allow(
+        self,
+        role: iam.IRole,
+        actions: Sequence[str],
+        resources: Sequence[str],
+        conditions: Mapping[str, Any] | None = None,
+    ) -> None:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=list(actions),
+                resources=list(resources),
+                conditions=dict(conditions) if conditions else None,
+            )
+        )
+
+    def _grant_pass_role(self, role: iam.IRole) -> None:
+        self._allow(
+            role,
+            ["iam:PassRole"],
+            [self.sagemaker_role.role_arn],
+            {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        )
+
+    def _grant_key_for_sagemaker_calls(self, role: iam.IRole) -> None:
+        """Create* calls naming our key let SageMaker create grants on it."""
+        if self.key is not None:
+            self.key.grant(role, "kms:DescribeKey", "kms:CreateGrant")
+
+    def _grant_objects(self, role: iam.IRole, *, read: bool, write: bool) -> None:
+        """Object access under ``runs/`` only."""
+        actions = (["s3:GetObject"] if read else []) + (["s3:PutObject"] if write else [])
+        self._allow(role, actions, [self.storage.runs_arn()])
+        if self.key is not None:
+            if write:
+                self.key.grant(role, *KMS_ENCRYPT_DECRYPT)
+            else:
+                self.key.grant(role, "kms:Decrypt")
+
+    def _grant_sagemaker_role(self) -> None:
+        role = self.sagemaker_role
+        bucket = self.storage.bucket
+        self._grant_objects(role, read=True, write=True)
+        self._allow(
+            role,
+            ["s3:ListBucket"],
+            [bucket.bucket_arn],
+            {"StringLike": {"s3:prefix": ["runs/*"]}},
+        )
+        self._allow(role, ["s3:GetBucketLocation"], [bucket.bucket_arn])
+        self._allow(role, ["s3:GetObject"], [self.tutorial_object_arn()])
+        self._allow(
+            role,
+            ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            [self.image.repository_arn],
+        )
+        self._allow(role, ["ecr:GetAuthorizationToken"], ["*"])
+        self._allow(
+            role,
+            [
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:DescribeLogStreams",
+                "logs:PutLogEvents",
+            ],
+            [self.sagemaker_log_groups_arn()],
+        )
+        self._allow(
+            role,
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+        )
+        if self.key is not None:
+            self.key.grant(role, *KMS_ENCRYPT_DECRYPT, "kms:DescribeKey", "kms:CreateGrant")
+
+    @staticmethod
+    def sagemaker_log_groups_arn() -> str:
+        """Log groups SageMaker names itself (/aws/sagemaker/TrainingJobs, .../Endpoints/*)."""
+        return f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/*"
+
+    def _grant_functions(self) -> None:
+        roles = {name: f.role for name, f in self.functions.items()}
+        bucket = self.storage.bucket
+        tuning_job = self.sagemaker_arn("hyper-parameter-tuning-job")
+        training_job = self.sagemaker_arn("training-job")
+        model = self.sagemaker_arn("model")
+        endpoint_config = self.sagemaker_arn("endpoint-config")
+        endpoint = self.sagemaker_arn("endpoint")
+
+        # ValidateInput is pure: logs and traces only.
+
+        convert = roles["Convert"]
+        self._allow(convert, ["s3:GetObject"], [self.tutorial_object_arn()])
+        # Any key of our own bucket may be a source; writes stay under runs/.
+        self._allow(convert, ["s3:GetObject"], [bucket.arn_for_objects("*")])
+        self._grant_objects(convert, read=True, write=True)
+        # Lets a missing source object read as 404 (SourceNotFound), not 403.
+        self._allow(convert, ["s3:ListBucket"], [bucket.bucket_arn])
+
+        start = roles["StartTuning"]
+        self._allow(
+            start,
+            [
+                "sagemaker:CreateHyperParameterTuningJob",
+                "sagemaker:DescribeHyperParameterTuningJob",
+            ],
+            [tuning_job],
+        )
+        self._allow(start, ["sagemaker:AddTags"], [tuning_job, training_job])
+        self._grant_pass_role(start)
+        self._grant_objects(start, read=True, write=False)
+        self._grant_key_for_sagemaker_calls(start)
+
+        describe_tuning = roles["DescribeTuning"]
+        self._allow(
+            describe_tuning,
+            [
+                "sagemaker:DescribeHyperParameterTuningJob",
+                "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+            ],
+            [tuning_job],
+        )
+        self._allow(describe_tuning, ["sagemaker:DescribeTrainingJob"], [training_job])
+
+        deploy = roles["Deploy"]
+        self._allow(
+            deploy,
+            ["sagemaker:DescribeHyperParameterTuningJob"],
+            [tuning_job],
+        )
+        self._allow(deploy, ["sagemaker:DescribeTrainingJob"], [training_job])
+        self._allow(deploy, ["sagemaker:CreateModel", "sagemaker:DescribeModel"], [model])
+        self._allow(
+            deploy,
+            ["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig"],
+            [endpoint_config],
+        )
+        self._allow(
+            deploy,
+            ["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"],
+            [endpoint, endpoint_config],
+        )
+        # ListTags: an existing endpoint is only touched if this stack tagged it.
+        self._allow(deploy, ["sagemaker:DescribeEndpoint", "sagemaker:ListTags"], [endpoint])
+        self._allow(deploy, ["sagemaker:AddTags"], [model, endpoint_config, endpoint])
+        # A Failed endpoint can only be deleted; only ever one this stack tagged.
+        self._allow(deploy, ["sagemaker:DeleteEndpoint"], [endpoint], self._tag_condition())
+        self._grant_pass_role(deploy)
+        self._grant_key_for_sagemaker_calls(deploy)
+
+        describe_endpoint = roles["DescribeEndpoint"]
+        self._allow(describe_endpoint, ["sagemaker:DescribeEndpoint"], [endpoint])
+        # Finding superseded configs/models: List* APIs have no resource-level scope.
+        self._allow(
+            describe_endpoint, ["sagemaker:ListEndpointConfigs", "sagemaker:ListModels"], ["*"]
+        )
+        self._allow(
+            describe_endpoint,
+            ["sagemaker:DescribeEndpointConfig", "sagemaker:ListTags"],
+            [endpoint_config, model],
+        )
+        self._allow(
+            describe_endpoint,
+            ["sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
+            [endpoint_config, model],
+            self._tag_condition(),
+        )
+
+        evaluate = roles["Evaluate"]
+        self._allow(evaluate, ["sagemaker:InvokeEndpoint"], [endpoint])
+        self._grant_objects(evaluate, read=True, write=True)
+
+        cleanup = roles["Cleanup"]
+        self._allow(
+            cleanup,
+            [
+                "sagemaker:ListEndpointConfigs",
+                "sagemaker:ListEndpoints",
+                "sagemaker:ListHyperParameterTuningJobs",
+                "sagemaker:ListModels",
+            ],
+            ["*"],
+        )
+        self._allow(
+            cleanup,
+            [
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:DescribeHyperParameterTuningJob",
+                "sagemaker:DescribeModel",
+                "sagemaker:ListTags",
+            ],
+            [endpoint, endpoint_config, model, tuning_job],
+        )
+        self._allow(
+            cleanup,
+            [
+                "sagemaker:DeleteEndpoint",
+                "sagemaker:DeleteEndpointConfig",
+                "sagemaker:DeleteModel",
+                "sagemaker:StopHyperParameterTuningJob",
+            ],
+            [endpoint, endpoint_config, model, tuning_job],
+            self._tag_condition(),
+        )
+
+        if self.key is not None:
+            # The topic uses our key: the state machine must encrypt to publish.
+            self.key.grant(self.pipeline.state_machine, "kms:Decrypt", "kms:GenerateDataKey")
+
+    # -- outputs -----------------------------------------------------------------
+
+    def _outputs(self) -> None:
+        arn = self.pipeline.state_machine.state_machine_arn
+        CfnOutput(self, "BucketName", value=self.storage.bucket.bucket_name)
+        CfnOutput(self, "StateMachineArn", value=arn)
+        CfnOutput(
+            self,
+            "StartExecutionUrl",
+            description="Console page of the state machine (Start execution)",
+            value=(
+                f"https://{Aws.REGION}.console.aws.amazon.com/states/home"
+                f"?region={Aws.REGION}#/statemachines/view/{arn}"
+            ),
+        )
+        CfnOutput(self, "EndpointName", value=self.endpoint_name)
+        CfnOutput(self, "TopicArn", value=self.notifications.topic.topic_arn)
