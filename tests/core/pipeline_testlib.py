@@ -1,0 +1,91 @@
+"""Builders shared by the core and handler tests."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import boto3
+import numpy as np
+from botocore.stub import Stubber
+
+from pipeline_core.config import DEFAULTS, PipelineConfig
+from pipeline_core.inputs import RunSpec, resolve_run
+
+REGION = "us-east-1"
+BUCKET = "mnist-ll-data-bucket"
+STACK_TAG = "MnistLinearLearner-123456789012-us-east-1"
+IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
+ROLE = "arn:aws:iam::123456789012:role/mnist-ll-sagemaker"
+ENDPOINT = "mnist-ll-endpoint"
+
+
+def make_run(
+    execution_name: str = "exec-1",
+    raw: dict[str, Any] | None = None,
+    config: PipelineConfig = DEFAULTS,
+    **kwargs: Any,
+) -> RunSpec:
+    return resolve_run(
+        raw or {},
+        execution_name=execution_name,
+        config=config,
+        bucket=kwargs.pop("bucket", BUCKET),
+        region=REGION,
+        default_endpoint_name=ENDPOINT,
+        stack_tag=STACK_TAG,
+        **kwargs,
+    )
+
+
+def make_split(rows: int, seed: int, dim: int = 784) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    images = (rng.integers(0, 256, (rows, dim)) / 255.0).astype(np.float32)
+    labels = rng.integers(0, 10, rows).astype(np.int64)
+    labels[0] = 0  # the target digit is always present
+    return images, labels
+
+
+def make_dataset(rows: tuple[int, int, int] = (60, 20, 20), dim: int = 784) -> tuple[Any, ...]:
+    return tuple(make_split(n, seed, dim) for seed, n in enumerate(rows))
+
+
+def pickle_gz(obj: Any, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:
+    return gzip.compress(pickle.dumps(obj, protocol=protocol), mtime=0)
+
+
+def sagemaker_client() -> Any:
+    return boto3.client("sagemaker", region_name=REGION)
+
+
+@contextmanager
+def stubbed(client: Any) -> Iterator[Stubber]:
+    """A Stubber that must be drained by the end of the block."""
+    with Stubber(client) as stub:
+        yield stub
+        stub.assert_no_pending_responses()
+
+
+def when(seconds: int) -> datetime:
+    return datetime.fromtimestamp(1_767_225_600 + seconds, timezone.utc)
+
+
+def tuning_result(artifacts: str = "s3://b/runs/exec-1/tuning/j-001/output/model.tar.gz") -> dict[str, Any]:
+    return {
+        "name": "mnist-ll-exec-1-abcdef12",
+        "status": "Completed",
+        "polls": 3,
+        "best": {
+            "training_job_name": "mnist-ll-exec-1-abcdef12-001-aaaa",
+            "objective_metric": "validation:binary_f_beta",
+            "objective_value": 0.95,
+            "hyperparameters": {"wd": "0.01"},
+            "model_artifacts": artifacts,
+        },
+        "gate": {"passed": True, "objective": 0.95, "threshold": 0.9, "objective_type": "Maximize"},
+        "failure_reason": None,
+    }

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pipeline_testlib import BUCKET, ENDPOINT, STACK_TAG, make_run
+
+from pipeline_core.config import DEFAULTS
+from pipeline_core.errors import InvalidInputError
+from pipeline_core.inputs import RunSpec
+
+
+def test_empty_input_resolves_to_the_defaults() -> None:
+    run = make_run("exec-1", {})
+    assert run.source == DEFAULTS.source_template.format(region="us-east-1")
+    assert run.target_digit == 0
+    assert run.ranges == DEFAULTS.ranges
+    assert run.max_jobs == DEFAULTS.max_jobs
+    assert run.endpoint_name == ENDPOINT
+    assert run.bucket == BUCKET
+    assert run.prefix == "runs/exec-1/"
+    assert run.poll_seconds == DEFAULTS.poll_seconds
+    assert dict(run.tags) == {"mnist-ll:stack": STACK_TAG, "mnist-ll:execution": "exec-1"}
+    assert len(run.names.tuning_job) <= 32
+
+
+def test_console_comment_is_accepted_and_ignored() -> None:
+    assert make_run("e", {"Comment": "Insert your JSON here"}) == make_run("e", {})
+
+
+def test_full_input_overrides_defaults() -> None:
+    raw = {
+        "source": "s3://my-bucket/data/mnist.pkl.gz",
+        "target_digit": 7,
+        "ranges": [
+            {"name": "wd", "kind": "Continuous", "min_value": 1e-7, "max_value": 1, "scaling": "Auto"},
+            {"name": "mini_batch_size", "min_value": 100, "max_value": 500},
+        ],
+        "objective_metric": "validation:objective_loss",
+        "objective_type": "Minimize",
+        "strategy": "Random",
+        "max_jobs": 10,
+        "max_parallel_jobs": 10,
+        "training_instance_type": "ml.m5.large",
+        "endpoint_instance_type": "ml.t2.medium",
+        "min_objective": 0.2,
+        "endpoint_name": "Other-Endpoint-1",
+    }
+    run = make_run("e", raw)
+    assert run.source == raw["source"]
+    assert run.target_digit == 7
+    assert [r.name for r in run.ranges] == ["wd", "mini_batch_size"]
+    assert run.ranges[1].kind == "Integer"
+    assert (run.objective_metric, run.objective_type) == ("validation:objective_loss", "Minimize")
+    assert (run.strategy, run.max_jobs, run.max_parallel_jobs) == ("Random", 10, 10)
+    assert run.endpoint_name == "Other-Endpoint-1"
+
+
+def test_objective_direction_follows_the_metric_when_not_given() -> None:
+    assert make_run("e", {"objective_metric": "validation:objective_loss"}).objective_type == (
+        "Minimize"
+    )
+
+
+def test_run_spec_round_trips_through_its_dict() -> None:
+    run = make_run("my.exec_1", {"target_digit": 3})
+    assert RunSpec.from_dict(run.to_dict()) == run
+
+
+def test_run_spec_dict_is_json_serialisable() -> None:
+    import json
+
+    json.dumps(make_run().to_dict())
+
+
+BAD: list[tuple[str, Any, str]] = [
+    ("unknown key", {"sorce": "s3://b/k"}, "sorce"),
+    ("source not s3", {"source": "http://example.com/x.pkl.gz"}, "source"),
+    ("source local path without flag", {"source": "/tmp/mnist.pkl.gz"}, "source"),
+    ("source file uri without flag", {"source": "file:///tmp/mnist.pkl.gz"}, "source"),
+    ("source no key", {"source": "s3://bucket-name/"}, "source"),
+    ("source bad bucket", {"source": "s3://B_ad/key"}, "source"),
+    ("source not a string", {"source": 5}, "source"),
+    ("target digit too big", {"target_digit": 10}, "target_digit"),
+    ("target digit negative", {"target_digit": -1}, "target_digit"),
+    ("target digit bool", {"target_digit": True}, "target_digit"),
+    ("target digit string", {"target_digit": "0"}, "target_digit"),
+    ("target digit float", {"target_digit": 1.0}, "target_digit"),
+    ("max jobs bool", {"max_jobs": True}, "max_jobs"),
+    ("max jobs zero", {"max_jobs": 0}, "max_jobs"),
+    ("max jobs over limit", {"max_jobs": 501}, "max_jobs"),
+    ("max parallel over jobs", {"max_jobs": 2, "max_parallel_jobs": 3}, "max_parallel_jobs"),
+    ("max parallel over limit", {"max_jobs": 500, "max_parallel_jobs": 101}, "max_parallel_jobs"),
+    ("bad metric", {"objective_metric": "validation:mse"}, "objective_metric"),
+    ("bad objective type", {"objective_type": "Maximise"}, "objective_type"),
+    (
+        "objective type contradicts metric",
+        {"objective_metric": "validation:objective_loss", "objective_type": "Maximize"},
+        "objective_type",
+    ),
+    ("bad strategy", {"strategy": "Grid"}, "strategy"),
+    ("bad training instance", {"training_instance_type": "c4.xlarge"}, "training_instance_type"),
+    ("bad endpoint instance", {"endpoint_instance_type": "ml.m4"}, "endpoint_instance_type"),
+    ("min objective string", {"min_objective": "0.9"}, "min_objective"),
+    ("min objective bool", {"min_objective": True}, "min_objective"),
+    ("min objective nan", {"min_objective": float("nan")}, "min_objective"),
+    ("endpoint name underscore", {"endpoint_name": "my_endpoint"}, "endpoint_name"),
+    ("endpoint name too long", {"endpoint_name": "e" * 64}, "endpoint_name"),
+    ("endpoint name leading hyphen", {"endpoint_name": "-endpoint"}, "endpoint_name"),
+    ("endpoint name empty", {"endpoint_name": ""}, "endpoint_name"),
+    ("ranges not a list", {"ranges": {"name": "wd"}}, "ranges"),
+    ("ranges empty", {"ranges": []}, "ranges"),
+    ("range unknown parameter", {"ranges": [{"name": "epochs", "min_value": 1, "max_value": 2}]}, "ranges[0].name"),
+    ("range inverted", {"ranges": [{"name": "wd", "min_value": 0.5, "max_value": 0.1}]}, "ranges[0]"),
+    ("range outside limits", {"ranges": [{"name": "wd", "min_value": 1e-9, "max_value": 0.1}]}, "ranges[0]"),
+    ("range above limits", {"ranges": [{"name": "learning_rate", "min_value": 0.1, "max_value": 2}]}, "ranges[0]"),
+    ("range bool bound", {"ranges": [{"name": "wd", "min_value": False, "max_value": 0.1}]}, "ranges[0].min_value"),
+    ("range string bound", {"ranges": [{"name": "wd", "min_value": "0.1", "max_value": 0.5}]}, "ranges[0].min_value"),
+    ("range missing bound", {"ranges": [{"name": "wd", "min_value": 0.1}]}, "ranges[0].max_value"),
+    ("range wrong kind", {"ranges": [{"name": "wd", "kind": "Integer", "min_value": 0.1, "max_value": 0.5}]}, "ranges[0]"),
+    ("range fractional integer", {"ranges": [{"name": "mini_batch_size", "min_value": 100.5, "max_value": 500}]}, "ranges[0]"),
+    ("range bad scaling", {"ranges": [{"name": "wd", "min_value": 0.1, "max_value": 0.5, "scaling": "Exp"}]}, "ranges[0]"),
+    ("range unknown key", {"ranges": [{"name": "wd", "min_value": 0.1, "max_value": 0.5, "step": 1}]}, "ranges[0]"),
+    ("range duplicate", {"ranges": [{"name": "wd", "min_value": 0.1, "max_value": 0.5}] * 2}, "ranges"),
+    ("range not an object", {"ranges": ["wd"]}, "ranges[0]"),
+]
+
+
+@pytest.mark.parametrize(("raw", "key"), [(b[1], b[2]) for b in BAD], ids=[b[0] for b in BAD])
+def test_invalid_input_raises_naming_the_key(raw: dict[str, Any], key: str) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        make_run("e", raw)
+    assert str(info.value).startswith(key), str(info.value)
+
+
+@pytest.mark.parametrize("raw", [None, {}])
+def test_missing_input_is_valid(raw: Any) -> None:
+    assert make_run("e", raw).target_digit == 0
+
+
+@pytest.mark.parametrize("raw", [[1, 2], "text", 3])
+def test_non_object_input_is_rejected(raw: Any) -> None:
+    with pytest.raises(InvalidInputError, match="^input"):
+        make_run("e", raw)
+
+
+@pytest.mark.parametrize("name", ["", "x" * 81])
+def test_execution_name_out_of_bounds_is_rejected(name: str) -> None:
+    with pytest.raises(InvalidInputError, match="^execution_name"):
+        make_run(name, {})
+
+
+@pytest.mark.parametrize("source", ["/data/mnist.pkl.gz", "file:///data/mnist.pkl.gz", "rel/x.pkl.gz"])
+def test_local_sources_are_accepted_only_with_the_flag(source: str) -> None:
+    assert make_run("e", {"source": source}, allow_local_sources=True).source == source
+
+
+def test_local_flag_still_rejects_other_schemes() -> None:
+    with pytest.raises(InvalidInputError, match="^source"):
+        make_run("e", {"source": "https://x/y"}, allow_local_sources=True)
