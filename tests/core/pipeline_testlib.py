@@ -89,3 +89,72 @@ def tuning_result(artifacts: str = "s3://b/runs/exec-1/tuning/j-001/output/model
         "gate": {"passed": True, "objective": 0.95, "threshold": 0.9, "objective_type": "Maximize"},
         "failure_reason": None,
     }
+
+
+# -- valid SageMaker responses for the Stubber ------------------------------------
+
+
+def tuning_description(
+    name: str, status: str, *, best: dict[str, Any] | None = None, reason: str | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "HyperParameterTuningJobName": name,
+        "HyperParameterTuningJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/{name}",
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian",
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 2},
+        },
+        "HyperParameterTuningJobStatus": status,
+        "CreationTime": when(0),
+        "TrainingJobStatusCounters": {},
+        "ObjectiveStatusCounters": {},
+    }
+    if best is not None:
+        out["BestTrainingJob"] = best
+    if reason:
+        out["FailureReason"] = reason
+    return out
+
+
+def best_job(name: str, value: float | None, metric: str = "validation:binary_f_beta") -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}",
+        "CreationTime": when(10),
+        "TrainingJobStatus": "Completed",
+        "TunedHyperParameters": {"wd": "0.001", "learning_rate": "0.1", "mini_batch_size": "200"},
+    }
+    if value is not None:
+        out["FinalHyperParameterTuningJobObjectiveMetric"] = {"MetricName": metric, "Value": value}
+    return out
+
+
+def training_description(name: str, artifacts: str) -> dict[str, Any]:
+    return {
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}",
+        "ModelArtifacts": {"S3ModelArtifacts": artifacts},
+        "TrainingJobStatus": "Completed",
+        "SecondaryStatus": "Completed",
+        "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+        "ResourceConfig": {"InstanceType": "ml.c4.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "CreationTime": when(10),
+    }
+
+
+def endpoint_description(
+    name: str, status: str, config: str | None, *, reason: str | None = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "EndpointName": name,
+        "EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}",
+        "EndpointStatus": status,
+        "CreationTime": when(0),
+        "LastModifiedTime": when(5),
+    }
+    if config:
+        out["EndpointConfigName"] = config
+    if reason:
+        out["FailureReason"] = reason
+    return out

@@ -1,0 +1,443 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from pipeline_testlib import (
+    ENDPOINT,
+    IMAGE,
+    ROLE,
+    STACK_TAG,
+    endpoint_description,
+    make_run,
+    sagemaker_client,
+    stubbed,
+    tuning_result,
+    when,
+)
+
+from pipeline_core.config import DEFAULTS
+from pipeline_core.deploy import (
+    Resource,
+    build_endpoint_config_request,
+    build_model_request,
+    deploy,
+    retire_superseded,
+    select_retirements,
+)
+from pipeline_core.errors import (
+    EndpointBusyError,
+    EndpointDeploymentFailedError,
+    ResourceLimitError,
+    ThrottlingError,
+    TuningJobFailedError,
+)
+from pipeline_core.names import ENDPOINT_TAG_KEY, STACK_TAG_KEY
+
+ARN = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"
+OURS = [{"Key": STACK_TAG_KEY, "Value": STACK_TAG}]
+RUN = make_run("exec-1")
+TUNING = tuning_result()
+
+
+def _model_request() -> dict[str, Any]:
+    return build_model_request(RUN, TUNING, image_uri=IMAGE, role_arn=ROLE)
+
+
+def _config_request() -> dict[str, Any]:
+    return build_endpoint_config_request(RUN, DEFAULTS)
+
+
+def _not_found(stub: Stubber) -> None:
+    stub.add_client_error(
+        "describe_endpoint",
+        service_error_code="ValidationException",
+        service_message=f'Could not find endpoint "{ENDPOINT}".',
+        expected_params={"EndpointName": ENDPOINT},
+    )
+
+
+def _existing(stub: Stubber, status: str, config: str | None, tags: list[dict[str, str]] = OURS,
+              **extra: Any) -> None:  # fmt: skip
+    stub.add_response(
+        "describe_endpoint",
+        {**endpoint_description(ENDPOINT, status, config), **extra},
+        expected_params={"EndpointName": ENDPOINT},
+    )
+    stub.add_response("list_tags", {"Tags": tags}, expected_params={"ResourceArn": ARN})
+
+
+def _creates(stub: Stubber) -> None:
+    stub.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{RUN.names.model}"}, expected_params=_model_request())
+    stub.add_response(
+        "create_endpoint_config", {"EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{RUN.names.endpoint_config}"}, expected_params=_config_request()
+    )
+
+
+def _deploy(sm: Any, **kwargs: Any) -> dict[str, Any]:
+    return deploy(
+        RUN, DEFAULTS, TUNING, sm, stack_tag=STACK_TAG, image_uri=IMAGE, role_arn=ROLE,
+        sleep=lambda _s: None, **kwargs,
+    )  # fmt: skip
+
+
+def test_model_request_uses_the_best_job_artifacts_with_network_isolation() -> None:
+    request = _model_request()
+    assert request == {
+        "ModelName": RUN.names.model,
+        "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": TUNING["best"]["model_artifacts"]},
+        "ExecutionRoleArn": ROLE,
+        "EnableNetworkIsolation": True,
+        "Tags": [
+            {"Key": "mnist-ll:stack", "Value": STACK_TAG},
+            {"Key": "mnist-ll:execution", "Value": "exec-1"},
+            {"Key": ENDPOINT_TAG_KEY, "Value": ENDPOINT},
+        ],
+    }
+
+
+def test_endpoint_config_request_has_one_variant_of_the_endpoint_instance_type() -> None:
+    run = make_run("exec-1", {"endpoint_instance_type": "ml.t2.medium"})
+    request = build_endpoint_config_request(run, DEFAULTS)
+    assert request["EndpointConfigName"] == run.names.endpoint_config
+    assert request["ProductionVariants"] == [
+        {
+            "VariantName": "AllTraffic",
+            "ModelName": run.names.model,
+            "InitialInstanceCount": 1,
+            "InstanceType": "ml.t2.medium",
+            "InitialVariantWeight": 1.0,
+        }
+    ]
+
+
+def test_model_request_without_best_job_raises() -> None:
+    with pytest.raises(TuningJobFailedError):
+        build_model_request(RUN, {"best": None}, image_uri=IMAGE, role_arn=ROLE)
+
+
+def test_deploy_creates_a_new_endpoint() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _not_found(stub)
+        _creates(stub)
+        stub.add_response(
+            "create_endpoint",
+            {"EndpointArn": ARN},
+            expected_params={
+                "EndpointName": ENDPOINT,
+                "EndpointConfigName": RUN.names.endpoint_config,
+                "Tags": RUN.tag_list(),
+            },
+        )
+        out = _deploy(sm)
+    assert out == {
+        "endpoint_name": ENDPOINT,
+        "endpoint_config_name": RUN.names.endpoint_config,
+        "model_name": RUN.names.model,
+        "action": "create",
+        "previous_config": None,
+        "model_data_url": TUNING["best"]["model_artifacts"],
+    }
+
+
+def test_deploy_updates_an_existing_endpoint_blue_green() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _existing(stub, "InService", "mnist-ll-old-config")
+        _creates(stub)
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": ARN},
+            expected_params={"EndpointName": ENDPOINT, "EndpointConfigName": RUN.names.endpoint_config},
+        )
+        out = _deploy(sm)
+    assert out["action"] == "update"
+    assert out["previous_config"] == "mnist-ll-old-config"
+
+
+def test_deploy_deletes_a_failed_endpoint_then_creates_it_anew() -> None:
+    sm = sagemaker_client()
+    sleeps: list[float] = []
+    with stubbed(sm) as stub:
+        _existing(stub, "Failed", "mnist-ll-older-config")
+        _creates(stub)
+        stub.add_response("delete_endpoint", {}, expected_params={"EndpointName": ENDPOINT})
+        stub.add_response(
+            "describe_endpoint",
+            endpoint_description(ENDPOINT, "Deleting", "mnist-ll-older-config"),
+            expected_params={"EndpointName": ENDPOINT},
+        )
+        _not_found(stub)
+        stub.add_response(
+            "create_endpoint",
+            {"EndpointArn": ARN},
+            expected_params={
+                "EndpointName": ENDPOINT,
+                "EndpointConfigName": RUN.names.endpoint_config,
+                "Tags": RUN.tag_list(),
+            },
+        )
+        out = deploy(
+            RUN, DEFAULTS, TUNING, sm, stack_tag=STACK_TAG, image_uri=IMAGE, role_arn=ROLE,
+            sleep=sleeps.append,
+        )  # fmt: skip
+    assert out["action"] == "create"
+    assert len(sleeps) == 1
+
+
+def test_deploy_gives_up_when_a_deletion_outlasts_the_budget() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _existing(stub, "Deleting", "x-config")
+        _creates(stub)
+        stub.add_response(
+            "describe_endpoint",
+            endpoint_description(ENDPOINT, "Deleting", "x-config"),
+            expected_params={"EndpointName": ENDPOINT},
+        )
+        with pytest.raises(EndpointBusyError, match="still being deleted"):
+            _deploy(sm, deletion_timeout=0.0)
+
+
+def test_deploy_retry_carries_on_when_model_and_config_already_exist() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _existing(stub, "Creating", RUN.names.endpoint_config)
+        stub.add_client_error(
+            "create_model",
+            service_error_code="ValidationException",
+            service_message=f'Cannot create already existing model "arn:aws:sagemaker:us-east-1:1:model/{RUN.names.model}".',
+            expected_params=_model_request(),
+        )
+        stub.add_client_error(
+            "create_endpoint_config",
+            service_error_code="ValidationException",
+            service_message="Cannot create already existing endpoint configuration",
+            expected_params=_config_request(),
+        )
+        out = _deploy(sm)  # and no CreateEndpoint: it is already being created
+    assert out["action"] == "create"
+
+
+def test_deploy_retry_after_update_sent_does_not_update_twice() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _existing(
+            stub, "Updating", "mnist-ll-old-config",
+            PendingDeploymentSummary={"EndpointConfigName": RUN.names.endpoint_config},
+        )  # fmt: skip
+        _creates(stub)
+        out = _deploy(sm)
+    assert out["action"] == "update" and out["previous_config"] == "mnist-ll-old-config"
+
+
+def test_deploy_retry_when_endpoint_already_serves_our_config_sends_nothing_more() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _existing(stub, "InService", RUN.names.endpoint_config)
+        _creates(stub)
+        assert _deploy(sm)["endpoint_config_name"] == RUN.names.endpoint_config
+
+
+def test_deploy_create_race_resource_in_use_carries_on() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _not_found(stub)
+        _creates(stub)
+        stub.add_client_error(
+            "create_endpoint",
+            service_error_code="ValidationException",
+            service_message=f'Cannot create already existing endpoint "{ARN}".',
+            expected_params={
+                "EndpointName": ENDPOINT,
+                "EndpointConfigName": RUN.names.endpoint_config,
+                "Tags": RUN.tag_list(),
+            },
+        )
+        assert _deploy(sm)["action"] == "create"
+
+
+def test_deploy_refuses_to_touch_an_endpoint_this_stack_did_not_create() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _existing(stub, "Failed", "theirs", tags=[{"Key": "owner", "Value": "someone"}])
+        with pytest.raises(EndpointDeploymentFailedError, match="not managed by this stack"):
+            _deploy(sm)
+
+
+def test_deploy_while_another_update_is_running_raises_busy() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _existing(stub, "Updating", "other-config")
+        with pytest.raises(EndpointBusyError):
+            _deploy(sm)
+
+
+def test_deploy_resource_limit_on_create_endpoint_names_the_quota() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _not_found(stub)
+        _creates(stub)
+        stub.add_client_error(
+            "create_endpoint",
+            service_error_code="ResourceLimitExceeded",
+            service_message="The account-level service limit 'ml.m4.xlarge for endpoint usage' is 0 Instances",
+            expected_params={
+                "EndpointName": ENDPOINT,
+                "EndpointConfigName": RUN.names.endpoint_config,
+                "Tags": RUN.tag_list(),
+            },
+        )
+        with pytest.raises(ResourceLimitError, match="ml.m4.xlarge for endpoint usage"):
+            _deploy(sm)
+
+
+def test_deploy_throttled_create_model_raises_throttling_error() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _not_found(stub)
+        stub.add_client_error(
+            "create_model", service_error_code="ThrottlingException", expected_params=_model_request()
+        )
+        with pytest.raises(ThrottlingError, match="CreateModel"):
+            _deploy(sm)
+
+
+def test_deploy_update_validation_error_is_not_swallowed() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _existing(stub, "InService", "old")
+        _creates(stub)
+        stub.add_client_error(
+            "update_endpoint",
+            service_error_code="ValidationException",
+            service_message="Cannot update in-progress endpoint",
+            expected_params={"EndpointName": ENDPOINT, "EndpointConfigName": RUN.names.endpoint_config},
+        )
+        with pytest.raises(ClientError):
+            _deploy(sm)
+
+
+# -- retirement ---------------------------------------------------------------------------
+
+EP_TAG = {"Key": ENDPOINT_TAG_KEY, "Value": ENDPOINT}
+
+
+def _res(kind: str, name: str, t: int, stack: str | None = STACK_TAG, endpoint: str = ENDPOINT) -> Resource:
+    tags = {ENDPOINT_TAG_KEY: endpoint}
+    if stack is not None:
+        tags[STACK_TAG_KEY] = stack
+    return Resource(kind, name, f"arn:{kind}/{name}", when(t), tags)  # type: ignore[arg-type]
+
+
+def _select(resources: list[Resource]) -> list[str]:
+    chosen = select_retirements(
+        resources, stack_tag=STACK_TAG, endpoint_name=ENDPOINT,
+        serving_config="cfg-new", serving_model="model-new",
+    )  # fmt: skip
+    return [r.name for r in chosen]
+
+
+def test_retirement_keeps_the_serving_config_and_model() -> None:
+    resources = [_res("endpoint_config", "cfg-new", 10), _res("model", "model-new", 10)]
+    assert _select(resources) == []
+
+
+def test_retirement_removes_older_configs_before_models() -> None:
+    resources = [
+        _res("model", "model-old", 1),
+        _res("endpoint_config", "cfg-old", 1),
+        _res("endpoint_config", "cfg-new", 10),
+        _res("model", "model-new", 10),
+    ]
+    assert _select(resources) == ["cfg-old", "model-old"]
+
+
+def test_retirement_never_touches_untagged_foreign_or_other_endpoints_resources() -> None:
+    resources = [
+        _res("endpoint_config", "cfg-new", 10),
+        _res("model", "model-new", 10),
+        _res("endpoint_config", "cfg-untagged", 1, stack=None),
+        _res("endpoint_config", "cfg-other-stack", 1, stack="OtherStack"),
+        _res("model", "model-other-endpoint", 1, endpoint="other-endpoint"),
+    ]
+    assert _select(resources) == []
+
+
+def test_retirement_spares_newer_configs_of_executions_still_deploying() -> None:
+    resources = [_res("endpoint_config", "cfg-new", 10), _res("endpoint_config", "cfg-later", 20)]
+    assert _select(resources) == []
+
+
+def test_retirement_does_nothing_if_the_serving_config_is_not_listed() -> None:
+    assert _select([_res("endpoint_config", "cfg-old", 1)]) == []
+
+
+def _retire_stub(stub: Stubber, delete_config_error: str | None = None) -> None:
+    configs = [("cfg-old", 1), ("cfg-new", 10), ("cfg-foreign", 0)]
+    models = [("model-old", 1), ("model-new", 10)]
+    stub.add_response(
+        "list_endpoint_configs",
+        {"EndpointConfigs": [
+            {"EndpointConfigName": n, "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{n}", "CreationTime": when(t)}
+            for n, t in configs
+        ]},
+        expected_params={"NameContains": "mnist-ll"},
+    )  # fmt: skip
+    for n, _ in configs:
+        tags = [] if n == "cfg-foreign" else [*OURS, EP_TAG]
+        stub.add_response("list_tags", {"Tags": tags}, expected_params={"ResourceArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{n}"})
+    stub.add_response(
+        "list_models",
+        {"Models": [
+            {"ModelName": n, "ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{n}", "CreationTime": when(t)} for n, t in models
+        ]},
+        expected_params={"NameContains": "mnist-ll"},
+    )  # fmt: skip
+    for n, _ in models:
+        stub.add_response("list_tags", {"Tags": [*OURS, EP_TAG]}, expected_params={"ResourceArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{n}"})
+    if delete_config_error:
+        stub.add_client_error(
+            "delete_endpoint_config", service_error_code=delete_config_error,
+            expected_params={"EndpointConfigName": "cfg-old"},
+        )  # fmt: skip
+    else:
+        stub.add_response("delete_endpoint_config", {}, expected_params={"EndpointConfigName": "cfg-old"})
+    stub.add_response("delete_model", {}, expected_params={"ModelName": "model-old"})
+
+
+DEPLOYED = {"endpoint_name": ENDPOINT, "endpoint_config_name": "cfg-new", "model_name": "model-new"}
+
+
+def test_retire_superseded_deletes_only_our_older_config_and_model() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _retire_stub(stub)
+        retired = retire_superseded(RUN, DEPLOYED, sm, stack_tag=STACK_TAG, name_prefix="mnist-ll")
+    assert retired == [
+        {"kind": "endpoint_config", "name": "cfg-old"},
+        {"kind": "model", "name": "model-old"},
+    ]
+
+
+def test_retire_superseded_logs_a_failed_delete_and_carries_on() -> None:
+    sm = sagemaker_client()
+    logged: list[str] = []
+    with stubbed(sm) as stub:
+        _retire_stub(stub, delete_config_error="ThrottlingException")
+        retired = retire_superseded(
+            RUN, DEPLOYED, sm, stack_tag=STACK_TAG, name_prefix="mnist-ll", log=logged.append
+        )
+    assert retired == [{"kind": "model", "name": "model-old"}]
+    assert any("cfg-old" in line for line in logged)
+
+
+def test_retire_superseded_survives_a_failed_listing() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub.add_client_error("list_endpoint_configs", service_error_code="AccessDeniedException",
+                              expected_params={"NameContains": "mnist-ll"})  # fmt: skip
+        assert retire_superseded(RUN, DEPLOYED, sm, stack_tag=STACK_TAG, name_prefix="mnist-ll") == []

@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from pipeline_testlib import (
+    BUCKET,
+    IMAGE,
+    ROLE,
+    STACK_TAG,
+    make_run,
+    sagemaker_client,
+    stubbed,
+    tuning_description,
+)
+
+from pipeline_core.config import DEFAULTS
+from pipeline_core.errors import ResourceLimitError, ThrottlingError
+from pipeline_core.tuning import build_tuning_request, start_tuning
+
+DATA = {
+    "train_uri": f"s3://{BUCKET}/runs/exec-1/data/train/",
+    "validation_uri": f"s3://{BUCKET}/runs/exec-1/data/validation/",
+}
+
+
+def _request(run: Any = None, **kwargs: Any) -> dict[str, Any]:
+    run = run or make_run("exec-1")
+    return build_tuning_request(
+        run,
+        DEFAULTS,
+        image_uri=IMAGE,
+        role_arn=ROLE,
+        train_uri=DATA["train_uri"],
+        validation_uri=DATA["validation_uri"],
+        output_uri=run.s3_uri("tuning/"),
+        **kwargs,
+    )
+
+
+def test_tuning_request_has_the_exact_shape_for_the_defaults() -> None:
+    run = make_run("exec-1")
+    channel = {
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+        "ContentType": "application/x-recordio-protobuf",
+        "CompressionType": "None",
+    }
+    train = {**channel, "ChannelName": "train"}
+    train["DataSource"] = {"S3DataSource": {**channel["DataSource"]["S3DataSource"], "S3Uri": DATA["train_uri"]}}
+    validation = {**channel, "ChannelName": "validation"}
+    validation["DataSource"] = {
+        "S3DataSource": {**channel["DataSource"]["S3DataSource"], "S3Uri": DATA["validation_uri"]}
+    }
+    assert _request(run) == {
+        "HyperParameterTuningJobName": run.names.tuning_job,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian",
+            "HyperParameterTuningJobObjective": {
+                "Type": "Maximize",
+                "MetricName": "validation:binary_f_beta",
+            },
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 2},
+            "ParameterRanges": {
+                "ContinuousParameterRanges": [
+                    {"Name": "wd", "MinValue": "1e-07", "MaxValue": "1.0", "ScalingType": "Auto"},
+                    {
+                        "Name": "learning_rate",
+                        "MinValue": "1e-05",
+                        "MaxValue": "1.0",
+                        "ScalingType": "Auto",
+                    },
+                ],
+                "IntegerParameterRanges": [
+                    {"Name": "mini_batch_size", "MinValue": "100", "MaxValue": "2000", "ScalingType": "Auto"}
+                ],
+                "CategoricalParameterRanges": [],
+            },
+            "TrainingJobEarlyStoppingType": "Off",
+        },
+        "TrainingJobDefinition": {
+            "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+            "RoleArn": ROLE,
+            "StaticHyperParameters": {"feature_dim": "784", "predictor_type": "binary_classifier"},
+            "InputDataConfig": [train, validation],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/runs/exec-1/tuning/"},
+            "ResourceConfig": {"InstanceType": "ml.c4.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 10},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "EnableNetworkIsolation": True,
+            "EnableInterContainerTrafficEncryption": True,
+        },
+        "Tags": [
+            {"Key": "mnist-ll:stack", "Value": STACK_TAG},
+            {"Key": "mnist-ll:execution", "Value": "exec-1"},
+        ],
+    }
+
+
+def test_untuned_mini_batch_size_becomes_static() -> None:
+    run = make_run("e", {"ranges": [{"name": "wd", "min_value": 1e-6, "max_value": 0.5}]})
+    request = _request(run)
+    static = request["TrainingJobDefinition"]["StaticHyperParameters"]
+    assert static["mini_batch_size"] == str(DEFAULTS.mini_batch_size)
+    ranges = request["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    assert ranges["IntegerParameterRanges"] == []
+    assert ranges["ContinuousParameterRanges"][0]["MaxValue"] == "0.5"
+
+
+def test_input_overrides_reach_the_request() -> None:
+    run = make_run(
+        "e",
+        {"strategy": "Random", "max_jobs": 3, "max_parallel_jobs": 3, "training_instance_type": "ml.m5.large"},
+    )
+    request = _request(run)
+    assert request["HyperParameterTuningJobConfig"]["Strategy"] == "Random"
+    assert request["HyperParameterTuningJobConfig"]["ResourceLimits"] == {
+        "MaxNumberOfTrainingJobs": 3,
+        "MaxParallelTrainingJobs": 3,
+    }
+    assert request["TrainingJobDefinition"]["ResourceConfig"]["InstanceType"] == "ml.m5.large"
+
+
+def test_kms_key_encrypts_the_model_output() -> None:
+    key = "arn:aws:kms:us-east-1:123456789012:key/abc"
+    assert _request(kms_key_arn=key)["TrainingJobDefinition"]["OutputDataConfig"]["KmsKeyId"] == key
+
+
+def test_start_tuning_sends_the_built_request() -> None:
+    run = make_run("exec-1")
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub.add_response(
+            "create_hyper_parameter_tuning_job",
+            {"HyperParameterTuningJobArn": "arn:aws:sagemaker:us-east-1:1:hyper-parameter-tuning-job/x"},
+            expected_params=_request(run),
+        )
+        out = start_tuning(run, DEFAULTS, DATA, sm, image_uri=IMAGE, role_arn=ROLE)
+    assert out == {"name": run.names.tuning_job, "status": "InProgress", "polls": 0, "created": True}
+
+
+def test_start_tuning_adopts_the_job_a_previous_attempt_created() -> None:
+    run = make_run("exec-1")
+    name = run.names.tuning_job
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub.add_client_error(
+            "create_hyper_parameter_tuning_job",
+            service_error_code="ResourceInUse",
+            service_message=f"Tuning job {name} already exists",
+            expected_params=_request(run),
+        )
+        stub.add_response(
+            "describe_hyper_parameter_tuning_job",
+            tuning_description(name, "Completed"),
+            expected_params={"HyperParameterTuningJobName": name},
+        )
+        out = start_tuning(run, DEFAULTS, DATA, sm, image_uri=IMAGE, role_arn=ROLE)
+    assert out == {"name": name, "status": "Completed", "polls": 0, "created": False}
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [("ThrottlingException", ThrottlingError), ("ResourceLimitExceeded", ResourceLimitError)],
+)
+def test_start_tuning_raises_named_errors(code: str, error: type[Exception]) -> None:
+    run = make_run("exec-1")
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub.add_client_error(
+            "create_hyper_parameter_tuning_job",
+            service_error_code=code,
+            service_message="The account-level service limit 'ml.c4.xlarge for training job usage' is 0",
+            expected_params=_request(run),
+        )
+        with pytest.raises(error, match="CreateHyperParameterTuningJob"):
+            start_tuning(run, DEFAULTS, DATA, sm, image_uri=IMAGE, role_arn=ROLE)
+
+
+def test_resource_limit_error_names_the_quota() -> None:
+    run = make_run("exec-1")
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub.add_client_error(
+            "create_hyper_parameter_tuning_job",
+            service_error_code="ResourceLimitExceeded",
+            service_message="The account-level service limit 'ml.c4.xlarge for training job usage' is 0",
+            expected_params=_request(run),
+        )
+        with pytest.raises(ResourceLimitError, match="ml.c4.xlarge for training job usage"):
+            start_tuning(run, DEFAULTS, DATA, sm, image_uri=IMAGE, role_arn=ROLE)
+
+
+def test_start_tuning_does_not_swallow_validation_errors() -> None:
+    run = make_run("exec-1")
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub.add_client_error(
+            "create_hyper_parameter_tuning_job",
+            service_error_code="ValidationException",
+            service_message="Invalid S3 URI",
+            expected_params=_request(run),
+        )
+        with pytest.raises(ClientError, match="Invalid S3 URI"):
+            start_tuning(run, DEFAULTS, DATA, sm, image_uri=IMAGE, role_arn=ROLE)
