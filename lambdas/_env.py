@@ -19,9 +19,10 @@ from botocore.config import Config
 from pipeline_core.config import CONFIG_ENV, DEFAULTS, PipelineConfig
 from pipeline_core.errors import InvalidConfigError, InvalidInputError
 
-#: Standard retry mode retries throttling with backoff inside the Lambda.
+#: Standard retry mode retries throttling with backoff inside the Lambda
+#: (5 attempts in all, the first included).
 BOTO_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5},
+    retries={"mode": "standard", "total_max_attempts": 5},
     connect_timeout=10,
     read_timeout=70,
 )

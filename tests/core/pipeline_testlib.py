@@ -6,7 +6,7 @@ import gzip
 import pickle
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -71,10 +71,12 @@ def stubbed(client: Any) -> Iterator[Stubber]:
 
 
 def when(seconds: int) -> datetime:
-    return datetime.fromtimestamp(1_767_225_600 + seconds, timezone.utc)
+    return datetime.fromtimestamp(1_767_225_600 + seconds, UTC)
 
 
-def tuning_result(artifacts: str = "s3://b/runs/exec-1/tuning/j-001/output/model.tar.gz") -> dict[str, Any]:
+def tuning_result(
+    artifacts: str = "s3://b/runs/exec-1/tuning/j-001/output/model.tar.gz",
+) -> dict[str, Any]:
     return {
         "name": "mnist-ll-exec-1-abcdef12",
         "status": "Completed",
@@ -91,7 +93,7 @@ def tuning_result(artifacts: str = "s3://b/runs/exec-1/tuning/j-001/output/model
     }
 
 
-# -- valid SageMaker responses for the Stubber ------------------------------------
+# -- valid SageMaker responses for the Stubber ------------------------------------------------
 
 
 def tuning_description(
@@ -99,7 +101,7 @@ def tuning_description(
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "HyperParameterTuningJobName": name,
-        "HyperParameterTuningJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/{name}",
+        "HyperParameterTuningJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/{name}",  # noqa: E501
         "HyperParameterTuningJobConfig": {
             "Strategy": "Bayesian",
             "ResourceLimits": {"MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 2},
@@ -116,7 +118,9 @@ def tuning_description(
     return out
 
 
-def best_job(name: str, value: float | None, metric: str = "validation:binary_f_beta") -> dict[str, Any]:
+def best_job(
+    name: str, value: float | None, metric: str = "validation:binary_f_beta"
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "TrainingJobName": name,
         "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}",
@@ -137,7 +141,11 @@ def training_description(name: str, artifacts: str) -> dict[str, Any]:
         "TrainingJobStatus": "Completed",
         "SecondaryStatus": "Completed",
         "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
-        "ResourceConfig": {"InstanceType": "ml.c4.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "ResourceConfig": {
+            "InstanceType": "ml.c4.xlarge",
+            "InstanceCount": 1,
+            "VolumeSizeInGB": 10,
+        },
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
         "CreationTime": when(10),
     }

@@ -22,14 +22,23 @@ def sm() -> Iterator[Any]:
 
 def _seed(sm: Any, name: str, tags: list[dict[str, str]]) -> None:
     sm.create_model(
-        ModelName=f"{name}-model", PrimaryContainer={"Image": "img"}, ExecutionRoleArn=ROLE, Tags=tags
+        ModelName=f"{name}-model",
+        PrimaryContainer={"Image": "img"},
+        ExecutionRoleArn=ROLE,
+        Tags=tags,
     )
     sm.create_endpoint_config(
         EndpointConfigName=f"{name}-config",
-        ProductionVariants=[{"VariantName": "v", "ModelName": f"{name}-model",
-                             "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}],
+        ProductionVariants=[
+            {
+                "VariantName": "v",
+                "ModelName": f"{name}-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m4.xlarge",
+            }
+        ],
         Tags=tags,
-    )  # fmt: skip
+    )
     sm.create_endpoint(EndpointName=f"{name}-ep", EndpointConfigName=f"{name}-config", Tags=tags)
 
 
@@ -48,8 +57,13 @@ def test_cleanup_removes_only_resources_tagged_with_our_stack(sm: Any) -> None:
     _seed(sm, "other", OTHER_STACK)
     summary = cleanup_stack_resources(sm, stack_tag=STACK_TAG, remaining_seconds=lambda: 600.0)
     assert _names(sm) == {
-        "untagged-ep", "untagged-config", "untagged-model", "other-ep", "other-config", "other-model",
-    }  # fmt: skip
+        "untagged-ep",
+        "untagged-config",
+        "untagged-model",
+        "other-ep",
+        "other-config",
+        "other-model",
+    }
     assert sorted(summary["deleted"]["endpoint"]) == ["mine-a-ep", "mine-b-ep"]
     assert sorted(summary["deleted"]["model"]) == ["mine-a-model", "mine-b-model"]
     assert summary["failed"] == [] and summary["skipped_foreign"] == 6
@@ -89,33 +103,69 @@ def test_cleanup_stops_our_running_tuning_jobs_and_survives_errors() -> None:
     sm = sagemaker_client()
     arn = "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/"
     summary_row = {
-        "HyperParameterTuningJobStatus": "InProgress", "Strategy": "Bayesian",
-        "CreationTime": when(0), "TrainingJobStatusCounters": {}, "ObjectiveStatusCounters": {},
-    }  # fmt: skip
+        "HyperParameterTuningJobStatus": "InProgress",
+        "Strategy": "Bayesian",
+        "CreationTime": when(0),
+        "TrainingJobStatusCounters": {},
+        "ObjectiveStatusCounters": {},
+    }
     with stubbed(sm) as stub:
-        stub.add_response("list_endpoints", {"Endpoints": [
-            {"EndpointName": "mine-ep", "EndpointArn": f"{arn[:-27]}endpoint/mine-ep",
-             "CreationTime": when(0), "LastModifiedTime": when(0), "EndpointStatus": "Failed"},
-        ]}, expected_params={})  # fmt: skip
-        stub.add_response("list_tags", {"Tags": OURS}, expected_params={"ResourceArn": f"{arn[:-27]}endpoint/mine-ep"})
+        stub.add_response(
+            "list_endpoints",
+            {
+                "Endpoints": [
+                    {
+                        "EndpointName": "mine-ep",
+                        "EndpointArn": f"{arn[:-27]}endpoint/mine-ep",
+                        "CreationTime": when(0),
+                        "LastModifiedTime": when(0),
+                        "EndpointStatus": "Failed",
+                    },
+                ]
+            },
+            expected_params={},
+        )
+        stub.add_response(
+            "list_tags",
+            {"Tags": OURS},
+            expected_params={"ResourceArn": f"{arn[:-27]}endpoint/mine-ep"},
+        )
         stub.add_client_error(
-            "delete_endpoint", service_error_code="ThrottlingException",
+            "delete_endpoint",
+            service_error_code="ThrottlingException",
             expected_params={"EndpointName": "mine-ep"},
-        )  # fmt: skip
+        )
         stub.add_response("list_endpoint_configs", {"EndpointConfigs": []}, expected_params={})
         stub.add_response("list_models", {"Models": []}, expected_params={})
         stub.add_response(
             "list_hyper_parameter_tuning_jobs",
-            {"HyperParameterTuningJobSummaries": [
-                {**summary_row, "HyperParameterTuningJobName": "mnist-ll-a", "HyperParameterTuningJobArn": f"{arn}mnist-ll-a"},
-                {**summary_row, "HyperParameterTuningJobName": "theirs", "HyperParameterTuningJobArn": f"{arn}theirs"},
-            ]},
+            {
+                "HyperParameterTuningJobSummaries": [
+                    {
+                        **summary_row,
+                        "HyperParameterTuningJobName": "mnist-ll-a",
+                        "HyperParameterTuningJobArn": f"{arn}mnist-ll-a",
+                    },
+                    {
+                        **summary_row,
+                        "HyperParameterTuningJobName": "theirs",
+                        "HyperParameterTuningJobArn": f"{arn}theirs",
+                    },
+                ]
+            },
             expected_params={"StatusEquals": "InProgress"},
-        )  # fmt: skip
-        stub.add_response("list_tags", {"Tags": OURS}, expected_params={"ResourceArn": f"{arn}mnist-ll-a"})
-        stub.add_response("stop_hyper_parameter_tuning_job", {},
-                          expected_params={"HyperParameterTuningJobName": "mnist-ll-a"})  # fmt: skip
-        stub.add_response("list_tags", {"Tags": []}, expected_params={"ResourceArn": f"{arn}theirs"})
+        )
+        stub.add_response(
+            "list_tags", {"Tags": OURS}, expected_params={"ResourceArn": f"{arn}mnist-ll-a"}
+        )
+        stub.add_response(
+            "stop_hyper_parameter_tuning_job",
+            {},
+            expected_params={"HyperParameterTuningJobName": "mnist-ll-a"},
+        )
+        stub.add_response(
+            "list_tags", {"Tags": []}, expected_params={"ResourceArn": f"{arn}theirs"}
+        )
         summary = cleanup_stack_resources(sm, stack_tag=STACK_TAG, remaining_seconds=lambda: 600.0)
     assert summary["deleted"]["tuning_job"] == ["mnist-ll-a"]
     assert summary["failed"][0]["name"] == "mine-ep"

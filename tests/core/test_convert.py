@@ -150,7 +150,9 @@ def test_convert_head_style_404_raises_source_not_found() -> None:
 
 
 @pytest.mark.parametrize("as_uri", [False, True])
-def test_convert_reads_local_sources_for_the_local_run(s3: Any, tmp_path: Path, as_uri: bool) -> None:
+def test_convert_reads_local_sources_for_the_local_run(
+    s3: Any, tmp_path: Path, as_uri: bool
+) -> None:
     path = tmp_path / "mnist.pkl.gz"
     path.write_bytes(pickle_gz(make_dataset()))
     source = path.as_uri() if as_uri else str(path)

@@ -21,7 +21,7 @@ def _load(obj: Any, **kwargs: Any) -> Any:
     return load_mnist(pickle_gz(obj), **kwargs)
 
 
-# -- what must load ---------------------------------------------------------------
+# -- what must load ------------------------------------------------
 
 
 @pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
@@ -84,7 +84,7 @@ def test_loads_python2_latin1_pickle_like_the_tutorial_file() -> None:
     np.testing.assert_array_equal(splits.test.labels, ds[2][1])
 
 
-# -- code execution attempts --------------------------------------------------------
+# -- code execution attempts ------------------------------------------------
 
 
 class _Payload:
@@ -139,7 +139,7 @@ def test_rejects_persistent_ids() -> None:
         unpickle_gzip(gzip.compress(b"\x80\x02U\x03abcQ."))
 
 
-# -- the container --------------------------------------------------------------------
+# -- the container ------------------------------------------------
 
 
 def test_rejects_data_that_is_not_gzip() -> None:
@@ -149,7 +149,7 @@ def test_rejects_data_that_is_not_gzip() -> None:
 
 def test_rejects_truncated_gzip() -> None:
     raw = pickle_gz(make_dataset())
-    with pytest.raises(InvalidDatasetError, match="truncated|corrupt"):
+    with pytest.raises(InvalidDatasetError, match=r"truncated|corrupt"):
         load_mnist(raw[: len(raw) // 2])
 
 
@@ -210,7 +210,11 @@ BAD: list[tuple[str, Any, str]] = [
     ("images one-dimensional", _train(images=np.zeros(784, np.float32)), r"\(N, 784\)"),
     ("images three-dimensional", _train(images=np.zeros((20, 28, 28), np.float32)), r"\(N, 784\)"),
     ("labels too short", _train(labels=np.zeros(19, np.int64)), "labels must have shape"),
-    ("labels two-dimensional", _train(labels=np.zeros((20, 1), np.int64)), "labels must have shape"),
+    (
+        "labels two-dimensional",
+        _train(labels=np.zeros((20, 1), np.int64)),
+        "labels must have shape",
+    ),
     ("images string dtype", _train(images=np.full((20, 784), "a")), "numeric"),
     ("images bool dtype", _train(images=np.zeros((20, 784), bool)), "numeric"),
     ("images complex dtype", _train(images=np.zeros((20, 784), np.complex64)), "numeric"),
@@ -224,8 +228,16 @@ BAD: list[tuple[str, Any, str]] = [
     ("images above one", _train(images=np.full((20, 784), 1.5, np.float32)), r"\[0, 1\]"),
     ("images negative", _train(images=np.full((20, 784), -0.1, np.float32)), r"\[0, 1\]"),
     ("raw uint8 pixels", _train(images=np.full((20, 784), 255, np.uint8)), r"\[0, 1\]"),
-    ("empty train", _train(images=np.zeros((0, 784), np.float32), labels=np.zeros(0, np.int64)), "'train' is empty"),
-    ("empty test", _with_split(2, (np.zeros((0, 784), np.float32), np.zeros(0, np.int64))), "'test' is empty"),
+    (
+        "empty train",
+        _train(images=np.zeros((0, 784), np.float32), labels=np.zeros(0, np.int64)),
+        "'train' is empty",
+    ),
+    (
+        "empty test",
+        _with_split(2, (np.zeros((0, 784), np.float32), np.zeros(0, np.int64))),
+        "'test' is empty",
+    ),
     ("target absent", _train(labels=np.full(20, 3)), "no example of target digit 0"),
     ("none", None, "triple"),
 ]
@@ -240,7 +252,7 @@ def test_rejects_malformed_dataset_with_a_precise_message(obj: Any, message: str
 def test_one_nan_pixel_anywhere_is_rejected() -> None:
     images, labels = make_split(30, 5)
     images[17, 400] = np.nan
-    with pytest.raises(InvalidDatasetError, match="'validation'.*NaN"):
+    with pytest.raises(InvalidDatasetError, match=r"'validation'.*NaN"):
         _load(_with_split(1, (images, labels)))
 
 

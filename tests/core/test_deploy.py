@@ -59,8 +59,9 @@ def _not_found(stub: Stubber) -> None:
     )
 
 
-def _existing(stub: Stubber, status: str, config: str | None, tags: list[dict[str, str]] = OURS,
-              **extra: Any) -> None:  # fmt: skip
+def _existing(
+    stub: Stubber, status: str, config: str | None, tags: list[dict[str, str]] = OURS, **extra: Any
+) -> None:
     stub.add_response(
         "describe_endpoint",
         {**endpoint_description(ENDPOINT, status, config), **extra},
@@ -70,17 +71,32 @@ def _existing(stub: Stubber, status: str, config: str | None, tags: list[dict[st
 
 
 def _creates(stub: Stubber) -> None:
-    stub.add_response("create_model", {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{RUN.names.model}"}, expected_params=_model_request())
     stub.add_response(
-        "create_endpoint_config", {"EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{RUN.names.endpoint_config}"}, expected_params=_config_request()
+        "create_model",
+        {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{RUN.names.model}"},
+        expected_params=_model_request(),
+    )
+    stub.add_response(
+        "create_endpoint_config",
+        {
+            "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{RUN.names.endpoint_config}"  # noqa: E501
+        },
+        expected_params=_config_request(),
     )
 
 
 def _deploy(sm: Any, **kwargs: Any) -> dict[str, Any]:
     return deploy(
-        RUN, DEFAULTS, TUNING, sm, stack_tag=STACK_TAG, image_uri=IMAGE, role_arn=ROLE,
-        sleep=lambda _s: None, **kwargs,
-    )  # fmt: skip
+        RUN,
+        DEFAULTS,
+        TUNING,
+        sm,
+        stack_tag=STACK_TAG,
+        image_uri=IMAGE,
+        role_arn=ROLE,
+        sleep=lambda _s: None,
+        **kwargs,
+    )
 
 
 def test_model_request_uses_the_best_job_artifacts_with_network_isolation() -> None:
@@ -151,7 +167,10 @@ def test_deploy_updates_an_existing_endpoint_blue_green() -> None:
         stub.add_response(
             "update_endpoint",
             {"EndpointArn": ARN},
-            expected_params={"EndpointName": ENDPOINT, "EndpointConfigName": RUN.names.endpoint_config},
+            expected_params={
+                "EndpointName": ENDPOINT,
+                "EndpointConfigName": RUN.names.endpoint_config,
+            },
         )
         out = _deploy(sm)
     assert out["action"] == "update"
@@ -181,9 +200,15 @@ def test_deploy_deletes_a_failed_endpoint_then_creates_it_anew() -> None:
             },
         )
         out = deploy(
-            RUN, DEFAULTS, TUNING, sm, stack_tag=STACK_TAG, image_uri=IMAGE, role_arn=ROLE,
+            RUN,
+            DEFAULTS,
+            TUNING,
+            sm,
+            stack_tag=STACK_TAG,
+            image_uri=IMAGE,
+            role_arn=ROLE,
             sleep=sleeps.append,
-        )  # fmt: skip
+        )
     assert out["action"] == "create"
     assert len(sleeps) == 1
 
@@ -209,7 +234,7 @@ def test_deploy_retry_carries_on_when_model_and_config_already_exist() -> None:
         stub.add_client_error(
             "create_model",
             service_error_code="ValidationException",
-            service_message=f'Cannot create already existing model "arn:aws:sagemaker:us-east-1:1:model/{RUN.names.model}".',
+            service_message=f'Cannot create already existing model "arn:aws:sagemaker:us-east-1:1:model/{RUN.names.model}".',  # noqa: E501
             expected_params=_model_request(),
         )
         stub.add_client_error(
@@ -226,9 +251,11 @@ def test_deploy_retry_after_update_sent_does_not_update_twice() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
         _existing(
-            stub, "Updating", "mnist-ll-old-config",
+            stub,
+            "Updating",
+            "mnist-ll-old-config",
             PendingDeploymentSummary={"EndpointConfigName": RUN.names.endpoint_config},
-        )  # fmt: skip
+        )
         _creates(stub)
         out = _deploy(sm)
     assert out["action"] == "update" and out["previous_config"] == "mnist-ll-old-config"
@@ -284,14 +311,14 @@ def test_deploy_resource_limit_on_create_endpoint_names_the_quota() -> None:
         stub.add_client_error(
             "create_endpoint",
             service_error_code="ResourceLimitExceeded",
-            service_message="The account-level service limit 'ml.m4.xlarge for endpoint usage' is 0 Instances",
+            service_message="The account-level service limit 'ml.m4.xlarge for endpoint usage' is 0 Instances",  # noqa: E501
             expected_params={
                 "EndpointName": ENDPOINT,
                 "EndpointConfigName": RUN.names.endpoint_config,
                 "Tags": RUN.tag_list(),
             },
         )
-        with pytest.raises(ResourceLimitError, match="ml.m4.xlarge for endpoint usage"):
+        with pytest.raises(ResourceLimitError, match=r"ml.m4.xlarge for endpoint usage"):
             _deploy(sm)
 
 
@@ -300,7 +327,9 @@ def test_deploy_throttled_create_model_raises_throttling_error() -> None:
     with stubbed(sm) as stub:
         _not_found(stub)
         stub.add_client_error(
-            "create_model", service_error_code="ThrottlingException", expected_params=_model_request()
+            "create_model",
+            service_error_code="ThrottlingException",
+            expected_params=_model_request(),
         )
         with pytest.raises(ThrottlingError, match="CreateModel"):
             _deploy(sm)
@@ -315,18 +344,23 @@ def test_deploy_update_validation_error_is_not_swallowed() -> None:
             "update_endpoint",
             service_error_code="ValidationException",
             service_message="Cannot update in-progress endpoint",
-            expected_params={"EndpointName": ENDPOINT, "EndpointConfigName": RUN.names.endpoint_config},
+            expected_params={
+                "EndpointName": ENDPOINT,
+                "EndpointConfigName": RUN.names.endpoint_config,
+            },
         )
         with pytest.raises(ClientError):
             _deploy(sm)
 
 
-# -- retirement ---------------------------------------------------------------------------
+# -- retirement ------------------------------------------------
 
 EP_TAG = {"Key": ENDPOINT_TAG_KEY, "Value": ENDPOINT}
 
 
-def _res(kind: str, name: str, t: int, stack: str | None = STACK_TAG, endpoint: str = ENDPOINT) -> Resource:
+def _res(
+    kind: str, name: str, t: int, stack: str | None = STACK_TAG, endpoint: str = ENDPOINT
+) -> Resource:
     tags = {ENDPOINT_TAG_KEY: endpoint}
     if stack is not None:
         tags[STACK_TAG_KEY] = stack
@@ -335,9 +369,12 @@ def _res(kind: str, name: str, t: int, stack: str | None = STACK_TAG, endpoint: 
 
 def _select(resources: list[Resource]) -> list[str]:
     chosen = select_retirements(
-        resources, stack_tag=STACK_TAG, endpoint_name=ENDPOINT,
-        serving_config="cfg-new", serving_model="model-new",
-    )  # fmt: skip
+        resources,
+        stack_tag=STACK_TAG,
+        endpoint_name=ENDPOINT,
+        serving_config="cfg-new",
+        serving_model="model-new",
+    )
     return [r.name for r in chosen]
 
 
@@ -381,31 +418,57 @@ def _retire_stub(stub: Stubber, delete_config_error: str | None = None) -> None:
     models = [("model-old", 1), ("model-new", 10)]
     stub.add_response(
         "list_endpoint_configs",
-        {"EndpointConfigs": [
-            {"EndpointConfigName": n, "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{n}", "CreationTime": when(t)}
-            for n, t in configs
-        ]},
+        {
+            "EndpointConfigs": [
+                {
+                    "EndpointConfigName": n,
+                    "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{n}",  # noqa: E501
+                    "CreationTime": when(t),
+                }
+                for n, t in configs
+            ]
+        },
         expected_params={"NameContains": "mnist-ll"},
-    )  # fmt: skip
+    )
     for n, _ in configs:
         tags = [] if n == "cfg-foreign" else [*OURS, EP_TAG]
-        stub.add_response("list_tags", {"Tags": tags}, expected_params={"ResourceArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{n}"})
+        stub.add_response(
+            "list_tags",
+            {"Tags": tags},
+            expected_params={
+                "ResourceArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{n}"
+            },
+        )
     stub.add_response(
         "list_models",
-        {"Models": [
-            {"ModelName": n, "ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{n}", "CreationTime": when(t)} for n, t in models
-        ]},
+        {
+            "Models": [
+                {
+                    "ModelName": n,
+                    "ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{n}",
+                    "CreationTime": when(t),
+                }
+                for n, t in models
+            ]
+        },
         expected_params={"NameContains": "mnist-ll"},
-    )  # fmt: skip
+    )
     for n, _ in models:
-        stub.add_response("list_tags", {"Tags": [*OURS, EP_TAG]}, expected_params={"ResourceArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{n}"})
+        stub.add_response(
+            "list_tags",
+            {"Tags": [*OURS, EP_TAG]},
+            expected_params={"ResourceArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{n}"},
+        )
     if delete_config_error:
         stub.add_client_error(
-            "delete_endpoint_config", service_error_code=delete_config_error,
+            "delete_endpoint_config",
+            service_error_code=delete_config_error,
             expected_params={"EndpointConfigName": "cfg-old"},
-        )  # fmt: skip
+        )
     else:
-        stub.add_response("delete_endpoint_config", {}, expected_params={"EndpointConfigName": "cfg-old"})
+        stub.add_response(
+            "delete_endpoint_config", {}, expected_params={"EndpointConfigName": "cfg-old"}
+        )
     stub.add_response("delete_model", {}, expected_params={"ModelName": "model-old"})
 
 
@@ -438,6 +501,11 @@ def test_retire_superseded_logs_a_failed_delete_and_carries_on() -> None:
 def test_retire_superseded_survives_a_failed_listing() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
-        stub.add_client_error("list_endpoint_configs", service_error_code="AccessDeniedException",
-                              expected_params={"NameContains": "mnist-ll"})  # fmt: skip
-        assert retire_superseded(RUN, DEPLOYED, sm, stack_tag=STACK_TAG, name_prefix="mnist-ll") == []
+        stub.add_client_error(
+            "list_endpoint_configs",
+            service_error_code="AccessDeniedException",
+            expected_params={"NameContains": "mnist-ll"},
+        )
+        assert (
+            retire_superseded(RUN, DEPLOYED, sm, stack_tag=STACK_TAG, name_prefix="mnist-ll") == []
+        )

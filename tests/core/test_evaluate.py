@@ -37,9 +37,7 @@ class FakeEndpoint:
         )
         self.calls.append((len(rows), content_type))
         score = rows.mean(axis=1)
-        preds = [
-            {"score": float(s), "predicted_label": int(s > self.threshold)} for s in score
-        ]
+        preds = [{"score": float(s), "predicted_label": int(s > self.threshold)} for s in score]
         return json.dumps({"predictions": preds}).encode()
 
 
@@ -52,10 +50,14 @@ def _data(n: int = 1000, dim: int = 8, seed: int = 0) -> tuple[np.ndarray, np.nd
 
 def test_csv_round_trips_float32_exactly() -> None:
     rng = np.random.default_rng(1)
-    special = np.array([0, 1, 1e-7, 1 / 3, 0.1, 3.4028235e38, 1.17549435e-38, 1e-45, 123456.789],
-                       dtype=np.float32)  # fmt: skip
-    for x in (rng.random((50, 40), dtype=np.float32), special.reshape(1, -1),
-              (rng.integers(0, 256, (30, 784)) / 255).astype(np.float32)):  # fmt: skip
+    special = np.array(
+        [0, 1, 1e-7, 1 / 3, 0.1, 3.4028235e38, 1.17549435e-38, 1e-45, 123456.789], dtype=np.float32
+    )
+    for x in (
+        rng.random((50, 40), dtype=np.float32),
+        special.reshape(1, -1),
+        (rng.integers(0, 256, (30, 784)) / 255).astype(np.float32),
+    ):
         text = format_csv(x)
         back = np.array(
             [[np.float32(v) for v in line.split(b",")] for line in text.split(b"\n")],
@@ -99,8 +101,11 @@ def test_confusion_and_metrics_match_an_independent_computation() -> None:
 
 def test_metrics_with_no_positive_predictions_are_zero_not_nan() -> None:
     assert metrics({"tp": 0, "fp": 0, "tn": 10, "fn": 5}) == {
-        "accuracy": 10 / 15, "precision": 0.0, "recall": 0.0, "f1": 0.0,
-    }  # fmt: skip
+        "accuracy": 10 / 15,
+        "precision": 0.0,
+        "recall": 0.0,
+        "f1": 0.0,
+    }
 
 
 def test_evaluation_sends_one_single_row_then_exactly_the_configured_chunks() -> None:
@@ -127,9 +132,14 @@ def test_evaluation_of_fewer_rows_than_chunks_sends_one_row_per_request() -> Non
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b'{"nope": []}', b'{"predictions": [{"score": 0.1}]}',
-     b'{"predictions": []}', b'{"predictions": [{"score": 0.1, "predicted_label": 7}]}'],
-)  # fmt: skip
+    [
+        b"not json",
+        b'{"nope": []}',
+        b'{"predictions": [{"score": 0.1}]}',
+        b'{"predictions": []}',
+        b'{"predictions": [{"score": 0.1, "predicted_label": 7}]}',
+    ],
+)
 def test_evaluation_rejects_malformed_endpoint_answers(body: bytes) -> None:
     x, y = _data(3)
     with pytest.raises(EvaluationError):

@@ -33,7 +33,13 @@ def test_full_input_overrides_defaults() -> None:
         "source": "s3://my-bucket/data/mnist.pkl.gz",
         "target_digit": 7,
         "ranges": [
-            {"name": "wd", "kind": "Continuous", "min_value": 1e-7, "max_value": 1, "scaling": "Auto"},
+            {
+                "name": "wd",
+                "kind": "Continuous",
+                "min_value": 1e-7,
+                "max_value": 1,
+                "scaling": "Auto",
+            },
             {"name": "mini_batch_size", "min_value": 100, "max_value": 500},
         ],
         "objective_metric": "validation:objective_loss",
@@ -110,18 +116,62 @@ BAD: list[tuple[str, Any, str]] = [
     ("endpoint name empty", {"endpoint_name": ""}, "endpoint_name"),
     ("ranges not a list", {"ranges": {"name": "wd"}}, "ranges"),
     ("ranges empty", {"ranges": []}, "ranges"),
-    ("range unknown parameter", {"ranges": [{"name": "epochs", "min_value": 1, "max_value": 2}]}, "ranges[0].name"),
-    ("range inverted", {"ranges": [{"name": "wd", "min_value": 0.5, "max_value": 0.1}]}, "ranges[0]"),
-    ("range outside limits", {"ranges": [{"name": "wd", "min_value": 1e-9, "max_value": 0.1}]}, "ranges[0]"),
-    ("range above limits", {"ranges": [{"name": "learning_rate", "min_value": 0.1, "max_value": 2}]}, "ranges[0]"),
-    ("range bool bound", {"ranges": [{"name": "wd", "min_value": False, "max_value": 0.1}]}, "ranges[0].min_value"),
-    ("range string bound", {"ranges": [{"name": "wd", "min_value": "0.1", "max_value": 0.5}]}, "ranges[0].min_value"),
+    (
+        "range unknown parameter",
+        {"ranges": [{"name": "epochs", "min_value": 1, "max_value": 2}]},
+        "ranges[0].name",
+    ),
+    (
+        "range inverted",
+        {"ranges": [{"name": "wd", "min_value": 0.5, "max_value": 0.1}]},
+        "ranges[0]",
+    ),
+    (
+        "range outside limits",
+        {"ranges": [{"name": "wd", "min_value": 1e-9, "max_value": 0.1}]},
+        "ranges[0]",
+    ),
+    (
+        "range above limits",
+        {"ranges": [{"name": "learning_rate", "min_value": 0.1, "max_value": 2}]},
+        "ranges[0]",
+    ),
+    (
+        "range bool bound",
+        {"ranges": [{"name": "wd", "min_value": False, "max_value": 0.1}]},
+        "ranges[0].min_value",
+    ),
+    (
+        "range string bound",
+        {"ranges": [{"name": "wd", "min_value": "0.1", "max_value": 0.5}]},
+        "ranges[0].min_value",
+    ),
     ("range missing bound", {"ranges": [{"name": "wd", "min_value": 0.1}]}, "ranges[0].max_value"),
-    ("range wrong kind", {"ranges": [{"name": "wd", "kind": "Integer", "min_value": 0.1, "max_value": 0.5}]}, "ranges[0]"),
-    ("range fractional integer", {"ranges": [{"name": "mini_batch_size", "min_value": 100.5, "max_value": 500}]}, "ranges[0]"),
-    ("range bad scaling", {"ranges": [{"name": "wd", "min_value": 0.1, "max_value": 0.5, "scaling": "Exp"}]}, "ranges[0]"),
-    ("range unknown key", {"ranges": [{"name": "wd", "min_value": 0.1, "max_value": 0.5, "step": 1}]}, "ranges[0]"),
-    ("range duplicate", {"ranges": [{"name": "wd", "min_value": 0.1, "max_value": 0.5}] * 2}, "ranges"),
+    (
+        "range wrong kind",
+        {"ranges": [{"name": "wd", "kind": "Integer", "min_value": 0.1, "max_value": 0.5}]},
+        "ranges[0]",
+    ),
+    (
+        "range fractional integer",
+        {"ranges": [{"name": "mini_batch_size", "min_value": 100.5, "max_value": 500}]},
+        "ranges[0]",
+    ),
+    (
+        "range bad scaling",
+        {"ranges": [{"name": "wd", "min_value": 0.1, "max_value": 0.5, "scaling": "Exp"}]},
+        "ranges[0]",
+    ),
+    (
+        "range unknown key",
+        {"ranges": [{"name": "wd", "min_value": 0.1, "max_value": 0.5, "step": 1}]},
+        "ranges[0]",
+    ),
+    (
+        "range duplicate",
+        {"ranges": [{"name": "wd", "min_value": 0.1, "max_value": 0.5}] * 2},
+        "ranges",
+    ),
     ("range not an object", {"ranges": ["wd"]}, "ranges[0]"),
 ]
 
@@ -140,21 +190,23 @@ def test_missing_input_is_valid(raw: Any) -> None:
 
 @pytest.mark.parametrize("raw", [[1, 2], "text", 3])
 def test_non_object_input_is_rejected(raw: Any) -> None:
-    with pytest.raises(InvalidInputError, match="^input"):
+    with pytest.raises(InvalidInputError, match=r"^input"):
         make_run("e", raw)
 
 
 @pytest.mark.parametrize("name", ["", "x" * 81])
 def test_execution_name_out_of_bounds_is_rejected(name: str) -> None:
-    with pytest.raises(InvalidInputError, match="^execution_name"):
+    with pytest.raises(InvalidInputError, match=r"^execution_name"):
         make_run(name, {})
 
 
-@pytest.mark.parametrize("source", ["/data/mnist.pkl.gz", "file:///data/mnist.pkl.gz", "rel/x.pkl.gz"])
+@pytest.mark.parametrize(
+    "source", ["/data/mnist.pkl.gz", "file:///data/mnist.pkl.gz", "rel/x.pkl.gz"]
+)
 def test_local_sources_are_accepted_only_with_the_flag(source: str) -> None:
     assert make_run("e", {"source": source}, allow_local_sources=True).source == source
 
 
 def test_local_flag_still_rejects_other_schemes() -> None:
-    with pytest.raises(InvalidInputError, match="^source"):
+    with pytest.raises(InvalidInputError, match=r"^source"):
         make_run("e", {"source": "https://x/y"}, allow_local_sources=True)

@@ -20,7 +20,9 @@ from pipeline_core.status import describe_endpoint_status, describe_tuning
 ARTIFACTS = "s3://bucket/runs/exec-1/tuning/job-001/output/model.tar.gz"
 
 
-def _poll(run: Any, responses: list[tuple[str, dict[str, Any], dict[str, Any]]], polls: int = 0) -> dict[str, Any]:
+def _poll(
+    run: Any, responses: list[tuple[str, dict[str, Any], dict[str, Any]]], polls: int = 0
+) -> dict[str, Any]:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
         for op, response, expected in responses:
@@ -33,10 +35,15 @@ def test_describe_tuning_in_progress_counts_the_poll() -> None:
     name = run.names.tuning_job
     out = _poll(
         run,
-        [("describe_hyper_parameter_tuning_job", tuning_description(name, "InProgress"),
-          {"HyperParameterTuningJobName": name})],
+        [
+            (
+                "describe_hyper_parameter_tuning_job",
+                tuning_description(name, "InProgress"),
+                {"HyperParameterTuningJobName": name},
+            )
+        ],
         polls=4,
-    )  # fmt: skip
+    )
     assert out["status"] == "InProgress" and out["polls"] == 5
     assert out["best"] is None
     assert out["gate"]["passed"] is False
@@ -49,12 +56,18 @@ def test_describe_tuning_completed_reports_best_job_and_passes_the_gate() -> Non
     out = _poll(
         run,
         [
-            ("describe_hyper_parameter_tuning_job", tuning_description(name, "Completed", best=best),
-             {"HyperParameterTuningJobName": name}),
-            ("describe_training_job", training_description(best["TrainingJobName"], ARTIFACTS),
-             {"TrainingJobName": best["TrainingJobName"]}),
+            (
+                "describe_hyper_parameter_tuning_job",
+                tuning_description(name, "Completed", best=best),
+                {"HyperParameterTuningJobName": name},
+            ),
+            (
+                "describe_training_job",
+                training_description(best["TrainingJobName"], ARTIFACTS),
+                {"TrainingJobName": best["TrainingJobName"]},
+            ),
         ],
-    )  # fmt: skip
+    )
     assert out == {
         "name": name,
         "status": "Completed",
@@ -81,19 +94,27 @@ def test_describe_tuning_completed_reports_best_job_and_passes_the_gate() -> Non
         ({"objective_metric": "validation:objective_loss", "min_objective": 0.1}, 0.2, False),
     ],
 )
-def test_quality_gate_respects_threshold_and_direction(raw: dict[str, Any], value: float, passed: bool) -> None:
+def test_quality_gate_respects_threshold_and_direction(
+    raw: dict[str, Any], value: float, passed: bool
+) -> None:
     run = make_run("exec-1", raw)
     name = run.names.tuning_job
     best = best_job(f"{name}-001-x", value, run.objective_metric)
     out = _poll(
         run,
         [
-            ("describe_hyper_parameter_tuning_job", tuning_description(name, "Completed", best=best),
-             {"HyperParameterTuningJobName": name}),
-            ("describe_training_job", training_description(best["TrainingJobName"], ARTIFACTS),
-             {"TrainingJobName": best["TrainingJobName"]}),
+            (
+                "describe_hyper_parameter_tuning_job",
+                tuning_description(name, "Completed", best=best),
+                {"HyperParameterTuningJobName": name},
+            ),
+            (
+                "describe_training_job",
+                training_description(best["TrainingJobName"], ARTIFACTS),
+                {"TrainingJobName": best["TrainingJobName"]},
+            ),
         ],
-    )  # fmt: skip
+    )
     assert out["gate"]["passed"] is passed
     assert out["gate"]["objective_type"] == run.objective_type
 
@@ -104,9 +125,14 @@ def test_completed_tuning_without_best_job_raises_tuning_failed() -> None:
     with pytest.raises(TuningJobFailedError, match="without a best training job"):
         _poll(
             run,
-            [("describe_hyper_parameter_tuning_job", tuning_description(name, "Completed"),
-              {"HyperParameterTuningJobName": name})],
-        )  # fmt: skip
+            [
+                (
+                    "describe_hyper_parameter_tuning_job",
+                    tuning_description(name, "Completed"),
+                    {"HyperParameterTuningJobName": name},
+                )
+            ],
+        )
 
 
 def test_best_job_without_objective_metric_raises_tuning_failed() -> None:
@@ -117,12 +143,18 @@ def test_best_job_without_objective_metric_raises_tuning_failed() -> None:
         _poll(
             run,
             [
-                ("describe_hyper_parameter_tuning_job", tuning_description(name, "Completed", best=best),
-                 {"HyperParameterTuningJobName": name}),
-                ("describe_training_job", training_description(best["TrainingJobName"], ARTIFACTS),
-                 {"TrainingJobName": best["TrainingJobName"]}),
+                (
+                    "describe_hyper_parameter_tuning_job",
+                    tuning_description(name, "Completed", best=best),
+                    {"HyperParameterTuningJobName": name},
+                ),
+                (
+                    "describe_training_job",
+                    training_description(best["TrainingJobName"], ARTIFACTS),
+                    {"TrainingJobName": best["TrainingJobName"]},
+                ),
             ],
-        )  # fmt: skip
+        )
 
 
 @pytest.mark.parametrize("status", ["Failed", "Stopped"])
@@ -131,9 +163,14 @@ def test_failed_tuning_is_reported_with_its_reason(status: str) -> None:
     name = run.names.tuning_job
     out = _poll(
         run,
-        [("describe_hyper_parameter_tuning_job", tuning_description(name, status, reason="boom"),
-          {"HyperParameterTuningJobName": name})],
-    )  # fmt: skip
+        [
+            (
+                "describe_hyper_parameter_tuning_job",
+                tuning_description(name, status, reason="boom"),
+                {"HyperParameterTuningJobName": name},
+            )
+        ],
+    )
     assert out["status"] == status
     assert out["failure_reason"] == "boom"
     assert out["gate"]["passed"] is False
@@ -145,10 +182,15 @@ def test_tuning_poll_limit_raises() -> None:
     with pytest.raises(PollLimitExceededError):
         _poll(
             run,
-            [("describe_hyper_parameter_tuning_job", tuning_description(name, "InProgress"),
-              {"HyperParameterTuningJobName": name})],
+            [
+                (
+                    "describe_hyper_parameter_tuning_job",
+                    tuning_description(name, "InProgress"),
+                    {"HyperParameterTuningJobName": name},
+                )
+            ],
             polls=run.max_polls,
-        )  # fmt: skip
+        )
 
 
 def test_describe_tuning_throttled_raises_throttling_error() -> None:
@@ -164,10 +206,12 @@ def test_describe_tuning_throttled_raises_throttling_error() -> None:
             describe_tuning(run, {"name": run.names.tuning_job}, sm)
 
 
-# -- endpoint -------------------------------------------------------------------------
+# -- endpoint ------------------------------------------------
 
 
-def _endpoint(run: Any, response: dict[str, Any] | None, polls: int = 0, *, code: str = "") -> dict[str, Any]:
+def _endpoint(
+    run: Any, response: dict[str, Any] | None, polls: int = 0, *, code: str = ""
+) -> dict[str, Any]:
     sm = sagemaker_client()
     deploy = {"endpoint_name": ENDPOINT, "endpoint_config_name": run.names.endpoint_config}
     with stubbed(sm) as stub:
@@ -179,7 +223,9 @@ def _endpoint(run: Any, response: dict[str, Any] | None, polls: int = 0, *, code
                 expected_params={"EndpointName": ENDPOINT},
             )
         else:
-            stub.add_response("describe_endpoint", response, expected_params={"EndpointName": ENDPOINT})
+            stub.add_response(
+                "describe_endpoint", response, expected_params={"EndpointName": ENDPOINT}
+            )
         return describe_endpoint_status(run, deploy, {"status": "Pending", "polls": polls}, sm)
 
 
@@ -197,12 +243,16 @@ def test_endpoint_in_service_on_our_config() -> None:
 @pytest.mark.parametrize("raw", ["Creating", "Updating", "SystemUpdating", "RollingBack"])
 def test_endpoint_transitions_are_in_progress(raw: str) -> None:
     run = make_run("exec-1")
-    assert _endpoint(run, endpoint_description(ENDPOINT, raw, "old-config"))["status"] == "InProgress"
+    assert (
+        _endpoint(run, endpoint_description(ENDPOINT, raw, "old-config"))["status"] == "InProgress"
+    )
 
 
 def test_endpoint_serving_old_config_after_update_is_update_failed() -> None:
     run = make_run("exec-1")
-    out = _endpoint(run, endpoint_description(ENDPOINT, "InService", "old-config", reason="bad model"))
+    out = _endpoint(
+        run, endpoint_description(ENDPOINT, "InService", "old-config", reason="bad model")
+    )
     assert out["status"] == "UpdateFailed"
     assert out["failure_reason"] == "bad model"
     assert out["endpoint_config_name"] == "old-config"
@@ -223,7 +273,11 @@ def test_missing_endpoint_is_failed() -> None:
 def test_endpoint_poll_limit_raises() -> None:
     run = make_run("exec-1")
     with pytest.raises(PollLimitExceededError):
-        _endpoint(run, endpoint_description(ENDPOINT, "Creating", run.names.endpoint_config), run.max_polls)
+        _endpoint(
+            run,
+            endpoint_description(ENDPOINT, "Creating", run.names.endpoint_config),
+            run.max_polls,
+        )
 
 
 def test_describe_endpoint_throttled_raises_throttling_error() -> None:

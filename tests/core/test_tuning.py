@@ -52,7 +52,9 @@ def test_tuning_request_has_the_exact_shape_for_the_defaults() -> None:
         "CompressionType": "None",
     }
     train = {**channel, "ChannelName": "train"}
-    train["DataSource"] = {"S3DataSource": {**channel["DataSource"]["S3DataSource"], "S3Uri": DATA["train_uri"]}}
+    train["DataSource"] = {
+        "S3DataSource": {**channel["DataSource"]["S3DataSource"], "S3Uri": DATA["train_uri"]}
+    }
     validation = {**channel, "ChannelName": "validation"}
     validation["DataSource"] = {
         "S3DataSource": {**channel["DataSource"]["S3DataSource"], "S3Uri": DATA["validation_uri"]}
@@ -77,7 +79,12 @@ def test_tuning_request_has_the_exact_shape_for_the_defaults() -> None:
                     },
                 ],
                 "IntegerParameterRanges": [
-                    {"Name": "mini_batch_size", "MinValue": "100", "MaxValue": "2000", "ScalingType": "Auto"}
+                    {
+                        "Name": "mini_batch_size",
+                        "MinValue": "100",
+                        "MaxValue": "2000",
+                        "ScalingType": "Auto",
+                    }
                 ],
                 "CategoricalParameterRanges": [],
             },
@@ -89,7 +96,11 @@ def test_tuning_request_has_the_exact_shape_for_the_defaults() -> None:
             "StaticHyperParameters": {"feature_dim": "784", "predictor_type": "binary_classifier"},
             "InputDataConfig": [train, validation],
             "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/runs/exec-1/tuning/"},
-            "ResourceConfig": {"InstanceType": "ml.c4.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 10},
+            "ResourceConfig": {
+                "InstanceType": "ml.c4.xlarge",
+                "InstanceCount": 1,
+                "VolumeSizeInGB": 10,
+            },
             "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
             "EnableNetworkIsolation": True,
             "EnableInterContainerTrafficEncryption": True,
@@ -114,7 +125,12 @@ def test_untuned_mini_batch_size_becomes_static() -> None:
 def test_input_overrides_reach_the_request() -> None:
     run = make_run(
         "e",
-        {"strategy": "Random", "max_jobs": 3, "max_parallel_jobs": 3, "training_instance_type": "ml.m5.large"},
+        {
+            "strategy": "Random",
+            "max_jobs": 3,
+            "max_parallel_jobs": 3,
+            "training_instance_type": "ml.m5.large",
+        },
     )
     request = _request(run)
     assert request["HyperParameterTuningJobConfig"]["Strategy"] == "Random"
@@ -136,11 +152,18 @@ def test_start_tuning_sends_the_built_request() -> None:
     with stubbed(sm) as stub:
         stub.add_response(
             "create_hyper_parameter_tuning_job",
-            {"HyperParameterTuningJobArn": "arn:aws:sagemaker:us-east-1:1:hyper-parameter-tuning-job/x"},
+            {
+                "HyperParameterTuningJobArn": "arn:aws:sagemaker:us-east-1:1:hyper-parameter-tuning-job/x"  # noqa: E501
+            },
             expected_params=_request(run),
         )
         out = start_tuning(run, DEFAULTS, DATA, sm, image_uri=IMAGE, role_arn=ROLE)
-    assert out == {"name": run.names.tuning_job, "status": "InProgress", "polls": 0, "created": True}
+    assert out == {
+        "name": run.names.tuning_job,
+        "status": "InProgress",
+        "polls": 0,
+        "created": True,
+    }
 
 
 def test_start_tuning_adopts_the_job_a_previous_attempt_created() -> None:
@@ -174,7 +197,7 @@ def test_start_tuning_raises_named_errors(code: str, error: type[Exception]) -> 
         stub.add_client_error(
             "create_hyper_parameter_tuning_job",
             service_error_code=code,
-            service_message="The account-level service limit 'ml.c4.xlarge for training job usage' is 0",
+            service_message="The account-level service limit 'ml.c4.xlarge for training job usage' is 0",  # noqa: E501
             expected_params=_request(run),
         )
         with pytest.raises(error, match="CreateHyperParameterTuningJob"):
@@ -188,10 +211,10 @@ def test_resource_limit_error_names_the_quota() -> None:
         stub.add_client_error(
             "create_hyper_parameter_tuning_job",
             service_error_code="ResourceLimitExceeded",
-            service_message="The account-level service limit 'ml.c4.xlarge for training job usage' is 0",
+            service_message="The account-level service limit 'ml.c4.xlarge for training job usage' is 0",  # noqa: E501
             expected_params=_request(run),
         )
-        with pytest.raises(ResourceLimitError, match="ml.c4.xlarge for training job usage"):
+        with pytest.raises(ResourceLimitError, match=r"ml.c4.xlarge for training job usage"):
             start_tuning(run, DEFAULTS, DATA, sm, image_uri=IMAGE, role_arn=ROLE)
 
 

@@ -1,0 +1,460 @@
+from __future__ import annotations
+
+import importlib
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import ANY
+from moto import mock_aws
+from pipeline_testlib import (
+    BUCKET,
+    ENDPOINT,
+    IMAGE,
+    REGION,
+    ROLE,
+    STACK_TAG,
+    endpoint_description,
+    make_dataset,
+    make_run,
+    pickle_gz,
+    sagemaker_client,
+    stubbed,
+    tuning_description,
+    tuning_result,
+)
+
+from lambdas import (
+    cleanup,
+    convert,
+    deploy,
+    describe_endpoint,
+    describe_tuning,
+    evaluate,
+    start_tuning,
+    validate_input,
+)
+from lambdas._env import BOTO_CONFIG, Settings, client, load_settings
+from pipeline_core.config import DEFAULTS
+from pipeline_core.deploy import build_endpoint_config_request, build_model_request
+from pipeline_core.errors import InvalidInputError
+from pipeline_core.recordio import encode_dense
+from pipeline_core.tuning import build_tuning_request
+
+HANDLERS = [
+    validate_input,
+    convert,
+    start_tuning,
+    describe_tuning,
+    deploy,
+    describe_endpoint,
+    evaluate,
+    cleanup,
+]
+
+
+class FakeContext:
+    function_name = "mnist-ll-test"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:mnist-ll-test"
+    memory_limit_in_mb = 1024
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+    log_group_name = "/aws/lambda/mnist-ll-test"
+    log_stream_name = "test"
+
+    def __init__(self, remaining_ms: int = 600_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+ENV = {
+    "PIPELINE_CONFIG": DEFAULTS.to_json(),
+    "DATA_BUCKET": BUCKET,
+    "SAGEMAKER_ROLE_ARN": ROLE,
+    "LINEAR_LEARNER_IMAGE": IMAGE,
+    "DEFAULT_ENDPOINT_NAME": ENDPOINT,
+    "STACK_TAG": STACK_TAG,
+    "AWS_REGION": REGION,
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ALLOW_LOCAL_SOURCES", raising=False)
+    return ENV
+
+
+def _inject(monkeypatch: pytest.MonkeyPatch, module: Any, clients: Any) -> None:
+    monkeypatch.setattr(module, "_clients", lambda _s: clients)
+
+
+RUN = make_run("exec-1")
+
+
+# -- factories ------------------------------------------------
+
+
+def test_handlers_import_without_reading_env_or_creating_clients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_clients(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("boto3 client created at import time")
+
+    monkeypatch.setattr(boto3, "client", no_clients)
+    for name in ("PIPELINE_CONFIG", "DATA_BUCKET", "STACK_TAG"):
+        monkeypatch.delenv(name, raising=False)
+    for module in HANDLERS:
+        importlib.reload(module)
+
+
+def test_settings_come_from_the_environment(env: dict[str, str]) -> None:
+    s = load_settings()
+    assert (s.bucket, s.role_arn, s.image_uri, s.stack_tag) == (BUCKET, ROLE, IMAGE, STACK_TAG)
+    assert s.default_endpoint_name == ENDPOINT and s.region == REGION
+    assert s.config == DEFAULTS and s.allow_local_sources is False
+
+
+def test_clients_use_standard_retries_and_honour_endpoint_url_overrides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", "http://127.0.0.1:4599")
+    sm = client("sagemaker", REGION)
+    assert sm.meta.config.retries == {"mode": "standard", "total_max_attempts": 5}
+    assert sm.meta.endpoint_url == "http://127.0.0.1:4599"
+    assert BOTO_CONFIG.retries == {"mode": "standard", "total_max_attempts": 5}
+
+
+# -- ValidateInput ------------------------------------------------
+
+
+def test_validate_input_handler_returns_the_run_spec(env: dict[str, str]) -> None:
+    out = validate_input.handler(
+        {"input": {"Comment": "Insert your JSON here"}, "execution_name": "exec-1"}, FakeContext()
+    )
+    assert out == RUN.to_dict()
+    json.dumps(out)
+
+
+def test_validate_input_handler_raises_named_error(env: dict[str, str]) -> None:
+    with pytest.raises(InvalidInputError, match=r"^target_digit"):
+        validate_input.handler(
+            {"input": {"target_digit": 12}, "execution_name": "e"}, FakeContext()
+        )
+
+
+def test_validate_input_allows_local_sources_only_when_the_env_says_so(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = {"input": {"source": "/data/mnist.pkl.gz"}, "execution_name": "e"}
+    with pytest.raises(InvalidInputError, match=r"^source"):
+        validate_input.handler(event, FakeContext())
+    monkeypatch.setenv("ALLOW_LOCAL_SOURCES", "true")
+    assert validate_input.handler(event, FakeContext())["source"] == "/data/mnist.pkl.gz"
+
+
+# -- ConvertDataset ------------------------------------------------
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        c = boto3.client("s3", region_name=REGION)
+        c.create_bucket(Bucket=BUCKET)
+        yield c
+
+
+def test_convert_handler_writes_the_splits(
+    env: dict[str, str], s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3.put_object(Bucket=BUCKET, Key="src/mnist.pkl.gz", Body=pickle_gz(make_dataset()))
+    _inject(monkeypatch, convert, s3)
+    run = make_run("exec-1", {"source": f"s3://{BUCKET}/src/mnist.pkl.gz"})
+    out = convert.handler({"run": run.to_dict()}, FakeContext())
+    assert out["counts"] == {"train": 60, "validation": 20, "test": 20}
+    assert out["train_uri"] == f"s3://{BUCKET}/runs/exec-1/data/train/"
+
+
+def test_convert_handler_refuses_local_sources_without_the_flag(
+    env: dict[str, str], s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _inject(monkeypatch, convert, s3)
+    run = make_run("e", {"source": "/etc/passwd"}, allow_local_sources=True)
+    with pytest.raises(InvalidInputError, match=r"^source"):
+        convert.handler({"run": run.to_dict()}, FakeContext())
+
+
+def test_convert_handler_without_run_names_the_missing_key(env: dict[str, str]) -> None:
+    with pytest.raises(InvalidInputError, match=r"^run"):
+        convert.handler({}, FakeContext())
+
+
+# -- StartTuning / DescribeTuning ------------------------------------------------
+
+
+def test_start_tuning_handler_creates_the_job(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm = sagemaker_client()
+    _inject(monkeypatch, start_tuning, sm)
+    data = {
+        "train_uri": RUN.s3_uri("data/train/"),
+        "validation_uri": RUN.s3_uri("data/validation/"),
+    }
+    with stubbed(sm) as stub:
+        stub.add_response(
+            "create_hyper_parameter_tuning_job",
+            {
+                "HyperParameterTuningJobArn": "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/x"  # noqa: E501
+            },
+            expected_params=build_tuning_request(
+                RUN,
+                DEFAULTS,
+                image_uri=IMAGE,
+                role_arn=ROLE,
+                train_uri=data["train_uri"],
+                validation_uri=data["validation_uri"],
+                output_uri=RUN.s3_uri("tuning/"),
+            ),
+        )
+        out = start_tuning.handler({"run": RUN.to_dict(), "data": data}, FakeContext())
+    assert out == {
+        "name": RUN.names.tuning_job,
+        "status": "InProgress",
+        "polls": 0,
+        "created": True,
+    }
+
+
+def test_describe_tuning_handler_polls(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm = sagemaker_client()
+    _inject(monkeypatch, describe_tuning, sm)
+    name = RUN.names.tuning_job
+    with stubbed(sm) as stub:
+        stub.add_response(
+            "describe_hyper_parameter_tuning_job",
+            tuning_description(name, "InProgress"),
+            expected_params={"HyperParameterTuningJobName": name},
+        )
+        out = describe_tuning.handler(
+            {"run": RUN.to_dict(), "tuning": {"name": name, "status": "InProgress", "polls": 0}},
+            FakeContext(),
+        )
+    assert (out["status"], out["polls"], out["gate"]["passed"]) == ("InProgress", 1, False)
+
+
+# -- Deploy / DescribeEndpoint ------------------------------------------------
+
+
+def test_deploy_handler_creates_the_endpoint(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm = sagemaker_client()
+    _inject(monkeypatch, deploy, sm)
+    with stubbed(sm) as stub:
+        stub.add_client_error(
+            "describe_endpoint",
+            service_error_code="ValidationException",
+            service_message="Could not find endpoint",
+            expected_params={"EndpointName": ENDPOINT},
+        )
+        stub.add_response(
+            "create_model",
+            {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{RUN.names.model}"},
+            expected_params=build_model_request(
+                RUN, tuning_result(), image_uri=IMAGE, role_arn=ROLE
+            ),
+        )
+        stub.add_response(
+            "create_endpoint_config",
+            {
+                "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{RUN.names.endpoint_config}"  # noqa: E501
+            },
+            expected_params=build_endpoint_config_request(RUN, DEFAULTS),
+        )
+        stub.add_response(
+            "create_endpoint",
+            {"EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"},
+            expected_params={
+                "EndpointName": ENDPOINT,
+                "EndpointConfigName": RUN.names.endpoint_config,
+                "Tags": RUN.tag_list(),
+            },
+        )
+        out = deploy.handler({"run": RUN.to_dict(), "tuning": tuning_result()}, FakeContext())
+    assert out["action"] == "create" and out["endpoint_name"] == ENDPOINT
+
+
+def test_describe_endpoint_handler_retires_on_in_service(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm = sagemaker_client()
+    _inject(monkeypatch, describe_endpoint, sm)
+    deployed = {
+        "endpoint_name": ENDPOINT,
+        "endpoint_config_name": RUN.names.endpoint_config,
+        "model_name": RUN.names.model,
+        "action": "update",
+        "previous_config": "old",
+    }
+    with stubbed(sm) as stub:
+        stub.add_response(
+            "describe_endpoint",
+            endpoint_description(ENDPOINT, "InService", RUN.names.endpoint_config),
+            expected_params={"EndpointName": ENDPOINT},
+        )
+        stub.add_response(
+            "list_endpoint_configs",
+            {"EndpointConfigs": []},
+            expected_params={"NameContains": "mnist-ll"},
+        )
+        stub.add_response(
+            "list_models", {"Models": []}, expected_params={"NameContains": "mnist-ll"}
+        )
+        out = describe_endpoint.handler(
+            {
+                "run": RUN.to_dict(),
+                "deploy": deployed,
+                "endpoint": {"status": "Pending", "polls": 0},
+            },
+            FakeContext(),
+        )
+    assert out == {
+        "status": "InService",
+        "polls": 1,
+        "failure_reason": None,
+        "endpoint_config_name": RUN.names.endpoint_config,
+        "retired": [],
+    }
+
+
+def test_describe_endpoint_handler_reports_update_failed(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm = sagemaker_client()
+    _inject(monkeypatch, describe_endpoint, sm)
+    deployed = {
+        "endpoint_name": ENDPOINT,
+        "endpoint_config_name": RUN.names.endpoint_config,
+        "model_name": RUN.names.model,
+    }
+    with stubbed(sm) as stub:
+        stub.add_response(
+            "describe_endpoint",
+            endpoint_description(
+                ENDPOINT, "InService", "old-config", reason="model failed to load"
+            ),
+            expected_params={"EndpointName": ENDPOINT},
+        )
+        out = describe_endpoint.handler({"run": RUN.to_dict(), "deploy": deployed}, FakeContext())
+    assert out["status"] == "UpdateFailed" and out["retired"] == []
+
+
+# -- Evaluate ------------------------------------------------
+
+
+def test_evaluate_handler_invokes_the_endpoint_101_times(
+    env: dict[str, str], s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 784), dtype=np.float32)
+    y = np.zeros(200, np.float32)
+    y[:50] = 1
+    s3.put_object(Bucket=BUCKET, Key="runs/exec-1/data/test/test.rec", Body=encode_dense(x, y))
+    runtime = boto3.client("sagemaker-runtime", region_name=REGION)
+    _inject(monkeypatch, evaluate, (s3, runtime))
+
+    def answer(rows: int) -> dict[str, Any]:
+        body = json.dumps({"predictions": [{"score": 0.9, "predicted_label": 1}] * rows}).encode()
+        return {
+            "Body": StreamingBody(io.BytesIO(body), len(body)),
+            "ContentType": "application/json",
+        }
+
+    expected = {
+        "EndpointName": ENDPOINT,
+        "ContentType": "text/csv",
+        "Accept": "application/json",
+        "Body": ANY,
+    }
+    data = {
+        "test_uri": RUN.s3_uri("data/test/"),
+        "files": {"test": RUN.s3_uri("data/test/test.rec")},
+    }
+    deployed = {"endpoint_name": ENDPOINT, "endpoint_config_name": "c", "model_name": "m"}
+    with stubbed(runtime) as stub:
+        stub.add_response("invoke_endpoint", answer(1), expected_params=expected)
+        for _ in range(100):
+            stub.add_response("invoke_endpoint", answer(2), expected_params=expected)
+        out = evaluate.handler(
+            {"run": RUN.to_dict(), "data": data, "deploy": deployed}, FakeContext()
+        )
+    assert out["confusion_matrix"] == {"tp": 50, "fp": 150, "tn": 0, "fn": 0}
+    assert out["metrics"]["recall"] == 1.0
+    assert out["report_uri"] == f"s3://{BUCKET}/runs/exec-1/report.json"
+
+
+# -- Cleanup ------------------------------------------------
+
+
+@pytest.mark.parametrize("request_type", ["Create", "Update"])
+def test_cleanup_handler_does_nothing_on_create_and_update(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, request_type: str
+) -> None:
+    sm = sagemaker_client()
+    _inject(monkeypatch, cleanup, sm)
+    with stubbed(sm):  # no call allowed
+        out = cleanup.handler(
+            {"RequestType": request_type, "PhysicalResourceId": "keep-me"}, FakeContext()
+        )
+    assert out == {"PhysicalResourceId": "keep-me"}
+
+
+def test_cleanup_handler_create_gets_a_stable_physical_id(env: dict[str, str]) -> None:
+    out = cleanup.handler({"RequestType": "Create"}, FakeContext())
+    assert out == {"PhysicalResourceId": f"mnist-ll-cleanup-{STACK_TAG}"}
+
+
+def test_cleanup_handler_on_delete_removes_our_endpoint_only(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with mock_aws():
+        sm = boto3.client("sagemaker", region_name=REGION)
+        for name, tags in (
+            ("ours", [{"Key": "mnist-ll:stack", "Value": STACK_TAG}]),
+            ("theirs", []),
+        ):
+            sm.create_model(
+                ModelName=f"{name}-m",
+                PrimaryContainer={"Image": "i"},
+                ExecutionRoleArn=ROLE,
+                Tags=tags,
+            )
+        _inject(monkeypatch, cleanup, sm)
+        out = cleanup.handler({"RequestType": "Delete", "PhysicalResourceId": "p"}, FakeContext())
+        assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["theirs-m"]
+    assert out["PhysicalResourceId"] == "p"
+
+
+def test_cleanup_handler_never_raises(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    class Broken:
+        def get_paginator(self, _op: str) -> Any:
+            raise RuntimeError("no network")
+
+    _inject(monkeypatch, cleanup, Broken())
+    out = cleanup.handler({"RequestType": "Delete", "PhysicalResourceId": "p"}, FakeContext())
+    assert out["PhysicalResourceId"] == "p"
+
+
+def test_settings_type_is_injectable() -> None:
+    assert Settings.__dataclass_fields__.keys() >= {"bucket", "stack_tag", "allow_local_sources"}
