@@ -1,0 +1,55 @@
+"""Synthesize once per test module (bundling skipped, cdk-nag on)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
+
+from aws_cdk.assertions import Template
+
+from stacks.asl import extract_definition
+from stacks.pipeline_stack import PipelineStack
+from tests.stack.helpers import synth
+
+
+@dataclass
+class Synth:
+    stack: PipelineStack
+    template: Template
+    json: dict[str, Any]
+    asl: dict[str, Any]
+    assembly_dir: str
+
+    def resources(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.json["Resources"].items() if v["Type"] == kind}
+
+
+def make_synth(overrides: dict[str, Any] | None = None) -> Synth:
+    _app, stack, assembly = synth(overrides)
+    template = Template.from_stack(stack)
+    data = template.to_json()
+    return Synth(stack, template, data, extract_definition(data), assembly.directory)
+
+
+@pytest.fixture(scope="module")
+def synthesized() -> Iterator[Synth]:
+    yield make_synth()
+
+
+@pytest.fixture(scope="module")
+def synthesized_kms() -> Iterator[Synth]:
+    yield make_synth(
+        {
+            "enable_kms": True,
+            "notification_email": "ops@example.com",
+            "removal_policy": "retain",
+            "auto_delete_objects": False,
+        }
+    )

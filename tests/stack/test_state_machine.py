@@ -1,0 +1,364 @@
+"""The state machine: DESIGN.md's flow, retries/catches, bounded loops, logging."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_core import errors
+from stacks.asl import lambda_functions_by_arn
+from tests.stack.conftest import Synth
+from tests.stack.helpers import ROOT
+
+LAMBDA_RETRY = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+FAIL_STATES = {
+    "InvalidInput",
+    "InvalidDataset",
+    "TuningFailed",
+    "QualityGateFailed",
+    "EndpointFailed",
+    "PipelineFailed",
+}
+
+
+def states(s: Synth, kind: str | None = None) -> dict[str, dict[str, Any]]:
+    return {n: st for n, st in s.asl["States"].items() if kind is None or st["Type"] == kind}
+
+
+def lambda_module(s: Synth, state: dict[str, Any]) -> str:
+    handler = lambda_functions_by_arn(s.json)[state["Resource"]]["handler"]
+    return handler.split(".")[1]
+
+
+# -- a tiny Choice evaluator (JSONPath subset the definition uses) ------------------
+
+_MISSING = object()
+
+
+def _get(doc: Any, path: str) -> Any:
+    for part in path.removeprefix("$.").split("."):
+        if not isinstance(doc, dict) or part not in doc:
+            return _MISSING
+        doc = doc[part]
+    return doc
+
+
+def _matches(rule: dict[str, Any], doc: Any) -> bool:
+    if "Or" in rule:
+        return any(_matches(r, doc) for r in rule["Or"])
+    if "And" in rule:
+        return all(_matches(r, doc) for r in rule["And"])
+    if "Not" in rule:
+        return not _matches(rule["Not"], doc)
+    value = _get(doc, rule["Variable"])
+    if "IsPresent" in rule:
+        return (value is not _MISSING) == rule["IsPresent"]
+    if value is _MISSING:
+        raise AssertionError(f"Choice reads missing {rule['Variable']} (States.Runtime on AWS)")
+    if "StringEquals" in rule:
+        return value == rule["StringEquals"]
+    if "BooleanEquals" in rule:
+        return value is rule["BooleanEquals"]
+    raise NotImplementedError(rule)
+
+
+def choose(choice: dict[str, Any], doc: Any) -> str:
+    for rule in choice["Choices"]:
+        if _matches(rule, doc):
+            return str(rule["Next"])
+    return str(choice["Default"])
+
+
+# -- resource-level settings -----------------------------------------------------------
+
+
+def test_standard_type_with_timeout_tracing_and_full_logging(synthesized: Synth) -> None:
+    machines = synthesized.resources("AWS::StepFunctions::StateMachine")
+    ((_, machine),) = machines.items()
+    props = machine["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
+    assert synthesized.asl["TimeoutSeconds"] == 6 * 3600
+    group_ref = props["LoggingConfiguration"]["Destinations"][0]["CloudWatchLogsLogGroup"]
+    group_lid = group_ref["LogGroupArn"]["Fn::GetAtt"][0]
+    group = synthesized.json["Resources"][group_lid]["Properties"]
+    assert group["LogGroupName"].startswith("/aws/vendedlogs/states/")
+    assert group["RetentionInDays"] == 30
+
+
+def test_definition_is_jsonpath_only(synthesized: Synth) -> None:
+    text = json.dumps(synthesized.asl)
+    assert "JSONata" not in text
+    assert "QueryLanguage" not in text
+
+
+# -- the flow ----------------------------------------------------------------------------
+
+
+def test_flow_follows_design(synthesized: Synth) -> None:
+    s = synthesized.asl["States"]
+    assert synthesized.asl["StartAt"] == "ValidateInput"
+    chain = {
+        "ValidateInput": "ConvertDataset",
+        "ConvertDataset": "StartTuning",
+        "StartTuning": "WaitForTuning",
+        "WaitForTuning": "DescribeTuning",
+        "DescribeTuning": "TuningStatus",
+        "Deploy": "StartEndpointPolling",
+        "StartEndpointPolling": "WaitForEndpoint",
+        "WaitForEndpoint": "DescribeEndpoint",
+        "DescribeEndpoint": "EndpointStatus",
+        "Evaluate": "NotifySuccess",
+        "NotifySuccess": "Succeeded",
+        "NotifyFailure": "RouteFailure",
+    }
+    assert {name: s[name]["Next"] for name in chain} == chain
+    assert s["Succeeded"]["Type"] == "Succeed"
+    assert set(states(synthesized, "Fail")) == FAIL_STATES
+
+
+def test_lambda_payloads_and_result_paths_match_design(synthesized: Synth) -> None:
+    expected = {
+        "ValidateInput": (
+            "validate_input",
+            {"input.$": "$", "execution_name.$": "$$.Execution.Name"},
+            "$.run",
+        ),
+        "ConvertDataset": ("convert", {"run.$": "$.run"}, "$.data"),
+        "StartTuning": ("start_tuning", {"run.$": "$.run", "data.$": "$.data"}, "$.tuning"),
+        "DescribeTuning": (
+            "describe_tuning",
+            {"run.$": "$.run", "tuning.$": "$.tuning"},
+            "$.tuning",
+        ),
+        "Deploy": ("deploy", {"run.$": "$.run", "tuning.$": "$.tuning"}, "$.deploy"),
+        "DescribeEndpoint": (
+            "describe_endpoint",
+            {"run.$": "$.run", "deploy.$": "$.deploy", "endpoint.$": "$.endpoint"},
+            "$.endpoint",
+        ),
+        "Evaluate": (
+            "evaluate",
+            {"run.$": "$.run", "data.$": "$.data", "deploy.$": "$.deploy"},
+            "$.evaluation",
+        ),
+    }
+    s = synthesized.asl["States"]
+    for name, (module, payload, result_path) in expected.items():
+        assert lambda_module(synthesized, s[name]) == module, name
+        # payload_response_only: the function ARN itself, no Payload wrapper.
+        assert s[name]["Resource"].startswith("arn:aws:lambda:"), name
+        assert s[name]["Parameters"] == payload, name
+        assert s[name]["ResultPath"] == result_path, name
+
+
+def test_waits_read_poll_seconds_from_the_run(synthesized: Synth) -> None:
+    for name, wait in states(synthesized, "Wait").items():
+        assert wait == {
+            "Type": "Wait",
+            "SecondsPath": "$.run.poll_seconds",
+            "Next": wait["Next"],
+        }, name
+
+
+def test_every_task_retries_transient_errors_and_catches_all_last(synthesized: Synth) -> None:
+    tasks = states(synthesized, "Task")
+    assert len(tasks) == 9
+    for name, task in tasks.items():
+        assert task.get("Retry"), name
+        catches = task["Catch"]
+        assert catches[-1]["ErrorEquals"] == ["States.ALL"], name
+        if task["Resource"].startswith("arn:aws:lambda:"):
+            retried = {e for r in task["Retry"] for e in r["ErrorEquals"]}
+            assert LAMBDA_RETRY | {"ThrottlingError"} <= retried, name
+            assert all(r["BackoffRate"] >= 2 for r in task["Retry"]), name
+            named = catches[0]["ErrorEquals"]
+            assert {
+                "InvalidInputError",
+                "InvalidDatasetError",
+                "SourceNotFoundError",
+                "SourceAccessDeniedError",
+                "TuningJobFailedError",
+                "PollLimitExceededError",
+                "QualityGateFailedError",
+                "EndpointDeploymentFailedError",
+                "ResourceLimitError",
+            } <= set(named), name
+            for catch in catches:
+                assert catch == {**catch, "ResultPath": "$.error", "Next": "NotifyFailure"}, name
+
+
+def test_named_catches_cover_every_pipeline_error(synthesized: Synth) -> None:
+    names = {
+        cls.__name__
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.PipelineError)
+    } - {"PipelineError"}
+    for name, task in states(synthesized, "Task").items():
+        if task["Resource"].startswith("arn:aws:lambda:"):
+            assert names <= set(task["Catch"][0]["ErrorEquals"]), name
+
+
+def test_resource_limits_are_retried_only_where_sagemaker_capacity_is_requested(
+    synthesized: Synth,
+) -> None:
+    for name, task in states(synthesized, "Task").items():
+        retried = {e for r in task["Retry"] for e in r["ErrorEquals"]}
+        assert ("ResourceLimitError" in retried) == (name in {"StartTuning", "Deploy"}), name
+
+
+def test_failed_notification_still_reaches_a_fail_state(synthesized: Synth) -> None:
+    notify = synthesized.asl["States"]["NotifyFailure"]
+    assert notify["Resource"] == "arn:aws:states:::sns:publish"
+    assert notify["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.notify_error", "Next": "RouteFailure"}
+    ]
+    assert notify["ResultPath"] is None  # keeps $.error for RouteFailure
+
+
+def test_fail_states_carry_the_error_and_its_cause(synthesized: Synth) -> None:
+    for name, fail in states(synthesized, "Fail").items():
+        assert fail["ErrorPath"] == "$.error.Error", name
+        assert fail["CausePath"] == "$.error.Cause", name
+
+
+@pytest.mark.parametrize(
+    ("error", "fail_state"),
+    [
+        ("InvalidInputError", "InvalidInput"),
+        ("InvalidDatasetError", "InvalidDataset"),
+        ("SourceNotFoundError", "InvalidDataset"),
+        ("SourceAccessDeniedError", "InvalidDataset"),
+        ("TuningJobFailedError", "TuningFailed"),
+        ("QualityGateFailedError", "QualityGateFailed"),
+        ("EndpointDeploymentFailedError", "EndpointFailed"),
+        ("EndpointBusyError", "EndpointFailed"),
+        ("PollLimitExceededError", "PipelineFailed"),
+        ("ResourceLimitError", "PipelineFailed"),
+        ("States.Timeout", "PipelineFailed"),
+        ("UnexpectedStatusError", "PipelineFailed"),
+    ],
+)
+def test_route_failure_sends_each_error_to_its_fail_state(
+    synthesized: Synth, error: str, fail_state: str
+) -> None:
+    route = synthesized.asl["States"]["RouteFailure"]
+    assert choose(route, {"error": {"Error": error, "Cause": "{}"}}) == fail_state
+
+
+def test_every_choice_has_a_default(synthesized: Synth) -> None:
+    choices = states(synthesized, "Choice")
+    assert set(choices) == {"TuningStatus", "QualityGate", "EndpointStatus", "RouteFailure"}
+    for name, choice in choices.items():
+        assert choice["Default"], name
+
+
+@pytest.mark.parametrize(
+    ("tuning", "next_state"),
+    [
+        ({"status": "Completed"}, "QualityGate"),
+        ({"status": "InProgress"}, "WaitForTuning"),
+        ({"status": "Stopping"}, "WaitForTuning"),
+        ({"status": "Failed"}, "TuningJobNotCompleted"),
+        ({"status": "Stopped"}, "TuningJobNotCompleted"),
+        ({"status": "Weird"}, "UnexpectedTuningStatus"),
+        ({}, "UnexpectedTuningStatus"),
+    ],
+)
+def test_tuning_status_never_loops_on_unknown_or_missing_status(
+    synthesized: Synth, tuning: dict[str, Any], next_state: str
+) -> None:
+    assert choose(synthesized.asl["States"]["TuningStatus"], {"tuning": tuning}) == next_state
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "next_state"),
+    [
+        ({"status": "InService"}, "Evaluate"),
+        ({"status": "InProgress"}, "WaitForEndpoint"),
+        ({"status": "Failed"}, "EndpointNotInService"),
+        ({"status": "UpdateFailed"}, "EndpointNotInService"),
+        ({"status": "OutOfService"}, "UnexpectedEndpointStatus"),
+        ({}, "UnexpectedEndpointStatus"),
+    ],
+)
+def test_endpoint_status_never_loops_on_unknown_or_missing_status(
+    synthesized: Synth, endpoint: dict[str, Any], next_state: str
+) -> None:
+    assert choose(synthesized.asl["States"]["EndpointStatus"], {"endpoint": endpoint}) == next_state
+
+
+@pytest.mark.parametrize(
+    ("tuning", "next_state"),
+    [
+        ({"gate": {"passed": True}}, "Deploy"),
+        ({"gate": {"passed": False}}, "QualityGateNotMet"),
+        ({"gate": {}}, "QualityGateNotMet"),
+        ({}, "QualityGateNotMet"),
+    ],
+)
+def test_quality_gate_deploys_only_when_passed(
+    synthesized: Synth, tuning: dict[str, Any], next_state: str
+) -> None:
+    assert choose(synthesized.asl["States"]["QualityGate"], {"tuning": tuning}) == next_state
+
+
+def test_choice_detected_failures_set_error_like_a_catch(synthesized: Synth) -> None:
+    expected = {
+        "TuningJobNotCompleted": ("TuningJobFailedError", "$.tuning"),
+        "UnexpectedTuningStatus": ("UnexpectedStatusError", "$.tuning"),
+        "QualityGateNotMet": ("QualityGateFailedError", "$.tuning"),
+        "EndpointNotInService": ("EndpointDeploymentFailedError", "$.endpoint"),
+        "UnexpectedEndpointStatus": ("UnexpectedStatusError", "$.endpoint"),
+    }
+    for name, (error, path) in expected.items():
+        step = synthesized.asl["States"][name]
+        assert step["Type"] == "Pass"
+        assert step["ResultPath"] == "$.error"
+        assert step["Parameters"] == {"Error": error, "Cause.$": f"States.JsonToString({path})"}
+        assert step["Next"] == "NotifyFailure"
+
+
+def test_endpoint_polling_starts_from_zero_polls(synthesized: Synth) -> None:
+    seed = synthesized.asl["States"]["StartEndpointPolling"]
+    assert seed["Result"] == {"status": "Pending", "polls": 0}
+    assert seed["ResultPath"] == "$.endpoint"
+
+
+def test_notifications_publish_to_the_stack_topic(synthesized: Synth) -> None:
+    topics = synthesized.resources("AWS::SNS::Topic")
+    (topic_lid,) = topics
+    for name in ("NotifySuccess", "NotifyFailure"):
+        params = synthesized.asl["States"][name]["Parameters"]
+        assert params["TopicArn"].endswith(f":{topic_lid}"), name
+    assert synthesized.asl["States"]["NotifySuccess"]["Catch"][-1]["Next"] == "Succeeded"
+
+
+@pytest.mark.skipif(
+    not (ROOT / "node_modules" / ".bin" / "asl-validator").exists(),
+    reason="npm ci has not been run",
+)
+def test_asl_validator_accepts_the_extracted_definition(synthesized: Synth, tmp_path: Path) -> None:
+    path = tmp_path / "asl.json"
+    path.write_text(json.dumps(synthesized.asl))
+    npx = shutil.which("npx") or "npx"
+    result = subprocess.run(
+        [npx, "--no-install", "asl-validator", "--json-path", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
