@@ -1,0 +1,225 @@
+"""The local SageMaker endpoint: a Starlette app served by uvicorn.
+
+Routes (the Linear Learner container contract plus the runtime API path):
+
+- ``GET /ping``: health check, always 200 while the server runs;
+- ``POST /invocations``: the container path, answered by the default model;
+- ``POST /endpoints/{name}/invocations``: what boto3's ``sagemaker-runtime``
+  ``invoke_endpoint`` calls when pointed here with ``endpoint_url``.
+
+One app hosts many endpoints through a :class:`ModelRegistry`, which the
+local SageMaker stand-in updates at runtime (register / replace / remove by
+endpoint name, thread-safe, so a blue/green update is one atomic swap). The
+CLI hosts a single model as the registry's default: it answers
+``/invocations`` and every endpoint name.
+
+Errors are JSON ``{"message": ...}`` with the ``x-amzn-ErrorType`` header
+botocore reads, so boto3 raises a ``ClientError`` carrying the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from training.errors import PayloadError
+from training.model import LinearModel
+from training.payloads import choose_accept, parse_features, render
+
+log = logging.getLogger("training.serving")
+
+MAX_BODY_BYTES = 6 * 1024 * 1024
+#: Bodies above this are parsed in a worker thread so the event loop stays free.
+_OFFLOAD_BYTES = 256 * 1024
+
+
+class ModelRegistry:
+    """Endpoint name -> model, plus an optional default model. Thread-safe."""
+
+    def __init__(self, default: LinearModel | None = None) -> None:
+        self._lock = threading.Lock()
+        self._models: dict[str, LinearModel] = {}
+        self._default = default
+
+    def register(self, name: str, model: LinearModel) -> None:
+        """Add or atomically replace the model behind endpoint ``name``."""
+        if not isinstance(model, LinearModel):
+            raise TypeError("model must be a LinearModel")
+        with self._lock:
+            self._models[name] = model
+
+    def remove(self, name: str) -> bool:
+        """Remove endpoint ``name``; ``False`` if it was not registered."""
+        with self._lock:
+            return self._models.pop(name, None) is not None
+
+    def set_default(self, model: LinearModel | None) -> None:
+        with self._lock:
+            self._default = model
+
+    @property
+    def default(self) -> LinearModel | None:
+        return self._default
+
+    def get(self, name: str | None) -> LinearModel | None:
+        """The model for endpoint ``name`` (``None``: the default model); an
+        unknown name falls back to the default model, if there is one."""
+        with self._lock:
+            if name is not None and name in self._models:
+                return self._models[name]
+            return self._default
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._models)
+
+
+def invoke(
+    model: LinearModel, body: bytes, content_type: str | None, accept: str | None
+) -> tuple[bytes, str]:
+    """Parse, predict and render one request: ``(response body, media type)``.
+    Raises :class:`PayloadError` (with its HTTP status) for bad requests."""
+    kind = choose_accept(accept)
+    features = parse_features(body, content_type, model.feature_dim)
+    scores, labels = model.predict(features)
+    return render(scores, labels, kind), kind
+
+
+def _error(status: int, message: str, kind: str | None = None) -> JSONResponse:
+    error_type = kind or ("ValidationError" if status in (404, 413) else "ModelError")
+    return JSONResponse(
+        {"message": message, "error": error_type},
+        status_code=status,
+        headers={"x-amzn-ErrorType": error_type},
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadError(f"request body is larger than {limit} bytes", 413)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadError(f"request body is larger than {limit} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    registry: ModelRegistry,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    account: str = "000000000000",
+) -> Starlette:
+    """The ASGI app serving ``registry``."""
+
+    async def ping(request: Request) -> Response:
+        return JSONResponse({"status": "healthy", "endpoints": registry.names()})
+
+    async def answer(request: Request, model: LinearModel) -> Response:
+        try:
+            body = await _read_body(request, max_body_bytes)
+            args = (model, body, request.headers.get("content-type"), request.headers.get("accept"))
+            if len(body) > _OFFLOAD_BYTES:
+                content, kind = await run_in_threadpool(invoke, *args)
+            else:
+                content, kind = invoke(*args)
+        except PayloadError as e:
+            return _error(e.status, str(e))
+        return Response(
+            content,
+            media_type=kind,
+            headers={"x-Amzn-Invoked-Production-Variant": "AllTraffic"},
+        )
+
+    async def invocations(request: Request) -> Response:
+        model = registry.get(None)
+        if model is None:
+            return _error(503, "no model is loaded on this server", "ServiceUnavailable")
+        return await answer(request, model)
+
+    async def endpoint_invocations(request: Request) -> Response:
+        name = request.path_params["name"]
+        model = registry.get(name)
+        if model is None:
+            return _error(404, f"Endpoint {name} of account {account} not found.")
+        return await answer(request, model)
+
+    return Starlette(
+        routes=[
+            Route("/ping", ping, methods=["GET"]),
+            Route("/invocations", invocations, methods=["POST"]),
+            Route("/endpoints/{name}/invocations", endpoint_invocations, methods=["POST"]),
+        ]
+    )
+
+
+class BackgroundServer:
+    """uvicorn serving an app from a daemon thread (tests, the local stand-in).
+    ``port=0`` picks a free port; read it from :attr:`port` after start."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        )
+        self.server = uvicorn.Server(self.config)
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
+        self.host = host
+        self.port = port
+
+    def start(self, timeout: float = 10.0) -> BackgroundServer:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not start on {self.host}:{self.port}")
+            time.sleep(0.01)
+        sockets = [s for server in self.server.servers for s in server.sockets]
+        self.port = int(sockets[0].getsockname()[1])
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve(
+    model_path: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Load ``model.tar.gz`` and serve it until interrupted (the CLI)."""
+    model = LinearModel.load(model_path)
+    app = create_app(ModelRegistry(default=model))
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
+    server = uvicorn.Server(config)
+    if on_ready is not None:
+        on_ready(f"http://{host}:{port}")
+    asyncio.run(server.serve())
