@@ -20,7 +20,7 @@ import numpy as np
 
 from local import report as rpt
 from local.mnist_cache import DatasetCacheError, ensure_mnist
-from local.runner import LOCAL_BUCKET, LocalPipeline, RunResult, reset_dir
+from local.runner import LocalPipeline, RunResult, reset_dir
 from local.synth import SynthError
 from pipeline_core import recordio
 
@@ -69,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pipeline once", description="Run the pipeline once.")
     run.add_argument(
         "--input",
-        help='execution input as JSON or @file.json (same schema as the console), e.g. \'{"target_digit": 3}\'',
+        help=(
+            "execution input as JSON or @file.json (same schema as the console), "
+            "e.g. '{\"target_digit\": 3}'"
+        ),
     )
     run.add_argument("--out", type=Path, help="output folder (default runs/<execution-name>/)")
     run.add_argument("--name", help="execution name (default local-<timestamp>-<random>)")
@@ -87,9 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fill_report(
-    result: RunResult, pipeline: LocalPipeline, out_dir: Path
-) -> dict[str, Any]:
+def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {
         "status": result.status,
         "execution_name": result.execution_name,
@@ -108,7 +109,7 @@ def _fill_report(
     prefix = f"runs/{result.execution_name}/"
     stored: dict[str, Any] = {}
     try:
-        body = s3.get_object(Bucket=LOCAL_BUCKET, Key=f"{prefix}report.json")["Body"].read()
+        body = s3.get_object(Bucket=pipeline.bucket, Key=f"{prefix}report.json")["Body"].read()
         stored = json.loads(body)
     except s3.exceptions.NoSuchKey:
         stored = {}

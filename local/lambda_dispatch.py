@@ -127,9 +127,7 @@ class LambdaDispatcher:
                         "stackTrace": traceback.format_exception(e)[-6:],
                     }
                 ).encode()
-        self.invocations.append(
-            Invocation(fn.handler, started, time.monotonic() - started, error)
-        )
+        self.invocations.append(Invocation(fn.handler, started, time.monotonic() - started, error))
         return body, error is not None
 
     def install(self) -> Callable[[], None]:
@@ -152,7 +150,7 @@ class LambdaDispatcher:
                 response_headers["x-amz-function-error"] = "Unhandled"
             return payload
 
-        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign,assignment]
 
         def undo() -> None:
             LambdaSimpleBackend.invoke = original  # type: ignore[method-assign]

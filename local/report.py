@@ -90,7 +90,7 @@ def plot_digit(
     """The tutorial's ``show_digit``: one 28x28 test image with its label."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(2.8, 3.0), dpi=120)
-    side = int(round(np.sqrt(pixels.size)))
+    side = round(float(np.sqrt(pixels.size)))
     ax.imshow(pixels.reshape(side, side), cmap="gray")
     ax.set_title(f"label {label}, predicted {prediction}\nscore {score:.3f}", fontsize=9)
     ax.axis("off")

@@ -36,8 +36,6 @@ from local.synth import SynthesizedPipeline, synthesize
 
 Printer = Callable[[str], None]
 
-LOCAL_BUCKET = "mnist-ll-local-data"
-LOCAL_TOPIC = "mnist-ll-local-notifications"
 STATE_MACHINE_NAME = "mnist-ll-local-pipeline"
 
 
@@ -80,6 +78,7 @@ class LocalPipeline:
         self.dispatcher: LambdaDispatcher | None = None
         self.state_machine_arn = ""
         self.topic_arn = ""
+        self.bucket = ""
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -114,22 +113,28 @@ class LocalPipeline:
         self._env_ctx = patched_environ(env)
         self._env_ctx.__enter__()
 
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=LOCAL_BUCKET)
-        self.topic_arn = boto3.client("sns").create_topic(Name=LOCAL_TOPIC)["TopicArn"]
         functions = self.synth.lambda_functions(
-            bucket=LOCAL_BUCKET,
-            topic_arn=self.topic_arn,
             region=REGION,
             account=ACCOUNT,
             overrides={"ALLOW_LOCAL_SOURCES": "true"},
             poll_seconds=self.poll_seconds,
         )
+        definition = self.synth.definition(region=REGION, account=ACCOUNT)
+        # Create what the stack would have created, under the names the
+        # resolved template uses.
+        buckets = {f.environment.get("DATA_BUCKET") for f in functions.values()} - {None}
+        if len(buckets) != 1:
+            raise RuntimeError(f"expected one DATA_BUCKET across the Lambdas, got {buckets}")
+        self.bucket = str(buckets.pop())
+        boto3.client("s3").create_bucket(Bucket=self.bucket)
+        sns = boto3.client("sns")
+        for topic_arn in sorted(_topic_arns(definition)):
+            created = sns.create_topic(Name=topic_arn.rsplit(":", 1)[-1])["TopicArn"]
+            if created != topic_arn:
+                raise RuntimeError(f"topic {topic_arn} resolved differently locally: {created}")
+            self.topic_arn = created
         self.dispatcher = LambdaDispatcher(functions)
         self._undo_dispatch = self.dispatcher.install()
-        definition = self.synth.definition(
-            bucket=LOCAL_BUCKET, topic_arn=self.topic_arn, region=REGION, account=ACCOUNT
-        )
         sfn = boto3.client("stepfunctions")
         self.state_machine_arn = sfn.create_state_machine(
             name=STATE_MACHINE_NAME,
@@ -208,7 +213,9 @@ class LocalPipeline:
             if desc["status"] != "RUNNING":
                 break
             if time.monotonic() - started > timeout:
-                sfn.stop_execution(executionArn=arn, error="LocalTimeout", cause="local run timed out")
+                sfn.stop_execution(
+                    executionArn=arn, error="LocalTimeout", cause="local run timed out"
+                )
                 raise TimeoutError(f"execution {name} did not finish in {timeout:.0f}s")
             time.sleep(0.1)
         output = json.loads(desc["output"]) if desc.get("output") else None
@@ -232,17 +239,17 @@ class LocalPipeline:
         """Copy every object the pipeline wrote (under ``prefix``) to ``dest``."""
         s3 = boto3.client("s3")
         count = 0
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=LOCAL_BUCKET, Prefix=prefix):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 target = dest / obj["Key"]
                 target.parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(LOCAL_BUCKET, obj["Key"], str(target))
+                s3.download_file(self.bucket, obj["Key"], str(target))
                 count += 1
         return count
 
     def upload_source(self, path: Path, key: str) -> str:
-        boto3.client("s3").upload_file(str(path), LOCAL_BUCKET, key)
-        return f"s3://{LOCAL_BUCKET}/{key}"
+        boto3.client("s3").upload_file(str(path), self.bucket, key)
+        return f"s3://{self.bucket}/{key}"
 
     def serve_forever(self, stop: threading.Event) -> None:
         while not stop.wait(0.5):
@@ -259,6 +266,21 @@ def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
         if not token:
             return events
         kwargs["nextToken"] = token
+
+
+def _topic_arns(node: Any) -> set[str]:
+    """Every SNS ``TopicArn`` parameter in the definition."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "TopicArn" and isinstance(value, str):
+                found.add(value)
+            else:
+                found |= _topic_arns(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _topic_arns(item)
+    return found
 
 
 def _first_failed_task(events: list[dict[str, Any]]) -> str | None:

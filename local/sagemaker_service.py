@@ -237,7 +237,9 @@ class LocalSageMaker:
                 if self._take_fault("tuning_no_best") is not None:
                     record["drop_best"] = True
                 if status == "Failed":
-                    record["failure"] = job.describe().get("FailureReason", "all training jobs failed")
+                    record["failure"] = job.describe().get(
+                        "FailureReason", "all training jobs failed"
+                    )
         except Exception as e:  # the job fails; the service stays up
             with self._lock:
                 record["status"] = "Failed"
@@ -250,7 +252,9 @@ class LocalSageMaker:
         with self._lock:
             record = self._tuning.get(name)
         if record is None:
-            raise ServiceError("ResourceNotFound", f"Amazon SageMaker can't find a tuning job with name {name}")
+            raise ServiceError(
+                "ResourceNotFound", f"Amazon SageMaker can't find a tuning job with name {name}"
+            )
         return record
 
     def op_DescribeHyperParameterTuningJob(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -268,7 +272,13 @@ class LocalSageMaker:
             "CreationTime": record["created"],
             "TrainingJobStatusCounters": described.get(
                 "TrainingJobStatusCounters",
-                {"Completed": 0, "InProgress": 0, "RetryableError": 0, "NonRetryableError": 0, "Stopped": 0},
+                {
+                    "Completed": 0,
+                    "InProgress": 0,
+                    "RetryableError": 0,
+                    "NonRetryableError": 0,
+                    "Stopped": 0,
+                },
             ),
             "ObjectiveStatusCounters": described.get(
                 "ObjectiveStatusCounters", {"Succeeded": 0, "Pending": 0, "Failed": 0}
@@ -373,7 +383,9 @@ class LocalSageMaker:
         with self._lock:
             model = self._models.get(name)
         if model is None:
-            raise ServiceError("ValidationException", f"Could not find model \"{self.arn('model', name)}\".")
+            raise ServiceError(
+                "ValidationException", f'Could not find model "{self.arn("model", name)}".'
+            )
         req = model["request"]
         return {
             "ModelName": name,
@@ -388,7 +400,9 @@ class LocalSageMaker:
         name = p["ModelName"]
         with self._lock:
             if self._models.pop(name, None) is None:
-                raise ServiceError("ValidationException", f"Could not find model \"{self.arn('model', name)}\".")
+                raise ServiceError(
+                    "ValidationException", f'Could not find model "{self.arn("model", name)}".'
+                )
         return {}
 
     def op_ListModels(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -413,7 +427,7 @@ class LocalSageMaker:
             for variant in p["ProductionVariants"]:
                 if variant["ModelName"] not in self._models:
                     raise ServiceError(
-                        "ValidationException", f"Could not find model \"{variant['ModelName']}\"."
+                        "ValidationException", f'Could not find model "{variant["ModelName"]}".'
                     )
             self._configs[name] = {"request": p, "arn": arn, "created": _now()}
         self._put_tags(arn, p.get("Tags"))
@@ -424,7 +438,9 @@ class LocalSageMaker:
         with self._lock:
             config = self._configs.get(name)
         if config is None:
-            raise ServiceError("ValidationException", f"Could not find endpoint configuration \"{name}\".")
+            raise ServiceError(
+                "ValidationException", f'Could not find endpoint configuration "{name}".'
+            )
         return {
             "EndpointConfigName": name,
             "EndpointConfigArn": config["arn"],
@@ -436,14 +452,20 @@ class LocalSageMaker:
         name = p["EndpointConfigName"]
         with self._lock:
             if self._configs.pop(name, None) is None:
-                raise ServiceError("ValidationException", f"Could not find endpoint configuration \"{name}\".")
+                raise ServiceError(
+                    "ValidationException", f'Could not find endpoint configuration "{name}".'
+                )
         return {}
 
     def op_ListEndpointConfigs(self, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             return {
                 "EndpointConfigs": [
-                    {"EndpointConfigName": n, "EndpointConfigArn": c["arn"], "CreationTime": c["created"]}
+                    {
+                        "EndpointConfigName": n,
+                        "EndpointConfigArn": c["arn"],
+                        "CreationTime": c["created"],
+                    }
                     for n, c in self._configs.items()
                     if p.get("NameContains", "") in n
                 ]
@@ -456,7 +478,7 @@ class LocalSageMaker:
             config = self._configs.get(config_name)
             if config is None:
                 raise ServiceError(
-                    "ValidationException", f"Could not find endpoint configuration \"{config_name}\"."
+                    "ValidationException", f'Could not find endpoint configuration "{config_name}".'
                 )
             model_name = config["request"]["ProductionVariants"][0]["ModelName"]
             model = self._models.get(model_name)
@@ -507,7 +529,7 @@ class LocalSageMaker:
             if p["EndpointConfigName"] not in self._configs:
                 raise ServiceError(
                     "ValidationException",
-                    f"Could not find endpoint configuration \"{p['EndpointConfigName']}\".",
+                    f'Could not find endpoint configuration "{p["EndpointConfigName"]}".',
                 )
             endpoint = _Endpoint(
                 name=name,
@@ -535,14 +557,14 @@ class LocalSageMaker:
             if endpoint.status != "InService":
                 raise ServiceError(
                     "ValidationException",
-                    f"Cannot update in-progress endpoint \"{endpoint.arn}\"."
+                    f'Cannot update in-progress endpoint "{endpoint.arn}".'
                     if endpoint.status != "Failed"
-                    else f"Cannot update failed endpoint \"{endpoint.arn}\".",
+                    else f'Cannot update failed endpoint "{endpoint.arn}".',
                 )
             if p["EndpointConfigName"] not in self._configs:
                 raise ServiceError(
                     "ValidationException",
-                    f"Could not find endpoint configuration \"{p['EndpointConfigName']}\".",
+                    f'Could not find endpoint configuration "{p["EndpointConfigName"]}".',
                 )
             endpoint.status = "Updating"
             endpoint.pending_config = p["EndpointConfigName"]

@@ -40,7 +40,10 @@ class MotoServer:
         from moto.server import ThreadedMotoServer
 
         self._config = default_user_config
-        self._saved = {k: default_user_config.get(k) for k in ("stepfunctions", "lambda")}
+        self._saved: dict[str, Any] = {
+            "stepfunctions": default_user_config.get("stepfunctions"),
+            "lambda": default_user_config.get("lambda"),
+        }
         self.port = free_port()
         self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
 
@@ -57,9 +60,10 @@ class MotoServer:
 
     def stop(self) -> None:
         self._server.stop()
-        for key, value in self._saved.items():
-            if value is not None:
-                self._config[key] = value
+        if self._saved["stepfunctions"] is not None:
+            self._config["stepfunctions"] = self._saved["stepfunctions"]
+        if self._saved["lambda"] is not None:
+            self._config["lambda"] = self._saved["lambda"]
 
 
 class UvicornThread:
@@ -94,7 +98,7 @@ def aws_environment(moto_url: str, sagemaker_url: str) -> dict[str, str]:
     """Environment that points boto3 at the local stand-ins."""
     return {
         "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - not a secret
+        "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_SESSION_TOKEN": "local",
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pipeline_core.errors import InvalidConfigError
 
@@ -125,7 +126,7 @@ class PipelineConfig:
 
     # -- validation ---------------------------------------------------------
 
-    def validate(self) -> "PipelineConfig":
+    def validate(self) -> PipelineConfig:
         """Raise :class:`InvalidConfigError` naming the first bad field."""
         if not _NAME.match(self.name_prefix) or len(self.name_prefix) > 12:
             raise InvalidConfigError(
@@ -204,7 +205,7 @@ class PipelineConfig:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> "PipelineConfig":
+    def from_mapping(cls, data: Mapping[str, Any]) -> PipelineConfig:
         """Overlay ``data`` on the defaults and validate. Unknown keys are errors."""
         if not isinstance(data, Mapping):
             raise InvalidConfigError("pipeline config must be an object")
@@ -224,7 +225,7 @@ class PipelineConfig:
         return config.validate()
 
     @classmethod
-    def from_json(cls, text: str) -> "PipelineConfig":
+    def from_json(cls, text: str) -> PipelineConfig:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:

@@ -80,7 +80,7 @@ def _layout(dim: int, with_label: bool) -> _Layout:
     if dim < 1:
         raise RecordIOError("feature dimension must be at least 1")
     f_head, f_len = _field_layout(0x0A, dim)
-    l_head, l_len = (_field_layout(0x12, 1) if with_label else (b"", 0))
+    l_head, l_len = _field_layout(0x12, 1) if with_label else (b"", 0)
     payload = f_len + l_len
     if payload >= 1 << 29:
         raise RecordIOError("record too large for recordIO framing")
@@ -109,9 +109,7 @@ def encode_dense_array(
     if labels is not None:
         labs = _as_float32_matrix(labels, "labels")
         if labs.ndim != 1 or labs.shape[0] != rows:
-            raise RecordIOError(
-                f"labels must be a vector of {rows} values, got shape {labs.shape}"
-            )
+            raise RecordIOError(f"labels must be a vector of {rows} values, got shape {labs.shape}")
     lay = _layout(dim, labs is not None)
     out = np.empty((rows, lay.record_len), dtype=np.uint8)
     pos = 0
@@ -150,7 +148,7 @@ def write_dense(
     """Write ``features``/``labels`` to ``file`` (byte-identical to the SDK's
     ``write_numpy_to_dense_tensor``); returns the bytes written."""
     out = encode_dense_array(features, labels)
-    file.write(memoryview(out).cast("B"))
+    file.write(out.data.cast("B"))
     return int(out.nbytes)
 
 
@@ -266,11 +264,7 @@ def _decode_value(buf: memoryview) -> tuple[np.ndarray, np.ndarray | None, list[
                 else:
                     assert isinstance(t_val, int)
                     target.append(t_val)
-        arr = (
-            np.concatenate(values).astype(np.float64)
-            if values
-            else np.zeros(0, dtype=np.float64)
-        )
+        arr = np.concatenate(values).astype(np.float64) if values else np.zeros(0, dtype=np.float64)
         return arr, (np.asarray(keys, dtype=np.int64) if keys else None), shape
     raise RecordIOError("Value holds no supported tensor")
 
@@ -289,9 +283,7 @@ def _decode_map(buf: memoryview) -> tuple[str, memoryview]:
     return key, value
 
 
-def _decode_record_slow(
-    payload: memoryview, dim: int | None
-) -> tuple[np.ndarray, float | None]:
+def _decode_record_slow(payload: memoryview, dim: int | None) -> tuple[np.ndarray, float | None]:
     features: np.ndarray | None = None
     label: float | None = None
     for field_no, wire, entry in _fields(payload):

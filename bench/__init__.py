@@ -1,0 +1,1 @@
+"""Benchmarks (``make bench``): each measure against a baseline in the same run."""

@@ -1,0 +1,83 @@
+"""The local Linear Learner behind the local SageMaker service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+
+from local.services import ACCOUNT, REGION
+from training.model import LinearModel
+from training.serving import ModelRegistry, create_app
+from training.tuner import TuningJob
+
+
+class _TuningHandle:
+    def __init__(self, job: TuningJob) -> None:
+        self.job = job
+
+    def run(self) -> None:
+        self.job.run()
+
+    def describe(self) -> dict[str, Any]:
+        return self.job.describe()
+
+    def training_jobs(self) -> list[dict[str, Any]]:
+        return self.job.training_jobs()
+
+    def stop(self) -> None:
+        self.job.stop()
+
+
+class LinearLearnerBackend:
+    """Tuning jobs as :class:`training.tuner.TuningJob`; endpoints as models
+    in one :class:`training.serving.ModelRegistry` served by one app."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = work_dir
+        self.registry = ModelRegistry()
+        self._app = create_app(self.registry, account=ACCOUNT)
+
+    def start_tuning(
+        self,
+        *,
+        request: dict[str, Any],
+        channels: dict[str, Path],
+        output_dir: Path,
+        on_event: Callable[[str, dict[str, Any]], None],
+    ) -> _TuningHandle:
+        def forward(event: dict[str, Any]) -> None:
+            kind = event.get("type", "")
+            if kind in ("TrainingJobCompleted", "TrainingJobFailed", "TrainingJobStopped"):
+                on_event("training_job_done", _job_event(event))
+
+        job = TuningJob(request, channels, output_dir, forward, region=REGION, account=ACCOUNT)
+        return _TuningHandle(job)
+
+    def load_endpoint_model(self, endpoint_name: str, artifact: Path) -> None:
+        # Load (and validate) fully before swapping: a bad artifact never
+        # replaces the model that is serving.
+        model = LinearModel.load(artifact)
+        self.registry.register(endpoint_name, model)
+
+    def unload_endpoint_model(self, endpoint_name: str) -> None:
+        self.registry.remove(endpoint_name)
+
+    def runtime_app(self) -> Starlette:
+        return self._app
+
+
+def _job_event(event: dict[str, Any]) -> dict[str, Any]:
+    summary = event.get("summary") or event
+    metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+    return {
+        "name": summary.get("TrainingJobName"),
+        "status": summary.get("TrainingJobStatus")
+        or event.get("type", "").removeprefix("TrainingJob"),
+        "tuned_hyperparameters": summary.get("TunedHyperParameters") or {},
+        "objective": metric.get("Value"),
+        "metric_name": metric.get("MetricName"),
+        "failure_reason": summary.get("FailureReason"),
+    }
