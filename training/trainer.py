@@ -40,7 +40,7 @@ log = logging.getLogger("training")
 F32 = npt.NDArray[np.float32]
 
 #: With ``num_models=auto``: learning-rate multipliers x weight decays tried.
-AUTO_LR_MULTS = (1 / 3, 1.0, 3.0)
+AUTO_LR_MULTS = (1.0, 3.0, 10.0)
 AUTO_WDS = (0.0, 1e-5, 1e-4)
 #: ``learning_rate=auto`` for a single model, per optimizer.
 AUTO_LR = {"adam": 0.003, "rmsprop": 0.003, "sgd": 0.1}
@@ -294,6 +294,9 @@ def train(
             train_losses.append(train_loss)
             seconds = time.perf_counter() - t0
 
+            if opt.use_l1:
+                # coordinates the proximal step holds at exactly zero stay zero
+                avg[:d][params[:d] == 0] = 0.0
             zv = vx_cal @ avg[:d]
             zv += avg[d:]
             val_loss = _column_log_loss(vy_cal, zv)
@@ -334,7 +337,9 @@ def train(
                 stopped_early = epoch < hp.epochs
                 break
             # relative improvement below the tolerance counts as none
-            if global_best - current > hp.early_stopping_tolerance * abs(global_best):
+            if global_best == math.inf or (
+                global_best - current > hp.early_stopping_tolerance * abs(global_best)
+            ):
                 bad_epochs = 0
             else:
                 bad_epochs += 1
