@@ -25,7 +25,9 @@ def make_data(n: int, seed: int, noise: float = 0.3) -> tuple[np.ndarray, np.nda
 
 def write_channel(path: Path, x: np.ndarray, y: np.ndarray, parts: int = 1) -> Path:
     path.mkdir(parents=True, exist_ok=True)
-    for i, (xs, ys) in enumerate(zip(np.array_split(x, parts), np.array_split(y, parts))):
+    for i, (xs, ys) in enumerate(
+        zip(np.array_split(x, parts), np.array_split(y, parts), strict=True)
+    ):
         with open(path / f"part-{i}.rec", "wb") as f:
             write_dense(f, np.ascontiguousarray(xs), np.ascontiguousarray(ys))
     return path

@@ -84,7 +84,7 @@ def test_predictor_type_is_required():
 
 
 def test_values_must_be_strings_as_sagemaker_passes_them():
-    with pytest.raises(HyperparameterError, match="'epochs'.*strings"):
+    with pytest.raises(HyperparameterError, match=r"'epochs'.*strings"):
         parse_hyperparameters({"predictor_type": "binary_classifier", "epochs": 3})  # type: ignore[dict-item]
 
 

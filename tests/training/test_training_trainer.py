@@ -4,10 +4,10 @@ import logging
 
 import numpy as np
 import pytest
+from conftest import BASE_HP, TRUE_B, TRUE_W, D
 from sklearn import metrics as skm
 from sklearn.linear_model import LogisticRegression
 
-from conftest import BASE_HP, TRUE_B, D, TRUE_W
 from training.errors import DataChannelError, HyperparameterError
 from training.hyperparameters import parse_hyperparameters
 from training.model import LinearModel
@@ -45,7 +45,7 @@ def default_fit(data):
 def test_learns_the_known_separator(default_fit, data):
     result, _ = default_fit
     x, y = data["test"]
-    scores, labels = result.model.predict(x)
+    _, labels = result.model.predict(x)
     reference = LogisticRegression().fit(*data["train"]).score(x, y)
     assert skm.accuracy_score(y, labels) >= reference - 0.01
     bayes = skm.accuracy_score(y, (x @ TRUE_W + TRUE_B) > 0)
