@@ -48,12 +48,16 @@ class LinearLearnerBackend:
         output_dir: Path,
         on_event: Callable[[str, dict[str, Any]], None],
     ) -> _TuningHandle:
+        jobs: list[TuningJob] = []
+
         def forward(event: dict[str, Any]) -> None:
             kind = event.get("type", "")
             if kind in ("TrainingJobCompleted", "TrainingJobFailed", "TrainingJobStopped"):
-                on_event("training_job_done", _job_event(event))
+                summary = jobs[0].training_job(event["TrainingJobName"]) if jobs else event
+                on_event("training_job_done", _job_event(summary))
 
         job = TuningJob(request, channels, output_dir, forward, region=REGION, account=ACCOUNT)
+        jobs.append(job)
         return _TuningHandle(job)
 
     def load_endpoint_model(self, endpoint_name: str, artifact: Path) -> None:
@@ -69,13 +73,11 @@ class LinearLearnerBackend:
         return self._app
 
 
-def _job_event(event: dict[str, Any]) -> dict[str, Any]:
-    summary = event.get("summary") or event
+def _job_event(summary: dict[str, Any]) -> dict[str, Any]:
     metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
     return {
         "name": summary.get("TrainingJobName"),
-        "status": summary.get("TrainingJobStatus")
-        or event.get("type", "").removeprefix("TrainingJob"),
+        "status": summary.get("TrainingJobStatus", "?"),
         "tuned_hyperparameters": summary.get("TunedHyperParameters") or {},
         "objective": metric.get("Value"),
         "metric_name": metric.get("MetricName"),

@@ -9,6 +9,7 @@ import re
 import secrets
 import signal
 import sys
+import tempfile
 import threading
 import time
 from datetime import UTC, datetime
@@ -81,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the endpoint up after the run and print how to call it, until Ctrl-C",
     )
+    run.add_argument("--verbose", action="store_true", help="show the Lambda handlers' INFO logs")
     run.add_argument(
         "--poll-seconds",
         type=int,
@@ -116,9 +118,19 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
     merged = {**stored, **evaluation}
     report["confusion_matrix"] = merged.get("confusion_matrix")
     report["metrics"] = merged.get("metrics")
-    best = output.get("best_training_job") or merged.get("best_training_job") or {}
-    report["best_training_job"] = best
+    best = (output.get("tuning") or {}).get("best") or {}
+    report["tuning_job"] = (output.get("tuning") or {}).get("name")
+    report["best_training_job"] = {
+        "name": best.get("training_job_name"),
+        "hyperparameters": best.get("hyperparameters"),
+        "objective": {
+            "metric": best.get("objective_metric"),
+            "value": best.get("objective_value"),
+        },
+        "model_artifacts": best.get("model_artifacts"),
+    }
     report["endpoint_name"] = output.get("endpoint_name") or merged.get("endpoint_name")
+    report["target_digit"] = (output.get("run") or {}).get("target_digit", 0)
     report["evaluation"] = stored
     _plots(report, out_dir, prefix)
     return report
@@ -142,6 +154,7 @@ def _plots(report: dict[str, Any], out_dir: Path, prefix: str) -> None:
             int(single.get("predicted_label", -1)),
             float(single.get("score", float("nan"))),
             out_dir / "sample_digit.png",
+            target_digit=int(report.get("target_digit", 0)),
         )
 
 
@@ -183,13 +196,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"  input: {json.dumps(execution_input)}")
     print(f"  output folder: {out_dir}")
     print("starting local AWS stand-ins (moto S3/SNS/Step Functions, local SageMaker)...")
-    work = out_dir / ".work"
-    reset_dir(work)
-    with LocalPipeline(
-        work_dir=work,
-        backend=LinearLearnerBackend(work_dir=work / "backend"),
-        poll_seconds=args.poll_seconds,
-    ) as pipeline:
+    work_tmp = tempfile.TemporaryDirectory(prefix="mnist-ll-run-")
+    work = Path(work_tmp.name)
+    with (
+        work_tmp,
+        LocalPipeline(
+            work_dir=work,
+            backend=LinearLearnerBackend(work_dir=work / "backend"),
+            poll_seconds=args.poll_seconds,
+            lambda_log_level="INFO" if args.verbose else "WARNING",
+        ) as pipeline,
+    ):
         print(f"  state machine from {pipeline.synth.source}")
         result = pipeline.execute(execution_input, name)
         bucket_dir = out_dir / "bucket"

@@ -39,7 +39,11 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     best = report.get("best_training_job") or {}
     if best:
         hp = ", ".join(f"{k}={v}" for k, v in sorted((best.get("hyperparameters") or {}).items()))
-        lines.append(f"best training job {best.get('name')}: objective {best.get('objective')}")
+        objective = best.get("objective") or {}
+        lines.append(
+            f"best training job {best.get('name')}: "
+            f"{objective.get('metric')} = {objective.get('value')}"
+        )
         if hp:
             lines.append(f"  tuned hyperparameters: {hp}")
     if report.get("endpoint_name"):
@@ -85,14 +89,28 @@ def plot_confusion_matrix(cm: dict[str, int], path: Path, title: str) -> Path:
 
 
 def plot_digit(
-    pixels: npt.NDArray[np.float32], label: int, prediction: int, score: float, path: Path
+    pixels: npt.NDArray[np.float32],
+    label: int,
+    prediction: int,
+    score: float,
+    path: Path,
+    target_digit: int = 0,
 ) -> Path:
-    """The tutorial's ``show_digit``: one 28x28 test image with its label."""
+    """The tutorial's ``show_digit``: one 28x28 test image, its 0/1 label
+    ("is it the target digit?") and the endpoint's prediction."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(2.8, 3.0), dpi=120)
     side = round(float(np.sqrt(pixels.size)))
     ax.imshow(pixels.reshape(side, side), cmap="gray")
-    ax.set_title(f"label {label}, predicted {prediction}\nscore {score:.3f}", fontsize=9)
+
+    def word(value: int) -> str:
+        return "yes" if value == 1 else "no"
+
+    ax.set_title(
+        f"is it a {target_digit}? actual: {word(label)}, predicted: {word(prediction)}\n"
+        f"score {score:.3f}",
+        fontsize=8,
+    )
     ax.axis("off")
     fig.tight_layout()
     fig.savefig(path)

@@ -64,7 +64,9 @@ class LocalPipeline:
         synthesized: SynthesizedPipeline | None = None,
         poll_seconds: int = 1,
         printer: Printer = print,
+        lambda_log_level: str = "WARNING",
     ) -> None:
+        self.lambda_log_level = lambda_log_level
         self.work_dir = work_dir
         self.print = printer
         self.synth = synthesized or synthesize()
@@ -109,7 +111,7 @@ class LocalPipeline:
         )
         self._sm_server = UvicornThread(self.sagemaker.app())
         self._sm_server.start()
-        env = aws_environment(self.moto.url, self._sm_server.url)
+        env = aws_environment(self.moto.url, self._sm_server.url, self.lambda_log_level)
         self._env_ctx = patched_environ(env)
         self._env_ctx.__enter__()
 

@@ -10,6 +10,7 @@ boto3 at them, so the handlers' plain ``boto3.client(...)`` calls land here.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -52,6 +53,8 @@ class MotoServer:
         return f"http://{LOOPBACK}:{self.port}"
 
     def start(self) -> None:
+        # moto's server logs every request; the run prints its own progress.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._config["stepfunctions"] = {"execute_state_machine": True}
         self._config["lambda"] = {"use_docker": False}
         self._server.start()
@@ -94,9 +97,12 @@ class UvicornThread:
         self._thread.join(timeout=10)
 
 
-def aws_environment(moto_url: str, sagemaker_url: str) -> dict[str, str]:
+def aws_environment(
+    moto_url: str, sagemaker_url: str, log_level: str = "WARNING"
+) -> dict[str, str]:
     """Environment that points boto3 at the local stand-ins."""
     return {
+        "POWERTOOLS_LOG_LEVEL": log_level,
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_SESSION_TOKEN": "local",

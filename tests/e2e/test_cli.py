@@ -1,0 +1,85 @@
+"""`python -m local run` (what `make run` calls), on a small generated dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MNIST_LL_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "local", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def test_run_writes_report_plots_and_bucket_copy(small_dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    payload = {"source": str(small_dataset), "max_jobs": 2, "max_parallel_jobs": 2}
+    proc = _run("run", "--input", json.dumps(payload), "--out", str(out), "--name", "cli-ok")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "SUCCEEDED"
+    assert report["execution_name"] == "cli-ok"
+    cm = report["confusion_matrix"]
+    assert set(cm) == {"tp", "fp", "tn", "fn"}
+    assert sum(cm.values()) == 400
+    assert set(report["metrics"]) >= {"accuracy", "precision", "recall", "f1"}
+    best = report["best_training_job"]
+    assert best["name"] and best["hyperparameters"]
+    assert best["objective"]["metric"] == "validation:binary_f_beta"
+    for state in ("ConvertDataset", "StartTuning", "Deploy", "Evaluate"):
+        assert state in report["timings"]
+    assert (out / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "sample_digit.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "bucket" / "runs" / "cli-ok" / "report.json").exists()
+    assert (out / "bucket" / "runs" / "cli-ok" / "data" / "train" / "train.rec").exists()
+    # The terminal shows the tutorial's crosstab and each tuning job as it ends.
+    assert "predictions" in proc.stdout and "actuals" in proc.stdout
+    assert proc.stdout.count("      job mnist-ll-cli-ok") == 2
+
+
+def test_failed_run_exits_non_zero_and_reports_state_error_and_cause(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bad"
+    proc = _run(
+        "run",
+        "--input",
+        json.dumps({"source": str(small_dataset), "target_digit": "zero"}),
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 1
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "FAILED"
+    assert report["error"] and "target_digit" in report["cause"]
+    assert report["failed_state"] == "ValidateInput"
+    assert "FAILED in state ValidateInput" in proc.stdout
+
+
+def test_bad_command_line_input_is_a_usage_error() -> None:
+    proc = _run("run", "--input", "{not json")
+    assert proc.returncode == 2
+    assert "--input is not valid JSON" in proc.stderr
+    proc = _run("run", "--input", "[1, 2]")
+    assert proc.returncode == 2
+    assert "JSON object" in proc.stderr
+
+
+def test_help_lists_the_options() -> None:
+    proc = _run("run", "--help")
+    assert proc.returncode == 0
+    for option in ("--input", "--out", "--serve"):
+        assert option in proc.stdout
