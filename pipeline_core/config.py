@@ -88,6 +88,13 @@ class ParameterRange:
             raise InvalidConfigError(f"range '{self.name}': unknown ScalingType {self.scaling}")
         if self.scaling == "Logarithmic" and self.min_value <= 0:
             raise InvalidConfigError(f"range '{self.name}': Logarithmic scaling needs min > 0")
+        if self.scaling == "ReverseLogarithmic" and (
+            kind != "Continuous" or self.min_value < 0 or self.max_value >= 1
+        ):
+            raise InvalidConfigError(
+                f"range '{self.name}': ReverseLogarithmic scaling needs a Continuous range "
+                "within [0, 1)"
+            )
 
 
 @dataclass(frozen=True)

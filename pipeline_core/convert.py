@@ -46,18 +46,19 @@ def data_result(run: RunSpec, manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _existing_manifest(s3: Any, run: RunSpec) -> dict[str, Any] | None:
+def _existing_manifest(s3: Any, run: RunSpec) -> tuple[bool, dict[str, Any] | None]:
+    """``(exists, parsed)``; a broken manifest exists but parses to None."""
     try:
         body = s3.get_object(Bucket=run.bucket, Key=manifest_key(run))["Body"]
     except ClientError as e:
         if error_code(e) in ("NoSuchKey", "404", "NotFound"):
-            return None
+            return False, None
         raise
     try:
         manifest: dict[str, Any] = json.loads(body.read())
     except ValueError:
-        return None  # a broken manifest is rewritten by reconverting
-    return manifest
+        return True, None  # a broken manifest is rewritten by reconverting
+    return True, manifest
 
 
 def convert_dataset(run: RunSpec, config: PipelineConfig, s3: Any) -> dict[str, Any]:
@@ -65,7 +66,7 @@ def convert_dataset(run: RunSpec, config: PipelineConfig, s3: Any) -> dict[str, 
     raw = read_source(s3, run.source)
     source_sha = hashlib.sha256(raw).hexdigest()
 
-    previous = _existing_manifest(s3, run)
+    exists, previous = _existing_manifest(s3, run)
     if (
         previous is not None
         and previous.get("source_sha256") == source_sha
@@ -73,6 +74,10 @@ def convert_dataset(run: RunSpec, config: PipelineConfig, s3: Any) -> dict[str, 
         and previous.get("feature_dim") == config.feature_dim
     ):
         return data_result(run, previous)
+    if exists:
+        # About to overwrite the splits: the old manifest must not vouch for
+        # half-rewritten data if this attempt fails part way.
+        s3.delete_object(Bucket=run.bucket, Key=manifest_key(run))
 
     splits = load_mnist(raw, feature_dim=config.feature_dim, target_digit=run.target_digit)
     del raw

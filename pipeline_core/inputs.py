@@ -43,6 +43,9 @@ INPUT_KEYS = frozenset(
 )
 
 EXECUTION_NAME_MAX = 80
+ENDPOINT_NAME_MAX = 63
+#: S3 object keys are at most 1024 bytes (UTF-8).
+S3_KEY_MAX_BYTES = 1024
 ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.(?:[0-9]*x?large|medium|small|metal)$")
 # S3 bucket names: 3-63 of lower-case letters, digits, dots and hyphens.
@@ -159,6 +162,29 @@ def _instance(raw: Mapping[str, Any], key: str, default: str) -> str:
     return value
 
 
+def _endpoint_name(raw: Mapping[str, Any], default: str, name_prefix: str) -> str:
+    """SageMaker's endpoint name rules, plus our prefix: IAM allows only
+    ``<name_prefix>-*`` and cleanup lists by that prefix."""
+    value = raw.get("endpoint_name", default)
+    if not isinstance(value, str):
+        raise InvalidInputError(f"endpoint_name: must be a string, got {value!r}")
+    if len(value) > ENDPOINT_NAME_MAX:
+        raise InvalidInputError(
+            f"endpoint_name: {len(value)} characters, SageMaker allows at most {ENDPOINT_NAME_MAX}"
+        )
+    if not ENDPOINT_NAME.match(value):
+        raise InvalidInputError(
+            f"endpoint_name: {value!r} must be 1-{ENDPOINT_NAME_MAX} letters, digits and "
+            "hyphens, starting and ending with a letter or digit"
+        )
+    if not value.startswith(f"{name_prefix}-"):
+        raise InvalidInputError(
+            f"endpoint_name: {value!r} must start with '{name_prefix}-' "
+            "(the stack may only manage endpoints with its name prefix)"
+        )
+    return value
+
+
 def validate_source(source: Any, *, allow_local_sources: bool = False) -> str:
     """An ``s3://bucket/key`` URI, or (local run only) a path or ``file://`` URI."""
     if not isinstance(source, str) or not source.strip():
@@ -169,6 +195,10 @@ def validate_source(source: Any, *, allow_local_sources: bool = False) -> str:
             raise InvalidInputError(f"source: {bucket!r} is not a valid S3 bucket name")
         if not key or key.endswith("/"):
             raise InvalidInputError(f"source: {source!r} names no object key")
+        if len(key.encode("utf-8")) > S3_KEY_MAX_BYTES:
+            raise InvalidInputError(
+                f"source: object key is longer than S3's {S3_KEY_MAX_BYTES} bytes"
+            )
         return source
     if allow_local_sources:
         if source.startswith("file://"):
@@ -275,12 +305,7 @@ def resolve_run(
     min_objective = raw.get("min_objective", config.min_objective)
     if not _is_number(min_objective) or not math.isfinite(min_objective):
         raise InvalidInputError(f"min_objective: must be a finite number, got {min_objective!r}")
-    endpoint_name = raw.get("endpoint_name", default_endpoint_name)
-    if not isinstance(endpoint_name, str) or not ENDPOINT_NAME.match(endpoint_name):
-        raise InvalidInputError(
-            f"endpoint_name: {endpoint_name!r} must be 1-63 letters, digits and hyphens, "
-            "starting and ending with a letter or digit"
-        )
+    endpoint_name = _endpoint_name(raw, default_endpoint_name, config.name_prefix)
     if not bucket:
         raise InvalidInputError("bucket: no data bucket configured (DATA_BUCKET)")
 

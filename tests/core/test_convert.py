@@ -115,6 +115,75 @@ def test_convert_of_invalid_dataset_writes_no_manifest(s3: Any) -> None:
     assert listed.get("KeyCount", 0) == 0
 
 
+def _bad_sources() -> list[tuple[str, bytes]]:
+    import gzip
+    import os
+    import pickle
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return os.system, ("false",)
+
+    good = make_dataset()
+    raw = pickle_gz(good)
+    images = np.full((60, 784), np.nan, np.float32)
+    return [
+        ("not gzip", pickle.dumps(good)),
+        ("truncated gzip", raw[: len(raw) // 2]),
+        ("not a pickle", gzip.compress(b"hello")),
+        ("code payload", pickle_gz((good[0], good[1], (good[2][0], Payload())))),
+        ("two splits", pickle_gz(good[:2])),
+        ("wrong shape", pickle_gz(((np.zeros((60, 783), np.float32), good[0][1]), *good[1:]))),
+        ("nan pixels", pickle_gz(((images, good[0][1]), *good[1:]))),
+        ("target absent", pickle_gz(((good[0][0], np.full(60, 5)), *good[1:]))),
+    ]
+
+
+@pytest.mark.parametrize("which", range(8))
+def test_convert_of_any_invalid_dataset_leaves_no_manifest_even_over_an_old_one(
+    s3: Any, which: int
+) -> None:
+    run = make_run("e", {"source": SOURCE})
+    _put_source(s3, pickle_gz(make_dataset()))
+    convert_dataset(run, DEFAULTS, s3)  # an earlier, good conversion of another source
+    label, bad = _bad_sources()[which]
+    _put_source(s3, bad)
+    with pytest.raises(InvalidDatasetError):
+        convert_dataset(run, DEFAULTS, s3)
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/e/data/manifest.json")
+    assert listed.get("KeyCount", 0) == 0, label
+
+
+def test_convert_failing_part_way_through_the_uploads_leaves_no_manifest(s3: Any) -> None:
+    run = make_run("e", {"source": SOURCE})
+    _put_source(s3, pickle_gz(make_dataset((60, 20, 20))))
+    convert_dataset(run, DEFAULTS, s3)
+    _put_source(s3, pickle_gz(make_dataset((70, 20, 20))))  # a changed source: reconvert
+    original = s3.put_object
+
+    def failing(**kwargs: Any) -> Any:
+        if kwargs["Key"].endswith("test.rec"):
+            raise ConnectionError("connection reset")
+        return original(**kwargs)
+
+    s3.put_object = failing
+    with pytest.raises(ConnectionError):
+        convert_dataset(run, DEFAULTS, s3)
+    listed = {o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")["Contents"]}
+    assert "runs/e/data/manifest.json" not in listed
+    assert "runs/e/data/train/train.rec" in listed  # rewritten, but not vouched for
+    s3.put_object = original
+    assert convert_dataset(run, DEFAULTS, s3)["counts"]["train"] == 70  # the retry completes
+
+
+def test_convert_replaces_a_broken_manifest(s3: Any) -> None:
+    run = make_run("e", {"source": SOURCE})
+    _put_source(s3, pickle_gz(make_dataset()))
+    s3.put_object(Bucket=BUCKET, Key="runs/e/data/manifest.json", Body=b"{not json")
+    assert convert_dataset(run, DEFAULTS, s3)["counts"]["train"] == 60
+    assert json.loads(_read(s3, "runs/e/data/manifest.json"))["counts"]["train"] == 60
+
+
 def test_convert_missing_source_object_raises_source_not_found(s3: Any) -> None:
     with pytest.raises(SourceNotFoundError, match="does not exist"):
         convert_dataset(make_run("e", {"source": SOURCE}), DEFAULTS, s3)

@@ -147,10 +147,36 @@ def test_rejects_data_that_is_not_gzip() -> None:
         load_mnist(pickle.dumps(make_dataset()))
 
 
-def test_rejects_truncated_gzip() -> None:
+@pytest.mark.parametrize("keep", [0.5, 0.99], ids=["half", "missing-trailer"])
+def test_rejects_truncated_gzip(keep: float) -> None:
     raw = pickle_gz(make_dataset())
     with pytest.raises(InvalidDatasetError, match=r"truncated|corrupt"):
-        load_mnist(raw[: len(raw) // 2])
+        load_mnist(raw[: int(len(raw) * keep)])
+
+
+@pytest.mark.parametrize("size", [2, 10], ids=["magic-only", "header-only"])
+def test_rejects_gzip_cut_inside_the_header(size: int) -> None:
+    raw = pickle_gz(make_dataset())
+    with pytest.raises(InvalidDatasetError):
+        load_mnist(raw[:size])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\x1f", b"PK\x03\x04zip", b"BZh91AY&SY", b"\x80\x04\x95pickle"],
+    ids=["empty", "one-byte", "zip", "bzip2", "raw-pickle"],
+)
+def test_rejects_other_containers_as_not_gzip(data: bytes) -> None:
+    with pytest.raises(InvalidDatasetError, match="not gzip"):
+        load_mnist(data)
+
+
+def test_rejects_a_plain_pickle_of_a_builtin_callable_at_the_top_level(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    payload = _Payload(os.system, (f"touch {marker}",))
+    with pytest.raises(InvalidDatasetError, match=r"posix.system|os.system|nt.system"):
+        load_mnist(pickle_gz(payload))
+    assert not marker.exists()
 
 
 def test_rejects_gzip_with_corrupt_crc() -> None:
@@ -240,6 +266,34 @@ BAD: list[tuple[str, Any, str]] = [
     ),
     ("target absent", _train(labels=np.full(20, 3)), "no example of target digit 0"),
     ("none", None, "triple"),
+    ("a string", "train,valid,test", "triple"),
+    ("splits are numbers", (1, 2, 3), "'train' must be"),
+    ("split is a dict", _with_split(0, {"images": 1, "labels": 2}), "'train' must be"),
+    ("images wrong width 785", _train(images=np.zeros((20, 785), np.float32)), r"\(N, 784\)"),
+    (
+        "images datetime dtype",
+        _train(images=np.zeros((20, 784), "datetime64[s]")),
+        "numeric",
+    ),
+    (
+        "images structured dtype",
+        _train(images=np.zeros((20, 784), [("a", "f4")])),
+        "numeric",
+    ),
+    ("labels bool", _train(labels=np.zeros(20, bool)), "integers"),
+    ("labels complex", _train(labels=np.zeros(20, np.complex64)), "integers"),
+    ("labels inf", _train(labels=np.full(20, np.inf)), "whole numbers"),
+    ("labels huge", _train(labels=np.full(20, 2**40, np.int64)), "0-9"),
+    (
+        "images negative inf",
+        _train(images=np.full((20, 784), -np.inf, np.float32)),
+        "NaN or infinite",
+    ),
+    (
+        "empty validation",
+        _with_split(1, (np.zeros((0, 784), np.float32), np.zeros(0, np.int64))),
+        "'validation' is empty",
+    ),
 ]
 
 

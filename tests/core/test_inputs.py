@@ -50,7 +50,7 @@ def test_full_input_overrides_defaults() -> None:
         "training_instance_type": "ml.m5.large",
         "endpoint_instance_type": "ml.t2.medium",
         "min_objective": 0.2,
-        "endpoint_name": "Other-Endpoint-1",
+        "endpoint_name": "mnist-ll-Other-Endpoint-1",
     }
     run = make_run("e", raw)
     assert run.source == raw["source"]
@@ -59,7 +59,7 @@ def test_full_input_overrides_defaults() -> None:
     assert run.ranges[1].kind == "Integer"
     assert (run.objective_metric, run.objective_type) == ("validation:objective_loss", "Minimize")
     assert (run.strategy, run.max_jobs, run.max_parallel_jobs) == ("Random", 10, 10)
-    assert run.endpoint_name == "Other-Endpoint-1"
+    assert run.endpoint_name == "mnist-ll-Other-Endpoint-1"
 
 
 def test_objective_direction_follows_the_metric_when_not_given() -> None:
@@ -110,10 +110,41 @@ BAD: list[tuple[str, Any, str]] = [
     ("min objective string", {"min_objective": "0.9"}, "min_objective"),
     ("min objective bool", {"min_objective": True}, "min_objective"),
     ("min objective nan", {"min_objective": float("nan")}, "min_objective"),
-    ("endpoint name underscore", {"endpoint_name": "my_endpoint"}, "endpoint_name"),
-    ("endpoint name too long", {"endpoint_name": "e" * 64}, "endpoint_name"),
+    ("endpoint name underscore", {"endpoint_name": "mnist-ll-my_endpoint"}, "endpoint_name"),
+    ("endpoint name too long", {"endpoint_name": "mnist-ll-" + "e" * 55}, "endpoint_name"),
+    ("endpoint name far too long", {"endpoint_name": "e" * 500}, "endpoint_name"),
     ("endpoint name leading hyphen", {"endpoint_name": "-endpoint"}, "endpoint_name"),
+    ("endpoint name trailing hyphen", {"endpoint_name": "mnist-ll-ep-"}, "endpoint_name"),
     ("endpoint name empty", {"endpoint_name": ""}, "endpoint_name"),
+    ("endpoint name not a string", {"endpoint_name": 7}, "endpoint_name"),
+    ("endpoint name without prefix", {"endpoint_name": "other-endpoint"}, "endpoint_name"),
+    ("endpoint name prefix only", {"endpoint_name": "mnist-ll"}, "endpoint_name"),
+    ("endpoint name prefix in other case", {"endpoint_name": "MNIST-LL-ep"}, "endpoint_name"),
+    ("endpoint name prefix not at start", {"endpoint_name": "x-mnist-ll-ep"}, "endpoint_name"),
+    ("source key too long", {"source": "s3://bucket/" + "k" * 1025}, "source"),
+    ("source not a string list", {"source": ["s3://b/k"]}, "source"),
+    ("unknown key next to valid ones", {"target_digit": 1, "MaxJobs": 3}, "MaxJobs"),
+    ("max jobs string", {"max_jobs": "6"}, "max_jobs"),
+    ("max jobs float", {"max_jobs": 6.0}, "max_jobs"),
+    ("max jobs null", {"max_jobs": None}, "max_jobs"),
+    ("max parallel zero", {"max_parallel_jobs": 0}, "max_parallel_jobs"),
+    ("max parallel list", {"max_parallel_jobs": [2]}, "max_parallel_jobs"),
+    ("strategy not a string", {"strategy": 1}, "strategy"),
+    ("metric not a string", {"objective_metric": None}, "objective_metric"),
+    ("instance type not a string", {"training_instance_type": 4}, "training_instance_type"),
+    ("instance type without size", {"training_instance_type": "ml.c4"}, "training_instance_type"),
+    (
+        "instance type not sagemaker",
+        {"endpoint_instance_type": "m4.xlarge"},
+        "endpoint_instance_type",
+    ),
+    (
+        "instance type upper case",
+        {"endpoint_instance_type": "ML.M4.XLARGE"},
+        "endpoint_instance_type",
+    ),
+    ("min objective inf", {"min_objective": float("inf")}, "min_objective"),
+    ("min objective list", {"min_objective": [0.9]}, "min_objective"),
     ("ranges not a list", {"ranges": {"name": "wd"}}, "ranges"),
     ("ranges empty", {"ranges": []}, "ranges"),
     (
@@ -173,6 +204,64 @@ BAD: list[tuple[str, Any, str]] = [
         "ranges",
     ),
     ("range not an object", {"ranges": ["wd"]}, "ranges[0]"),
+    (
+        "range equal bounds",
+        {"ranges": [{"name": "wd", "min_value": 0.1, "max_value": 0.1}]},
+        "ranges[0]",
+    ),
+    (
+        "range integer outside limits",
+        {"ranges": [{"name": "mini_batch_size", "min_value": 0, "max_value": 20000}]},
+        "ranges[0]",
+    ),
+    (
+        "range infinite bound",
+        {"ranges": [{"name": "wd", "min_value": 0.1, "max_value": float("inf")}]},
+        "ranges[0]",
+    ),
+    (
+        "range logarithmic from zero",
+        {
+            "ranges": [
+                {
+                    "name": "mini_batch_size",
+                    "min_value": 0,
+                    "max_value": 10,
+                    "scaling": "Logarithmic",
+                }
+            ]
+        },
+        "ranges[0]",
+    ),
+    (
+        "range reverse logarithmic reaching one",
+        {
+            "ranges": [
+                {"name": "wd", "min_value": 0.1, "max_value": 1.0, "scaling": "ReverseLogarithmic"}
+            ]
+        },
+        "ranges[0]",
+    ),
+    (
+        "range reverse logarithmic integer",
+        {
+            "ranges": [
+                {
+                    "name": "mini_batch_size",
+                    "min_value": 1,
+                    "max_value": 10,
+                    "scaling": "ReverseLogarithmic",
+                }
+            ]
+        },
+        "ranges[0]",
+    ),
+    ("range name missing", {"ranges": [{"min_value": 0.1, "max_value": 0.5}]}, "ranges[0].name"),
+    (
+        "range kind unknown",
+        {"ranges": [{"name": "wd", "kind": "Float", "min_value": 0.1, "max_value": 0.5}]},
+        "ranges[0]",
+    ),
 ]
 
 
@@ -210,3 +299,33 @@ def test_local_sources_are_accepted_only_with_the_flag(source: str) -> None:
 def test_local_flag_still_rejects_other_schemes() -> None:
     with pytest.raises(InvalidInputError, match=r"^source"):
         make_run("e", {"source": "https://x/y"}, allow_local_sources=True)
+
+
+def test_endpoint_name_with_our_prefix_of_the_maximum_length_is_accepted() -> None:
+    name = "mnist-ll-" + "e" * 54
+    assert len(name) == 63
+    assert make_run("e", {"endpoint_name": name}).endpoint_name == name
+
+
+def test_endpoint_name_prefix_follows_the_configured_name_prefix() -> None:
+    from dataclasses import replace
+
+    config = replace(DEFAULTS, name_prefix="digits")
+    run = make_run("e", {"endpoint_name": "digits-ep"}, config=config)
+    assert run.endpoint_name == "digits-ep"
+    with pytest.raises(InvalidInputError, match=r"^endpoint_name: .*'digits-'"):
+        make_run("e", {"endpoint_name": "mnist-ll-ep"}, config=config)
+
+
+def test_reverse_logarithmic_range_inside_zero_one_is_accepted() -> None:
+    raw = {"ranges": [{"name": "wd", "min_value": 0.5, "max_value": 0.999,
+                       "scaling": "ReverseLogarithmic"}]}  # fmt: skip
+    assert make_run("e", raw).ranges[0].scaling == "ReverseLogarithmic"
+
+
+def test_every_execution_input_key_is_documented_and_checked() -> None:
+    from pipeline_core.inputs import INPUT_KEYS
+
+    # Each key but Comment has at least one rejection case above.
+    covered = {next(iter(raw)) for _, raw, _ in BAD if raw}
+    assert INPUT_KEYS - {"Comment"} <= covered
