@@ -65,8 +65,10 @@ class LocalPipeline:
         poll_seconds: int = 1,
         printer: Printer = print,
         lambda_log_level: str = "WARNING",
+        config_overrides: dict[str, Any] | None = None,
     ) -> None:
         self.lambda_log_level = lambda_log_level
+        self.config_overrides = config_overrides or {}
         self.work_dir = work_dir
         self.print = printer
         self.synth = synthesized or synthesize()
@@ -119,7 +121,7 @@ class LocalPipeline:
             region=REGION,
             account=ACCOUNT,
             overrides={"ALLOW_LOCAL_SOURCES": "true"},
-            poll_seconds=self.poll_seconds,
+            config_overrides={"poll_seconds": self.poll_seconds, **self.config_overrides},
         )
         definition = self.synth.definition(region=REGION, account=ACCOUNT)
         # Create what the stack would have created, under the names the

@@ -97,7 +97,7 @@ class LocalSageMaker:
         self._configs: dict[str, dict[str, Any]] = {}
         self._endpoints: dict[str, _Endpoint] = {}
         self._tags: dict[str, list[dict[str, str]]] = {}
-        self._faults: dict[str, str] = {}
+        self._faults: dict[str, tuple[str, int]] = {}
         self._threads: list[threading.Thread] = []
         self.calls: list[str] = []
 
@@ -106,17 +106,30 @@ class LocalSageMaker:
     def arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name.lower()}"
 
-    def inject_fault(self, fault: str, reason: str = "injected fault") -> None:
-        """Make the next matching operation fail. Faults: ``tuning_failed``,
-        ``tuning_stopped``, ``tuning_no_best``, ``endpoint_create_failed``,
-        ``endpoint_update_failed``, ``resource_limit:<Operation>``,
-        ``throttle:<Operation>`` (fails that operation once)."""
+    def inject_fault(self, fault: str, reason: str = "injected fault", times: int = 1) -> None:
+        """Make the next ``times`` matching operations fail. Faults:
+        ``tuning_failed``, ``tuning_stopped``, ``tuning_no_best``,
+        ``tuning_hang`` (stays InProgress until stopped),
+        ``endpoint_create_failed``, ``endpoint_update_failed``,
+        ``resource_limit:<Operation>``, ``throttle:<Operation>``."""
         with self._lock:
-            self._faults[fault] = reason
+            self._faults[fault] = (reason, times)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
 
     def _take_fault(self, fault: str) -> str | None:
         with self._lock:
-            return self._faults.pop(fault, None)
+            entry = self._faults.get(fault)
+            if entry is None:
+                return None
+            reason, times = entry
+            if times <= 1:
+                del self._faults[fault]
+            else:
+                self._faults[fault] = (reason, times - 1)
+            return reason
 
     def _start(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -204,6 +217,13 @@ class LocalSageMaker:
             fault = self._take_fault("tuning_failed")
             if fault is not None:
                 raise RuntimeError(fault)
+            if self._take_fault("tuning_hang") is not None:
+                # Never finishes on its own: only StopHyperParameterTuningJob ends it.
+                record["hang"] = threading.Event()
+                record["hang"].wait()
+                with self._lock:
+                    record["status"] = "Stopped"
+                return
             job = self.backend.start_tuning(
                 request=request,
                 channels=channels,
@@ -305,6 +325,8 @@ class LocalSageMaker:
         record = self._tuning_record(p["HyperParameterTuningJobName"])
         if record["job"] is not None:
             record["job"].stop()
+        if record.get("hang") is not None:
+            record["hang"].set()
         with self._lock:
             if record["status"] == "InProgress":
                 record["status"] = "Stopping"

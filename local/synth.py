@@ -118,7 +118,7 @@ class SynthesizedPipeline:
         region: str,
         account: str,
         overrides: dict[str, str] | None = None,
-        poll_seconds: int | None = None,
+        config_overrides: dict[str, Any] | None = None,
     ) -> dict[str, LambdaFunction]:
         """The pipeline's functions keyed by the ARN the definition uses."""
         out: dict[str, LambdaFunction] = {}
@@ -128,9 +128,9 @@ class SynthesizedPipeline:
             if not info["handler"].startswith("lambdas."):
                 continue  # CDK's own helpers (auto-delete objects, log retention)
             env = dict(info["environment"])
-            if poll_seconds is not None and CONFIG_ENV in env:
-                config = json.loads(env[CONFIG_ENV])
-                config["poll_seconds"] = poll_seconds
+            if config_overrides and CONFIG_ENV in env:
+                # Only local knobs (short waits, loop bounds in tests) change.
+                config = {**json.loads(env[CONFIG_ENV]), **config_overrides}
                 env[CONFIG_ENV] = json.dumps(config, sort_keys=True)
             env.update(overrides or {})
             out[arn] = LambdaFunction(

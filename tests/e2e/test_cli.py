@@ -83,3 +83,19 @@ def test_help_lists_the_options() -> None:
     assert proc.returncode == 0
     for option in ("--input", "--out", "--serve"):
         assert option in proc.stdout
+
+
+def test_a_second_run_into_the_same_folder_replaces_the_first_cleanly(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "same"
+    payload = json.dumps(
+        {"source": str(small_dataset), "max_jobs": 1, "max_parallel_jobs": 1, "min_objective": 0}
+    )
+    for name in ("again-1", "again-2"):
+        proc = _run("run", "--input", payload, "--out", str(out), "--name", name)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["execution_name"] == "again-2"
+    assert report["status"] == "SUCCEEDED"
+    assert sorted(p.name for p in (out / "bucket" / "runs").iterdir()) == ["again-2"]

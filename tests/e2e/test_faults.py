@@ -1,0 +1,229 @@
+"""Injected faults, asserted through the synthesized state machine.
+
+moto's ASL interpreter really sleeps for each Retry interval; the
+``fast_retries`` fixture records the intervals instead (proving the backoff)
+without waiting. The definition itself is not changed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from local.runner import LocalPipeline, RunResult
+
+FAST = {"max_jobs": 2, "max_parallel_jobs": 2}
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+
+@pytest.fixture
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Clock]:
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    clock = _Clock()
+    monkeypatch.setattr(retrier_decl, "time", clock)
+    yield clock
+
+
+def _fail_state(result: RunResult) -> str | None:
+    for event in result.events:
+        if event["type"] == "FailStateEntered":
+            name: str = event["stateEnteredEventDetails"]["name"]
+            return name
+    return None
+
+
+def _entered(result: RunResult, state: str) -> int:
+    return sum(
+        1
+        for e in result.events
+        if e["type"].endswith("StateEntered") and e["stateEnteredEventDetails"]["name"] == state
+    )
+
+
+def _retrier(pipeline: LocalPipeline, state: str, error: str) -> dict[str, Any]:
+    from local.services import ACCOUNT, REGION
+
+    definition = pipeline.synth.definition(region=REGION, account=ACCOUNT)
+    for retrier in definition["States"][state]["Retry"]:
+        if error in retrier["ErrorEquals"]:
+            found: dict[str, Any] = retrier
+            return found
+    raise AssertionError(f"{state} has no Retry for {error}")
+
+
+def _task_failures(result: RunResult) -> list[str]:
+    return [
+        e.get("lambdaFunctionFailedEventDetails", e.get("taskFailedEventDetails", {})).get(
+            "error", ""
+        )
+        for e in result.events
+        if e["type"] in ("LambdaFunctionFailed", "TaskFailed")
+    ]
+
+
+def test_throttled_create_is_retried_by_the_client_and_starts_one_tuning_job(
+    pipeline: LocalPipeline, small_dataset: Path
+) -> None:
+    assert pipeline.sagemaker is not None
+    before = pipeline.sagemaker.calls.count("CreateHyperParameterTuningJob")
+    pipeline.sagemaker.inject_fault("throttle:CreateHyperParameterTuningJob")
+    result = pipeline.execute({"source": str(small_dataset), **FAST}, "fault-throttle", 300)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    calls = pipeline.sagemaker.calls.count("CreateHyperParameterTuningJob") - before
+    assert calls == 2  # one throttled, one accepted
+    jobs = boto3.client("sagemaker").list_hyper_parameter_tuning_jobs()
+    names = [j["HyperParameterTuningJobName"] for j in jobs["HyperParameterTuningJobSummaries"]]
+    assert sum(1 for n in names if "fault-throttle" in n) == 1
+
+
+def test_resource_limit_is_retried_with_backoff_then_fails_naming_the_quota(
+    pipeline: LocalPipeline, small_dataset: Path, fast_retries: _Clock
+) -> None:
+    assert pipeline.sagemaker is not None and pipeline.dispatcher is not None
+    quota = "The account-level service limit 'ml.c4.xlarge for training job usage' is 0"
+    pipeline.sagemaker.inject_fault(
+        "resource_limit:CreateHyperParameterTuningJob", quota, times=1000
+    )
+    before = len(pipeline.dispatcher.invocations)
+    try:
+        result = pipeline.execute({"source": str(small_dataset), **FAST}, "fault-quota", 300)
+    finally:
+        pipeline.sagemaker.clear_faults()
+    assert result.status == "FAILED"
+    assert _fail_state(result) == "PipelineFailed"
+    assert "ResourceLimitError" in (result.error or "") + (result.cause or "")
+    assert "ml.c4.xlarge for training job usage" in (result.cause or "")
+    attempts = [
+        i
+        for i in pipeline.dispatcher.invocations[before:]
+        if i.function == "lambdas.start_tuning.handler"
+    ]
+    retry = _retrier(pipeline, "StartTuning", "ResourceLimitError")
+    assert len(attempts) == retry["MaxAttempts"] + 1  # the first try, then the retries
+    expected = [
+        retry["IntervalSeconds"] * retry["BackoffRate"] ** i for i in range(retry["MaxAttempts"])
+    ]
+    assert fast_retries.sleeps == expected  # exponential backoff, as synthesized
+
+
+def test_lambda_service_errors_are_retried(
+    pipeline: LocalPipeline, small_dataset: Path, fast_retries: _Clock
+) -> None:
+    failures = {"left": 2}
+
+    class ServiceException(Exception):
+        pass
+
+    ServiceException.__name__ = "Lambda.ServiceException"
+
+    def flaky(event: dict[str, Any]) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ServiceException("Lambda was unable to run the function (injected)")
+
+    assert pipeline.dispatcher is not None
+    pipeline.dispatcher.fault_hooks["lambdas.convert.handler"] = flaky
+    try:
+        result = pipeline.execute({"source": str(small_dataset), **FAST}, "fault-lambda", 300)
+    finally:
+        pipeline.dispatcher.fault_hooks.clear()
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert _task_failures(result).count("Lambda.ServiceException") == 2
+    assert len(fast_retries.sleeps) == 2
+
+
+def test_stopped_tuning_job_ends_in_tuning_failed(
+    pipeline: LocalPipeline, small_dataset: Path
+) -> None:
+    assert pipeline.sagemaker is not None
+    pipeline.sagemaker.inject_fault("tuning_stopped")
+    result = pipeline.execute({"source": str(small_dataset), **FAST}, "fault-stopped", 300)
+    assert _fail_state(result) == "TuningFailed"
+    assert "Stopped" in (result.cause or "")
+
+
+def test_completed_tuning_without_best_job_ends_in_tuning_failed(
+    pipeline: LocalPipeline, small_dataset: Path
+) -> None:
+    assert pipeline.sagemaker is not None
+    pipeline.sagemaker.inject_fault("tuning_no_best")
+    result = pipeline.execute({"source": str(small_dataset), **FAST}, "fault-no-best", 300)
+    assert _fail_state(result) == "TuningFailed"
+    assert "TuningJobFailedError" in (result.error or "") + (result.cause or "")
+
+
+def test_two_concurrent_executions_keep_their_own_data(
+    pipeline: LocalPipeline, small_dataset: Path, fast_retries: _Clock
+) -> None:
+    results: dict[str, RunResult] = {}
+
+    def go(name: str, digit: int) -> None:
+        payload = {"source": str(small_dataset), "target_digit": digit, **FAST}
+        results[name] = pipeline.execute(payload, name, 300)
+
+    threads = [
+        threading.Thread(target=go, args=("concurrent-a", 0)),
+        threading.Thread(target=go, args=("concurrent-b", 3)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(400)
+    for name in ("concurrent-a", "concurrent-b"):
+        assert results[name].status == "SUCCEEDED", (results[name].error, results[name].cause)
+    s3 = boto3.client("s3")
+    import json
+
+    reports = {
+        name: json.loads(
+            s3.get_object(Bucket=pipeline.bucket, Key=f"runs/{name}/report.json")["Body"].read()
+        )
+        for name in results
+    }
+    assert reports["concurrent-a"]["target_digit"] == 0
+    assert reports["concurrent-b"]["target_digit"] == 3
+    for name in results:
+        keys = [
+            o["Key"]
+            for o in s3.list_objects_v2(Bucket=pipeline.bucket, Prefix=f"runs/{name}/")["Contents"]
+        ]
+        assert any(k.endswith("data/manifest.json") for k in keys)
+
+
+def test_stuck_tuning_loop_hits_its_bound_and_fails_with_a_cause(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    from local.backend import LinearLearnerBackend
+
+    with LocalPipeline(
+        work_dir=tmp_path,
+        backend=LinearLearnerBackend(work_dir=tmp_path / "backend"),
+        poll_seconds=0,
+        printer=lambda line: None,
+        config_overrides={"max_polls": 3},
+    ) as bounded:
+        assert bounded.sagemaker is not None
+        bounded.sagemaker.inject_fault("tuning_hang")
+        result = bounded.execute({"source": str(small_dataset), **FAST}, "fault-stuck", 120)
+        assert result.status == "FAILED"
+        assert _fail_state(result) == "PipelineFailed"
+        assert "PollLimitExceededError" in (result.error or "") + (result.cause or "")
+        assert _entered(result, "DescribeTuning") <= 4
+        # Unblock the hanging job so the service shuts down cleanly.
+        name = bounded.sagemaker.op_ListHyperParameterTuningJobs({})[
+            "HyperParameterTuningJobSummaries"
+        ][0]["HyperParameterTuningJobName"]
+        bounded.sagemaker.op_StopHyperParameterTuningJob({"HyperParameterTuningJobName": name})
