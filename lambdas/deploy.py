@@ -41,6 +41,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             stack_tag=s.stack_tag,
             image_uri=s.image_uri,
             role_arn=s.role_arn,
+            kms_key_arn=s.kms_key_arn,
             deletion_timeout=max(0.0, remaining_seconds(context) - MARGIN_SECONDS),
         )
     except Exception:

@@ -43,6 +43,19 @@ TUNABLE_LIMITS: dict[str, tuple[RangeKind, float, float]] = {
     "positive_example_weight_mult": ("Continuous", 1e-5, 1e5),
 }
 
+# Instance families with local NVMe storage (hardware-encrypted): SageMaker
+# refuses a VolumeKmsKeyId / endpoint-config KmsKeyId for them.
+_LOCAL_STORAGE_FAMILY = re.compile(r"^[a-z]+\d+[a-z]*d[a-z]*$")
+_LOCAL_STORAGE_FAMILIES = frozenset({"g5", "g6", "g6e", "p5", "p5e", "p5en", "trn1", "trn1n"})
+
+
+def has_local_storage(instance_type: str) -> bool:
+    """True for ``ml.*`` types with instance storage (``ml.m5d.large``, ``ml.g4dn.xlarge``)."""
+    parts = instance_type.split(".")
+    family = parts[1] if len(parts) == 3 else ""
+    return bool(_LOCAL_STORAGE_FAMILY.match(family)) or family in _LOCAL_STORAGE_FAMILIES
+
+
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.(?:[0-9]*x?large|medium|small|metal)$")
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 

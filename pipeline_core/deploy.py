@@ -28,7 +28,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from pipeline_core.awserrors import is_already_exists, is_not_found, named_error
-from pipeline_core.config import PipelineConfig
+from pipeline_core.config import PipelineConfig, has_local_storage
 from pipeline_core.errors import (
     EndpointBusyError,
     EndpointDeploymentFailedError,
@@ -99,8 +99,12 @@ def build_model_request(
     }
 
 
-def build_endpoint_config_request(run: RunSpec, config: PipelineConfig) -> dict[str, Any]:
-    return {
+def build_endpoint_config_request(
+    run: RunSpec, config: PipelineConfig, *, kms_key_arn: str | None = None
+) -> dict[str, Any]:
+    """With ``kms_key_arn`` the key encrypts the endpoint's ML storage volume
+    (not possible, nor needed, on instance types with local storage)."""
+    request: dict[str, Any] = {
         "EndpointConfigName": run.names.endpoint_config,
         "ProductionVariants": [
             {
@@ -113,6 +117,9 @@ def build_endpoint_config_request(run: RunSpec, config: PipelineConfig) -> dict[
         ],
         "Tags": deploy_tags(run),
     }
+    if kms_key_arn and not has_local_storage(run.endpoint_instance_type):
+        request["KmsKeyId"] = kms_key_arn
+    return request
 
 
 def plan_deploy(
@@ -125,10 +132,11 @@ def plan_deploy(
     stack_tag: str,
     image_uri: str,
     role_arn: str,
+    kms_key_arn: str | None = None,
 ) -> DeployPlan:
     """Decide create vs update from DescribeEndpoint (``existing``, None if absent)."""
     model = build_model_request(run, tuning, image_uri=image_uri, role_arn=role_arn)
-    cfg = build_endpoint_config_request(run, config)
+    cfg = build_endpoint_config_request(run, config, kms_key_arn=kms_key_arn)
     ours = run.names.endpoint_config
     name = run.endpoint_name
     create = {"EndpointName": name, "EndpointConfigName": ours, "Tags": run.tag_list()}
@@ -248,6 +256,7 @@ def deploy(
     stack_tag: str,
     image_uri: str,
     role_arn: str,
+    kms_key_arn: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
     deletion_timeout: float = 240.0,
 ) -> dict[str, Any]:
@@ -268,6 +277,7 @@ def deploy(
         stack_tag=stack_tag,
         image_uri=image_uri,
         role_arn=role_arn,
+        kms_key_arn=kms_key_arn,
     )
     return execute_deploy(plan, sm, sleep=sleep, deletion_timeout=deletion_timeout)
 

@@ -12,7 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline_core.awserrors import is_already_exists, named_error
-from pipeline_core.config import ParameterRange, PipelineConfig
+from pipeline_core.config import ParameterRange, PipelineConfig, has_local_storage
 from pipeline_core.inputs import RunSpec
 
 RECORDIO_CONTENT_TYPE = "application/x-recordio-protobuf"
@@ -80,10 +80,21 @@ def build_tuning_request(
     tags: list[dict[str, str]] | None = None,
     kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments of ``sagemaker.create_hyper_parameter_tuning_job``."""
+    """Keyword arguments of ``sagemaker.create_hyper_parameter_tuning_job``.
+
+    With ``kms_key_arn`` the key encrypts the model artifacts and the training
+    volumes (unless the instance type has local storage, which SageMaker
+    encrypts in hardware and refuses a key for)."""
     output: dict[str, str] = {"S3OutputPath": output_uri}
+    resources: dict[str, Any] = {
+        "InstanceType": run.training_instance_type,
+        "InstanceCount": config.training_instance_count,
+        "VolumeSizeInGB": config.training_volume_gb,
+    }
     if kms_key_arn:
         output["KmsKeyId"] = kms_key_arn
+        if not has_local_storage(run.training_instance_type):
+            resources["VolumeKmsKeyId"] = kms_key_arn
     return {
         "HyperParameterTuningJobName": run.names.tuning_job,
         "HyperParameterTuningJobConfig": {
@@ -111,11 +122,7 @@ def build_tuning_request(
                 _channel("validation", validation_uri),
             ],
             "OutputDataConfig": output,
-            "ResourceConfig": {
-                "InstanceType": run.training_instance_type,
-                "InstanceCount": config.training_instance_count,
-                "VolumeSizeInGB": config.training_volume_gb,
-            },
+            "ResourceConfig": resources,
             "StoppingCondition": {"MaxRuntimeInSeconds": config.max_runtime_seconds},
             "EnableNetworkIsolation": True,
             "EnableInterContainerTrafficEncryption": True,

@@ -98,6 +98,14 @@ def acknowledge_findings(stack: PipelineStack) -> None:
         "source in the execution input (writes are limited to runs/*).",
     )
 
+    acknowledge(
+        stack.functions["Convert"].role,
+        f"IAM5[Resource::{bucket}/runs/*/data/manifest.json]",
+        "Delete only each run's data/manifest.json: a reconversion removes the old manifest "
+        "first so half-rewritten data is never marked usable; the execution name is only "
+        "known at run time.",
+    )
+
     sm_role = stack.sagemaker_role
     acknowledge(sm_role, runs_objects, runs_reason)
     acknowledge(

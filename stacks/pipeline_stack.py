@@ -28,8 +28,9 @@ from stacks.storage import DataStorage
 #: Tag key on everything an execution creates; value = :attr:`PipelineStack.stack_tag`.
 STACK_TAG_KEY = "mnist-ll:stack"
 
-#: Spelled out: CDK's grant_encrypt_decrypt uses wildcard actions (GenerateDataKey*).
-KMS_ENCRYPT_DECRYPT: tuple[str, ...] = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+#: What SSE-KMS reads and writes need (spelled out: CDK's grant_encrypt_decrypt
+#: uses wildcard actions such as GenerateDataKey*). kms:Encrypt is not needed.
+KMS_ENCRYPT_DECRYPT: tuple[str, ...] = ("kms:Decrypt", "kms:GenerateDataKey")
 
 #: aws_logs.RetentionDays in the order of the day counts they stand for.
 _RETENTION = dict(zip(sorted(LOG_RETENTION_DAYS), list(logs.RetentionDays)[:-1], strict=True))
@@ -238,19 +239,27 @@ class PipelineStack(Stack):
         )
 
     def _grant_key_for_sagemaker_calls(self, role: iam.IRole) -> None:
-        """Create* calls naming our key let SageMaker create grants on it."""
+        """Create* calls naming our key let SageMaker create grants on it
+        (volumes of training jobs and endpoints), and only for AWS resources."""
+        if self.key is None:
+            return
+        self._allow(role, ["kms:DescribeKey"], [self.key.key_arn])
+        self._allow(
+            role,
+            ["kms:CreateGrant"],
+            [self.key.key_arn],
+            {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        )
+
+    def _grant_key_use(self, role: iam.IRole, actions: Sequence[str]) -> None:
         if self.key is not None:
-            self.key.grant(role, "kms:DescribeKey", "kms:CreateGrant")
+            self._allow(role, actions, [self.key.key_arn])
 
     def _grant_objects(self, role: iam.IRole, *, read: bool, write: bool) -> None:
         """Object access under ``runs/`` only."""
         actions = (["s3:GetObject"] if read else []) + (["s3:PutObject"] if write else [])
         self._allow(role, actions, [self.storage.runs_arn()])
-        if self.key is not None:
-            if write:
-                self.key.grant(role, *KMS_ENCRYPT_DECRYPT)
-            else:
-                self.key.grant(role, "kms:Decrypt")
+        self._grant_key_use(role, KMS_ENCRYPT_DECRYPT if write else ("kms:Decrypt",))
 
     def _grant_sagemaker_role(self) -> None:
         role = self.sagemaker_role
@@ -286,8 +295,8 @@ class PipelineStack(Stack):
             ["*"],
             {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
         )
-        if self.key is not None:
-            self.key.grant(role, *KMS_ENCRYPT_DECRYPT, "kms:DescribeKey", "kms:CreateGrant")
+        # Model artifacts (OutputDataConfig.KmsKeyId) and training volumes (VolumeKmsKeyId).
+        self._grant_key_for_sagemaker_calls(role)
 
     @staticmethod
     def sagemaker_log_groups_arn() -> str:
@@ -310,6 +319,8 @@ class PipelineStack(Stack):
         # Any key of our own bucket may be a source; writes stay under runs/.
         self._allow(convert, ["s3:GetObject"], [bucket.arn_for_objects("*")])
         self._grant_objects(convert, read=True, write=True)
+        # A reconversion first removes the old manifest (no stale data marked usable).
+        self._allow(convert, ["s3:DeleteObject"], [self.storage.manifests_arn()])
         # Lets a missing source object read as 404 (SourceNotFound), not 403.
         self._allow(convert, ["s3:ListBucket"], [bucket.bucket_arn])
 
@@ -420,9 +431,8 @@ class PipelineStack(Stack):
             self._tag_condition(),
         )
 
-        if self.key is not None:
-            # The topic uses our key: the state machine must encrypt to publish.
-            self.key.grant(self.pipeline.state_machine, "kms:Decrypt", "kms:GenerateDataKey")
+        # The topic uses our key: the state machine must encrypt to publish.
+        self._grant_key_use(self.pipeline.state_machine.role, KMS_ENCRYPT_DECRYPT)
 
     # -- outputs -----------------------------------------------------------------
 

@@ -57,6 +57,10 @@ class DataStorage(Construct):
             ],
         )
 
+    def manifests_arn(self) -> str:
+        """ARN pattern of every run's ``data/manifest.json``."""
+        return self.bucket.arn_for_objects(f"{RUNS_PREFIX}*/data/manifest.json")
+
     def runs_arn(self) -> str:
         """ARN pattern of every object under ``runs/``."""
         return self.bucket.arn_for_objects(f"{RUNS_PREFIX}*")

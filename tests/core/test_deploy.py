@@ -129,6 +129,75 @@ def test_endpoint_config_request_has_one_variant_of_the_endpoint_instance_type()
     ]
 
 
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def test_endpoint_config_with_kms_encrypts_the_endpoint_volume() -> None:
+    assert build_endpoint_config_request(RUN, DEFAULTS, kms_key_arn=KEY)["KmsKeyId"] == KEY
+    assert "KmsKeyId" not in build_endpoint_config_request(RUN, DEFAULTS)
+
+
+def test_endpoint_config_key_is_left_out_for_instance_types_with_local_storage() -> None:
+    run = make_run("exec-1", {"endpoint_instance_type": "ml.c5d.xlarge"})
+    assert "KmsKeyId" not in build_endpoint_config_request(run, DEFAULTS, kms_key_arn=KEY)
+
+
+def test_deploy_with_kms_sends_the_key_in_the_endpoint_config() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _not_found(stub)
+        stub.add_response(
+            "create_model",
+            {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{RUN.names.model}"},
+            expected_params=_model_request(),
+        )
+        stub.add_response(
+            "create_endpoint_config",
+            {
+                "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{RUN.names.endpoint_config}"  # noqa: E501
+            },
+            expected_params={**_config_request(), "KmsKeyId": KEY},
+        )
+        stub.add_response(
+            "create_endpoint",
+            {"EndpointArn": ARN},
+            expected_params={
+                "EndpointName": ENDPOINT,
+                "EndpointConfigName": RUN.names.endpoint_config,
+                "Tags": RUN.tag_list(),
+            },
+        )
+        _deploy(sm, kms_key_arn=KEY)
+
+
+@pytest.mark.parametrize("key", [None, KEY])
+def test_models_are_always_network_isolated(key: str | None) -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _not_found(stub)
+        stub.add_response(
+            "create_model",
+            {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{RUN.names.model}"},
+            expected_params={
+                "ModelName": RUN.names.model,
+                "PrimaryContainer": {
+                    "Image": IMAGE,
+                    "ModelDataUrl": TUNING["best"]["model_artifacts"],
+                },
+                "ExecutionRoleArn": ROLE,
+                "EnableNetworkIsolation": True,
+                "Tags": _model_request()["Tags"],
+            },
+        )
+        stub.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/x"},
+            expected_params=build_endpoint_config_request(RUN, DEFAULTS, kms_key_arn=key),
+        )
+        stub.add_response("create_endpoint", {"EndpointArn": ARN})
+        _deploy(sm, kms_key_arn=key)
+
+
 def test_model_request_without_best_job_raises() -> None:
     with pytest.raises(TuningJobFailedError):
         build_model_request(RUN, {"best": None}, image_uri=IMAGE, role_arn=ROLE)

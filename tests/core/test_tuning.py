@@ -141,9 +141,65 @@ def test_input_overrides_reach_the_request() -> None:
     assert request["TrainingJobDefinition"]["ResourceConfig"]["InstanceType"] == "ml.m5.large"
 
 
-def test_kms_key_encrypts_the_model_output() -> None:
-    key = "arn:aws:kms:us-east-1:123456789012:key/abc"
-    assert _request(kms_key_arn=key)["TrainingJobDefinition"]["OutputDataConfig"]["KmsKeyId"] == key
+KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+def test_kms_key_encrypts_the_model_output_and_the_training_volumes() -> None:
+    definition = _request(kms_key_arn=KEY)["TrainingJobDefinition"]
+    assert definition["OutputDataConfig"] == {
+        "S3OutputPath": f"s3://{BUCKET}/runs/exec-1/tuning/",
+        "KmsKeyId": KEY,
+    }
+    assert definition["ResourceConfig"] == {
+        "InstanceType": "ml.c4.xlarge",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 10,
+        "VolumeKmsKeyId": KEY,
+    }
+
+
+def test_without_kms_no_key_is_named_anywhere() -> None:
+    definition = _request()["TrainingJobDefinition"]
+    assert "KmsKeyId" not in definition["OutputDataConfig"]
+    assert "VolumeKmsKeyId" not in definition["ResourceConfig"]
+
+
+def test_kms_volume_key_is_left_out_for_instance_types_with_local_storage() -> None:
+    run = make_run("exec-1", {"training_instance_type": "ml.m5d.xlarge"})
+    definition = _request(run, kms_key_arn=KEY)["TrainingJobDefinition"]
+    assert "VolumeKmsKeyId" not in definition["ResourceConfig"]  # SageMaker would refuse it
+    assert definition["OutputDataConfig"]["KmsKeyId"] == KEY
+
+
+def test_start_tuning_with_kms_sends_both_keys() -> None:
+    run = make_run("exec-1")
+    sm = sagemaker_client()
+    expected = _request(run)
+    expected["TrainingJobDefinition"]["OutputDataConfig"]["KmsKeyId"] = KEY
+    expected["TrainingJobDefinition"]["ResourceConfig"]["VolumeKmsKeyId"] = KEY
+    with stubbed(sm) as stub:
+        stub.add_response(
+            "create_hyper_parameter_tuning_job",
+            {
+                "HyperParameterTuningJobArn": "arn:aws:sagemaker:us-east-1:1:hyper-parameter-tuning-job/x"  # noqa: E501
+            },
+            expected_params=expected,
+        )
+        start_tuning(run, DEFAULTS, DATA, sm, image_uri=IMAGE, role_arn=ROLE, kms_key_arn=KEY)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{}, {"training_instance_type": "ml.m5d.large", "max_jobs": 1, "max_parallel_jobs": 1}],
+)
+@pytest.mark.parametrize("key", [None, KEY])
+def test_training_jobs_are_network_isolated_with_encrypted_inter_container_traffic(
+    raw: dict[str, Any], key: str | None
+) -> None:
+    definition = _request(make_run("exec-1", raw), kms_key_arn=key)["TrainingJobDefinition"]
+    assert definition["EnableNetworkIsolation"] is True
+    assert definition["EnableInterContainerTrafficEncryption"] is True
+    assert "VpcConfig" not in definition
 
 
 def test_start_tuning_sends_the_built_request() -> None:
@@ -230,3 +286,24 @@ def test_start_tuning_does_not_swallow_validation_errors() -> None:
         )
         with pytest.raises(ClientError, match="Invalid S3 URI"):
             start_tuning(run, DEFAULTS, DATA, sm, image_uri=IMAGE, role_arn=ROLE)
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "local"),
+    [
+        ("ml.c4.xlarge", False),
+        ("ml.m4.xlarge", False),
+        ("ml.m5.large", False),
+        ("ml.t2.medium", False),
+        ("ml.m5d.large", True),
+        ("ml.c5d.xlarge", True),
+        ("ml.g4dn.xlarge", True),
+        ("ml.p3dn.24xlarge", True),
+        ("ml.p4d.24xlarge", True),
+        ("ml.g5.xlarge", True),
+    ],
+)
+def test_instance_types_with_local_storage_are_recognised(instance_type: str, local: bool) -> None:
+    from pipeline_core.config import has_local_storage
+
+    assert has_local_storage(instance_type) is local

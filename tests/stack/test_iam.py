@@ -236,7 +236,7 @@ def test_each_lambda_has_its_own_role_without_managed_policies(synthesized: Synt
 
 def test_kms_key_is_granted_without_wildcard_actions(synthesized_kms: Synth) -> None:
     sm_actions = actions_of(role_statements(synthesized_kms, synthesized_kms.stack.sagemaker_role))
-    assert {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:CreateGrant"} <= sm_actions
+    assert {"kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"} <= sm_actions
     sfn_role = synthesized_kms.stack.pipeline.state_machine.role
     assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions_of(
         role_statements(synthesized_kms, sfn_role)

@@ -1,0 +1,100 @@
+"""enable_kms: one stack key, granted per role on that key only, CreateGrant for AWS resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.stack.conftest import Synth
+from tests.stack.test_iam import actions_of, role_statements, statements
+
+GRANT_CONDITION = {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+def _key_arn(s: Synth) -> dict[str, Any]:
+    assert s.stack.key is not None
+    return {"Fn::GetAtt": [s.stack.get_logical_id(s.stack.key.node.default_child), "Arn"]}
+
+
+def _kms(sts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        st
+        for st in sts
+        if any(a.startswith("kms:") for a in (st["Action"] if isinstance(st["Action"], list)
+                                             else [st["Action"]]))
+    ]  # fmt: skip
+
+
+def test_without_kms_nothing_is_granted_on_any_key(synthesized: Synth) -> None:
+    assert synthesized.stack.key is None
+    assert _kms([st for _, st in statements(synthesized)]) == []
+    assert synthesized.resources("AWS::KMS::Key") == {}
+
+
+def test_every_kms_statement_is_scoped_to_the_stack_key(synthesized_kms: Synth) -> None:
+    kms = _kms([st for _, st in statements(synthesized_kms)])
+    assert kms
+    for st in kms:
+        if "Principal" in st:  # the key policy's own admin statement
+            continue
+        assert st["Resource"] == _key_arn(synthesized_kms), st
+
+
+def test_create_grant_is_only_for_aws_resources(synthesized_kms: Synth) -> None:
+    grants = [
+        st
+        for _, st in statements(synthesized_kms)
+        if "Principal" not in st and "kms:CreateGrant" in actions_of([st])
+    ]
+    assert len(grants) == 3  # SageMaker role, StartTuning, Deploy
+    for st in grants:
+        assert st["Action"] == "kms:CreateGrant"
+        assert st["Condition"] == GRANT_CONDITION
+
+
+def test_sagemaker_role_may_use_the_key_for_artifacts_and_volumes(synthesized_kms: Synth) -> None:
+    sts = _kms(role_statements(synthesized_kms, synthesized_kms.stack.sagemaker_role))
+    assert actions_of(sts) == {
+        "kms:CreateGrant",
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:GenerateDataKey",
+    }
+
+
+def test_lambdas_get_only_what_their_calls_need(synthesized_kms: Synth) -> None:
+    fns = synthesized_kms.stack.functions
+    expected = {
+        "ValidateInput": set(),
+        "Convert": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "StartTuning": {"kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant"},
+        "DescribeTuning": set(),
+        "Deploy": {"kms:DescribeKey", "kms:CreateGrant"},
+        "DescribeEndpoint": set(),
+        "Evaluate": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "Cleanup": set(),
+    }
+    got = {
+        name: actions_of(_kms(role_statements(synthesized_kms, fn.role)))
+        for name, fn in fns.items()
+    }
+    assert got == expected
+
+
+def test_state_machine_may_publish_to_the_encrypted_topic(synthesized_kms: Synth) -> None:
+    role = synthesized_kms.stack.pipeline.state_machine.role
+    assert actions_of(_kms(role_statements(synthesized_kms, role))) == {
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+    }
+
+
+def test_the_lambdas_receive_the_key_arn(synthesized_kms: Synth) -> None:
+    for res in synthesized_kms.resources("AWS::Lambda::Function").values():
+        env = res["Properties"].get("Environment", {}).get("Variables", {})
+        if "STACK_TAG" in env:
+            assert env["KMS_KEY_ARN"] == _key_arn(synthesized_kms)
+
+
+def test_key_rotates(synthesized_kms: Synth) -> None:
+    (key,) = synthesized_kms.resources("AWS::KMS::Key").values()
+    assert key["Properties"]["EnableKeyRotation"] is True
