@@ -99,7 +99,18 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
         "execution_arn": result.execution_arn,
         "seconds": round(result.seconds, 3),
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        # What a cloud execution would bill for (see bench/local_run.py).
+        "state_transitions": sum(1 for e in result.events if e["type"].endswith("StateEntered")),
     }
+    if pipeline.dispatcher is not None:
+        calls = pipeline.dispatcher.invocations
+        report["lambda_invocations"] = len(calls)
+        seconds: dict[str, float] = {}
+        for call in calls:
+            seconds[call.function] = round(seconds.get(call.function, 0.0) + call.seconds, 3)
+        report["lambda_seconds"] = seconds
+    if pipeline.sagemaker is not None:
+        report["training_jobs"] = pipeline.sagemaker.training_job_count()
     if result.status != "SUCCEEDED":
         report.update(
             {"error": result.error, "cause": result.cause, "failed_state": result.failed_state}

@@ -142,6 +142,10 @@ class LocalSageMaker:
         for thread in list(self._threads):
             thread.join(max(0.0, deadline - time.monotonic()))
 
+    def training_job_count(self) -> int:
+        with self._lock:
+            return len(self._training)
+
     def dispatch(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(operation)
         if self._take_fault(f"throttle:{operation}") is not None:

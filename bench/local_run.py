@@ -1,0 +1,139 @@
+"""Measure 3 (the whole local run) and measure 6 (cloud cost per execution).
+
+The local run is ``python -m local run`` exactly as ``make run`` calls it,
+with the dataset already cached; wall time is taken from outside the process.
+Its baseline is the tuning budget spent the notebook way: six scikit-learn
+LogisticRegression (lbfgs) fits and predictions in one process, no
+orchestration, no services, no endpoint.
+
+The cost estimate counts state transitions from the executed run's history
+and prices them with the stated on-demand rates in :data:`PRICES`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import Measure
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: On-demand prices (USD) used for the estimate. They are assumptions to
+#: check against the AWS pricing pages for your region, not measurements.
+PRICES = {
+    "stepfunctions_per_1000_transitions": 0.025,
+    "lambda_arm_per_gb_second": 0.0000133334,
+    "lambda_per_million_requests": 0.20,
+    "ml.c4.xlarge_training_per_hour": 0.279,
+    "ml.m4.xlarge_hosting_per_hour": 0.28,
+}
+#: Assumed billable seconds of one Linear Learner training job on this data
+#: on ml.c4.xlarge (instance start-up, download, training, upload). Not measured.
+ASSUMED_TRAINING_JOB_SECONDS = 180
+
+
+def whole_run(timeout: int = 900) -> tuple[Measure, dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "local", "run", "--out", str(out), "--name", "bench-run"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ},
+            check=False,
+        )
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"local run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        report: dict[str, Any] = json.loads((out / "report.json").read_text())
+    metrics = report["metrics"]
+    baseline = _notebook_baseline()
+    met = wall <= 60 and metrics["accuracy"] >= 0.991 and metrics["f1"] >= 0.955
+    measure = Measure(
+        name="whole local run (make run, data cached)",
+        metric="wall seconds",
+        baseline_name="6 x scikit-learn lbfgs fit+predict in one process (no orchestration)",
+        baseline=baseline,
+        ours=wall,
+        unit="s",
+        goal="<= 60 s, accuracy >= 0.991, F1 >= 0.955",
+        met=bool(met),
+        details={
+            "accuracy": metrics["accuracy"],
+            "f1": metrics["f1"],
+            "confusion_matrix": report["confusion_matrix"],
+            "execution_seconds": report["seconds"],
+            "timings": report["timings"],
+            "best_training_job": report["best_training_job"],
+        },
+    )
+    return measure, report
+
+
+def _notebook_baseline() -> float:
+    import gzip
+    import pickle
+
+    from sklearn.linear_model import LogisticRegression
+
+    from local.mnist_cache import cache_dir
+
+    start = time.perf_counter()
+    with gzip.open(cache_dir() / "mnist.pkl.gz", "rb") as fh:
+        (tx, ty), _, (sx, _sy) = pickle.load(fh)
+    y = (np.asarray(ty) == 0).astype(np.float32)
+    for c in (1.0, 0.3, 3.0, 0.1, 10.0, 0.03):
+        LogisticRegression(C=c, max_iter=1000).fit(tx, y).predict(sx)
+    return time.perf_counter() - start
+
+
+def cost(report: dict[str, Any], lambda_memory_mb: dict[str, int]) -> Measure:
+    """Cloud cost per execution for the default settings (an estimate)."""
+    transitions = int(report.get("state_transitions", 0))
+    jobs = int(report.get("training_jobs", 6))
+    lambda_seconds: dict[str, float] = report.get("lambda_seconds", {})
+    gb_seconds = sum(
+        seconds * lambda_memory_mb.get(fn, 128) / 1024 for fn, seconds in lambda_seconds.items()
+    )
+    requests = int(report.get("lambda_invocations", 0))
+    sfn = transitions / 1000 * PRICES["stepfunctions_per_1000_transitions"]
+    lam = (
+        gb_seconds * PRICES["lambda_arm_per_gb_second"]
+        + requests / 1e6 * PRICES["lambda_per_million_requests"]
+    )
+    training_seconds = jobs * ASSUMED_TRAINING_JOB_SECONDS
+    training = training_seconds / 3600 * PRICES["ml.c4.xlarge_training_per_hour"]
+    total = sfn + lam + training
+    return Measure(
+        name="cloud cost per execution (default settings, estimate)",
+        metric="USD",
+        baseline_name="one hour of the ml.m4.xlarge endpoint (bills until deleted)",
+        baseline=PRICES["ml.m4.xlarge_hosting_per_hour"],
+        ours=total,
+        unit="USD",
+        goal="(reported; the endpoint's hourly cost stated separately)",
+        met=None,
+        details={
+            "state_transitions": transitions,
+            "stepfunctions_usd": round(sfn, 6),
+            "lambda_gb_seconds_local_durations": round(gb_seconds, 2),
+            "lambda_usd": round(lam, 6),
+            "training_jobs": jobs,
+            "assumed_billable_training_seconds": training_seconds,
+            "training_usd": round(training, 4),
+            "endpoint_usd_per_hour": PRICES["ml.m4.xlarge_hosting_per_hour"],
+            "prices_assumed": PRICES,
+        },
+    )

@@ -1,0 +1,82 @@
+"""Keep the benchmark scripts working: each measure on tiny inputs.
+
+Only that they run and fill their fields is checked here; the numbers mean
+something only in `make bench`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench import lambda_sizing, local_run, recordio_write, training_job
+from bench.__main__ import machine, table, write_markdown
+from bench.common import Measure, confusion
+from local.mnist_cache import write_dataset
+
+
+def _data(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, rows)
+    x = np.clip(
+        rng.random((rows, 784), dtype=np.float32) * 0.3 + (labels == 0)[:, None] * 0.5, 0, 1
+    )
+    return x.astype(np.float32), labels.astype(np.int64)
+
+
+def test_recordio_measure_compares_with_the_sdk_byte_for_byte() -> None:
+    x, y = _data(300, 1)
+    m = recordio_write.run(x, (y == 0).astype(np.float32))
+    assert m.baseline is not None and m.ours > 0
+    assert m.details["byte_identical"] is True
+
+
+def test_training_measure_reports_quality_for_every_contender() -> None:
+    tx, ty = _data(2000, 2)
+    vx, vy = _data(500, 3)
+    sx, sy = _data(500, 4)
+    data = {
+        "train_x": tx,
+        "train_y": (ty == 0).astype(np.float32),
+        "valid_x": vx,
+        "valid_y": (vy == 0).astype(np.float32),
+        "test_x": sx,
+        "test_y": (sy == 0).astype(np.float32),
+    }
+    measures = training_job.run(data, repeat=1)
+    assert {"ours", "lbfgs", "sgd"} <= set(measures[0].details["quality"])
+    assert measures[0].details["quality"]["ours"]["accuracy"] > 0.9
+
+
+def test_convert_sizing_runs_in_a_fresh_process(tmp_path: Path) -> None:
+    source = write_dataset(tmp_path / "d.pkl.gz", [_data(300, 5), _data(100, 6), _data(100, 7)])
+    m = lambda_sizing.convert_step(source, memory_mb=3008)
+    assert 0 < m.ours < 3008
+    assert m.details["recordio_written_mb"] > 0
+
+
+def test_cost_counts_transitions_lambda_time_and_training() -> None:
+    report = {
+        "state_transitions": 40,
+        "training_jobs": 6,
+        "lambda_invocations": 20,
+        "lambda_seconds": {"lambdas.convert.handler": 3.0},
+    }
+    m = local_run.cost(report, {"lambdas.convert.handler": 3008})
+    assert m.details["state_transitions"] == 40
+    assert m.details["training_jobs"] == 6
+    assert m.ours > m.details["training_usd"] > 0
+
+
+def test_markdown_has_machine_and_one_row_per_measure(tmp_path: Path) -> None:
+    measures = [
+        Measure("a", "seconds", "base", 2.0, 1.0, "s", "goal", True),
+        Measure("b", "USD", "base", None, 0.5, "USD", "goal", None),
+    ]
+    out = tmp_path / "B.md"
+    write_markdown(out, machine(), measures, 1.0)
+    text = out.read_text()
+    assert "| a | base |" in text and "2.00x" in text
+    assert len(table(measures)) == 4
+    assert confusion(np.array([1, 0, 1]), np.array([1, 1, 0]))["tp"] == 1
