@@ -10,13 +10,14 @@ ARGS ?=
 PYTEST_ARGS ?=
 PACKAGES := pipeline_core lambdas stacks training local bench app.py
 
-.PHONY: help setup setup-run run test check lint synth deploy destroy bench clean
+.PHONY: help setup setup-run run test check lint synth bootstrap deploy destroy bench clean
 
 help:
 	@echo "make run     run the whole pipeline locally (ARGS='--input {...} --out DIR --serve')"
 	@echo "make test    set up and run the test suite"
 	@echo "make check   ruff format --check, ruff check, mypy --strict, then the tests"
 	@echo "make synth   synthesize the CloudFormation template into cdk.out/"
+	@echo "make bootstrap cdk bootstrap (once per account and region)"
 	@echo "make deploy  cdk deploy (needs AWS credentials)"
 	@echo "make destroy cdk destroy"
 	@echo "make bench   run the benchmarks and rewrite BENCHMARKS.md"
@@ -57,6 +58,9 @@ check: lint test
 
 synth: setup-run node_modules/.stamp
 	npx cdk synth --no-notices --quiet
+
+bootstrap: setup-run node_modules/.stamp
+	npx cdk bootstrap --no-notices
 
 deploy: setup-run node_modules/.stamp
 	npx cdk deploy --no-notices
