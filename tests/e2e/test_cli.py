@@ -99,3 +99,63 @@ def test_a_second_run_into_the_same_folder_replaces_the_first_cleanly(
     assert report["execution_name"] == "again-2"
     assert report["status"] == "SUCCEEDED"
     assert sorted(p.name for p in (out / "bucket" / "runs").iterdir()) == ["again-2"]
+
+
+def test_serve_keeps_the_endpoint_up_until_interrupted(small_dataset: Path, tmp_path: Path) -> None:
+    import re
+    import signal
+    import time
+    import urllib.request
+
+    payload = json.dumps(
+        {"source": str(small_dataset), "max_jobs": 1, "max_parallel_jobs": 1, "min_objective": 0}
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "local",
+            "run",
+            "--input",
+            payload,
+            "--out",
+            str(tmp_path / "s"),
+            "--serve",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "MNIST_LL_OFFLINE": "1"},
+    )
+    try:
+        url = None
+        deadline = time.monotonic() + 240
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            match = re.search(
+                r"URL:\s+(http://127\.0\.0\.1:\d+/endpoints/[\w-]+/invocations)", line
+            )
+            if match:
+                url = match.group(1)
+                break
+        assert url, "the run never printed the endpoint URL"
+        request = urllib.request.Request(
+            url,
+            data=",".join(["0.5"] * 784).encode(),
+            headers={"Content-Type": "text/csv"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = json.loads(response.read())
+        assert len(body["predictions"]) == 1
+        assert set(body["predictions"][0]) == {"score", "predicted_label"}
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
