@@ -1,8 +1,9 @@
 """Cleanup: CloudFormation custom resource (Provider framework ``onEvent``).
 
 Create/Update do nothing. Delete removes the endpoints, endpoint configs and
-models executions created (tagged ``mnist-ll:stack=<STACK_TAG>``) and stops
-their running tuning jobs; best effort, never raises, bounded by the time left.
+models executions created (named ``<name_prefix>-*``, tagged
+``mnist-ll:stack=<STACK_TAG>``) and stops their running tuning jobs; best
+effort, never raises (not even on bad settings), bounded by the time left.
 """
 
 from __future__ import annotations
@@ -32,10 +33,16 @@ def _clients(s: Settings) -> Any:
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    s = _settings()
+    # Nothing here may raise: a failed Delete would leave the stack DELETE_FAILED.
+    try:
+        s: Settings | None = _settings()
+    except Exception:
+        logger.exception("cannot load settings; cleaning up nothing")
+        s = None
+    stack_tag = s.stack_tag if s is not None else ""
     # Keep the id stable: a new id on Update would make CloudFormation Delete the old one.
-    physical_id = str(event.get("PhysicalResourceId") or f"mnist-ll-cleanup-{s.stack_tag}")
-    if event.get("RequestType") != "Delete":
+    physical_id = str(event.get("PhysicalResourceId") or f"mnist-ll-cleanup-{stack_tag}")
+    if event.get("RequestType") != "Delete" or s is None:
         return {"PhysicalResourceId": physical_id}
     if not s.stack_tag:
         logger.error("STACK_TAG is not set; refusing to clean up anything")
@@ -44,6 +51,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         summary = cleanup_stack_resources(
             _clients(s),
             stack_tag=s.stack_tag,
+            name_prefix=s.config.name_prefix,
             remaining_seconds=lambda: remaining_seconds(context),
             log=logger.warning,
             margin_seconds=MARGIN_SECONDS,

@@ -333,6 +333,8 @@ def list_tagged(sm: Any, *, name_contains: str, log: Callable[[str], None]) -> l
     for kind, op, key, stem in specs:
         for page in sm.get_paginator(op).paginate(NameContains=name_contains):
             for item in page.get(key, []):
+                if not str(item[f"{stem}Name"]).startswith(f"{name_contains}-"):
+                    continue  # NameContains also matches mid-name: not one of ours
                 arn = item[f"{stem}Arn"]
                 try:
                     tags = tags_to_dict(sm.list_tags(ResourceArn=arn).get("Tags"))

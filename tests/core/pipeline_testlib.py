@@ -37,7 +37,7 @@ def make_run(
         bucket=kwargs.pop("bucket", BUCKET),
         region=REGION,
         default_endpoint_name=ENDPOINT,
-        stack_tag=STACK_TAG,
+        stack_tag=kwargs.pop("stack_tag", STACK_TAG),
         **kwargs,
     )
 

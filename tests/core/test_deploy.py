@@ -441,50 +441,58 @@ def _select(resources: list[Resource]) -> list[str]:
         resources,
         stack_tag=STACK_TAG,
         endpoint_name=ENDPOINT,
-        serving_config="cfg-new",
-        serving_model="model-new",
+        serving_config="mnist-ll-cfg-new",
+        serving_model="mnist-ll-model-new",
     )
     return [r.name for r in chosen]
 
 
 def test_retirement_keeps_the_serving_config_and_model() -> None:
-    resources = [_res("endpoint_config", "cfg-new", 10), _res("model", "model-new", 10)]
+    resources = [
+        _res("endpoint_config", "mnist-ll-cfg-new", 10),
+        _res("model", "mnist-ll-model-new", 10),
+    ]
     assert _select(resources) == []
 
 
 def test_retirement_removes_older_configs_before_models() -> None:
     resources = [
-        _res("model", "model-old", 1),
-        _res("endpoint_config", "cfg-old", 1),
-        _res("endpoint_config", "cfg-new", 10),
-        _res("model", "model-new", 10),
+        _res("model", "mnist-ll-model-old", 1),
+        _res("endpoint_config", "mnist-ll-cfg-old", 1),
+        _res("endpoint_config", "mnist-ll-cfg-new", 10),
+        _res("model", "mnist-ll-model-new", 10),
     ]
-    assert _select(resources) == ["cfg-old", "model-old"]
+    assert _select(resources) == ["mnist-ll-cfg-old", "mnist-ll-model-old"]
 
 
 def test_retirement_never_touches_untagged_foreign_or_other_endpoints_resources() -> None:
     resources = [
-        _res("endpoint_config", "cfg-new", 10),
-        _res("model", "model-new", 10),
-        _res("endpoint_config", "cfg-untagged", 1, stack=None),
-        _res("endpoint_config", "cfg-other-stack", 1, stack="OtherStack"),
+        _res("endpoint_config", "mnist-ll-cfg-new", 10),
+        _res("model", "mnist-ll-model-new", 10),
+        _res("endpoint_config", "mnist-ll-cfg-untagged", 1, stack=None),
+        _res("endpoint_config", "mnist-ll-cfg-other-stack", 1, stack="OtherStack"),
         _res("model", "model-other-endpoint", 1, endpoint="other-endpoint"),
     ]
     assert _select(resources) == []
 
 
 def test_retirement_spares_newer_configs_of_executions_still_deploying() -> None:
-    resources = [_res("endpoint_config", "cfg-new", 10), _res("endpoint_config", "cfg-later", 20)]
+    resources = [
+        _res("endpoint_config", "mnist-ll-cfg-new", 10),
+        _res("endpoint_config", "mnist-ll-cfg-later", 20),
+    ]
     assert _select(resources) == []
 
 
 def test_retirement_does_nothing_if_the_serving_config_is_not_listed() -> None:
-    assert _select([_res("endpoint_config", "cfg-old", 1)]) == []
+    assert _select([_res("endpoint_config", "mnist-ll-cfg-old", 1)]) == []
 
 
 def _retire_stub(stub: Stubber, delete_config_error: str | None = None) -> None:
-    configs = [("cfg-old", 1), ("cfg-new", 10), ("cfg-foreign", 0)]
-    models = [("model-old", 1), ("model-new", 10)]
+    configs = [("mnist-ll-cfg-old", 1), ("mnist-ll-cfg-new", 10), ("mnist-ll-cfg-foreign", 0)]
+    # NameContains matches mid-name too: such a config is never tag-checked nor touched.
+    mid_name = ("x-mnist-ll-cfg", 0)
+    models = [("mnist-ll-model-old", 1), ("mnist-ll-model-new", 10)]
     stub.add_response(
         "list_endpoint_configs",
         {
@@ -494,13 +502,13 @@ def _retire_stub(stub: Stubber, delete_config_error: str | None = None) -> None:
                     "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{n}",  # noqa: E501
                     "CreationTime": when(t),
                 }
-                for n, t in configs
+                for n, t in [*configs, mid_name]
             ]
         },
         expected_params={"NameContains": "mnist-ll"},
     )
     for n, _ in configs:
-        tags = [] if n == "cfg-foreign" else [*OURS, EP_TAG]
+        tags = [] if n == "mnist-ll-cfg-foreign" else [*OURS, EP_TAG]
         stub.add_response(
             "list_tags",
             {"Tags": tags},
@@ -532,16 +540,20 @@ def _retire_stub(stub: Stubber, delete_config_error: str | None = None) -> None:
         stub.add_client_error(
             "delete_endpoint_config",
             service_error_code=delete_config_error,
-            expected_params={"EndpointConfigName": "cfg-old"},
+            expected_params={"EndpointConfigName": "mnist-ll-cfg-old"},
         )
     else:
         stub.add_response(
-            "delete_endpoint_config", {}, expected_params={"EndpointConfigName": "cfg-old"}
+            "delete_endpoint_config", {}, expected_params={"EndpointConfigName": "mnist-ll-cfg-old"}
         )
-    stub.add_response("delete_model", {}, expected_params={"ModelName": "model-old"})
+    stub.add_response("delete_model", {}, expected_params={"ModelName": "mnist-ll-model-old"})
 
 
-DEPLOYED = {"endpoint_name": ENDPOINT, "endpoint_config_name": "cfg-new", "model_name": "model-new"}
+DEPLOYED = {
+    "endpoint_name": ENDPOINT,
+    "endpoint_config_name": "mnist-ll-cfg-new",
+    "model_name": "mnist-ll-model-new",
+}
 
 
 def test_retire_superseded_deletes_only_our_older_config_and_model() -> None:
@@ -550,8 +562,8 @@ def test_retire_superseded_deletes_only_our_older_config_and_model() -> None:
         _retire_stub(stub)
         retired = retire_superseded(RUN, DEPLOYED, sm, stack_tag=STACK_TAG, name_prefix="mnist-ll")
     assert retired == [
-        {"kind": "endpoint_config", "name": "cfg-old"},
-        {"kind": "model", "name": "model-old"},
+        {"kind": "endpoint_config", "name": "mnist-ll-cfg-old"},
+        {"kind": "model", "name": "mnist-ll-model-old"},
     ]
 
 
@@ -563,8 +575,8 @@ def test_retire_superseded_logs_a_failed_delete_and_carries_on() -> None:
         retired = retire_superseded(
             RUN, DEPLOYED, sm, stack_tag=STACK_TAG, name_prefix="mnist-ll", log=logged.append
         )
-    assert retired == [{"kind": "model", "name": "model-old"}]
-    assert any("cfg-old" in line for line in logged)
+    assert retired == [{"kind": "model", "name": "mnist-ll-model-old"}]
+    assert any("mnist-ll-cfg-old" in line for line in logged)
 
 
 def test_retire_superseded_survives_a_failed_listing() -> None:

@@ -431,8 +431,8 @@ def test_cleanup_handler_on_delete_removes_our_endpoint_only(
     with mock_aws():
         sm = boto3.client("sagemaker", region_name=REGION)
         for name, tags in (
-            ("ours", [{"Key": "mnist-ll:stack", "Value": STACK_TAG}]),
-            ("theirs", []),
+            ("mnist-ll-ours", [{"Key": "mnist-ll:stack", "Value": STACK_TAG}]),
+            ("mnist-ll-theirs", []),
         ):
             sm.create_model(
                 ModelName=f"{name}-m",
@@ -442,7 +442,7 @@ def test_cleanup_handler_on_delete_removes_our_endpoint_only(
             )
         _inject(monkeypatch, cleanup, sm)
         out = cleanup.handler({"RequestType": "Delete", "PhysicalResourceId": "p"}, FakeContext())
-        assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["theirs-m"]
+        assert [m["ModelName"] for m in sm.list_models()["Models"]] == ["mnist-ll-theirs-m"]
     assert out["PhysicalResourceId"] == "p"
 
 
