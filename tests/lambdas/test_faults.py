@@ -23,7 +23,7 @@ from pipeline_testlib import (
 )
 from test_handlers import ENV, FakeContext
 
-from lambdas import _env, deploy, describe_endpoint, describe_tuning, start_tuning
+from lambdas import _env, cleanup, deploy, describe_endpoint, describe_tuning, start_tuning
 from pipeline_core.config import DEFAULTS
 from pipeline_core.deploy import build_endpoint_config_request, build_model_request
 from pipeline_core.errors import (
@@ -358,3 +358,42 @@ def test_failed_update_keeps_the_old_config_serving_and_reports_update_failed(
     assert out["endpoint_config_name"] == old
     assert out["failure_reason"] == "Failed to load the new model"
     assert out["retired"] == []
+
+
+# -- cleanup must never block a stack deletion ---------------------------------------
+
+
+def test_cleanup_handler_with_unreadable_settings_still_answers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PIPELINE_CONFIG", "{not json")
+    _inject(monkeypatch, cleanup, object())  # would fail on any call
+    out = cleanup.handler({"RequestType": "Delete", "PhysicalResourceId": "p"}, FakeContext())
+    assert out == {"PhysicalResourceId": "p"}
+
+
+def test_cleanup_handler_with_almost_no_time_left_answers_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sm = sagemaker_client()
+    _inject(monkeypatch, cleanup, sm)
+    with stubbed(sm):  # no call allowed: 20 s left is inside the 30 s margin
+        out = cleanup.handler(
+            {"RequestType": "Delete", "PhysicalResourceId": "p"}, FakeContext(remaining_ms=20_000)
+        )
+    assert out == {"PhysicalResourceId": "p", "Data": {"Failed": "0"}}
+
+
+def test_cleanup_handler_survives_every_call_failing(monkeypatch: pytest.MonkeyPatch) -> None:
+    sm = sagemaker_client()
+    _inject(monkeypatch, cleanup, sm)
+    with stubbed(sm) as stub:
+        for op in (
+            "list_endpoints",
+            "list_endpoint_configs",
+            "list_models",
+            "list_hyper_parameter_tuning_jobs",
+        ):
+            stub.add_client_error(op, service_error_code="AccessDeniedException")
+        out = cleanup.handler({"RequestType": "Delete", "PhysicalResourceId": "p"}, FakeContext())
+    assert out == {"PhysicalResourceId": "p", "Data": {"Failed": "4"}}
