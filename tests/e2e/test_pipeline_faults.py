@@ -171,7 +171,14 @@ def test_two_concurrent_executions_keep_their_own_data(
     results: dict[str, RunResult] = {}
 
     def go(name: str, digit: int) -> None:
-        payload = {"source": str(small_dataset), "target_digit": digit, **FAST}
+        # Separate endpoints: two executions updating one endpoint at once is a
+        # race the later deployment wins (the other fails with EndpointFailed).
+        payload = {
+            "source": str(small_dataset),
+            "target_digit": digit,
+            "endpoint_name": f"mnist-ll-{name}",
+            **FAST,
+        }
         results[name] = pipeline.execute(payload, name, 300)
 
     threads = [
