@@ -74,7 +74,7 @@ def run(
             baseline=floor_rows_per_s,
             ours=ours_rows_per_s,
             unit="rows/s",
-            goal=">= 50k rows/s batched",
+            goal="≥ 50k rows/s batched",
             met=ours_rows_per_s >= GOAL_ROWS_PER_S,
             details={
                 "requests": batched_requests,
