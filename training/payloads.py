@@ -120,52 +120,54 @@ _H80 = _U(0x8080808080808080)
 _ASCII0 = _U(0x3030303030303030)
 _DOTS = _U(0x1E1E1E1E1E1E1E1E)  # "." ^ "0" in every byte
 _GT9 = _U(0x7676767676767676)  # 0x7F - 9: the high bit shows a byte > 9
-_ALL = _U(0xFFFFFFFFFFFFFFFF)
 _P1 = _U(0x000000FF000000FF)
 _M1 = _U(100 + (1_000_000 << 32))
 _M2 = _U(1 + (10_000 << 32))
+_MOVEMASK = _U(0x0102040810204080)
+
+
+def _tables() -> tuple[npt.NDArray[np.void], npt.NDArray[np.void], I64]:
+    """By value length k: the bytes to keep and the sign's 0x80 flag (16-byte
+    windows), and by "." bitmap: digits after the "." (-1: several)."""
+    keep = np.zeros((_W + 1, _W), dtype=np.uint8)
+    sign = np.zeros((_W + 1, _W), dtype=np.uint8)
+    for k in range(1, _W + 1):
+        keep[k, _W - k :] = 0xFF
+        sign[k, _W - k] = 0x80
+    frac = np.full(1 << _W, -1, dtype=np.int64)
+    frac[0] = 0
+    for p in range(_W):
+        frac[1 << p] = _W - 1 - p
+    return keep.view("V16").ravel(), sign.view("V16").ravel(), frac
+
+
 _POW10_I = 10 ** np.arange(_W + 1, dtype=np.int64)
 _POW10_F = 10.0 ** np.arange(_W + 1)
 _EXACT = 2**53
 _SLOW_TOKEN = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 #: More values than this outside the fast path: loadtxt is quicker than float().
 _MAX_SLOW = 256
+_CHUNK = 2048  # values read at once: larger temporaries page-fault (see _scratch)
 _scratch_local = threading.local()
-_SCRATCH_MAX = 8 * 1024 * 1024
+#: Larger buffers are not kept (at most 5 x this per thread: the server parses
+#: bodies up to 1 MB on its event loop, bigger ones in pool threads).
+_SCRATCH_MAX = 1536 * 1024
 
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
+_KEEP, _SIGN, _FRAC = _tables()
 
 
 def _scratch(size: int) -> npt.NDArray[np.uint8]:
     """Five byte buffers per thread, reused: fresh arrays this size are page faults."""
     bufs: npt.NDArray[np.uint8] | None = getattr(_scratch_local, "bufs", None)
     if bufs is None or bufs.shape[1] < size:
-        bufs = np.empty((5, max(size, 1 << 16) * 5 // 4), dtype=np.uint8)
-        if bufs.shape[1] <= _SCRATCH_MAX:
+        bufs = np.empty((5, max(size * 5 // 4, 1 << 16)), dtype=np.uint8)
+        if bufs.shape[1] > _SCRATCH_MAX:
+            bufs = np.empty((5, size), dtype=np.uint8)
+        else:
             _scratch_local.bufs = bufs
     return bufs
-
-
-def _keep_low(v: U64, nbytes: I64) -> U64:
-    """``v`` with all but its ``nbytes`` (0..8) low bytes cleared."""
-    shift = (np.clip(nbytes, 0, 8) * 8).astype(np.uint64)
-    mask: U64 = np.where(shift >= 64, _ALL, (_U(1) << shift) - _U(1))
-    return v & mask
-
-
-def _digits8(v: U64) -> U64:
-    """Eight digit bytes (0..9, most significant first in a big-endian word) as a number."""
-    v = v.byteswap()  # the first character into the low byte
-    v = v * _U(10) + (v >> _U(8))
-    out: U64 = (((v & _P1) * _M1) + (((v >> _U(16)) & _P1) * _M2)) >> _U(32)
-    return out
-
-
-def _zero_bytes(v: U64) -> U64:
-    """0x80 in each byte of ``v`` that is 0, else 0 (exact: no borrows between bytes)."""
-    out: U64 = ~(((v & _H7F) + _H7F) | v | _H7F)
-    return out
 
 
 def _parse_csv_fast(body: bytes, feature_dim: int) -> F32 | None:
@@ -227,61 +229,74 @@ def _parse_csv_fast(body: bytes, feature_dim: int) -> F32 | None:
     pos = np.flatnonzero(mark)
     if pos.size == 0:
         return out.reshape(rows, feature_dim)
-    start = pos[0::2]
-    end = pos[1::2]
+    starts = pos[0::2]
+    ends = pos[1::2]
+    windows = np.ndarray((e.size - 15,), dtype="V16", buffer=e, strides=(1,))
+    hard: list[tuple[int, int, int]] = []
+    # in chunks: small temporaries are reused by malloc, large ones page-fault
+    for c in range(0, starts.size, _CHUNK):
+        start, end = starts[c : c + _CHUNK], ends[c : c + _CHUNK]
+        index = value_index(start)
+        slow = _read_values(e, windows, start, end, out, index)
+        if slow.size:
+            if len(hard) + slow.size > _MAX_SLOW:
+                return None
+            hard += zip(index[slow].tolist(), start[slow].tolist(), end[slow].tolist(), strict=True)
+    for i, a, b in hard:
+        token = body[a:b]
+        if not _SLOW_TOKEN.fullmatch(token):
+            return None
+        out[i] = float(token)
+    return out.reshape(rows, feature_dim)
+
+
+def _read_values(
+    e: npt.NDArray[np.uint8],
+    windows: npt.NDArray[np.void],
+    start: I64,
+    end: I64,
+    out: F32,
+    index: I64,
+) -> I64:
+    """Write the values at body offsets ``start:end`` to ``out[index]``; return
+    the positions (in ``start``) of those left for ``float()``."""
     length = end - start
     k = np.minimum(length, _W)
-    # the 16 bytes ending at each value's end, as big-endian words (hi, lo)
-    words = np.ndarray((e.size - 7,), dtype=">u8", buffer=e, strides=(1,))
-    hi = _keep_low(words[end].astype(np.uint64) ^ _ASCII0, k - 8)
-    lo = _keep_low(words[end + 8].astype(np.uint64) ^ _ASCII0, k)
+    # the 16 bytes ending at each value, as two little-endian words: window
+    # byte p (0..15) is byte p % 8 of word p // 8; the value fills bytes 16-k..15
+    x: U64 = windows[end].view("<u8").reshape(-1, 2)
+    x ^= _ASCII0
+    x &= _KEEP[k].view("<u8").reshape(-1, 2)
     first = e[start + _W]
     negative = first == 45
     signed = negative | (first == 43)
-    if signed.any():  # clear the sign byte (it is the first of the k kept bytes)
-        in_lo = k <= 8
-        shift = (np.where(in_lo, k - 1, k - 9) * 8).astype(np.uint64)
-        sign = np.where(signed, (np.where(in_lo, lo, hi) >> shift) & _U(0xFF), _U(0)) << shift
-        lo -= np.where(in_lo, sign, _U(0))
-        hi -= np.where(in_lo, _U(0), sign)
-    dot_hi = _zero_bytes(hi ^ _DOTS)
-    dot_lo = _zero_bytes(lo ^ _DOTS)
-    bad = ((((hi & _H7F) + _GT9) | hi) & _H80 & ~dot_hi) | (
-        (((lo & _H7F) + _GT9) | lo) & _H80 & ~dot_lo
-    )
-    dots = np.bitwise_count(dot_hi).astype(np.int64) + np.bitwise_count(dot_lo)
-    slow = (length > _W) | (bad != 0) | (dots > 1) | (k - signed - dots < 1)
-    hi ^= (dot_hi >> _U(7)) * _U(0x1E)  # the "." becomes a 0 digit
-    lo ^= (dot_lo >> _U(7)) * _U(0x1E)
-    mant: I64 = (_digits8(hi) * _U(100_000_000) + _digits8(lo)).view(np.int64)
-    # digits after the ".": bytes below its 0x80 flag
-    frac = np.where(
-        dot_lo != 0,
-        (np.bitwise_count(dot_lo - _U(1)).astype(np.int64) - 7) >> 3,
-        np.where(
-            dot_hi != 0, ((np.bitwise_count(dot_hi - _U(1)).astype(np.int64) - 7) >> 3) + 8, 0
-        ),
-    )
-    has_dot = dots == 1
+    gt9 = ((x & _H7F) + _GT9) | x
+    gt9 &= _H80  # 0x80 in each byte that is not a digit
+    y = x ^ _DOTS
+    dot = ~(((y & _H7F) + _H7F) | y | _H7F)  # 0x80 in each "."
+    allowed = dot
+    if signed.any():
+        allowed = dot | np.where(signed[:, None], _SIGN[k].view("<u8").reshape(-1, 2), _U(0))
+    bad = gt9 & ~allowed
+    x &= ~((gt9 >> _U(7)) * _U(0xFF))  # now digits only: "." and sign read as 0
+    mm = ((dot >> _U(7)) * _MOVEMASK) >> _U(56)  # one bit per byte
+    code = mm[:, 0] | (mm[:, 1] << _U(8))
+    frac = _FRAC[code]  # digits after the "." (-1: more than one ".")
+    has_dot = code != 0
+    x = x * _U(10) + (x >> _U(8))  # SWAR: 8 digit bytes -> one number per word
+    x = (((x & _P1) * _M1) + (((x >> _U(16)) & _P1) * _M2)) >> _U(32)
+    mant: I64 = (x[:, 0] * _U(100_000_000) + x[:, 1]).view(np.int64)
+    slow = (length > _W) | (bad[:, 0] != 0) | (bad[:, 1] != 0) | (frac < 0)
+    slow |= k - signed - has_dot < 1  # no digit at all
+    np.maximum(frac, 0, out=frac)
     right = mant % _POW10_I[frac]
-    mant = np.where(has_dot, right + (mant - right) // 10, mant)
-    slow |= (mant >= _EXACT) | (mant < 0)
+    mant = np.where(has_dot, right + (mant - right) // 10, mant)  # drop the "."'s 0
+    slow |= mant >= _EXACT
     value = mant / _POW10_F[frac]
     np.negative(value, out=value, where=negative)
-    index = value_index(start)
     out[index] = value
-    hard = np.flatnonzero(slow)
-    if hard.size:
-        if hard.size > _MAX_SLOW:
-            return None
-        for i, a, b in zip(
-            index[hard].tolist(), start[hard].tolist(), end[hard].tolist(), strict=True
-        ):
-            token = body[a:b]
-            if not _SLOW_TOKEN.fullmatch(token):
-                return None
-            out[i] = float(token)
-    return out.reshape(rows, feature_dim)
+    positions: I64 = np.flatnonzero(slow)
+    return positions
 
 
 def _loadtxt_reason(error: ValueError) -> str:
