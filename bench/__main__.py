@@ -70,15 +70,16 @@ def _verdict(met: bool | None) -> str:
 
 def table(measures: list[Measure]) -> list[str]:
     rows = [
-        "| measure | baseline | baseline value | ours | ratio (baseline/ours) | goal | result |",
-        "|---|---|---|---|---|---|---|",
+        "| measure | baseline | baseline value | ours | ratio (> 1: ours better) "
+        "| goal | result | notes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in measures:
         ratio = m.ratio
         rows.append(
             f"| {m.name} | {m.baseline_name} | {_fmt(m.baseline, m.unit)} | "
             f"{_fmt(m.ours, m.unit)} | {'—' if ratio is None else f'{ratio:.2f}x'} | "
-            f"{m.goal} | {_verdict(m.met)} |"
+            f"{m.goal} | {_verdict(m.met)} | {m.note} |"
         )
     return rows
 

@@ -29,12 +29,19 @@ class Measure:
     goal: str
     met: bool | None
     details: dict[str, Any] = field(default_factory=dict)
+    #: For rates (rows/s): a larger ``ours`` is better.
+    higher_is_better: bool = False
+    #: A short line for the summary table (quality numbers and such).
+    note: str = ""
+    #: False where the baseline is context, not a contender (e.g. a price).
+    show_ratio: bool = True
 
     @property
     def ratio(self) -> float | None:
-        if self.baseline is None or self.ours == 0:
+        """How many times better ours is than the baseline (> 1: ours better)."""
+        if not self.show_ratio or self.baseline is None or self.ours == 0 or self.baseline == 0:
             return None
-        return self.baseline / self.ours
+        return self.ours / self.baseline if self.higher_is_better else self.baseline / self.ours
 
 
 def best_of(fn: Callable[[], T], repeat: int = 3) -> tuple[float, T]:

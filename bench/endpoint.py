@@ -83,6 +83,8 @@ def run(
                 "body_bytes": len(batches[0]),
                 "ours_over_floor": round(ours_rows_per_s / floor_rows_per_s, 4),
             },
+            higher_is_better=True,
+            note=f"{batched_requests} requests of {batch_rows} rows",
         ),
         Measure(
             name="endpoint, single-row text/csv latency over HTTP (1 client)",
@@ -100,6 +102,7 @@ def run(
                 "floor_ms": round(floor_single_s * 1000, 4),
                 "ours_over_floor": round(p50 / floor_single_s, 1),
             },
+            note=f"p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms",
         ),
     ]
 

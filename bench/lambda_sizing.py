@@ -85,6 +85,7 @@ def convert_step(source: Path, memory_mb: int) -> Measure:
             "rss_before_convert_mb": round(stats["before_mb"], 1),
             "recordio_written_mb": round(stats["written_mb"], 1),
         },
+        note=f"{stats['seconds']:.2f} s, {stats['written_mb']:.0f} MB of recordIO written",
     )
 
 
@@ -114,6 +115,7 @@ def asset_size() -> Measure:
         goal="< 250 MB unzipped",
         met=bool(unzipped_mb < LAMBDA_UNZIPPED_LIMIT_MB),
         details={"zipped_mb": round(zipped / 1e6, 1), "unzipped_mb": round(unzipped_mb, 1)},
+        note=f"{zipped / 1e6:.1f} MB zipped",
     )
 
 

@@ -81,6 +81,11 @@ def run(data: dict[str, np.ndarray], repeat: int = 3, sgd: bool = True) -> list[
             goal="no slower than lbfgs, F1 >= 0.955",
             met=bool(best["ours"] <= best["lbfgs"] and ours_q["f1"] >= 0.955),
             details={"quality": quality, "fit_seconds": best},
+            note=(
+                f"ours acc {ours_q['accuracy']:.4f} F1 {ours_q['f1']:.4f} "
+                f"(TP {ours_q['tp']} FP {ours_q['fp']} FN {ours_q['fn']}); "
+                f"lbfgs acc {quality['lbfgs']['accuracy']:.4f} F1 {quality['lbfgs']['f1']:.4f}"
+            ),
         )
     ]
     if sgd:
@@ -95,6 +100,7 @@ def run(data: dict[str, np.ndarray], repeat: int = 3, sgd: bool = True) -> list[
                 goal="(reference)",
                 met=None,
                 details={"quality": {"ours": ours_q, "sgd": quality["sgd"]}},
+                note=f"sgd acc {quality['sgd']['accuracy']:.4f} F1 {quality['sgd']['f1']:.4f}",
             )
         )
     return measures
