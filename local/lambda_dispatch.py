@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from local.services import patched_environ
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -90,26 +90,13 @@ class LambdaDispatcher:
             raise KeyError(f"no Lambda function {function_name!r} in the synthesized stack")
         return function_name, fn
 
-    @contextmanager
-    def _environment(self, env: Mapping[str, str]) -> Iterator[None]:
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
     def invoke(self, function_name: str, payload: bytes | str | None) -> tuple[bytes, bool]:
         """Run the handler; returns (response payload, is_function_error)."""
         arn, fn = self.lookup(function_name)
         event = json.loads(payload or b"{}")
         started = time.monotonic()
         error: str | None = None
-        with self._lock, self._environment(fn.environment):
+        with self._lock, patched_environ(fn.environment):
             try:
                 hook = self.fault_hooks.get(fn.handler)
                 if hook is not None:
