@@ -92,6 +92,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def readable_cause(cause: str | None) -> str:
+    """The message inside a Lambda error cause (JSON with errorMessage), or the
+    cause itself."""
+    if not cause:
+        return ""
+    try:
+        parsed = json.loads(cause)
+    except json.JSONDecodeError:
+        return cause
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return f"{parsed.get('errorType', 'Error')}: {parsed['errorMessage']}"
+    if isinstance(parsed, dict) and parsed.get("failure_reason"):
+        return str(parsed["failure_reason"])
+    return cause
+
+
 def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {
         "status": result.status,
@@ -113,7 +129,12 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
         report["training_jobs"] = pipeline.sagemaker.training_job_count()
     if result.status != "SUCCEEDED":
         report.update(
-            {"error": result.error, "cause": result.cause, "failed_state": result.failed_state}
+            {
+                "error": result.error,
+                "cause": result.cause,
+                "message": readable_cause(result.cause),
+                "failed_state": result.failed_state,
+            }
         )
         return report
     output = result.output or {}
@@ -215,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
             work_dir=work,
             backend=LinearLearnerBackend(work_dir=work / "backend"),
             poll_seconds=args.poll_seconds,
-            lambda_log_level="INFO" if args.verbose else "WARNING",
+            lambda_log_level="INFO" if args.verbose else "CRITICAL",
         ) as pipeline,
     ):
         print(f"  state machine from {pipeline.synth.source}")
@@ -229,7 +250,7 @@ def run(args: argparse.Namespace) -> int:
         print()
         if result.status != "SUCCEEDED":
             print(f"FAILED in state {result.failed_state}: {result.error}")
-            print(f"  cause: {result.cause}")
+            print(f"  {report['message']}")
             print(f"report: {path}")
             return 1
         for line in rpt.summary_lines(report):

@@ -55,6 +55,8 @@ class MotoServer:
     def start(self) -> None:
         # moto's server logs every request; the run prints its own progress.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        # Its ASL interpreter logs every failed state; the run reports failures itself.
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
         self._config["stepfunctions"] = {"execute_state_machine": True}
         self._config["lambda"] = {"use_docker": False}
         self._server.start()
