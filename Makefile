@@ -7,6 +7,7 @@ SDK_VENV := .venv-sdk
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 ARGS ?=
+export ARGS
 PYTEST_ARGS ?=
 PACKAGES := pipeline_core lambdas stacks training local bench app.py
 
@@ -43,8 +44,9 @@ node_modules/.stamp: package.json package-lock.json
 setup-run: $(VENV)/.run-stamp
 setup: $(VENV)/.dev-stamp $(SDK_VENV)/.stamp node_modules/.stamp
 
+# ARGS goes through the environment, not the shell, so JSON keeps its quotes.
 run: setup-run
-	$(PY) -m local run $(ARGS)
+	MNIST_LL_MAKE_ARGS=1 $(PY) -m local
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)

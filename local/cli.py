@@ -20,6 +20,7 @@ import boto3
 import numpy as np
 
 from local import report as rpt
+from local.make_args import ArgsSyntaxError, split_args
 from local.mnist_cache import DatasetCacheError, ensure_mnist
 from local.runner import LocalPipeline, RunResult, reset_dir
 from local.synth import SynthError
@@ -264,6 +265,13 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    if argv is None and os.environ.get("MNIST_LL_MAKE_ARGS") == "1":
+        # `make run ARGS='…'`: the arguments come whole through the environment.
+        try:
+            argv = ["run", *split_args(os.environ.get("ARGS", ""))]
+        except ArgsSyntaxError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     args = parser.parse_args(argv)
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     try:
