@@ -241,7 +241,20 @@ def run(args: argparse.Namespace) -> int:
         ) as pipeline,
     ):
         print(f"  state machine from {pipeline.synth.source}")
-        result = pipeline.execute(execution_input, name)
+        try:
+            result = pipeline.execute(execution_input, name, timeout=args.timeout)
+        except TimeoutError as e:
+            timeout_report: dict[str, Any] = {
+                "status": "FAILED",
+                "execution_name": name,
+                "error": "LocalTimeout",
+                "cause": str(e),
+                "message": str(e),
+                "failed_state": None,
+            }
+            path = rpt.write_report(out_dir, timeout_report)
+            print(f"\nFAILED: {e}\nreport: {path}")
+            return 1
         bucket_dir = out_dir / "bucket"
         reset_dir(bucket_dir)
         count = pipeline.download_bucket(bucket_dir)

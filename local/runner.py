@@ -148,14 +148,14 @@ class LocalPipeline:
         )["stateMachineArn"]
 
     def stop(self) -> None:
+        if self.sagemaker is not None:
+            self.sagemaker.shutdown()
         if self._undo_dispatch:
             self._undo_dispatch()
             self._undo_dispatch = None
         if self._sm_server:
             self._sm_server.stop()
             self._sm_server = None
-        if self.backend is not None and hasattr(self.backend, "close"):
-            self.backend.close()
         if self._env_ctx is not None:
             self._env_ctx.__exit__(None, None, None)
             self._env_ctx = None
@@ -194,8 +194,6 @@ class LocalPipeline:
         entered: dict[str, float] = {}
         timings: dict[str, float] = {}
         events: list[dict[str, Any]] = []
-        last_failed_state: str | None = None
-        current: str | None = None
         while True:
             desc = sfn.describe_execution(executionArn=arn)
             events = _history(sfn, arn)
@@ -205,14 +203,11 @@ class LocalPipeline:
                 if kind.endswith("StateEntered"):
                     state = event["stateEnteredEventDetails"]["name"]
                     entered[state] = ts
-                    current = state
                     self.print(f"  > {state}  (+{time.monotonic() - started:.1f}s)")
                 elif kind.endswith("StateExited"):
                     state = event["stateExitedEventDetails"]["name"]
                     spent = ts - entered.get(state, ts)
                     timings[state] = timings.get(state, 0.0) + spent
-                elif kind in ("TaskFailed", "LambdaFunctionFailed", "ExecutionFailed"):
-                    last_failed_state = current
             seen = len(events)
             if desc["status"] != "RUNNING":
                 break
@@ -225,7 +220,7 @@ class LocalPipeline:
         output = json.loads(desc["output"]) if desc.get("output") else None
         failed_state = None
         if desc["status"] != "SUCCEEDED":
-            failed_state = _first_failed_task(events) or last_failed_state
+            failed_state = _first_failed_task(events)
         return RunResult(
             status=desc["status"],
             execution_name=name,
@@ -288,17 +283,26 @@ def _topic_arns(node: Any) -> set[str]:
 
 
 def _first_failed_task(events: list[dict[str, Any]]) -> str | None:
-    """The state whose task failed last before the execution failed (the cause)."""
+    """The state whose failure ended the execution: the last task that failed
+    and was not then retried to success, else the Fail state reached."""
     current: str | None = None
-    failed: str | None = None
+    candidate: str | None = None
     for event in events:
-        if event["type"].endswith("StateEntered"):
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
             current = event["stateEnteredEventDetails"]["name"]
-            if event["type"] == "FailStateEntered" and failed is None:
-                failed = current
-        elif event["type"] in ("TaskFailed", "LambdaFunctionFailed"):
-            failed = current
-    return failed
+            if kind == "FailStateEntered":
+                return candidate or current
+        elif kind in (
+            "TaskFailed",
+            "LambdaFunctionFailed",
+            "TaskTimedOut",
+            "LambdaFunctionTimedOut",
+        ):
+            candidate = current
+        elif kind in ("TaskSucceeded", "LambdaFunctionSucceeded") and candidate == current:
+            candidate = None  # a Retry made it succeed after all
+    return candidate or current
 
 
 def _short(value: Any) -> str:

@@ -136,6 +136,18 @@ class LocalSageMaker:
         self._threads.append(thread)
         thread.start()
 
+    def shutdown(self, timeout: float = 15.0) -> None:
+        """Stop every tuning job still running (their worker processes end
+        with them) and wait for the background threads."""
+        with self._lock:
+            records = list(self._tuning.values())
+        for record in records:
+            if record.get("job") is not None and record["status"] in ("InProgress", "Stopping"):
+                record["job"].stop()
+            if record.get("hang") is not None:
+                record["hang"].set()
+        self.wait_idle(timeout)
+
     def wait_idle(self, timeout: float = 60.0) -> None:
         """Join background work (tuning, endpoint loads)."""
         deadline = time.monotonic() + timeout

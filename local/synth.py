@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,9 @@ from stacks import asl
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".build"
-_SOURCES = ("app.py", "cdk.json", "stacks", "pipeline_core/config.py")
+# Everything the synthesized template can depend on (stacks/ imports the
+# config and the error classes from pipeline_core/; lambdas/ is the asset).
+_SOURCES = ("app.py", "cdk.json", "stacks", "pipeline_core", "lambdas")
 
 
 class SynthError(RuntimeError):
@@ -80,6 +83,9 @@ def synthesize(root: Path = ROOT, use_cache: bool = True) -> SynthesizedPipeline
         if proc.returncode != 0:
             raise SynthError(f"cdk synth failed:\n{proc.stderr[-4000:]}")
         templates = sorted(outdir.glob("*.template.json"))
+        for stale in (root / ".build").glob("cdk.out.local-*"):
+            if stale != outdir:
+                shutil.rmtree(stale, ignore_errors=True)
     for path in templates:
         template = json.loads(path.read_text())
         if any(

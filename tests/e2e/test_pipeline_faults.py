@@ -234,3 +234,77 @@ def test_stuck_tuning_loop_hits_its_bound_and_fails_with_a_cause(
             "HyperParameterTuningJobSummaries"
         ][0]["HyperParameterTuningJobName"]
         bounded.sagemaker.op_StopHyperParameterTuningJob({"HyperParameterTuningJobName": name})
+
+
+def _worker_pids() -> set[int]:
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"training._worker" in cmdline:
+            pids.add(int(entry.name))
+    return pids
+
+
+def test_stopping_the_local_run_mid_tuning_leaves_no_worker_processes(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    import json
+    import time
+
+    from local.backend import LinearLearnerBackend
+
+    before = _worker_pids()
+    with LocalPipeline(
+        work_dir=tmp_path,
+        backend=LinearLearnerBackend(work_dir=tmp_path / "backend"),
+        poll_seconds=0,
+        printer=lambda line: None,
+    ) as running:
+        sfn = boto3.client("stepfunctions")
+        payload = {"source": str(small_dataset), "max_jobs": 40, "max_parallel_jobs": 2}
+        sfn.start_execution(
+            stateMachineArn=running.state_machine_arn, name="stop-mid", input=json.dumps(payload)
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (_worker_pids() - before):
+            time.sleep(0.05)
+        assert _worker_pids() - before, "no training worker started"
+        service = running.sagemaker
+    assert service is not None
+    # Leaving the context stopped the tuning job: its thread has ended and no
+    # worker process outlives the run (40 jobs would otherwise take ~15 s more).
+    assert not [t.name for t in service._threads if t.is_alive()]
+    time.sleep(0.5)
+    assert not (_worker_pids() - before)
+
+
+def test_failed_state_ignores_task_failures_a_retry_fixed() -> None:
+    from local.runner import _first_failed_task
+
+    def entered(kind: str, name: str) -> dict[str, Any]:
+        return {"type": f"{kind}StateEntered", "stateEnteredEventDetails": {"name": name}}
+
+    events = [
+        entered("Task", "StartTuning"),
+        {"type": "LambdaFunctionFailed"},
+        {"type": "LambdaFunctionSucceeded"},  # retried
+        entered("Choice", "QualityGate"),
+        entered("Pass", "QualityGateNotMet"),
+        entered("Task", "NotifyFailure"),
+        {"type": "TaskSucceeded"},
+        entered("Fail", "QualityGateFailed"),
+    ]
+    assert _first_failed_task(events) == "QualityGateFailed"
+    events = [
+        entered("Task", "Deploy"),
+        {"type": "LambdaFunctionFailed"},
+        entered("Task", "NotifyFailure"),
+        {"type": "TaskSucceeded"},
+        entered("Fail", "EndpointFailed"),
+    ]
+    assert _first_failed_task(events) == "Deploy"
