@@ -100,6 +100,8 @@ class LocalSageMaker:
         self._faults: dict[str, tuple[str, int]] = {}
         self._threads: list[threading.Thread] = []
         self.calls: list[str] = []
+        #: How long a deleted endpoint stays ``Deleting``.
+        self.delete_seconds = 0.5
 
     # -- helpers ----------------------------------------------------------------
 
@@ -625,14 +627,32 @@ class LocalSageMaker:
             }
             if endpoint.failure_reason:
                 out["FailureReason"] = endpoint.failure_reason
+            if endpoint.pending_config is not None:
+                # As SageMaker reports an update in progress.
+                out["PendingDeploymentSummary"] = {
+                    "EndpointConfigName": endpoint.pending_config,
+                    "StartTime": endpoint.modified,
+                }
         return out
 
     def op_DeleteEndpoint(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["EndpointName"]
         with self._lock:
-            if self._endpoints.pop(name, None) is None:
+            endpoint = self._endpoints.get(name)
+            if endpoint is None:
                 raise ServiceError("ValidationException", f'Could not find endpoint "{name}".')
+            # Like SageMaker: Deleting for a moment, then gone.
+            endpoint.status = "Deleting"
+            endpoint.modified = _now()
         self.backend.unload_endpoint_model(name)
+
+        def finish() -> None:
+            time.sleep(self.delete_seconds)
+            with self._lock:
+                if self._endpoints.get(name) is endpoint:
+                    del self._endpoints[name]
+
+        self._start(finish, f"delete-{name}")
         return {}
 
     def op_ListEndpoints(self, p: dict[str, Any]) -> dict[str, Any]:
