@@ -93,6 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _state_counts(events: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for event in events:
+        if event["type"].endswith("StateEntered"):
+            name = event["stateEnteredEventDetails"]["name"]
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def readable_cause(cause: str | None) -> str:
     """The message inside a Lambda error cause (JSON with errorMessage), or the
     cause itself."""
@@ -118,6 +127,7 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         # What a cloud execution would bill for (see bench/local_run.py).
         "state_transitions": sum(1 for e in result.events if e["type"].endswith("StateEntered")),
+        "state_counts": _state_counts(result.events),
     }
     if pipeline.dispatcher is not None:
         calls = pipeline.dispatcher.invocations

@@ -59,12 +59,15 @@ def test_convert_sizing_runs_in_a_fresh_process(tmp_path: Path) -> None:
 def test_cost_counts_transitions_lambda_time_and_training() -> None:
     report = {
         "state_transitions": 40,
+        "state_counts": {"WaitForTuning": 5, "DescribeTuning": 5, "TuningStatus": 5},
         "training_jobs": 6,
         "lambda_invocations": 20,
         "lambda_seconds": {"lambdas.convert.handler": 3.0},
     }
     m = local_run.cost(report, {"lambdas.convert.handler": 3008})
-    assert m.details["state_transitions"] == 40
+    assert m.details["state_transitions_local_run"] == 40
+    # 15 local polling transitions swapped for 3 x (9 tuning + 8 endpoint) cloud ones
+    assert m.details["state_transitions_cloud_estimate"] == 40 - 15 + 3 * 17
     assert m.details["training_jobs"] == 6
     assert m.ours > m.details["training_usd"] > 0
 
