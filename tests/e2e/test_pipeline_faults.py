@@ -119,7 +119,7 @@ def test_resource_limit_is_retried_with_backoff_then_fails_naming_the_quota(
     assert fast_retries.sleeps == expected  # exponential backoff, as synthesized
 
 
-def test_lambda_service_errors_are_retried(
+def test_lambda_service_error_retry_wiring(
     pipeline: LocalPipeline, small_dataset: Path, fast_retries: _Clock
 ) -> None:
     failures = {"left": 2}
@@ -127,6 +127,9 @@ def test_lambda_service_errors_are_retried(
     class ServiceException(Exception):
         pass
 
+    # Real Step Functions raises Lambda.ServiceException when the Invoke call
+    # itself fails; moto names such failures "Exception", so the only way to
+    # drive this Retry here is an error of that name from the function.
     ServiceException.__name__ = "Lambda.ServiceException"
 
     def flaky(event: dict[str, Any]) -> None:
@@ -308,3 +311,48 @@ def test_failed_state_ignores_task_failures_a_retry_fixed() -> None:
         entered("Fail", "EndpointFailed"),
     ]
     assert _first_failed_task(events) == "Deploy"
+
+
+def test_persistent_throttling_is_retried_by_the_state_machine_then_fails_named(
+    pipeline: LocalPipeline,
+    small_dataset: Path,
+    fast_retries: _Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import botocore.endpoint
+
+    client_sleeps: list[float] = []
+    monkeypatch.setattr(botocore.endpoint, "time", _ClientClock(client_sleeps))
+    assert pipeline.sagemaker is not None and pipeline.dispatcher is not None
+    pipeline.sagemaker.inject_fault("throttle:CreateHyperParameterTuningJob", times=10_000)
+    before = pipeline.sagemaker.calls.count("CreateHyperParameterTuningJob")
+    try:
+        result = pipeline.execute({"source": str(small_dataset), **FAST}, "fault-throttled", 300)
+    finally:
+        pipeline.sagemaker.clear_faults()
+    assert result.status == "FAILED"
+    assert _fail_state(result) == "PipelineFailed"
+    assert "ThrottlingError" in (result.error or "")
+    retry = _retrier(pipeline, "StartTuning", "ThrottlingError")
+    invocations = retry["MaxAttempts"] + 1
+    assert _task_failures(result).count("ThrottlingError") == invocations
+    # Each invocation's client tried 5 times (botocore standard mode) first.
+    calls = pipeline.sagemaker.calls.count("CreateHyperParameterTuningJob") - before
+    assert calls == invocations * 5
+    assert len(client_sleeps) == invocations * 4
+    assert len(fast_retries.sleeps) == retry["MaxAttempts"]
+
+
+class _ClientClock:
+    """Stands in for the ``time`` module inside botocore.endpoint."""
+
+    def __init__(self, sleeps: list[float]) -> None:
+        self.sleeps = sleeps
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        import time
+
+        return getattr(time, name)
