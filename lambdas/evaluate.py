@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
 from lambdas._env import Settings, client, field, load_settings
-from pipeline_core.evaluate import evaluate_deployment
+from pipeline_core.evaluate import endpoint_invoker, evaluate_deployment
 from pipeline_core.inputs import RunSpec
 
 logger = Logger()
@@ -22,20 +21,6 @@ def _settings() -> Settings:
 def _clients(s: Settings) -> tuple[Any, Any]:
     """(s3, sagemaker-runtime)."""
     return client("s3", s.region), client("sagemaker-runtime", s.region)
-
-
-def endpoint_invoker(runtime: Any, endpoint_name: str) -> Callable[[bytes, str], bytes]:
-    def invoke(body: bytes, content_type: str) -> bytes:
-        response = runtime.invoke_endpoint(
-            EndpointName=endpoint_name,
-            ContentType=content_type,
-            Accept="application/json",
-            Body=body,
-        )
-        data: bytes = response["Body"].read()
-        return data
-
-    return invoke
 
 
 @logger.inject_lambda_context(log_event=False)

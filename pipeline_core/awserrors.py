@@ -1,6 +1,10 @@
-"""Classify botocore ``ClientError``s from SageMaker into the pipeline's named errors."""
+"""Classify botocore ``ClientError``s (SageMaker, sagemaker-runtime, S3) into named errors."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
 
 from botocore.exceptions import ClientError
 
@@ -10,8 +14,12 @@ THROTTLING_CODES = frozenset(
     {
         "ThrottlingException",
         "Throttling",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
         "TooManyRequestsException",
         "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
         "SlowDown",
         "ProvisionedThroughputExceededException",
     }
@@ -50,3 +58,21 @@ def named_error(e: ClientError, action: str) -> BaseException:
         return ResourceLimitError(f"{action}: an AWS quota was hit: {message_of(e)}")
     original: BaseException = e
     return original
+
+
+def raise_named(e: ClientError, action: str) -> NoReturn:
+    """Raise :func:`named_error` of ``e`` chained to it, or ``e`` itself unchanged."""
+    named = named_error(e, action)
+    if named is e:
+        raise e
+    raise named from e
+
+
+@contextmanager
+def named_errors(action: str) -> Iterator[None]:
+    """Throttling/quota ``ClientError``s inside the block become named errors
+    (the state machine retries ``ThrottlingError``); any other propagates as is."""
+    try:
+        yield
+    except ClientError as e:
+        raise_named(e, action)

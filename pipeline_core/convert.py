@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline_core.awserrors import named_errors, raise_named
 from pipeline_core.config import PipelineConfig
 from pipeline_core.dataset import SPLIT_NAMES, load_mnist, relabel
 from pipeline_core.inputs import RunSpec
@@ -53,7 +54,7 @@ def _existing_manifest(s3: Any, run: RunSpec) -> tuple[bool, dict[str, Any] | No
     except ClientError as e:
         if error_code(e) in ("NoSuchKey", "404", "NotFound"):
             return False, None
-        raise
+        raise_named(e, "S3 GetObject (manifest)")
     try:
         manifest: dict[str, Any] = json.loads(body.read())
     except ValueError:
@@ -77,7 +78,8 @@ def convert_dataset(run: RunSpec, config: PipelineConfig, s3: Any) -> dict[str, 
     if exists:
         # About to overwrite the splits: the old manifest must not vouch for
         # half-rewritten data if this attempt fails part way.
-        s3.delete_object(Bucket=run.bucket, Key=manifest_key(run))
+        with named_errors("S3 DeleteObject (manifest)"):
+            s3.delete_object(Bucket=run.bucket, Key=manifest_key(run))
 
     splits = load_mnist(raw, feature_dim=config.feature_dim, target_digit=run.target_digit)
     del raw
@@ -88,13 +90,14 @@ def convert_dataset(run: RunSpec, config: PipelineConfig, s3: Any) -> dict[str, 
         labels = relabel(split.labels, run.target_digit)
         encoded = encode_dense_array(split.images, labels)
         sha = hashlib.sha256(encoded.data).hexdigest()
-        s3.put_object(
-            Bucket=run.bucket,
-            Key=data_key(run, name),
-            Body=BufferReader(encoded),
-            ContentLength=int(encoded.nbytes),
-            ContentType=RECORDIO_CONTENT_TYPE,
-        )
+        with named_errors(f"S3 PutObject ({name} split)"):
+            s3.put_object(
+                Bucket=run.bucket,
+                Key=data_key(run, name),
+                Body=BufferReader(encoded),
+                ContentLength=int(encoded.nbytes),
+                ContentType=RECORDIO_CONTENT_TYPE,
+            )
         counts[name] = int(labels.shape[0])
         positives[name] = int(labels.sum())
         files[name] = {
@@ -117,10 +120,11 @@ def convert_dataset(run: RunSpec, config: PipelineConfig, s3: Any) -> dict[str, 
         "positives": positives,
         "files": files,
     }
-    s3.put_object(
-        Bucket=run.bucket,
-        Key=manifest_key(run),
-        Body=json.dumps(manifest, indent=2, sort_keys=True).encode(),
-        ContentType="application/json",
-    )
+    with named_errors("S3 PutObject (manifest)"):
+        s3.put_object(
+            Bucket=run.bucket,
+            Key=manifest_key(run),
+            Body=json.dumps(manifest, indent=2, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
     return data_result(run, manifest)

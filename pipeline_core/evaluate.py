@@ -3,7 +3,8 @@
 One single-row CSV prediction, then the whole test set in
 ``evaluation_chunks`` CSV requests through an injected
 ``invoke(body, content_type) -> bytes``, so the Lambda, the tests and the local
-run each bring their own transport.
+run each bring their own transport (:func:`endpoint_invoker` is the
+sagemaker-runtime one).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from pipeline_core.awserrors import named_errors
 from pipeline_core.config import PipelineConfig
 from pipeline_core.errors import EvaluationError
 from pipeline_core.inputs import RunSpec
@@ -25,6 +27,24 @@ from pipeline_core.s3io import read_bytes
 
 Invoke = Callable[[bytes, str], bytes]
 CSV = "text/csv"
+
+
+def endpoint_invoker(runtime: Any, endpoint_name: str) -> Invoke:
+    """``Invoke`` over a sagemaker-runtime client. Throttling that outlasts the
+    client's retries raises ThrottlingError, which the state machine retries."""
+
+    def invoke(body: bytes, content_type: str) -> bytes:
+        with named_errors(f"InvokeEndpoint {endpoint_name}"):
+            response = runtime.invoke_endpoint(
+                EndpointName=endpoint_name,
+                ContentType=content_type,
+                Accept="application/json",
+                Body=body,
+            )
+        data: bytes = response["Body"].read()
+        return data
+
+    return invoke
 
 
 def format_csv(rows: npt.NDArray[np.float32]) -> bytes:
@@ -174,12 +194,13 @@ def evaluate_deployment(
         chunks=config.evaluation_chunks,
     )
     key = f"{run.prefix}report.json"
-    s3.put_object(
-        Bucket=run.bucket,
-        Key=key,
-        Body=json.dumps(report, indent=2, sort_keys=True).encode(),
-        ContentType="application/json",
-    )
+    with named_errors("S3 PutObject (report)"):
+        s3.put_object(
+            Bucket=run.bucket,
+            Key=key,
+            Body=json.dumps(report, indent=2, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
     return {
         "confusion_matrix": report["confusion_matrix"],
         "metrics": report["metrics"],

@@ -8,6 +8,7 @@ from urllib.parse import unquote, urlparse
 
 from botocore.exceptions import ClientError
 
+from pipeline_core.awserrors import THROTTLING_CODES, named_error
 from pipeline_core.errors import SourceAccessDeniedError, SourceNotFoundError
 
 _NOT_FOUND = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
@@ -34,8 +35,11 @@ def error_code(e: ClientError) -> str:
 
 
 def translate_read_error(e: ClientError, uri: str) -> BaseException:
-    """Map an S3 read failure to the pipeline's named source errors."""
+    """Map an S3 read failure to the pipeline's named errors: throttling
+    (``SlowDown`` etc.) to ThrottlingError, then the named source errors."""
     code = error_code(e)
+    if code in THROTTLING_CODES:
+        return named_error(e, f"S3 GetObject {uri}")
     status = str(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
     if code in _NOT_FOUND or status == "404":
         return SourceNotFoundError(f"source {uri} does not exist ({code or status})")

@@ -60,13 +60,7 @@ def acknowledge_findings(stack: PipelineStack) -> None:
     sagemaker_kinds = {
         "StartTuning": ("hyper-parameter-tuning-job", "training-job"),
         "DescribeTuning": ("hyper-parameter-tuning-job", "training-job"),
-        "Deploy": (
-            "hyper-parameter-tuning-job",
-            "training-job",
-            "model",
-            "endpoint-config",
-            "endpoint",
-        ),
+        "Deploy": ("model", "endpoint-config", "endpoint"),
         "DescribeEndpoint": ("model", "endpoint-config", "endpoint"),
         "Evaluate": ("endpoint",),
         "Cleanup": ("hyper-parameter-tuning-job", "model", "endpoint-config", "endpoint"),
@@ -89,7 +83,7 @@ def acknowledge_findings(stack: PipelineStack) -> None:
         acknowledge(role, "IAM5[Resource::*]", star_reason)
         for kind in sagemaker_kinds.get(name, ()):
             acknowledge(role, _sagemaker_finding(stack, kind), name_reason)
-        if name in ("Convert", "StartTuning", "Evaluate"):
+        if name in ("Convert", "Evaluate"):
             acknowledge(role, runs_objects, runs_reason)
     acknowledge(
         stack.functions["Convert"].role,

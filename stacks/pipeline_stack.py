@@ -335,33 +335,17 @@ class PipelineStack(Stack):
         )
         self._allow(start, ["sagemaker:AddTags"], [tuning_job, training_job])
         self._grant_pass_role(start)
-        self._grant_objects(start, read=True, write=False)
+        # No S3: SageMaker reads the channels and writes artifacts as its own role.
         self._grant_key_for_sagemaker_calls(start)
 
         describe_tuning = roles["DescribeTuning"]
-        self._allow(
-            describe_tuning,
-            [
-                "sagemaker:DescribeHyperParameterTuningJob",
-                "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
-            ],
-            [tuning_job],
-        )
+        self._allow(describe_tuning, ["sagemaker:DescribeHyperParameterTuningJob"], [tuning_job])
         self._allow(describe_tuning, ["sagemaker:DescribeTrainingJob"], [training_job])
 
         deploy = roles["Deploy"]
-        self._allow(
-            deploy,
-            ["sagemaker:DescribeHyperParameterTuningJob"],
-            [tuning_job],
-        )
-        self._allow(deploy, ["sagemaker:DescribeTrainingJob"], [training_job])
-        self._allow(deploy, ["sagemaker:CreateModel", "sagemaker:DescribeModel"], [model])
-        self._allow(
-            deploy,
-            ["sagemaker:CreateEndpointConfig", "sagemaker:DescribeEndpointConfig"],
-            [endpoint_config],
-        )
+        # The model artifacts come in $.tuning.best: nothing of the tuning job is read.
+        self._allow(deploy, ["sagemaker:CreateModel"], [model])
+        self._allow(deploy, ["sagemaker:CreateEndpointConfig"], [endpoint_config])
         self._allow(
             deploy,
             ["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"],
@@ -381,11 +365,7 @@ class PipelineStack(Stack):
         self._allow(
             describe_endpoint, ["sagemaker:ListEndpointConfigs", "sagemaker:ListModels"], ["*"]
         )
-        self._allow(
-            describe_endpoint,
-            ["sagemaker:DescribeEndpointConfig", "sagemaker:ListTags"],
-            [endpoint_config, model],
-        )
+        self._allow(describe_endpoint, ["sagemaker:ListTags"], [endpoint_config, model])
         self._allow(
             describe_endpoint,
             ["sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
@@ -408,17 +388,8 @@ class PipelineStack(Stack):
             ],
             ["*"],
         )
-        self._allow(
-            cleanup,
-            [
-                "sagemaker:DescribeEndpoint",
-                "sagemaker:DescribeEndpointConfig",
-                "sagemaker:DescribeHyperParameterTuningJob",
-                "sagemaker:DescribeModel",
-                "sagemaker:ListTags",
-            ],
-            [endpoint, endpoint_config, model, tuning_job],
-        )
+        # Tags only: the List calls return the names and ARNs it needs.
+        self._allow(cleanup, ["sagemaker:ListTags"], [endpoint, endpoint_config, model, tuning_job])
         self._allow(
             cleanup,
             [

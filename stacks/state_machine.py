@@ -75,6 +75,23 @@ ENDPOINT_IN_PROGRESS: tuple[str, ...] = (
 )
 
 
+def summary_parameters() -> dict[str, object]:
+    """Parameters of the Summarize Pass state: the compact execution output
+    (and the success notice), built from the final state, which it replaces."""
+    return {
+        "execution_name": JsonPath.execution_name,
+        "target_digit": JsonPath.number_at("$.run.target_digit"),
+        "confusion_matrix": JsonPath.object_at("$.evaluation.confusion_matrix"),
+        "metrics": JsonPath.object_at("$.evaluation.metrics"),
+        "single_prediction": JsonPath.object_at("$.evaluation.single_prediction"),
+        "report_uri": JsonPath.string_at("$.evaluation.report_uri"),
+        "tuning_job": JsonPath.string_at("$.tuning.name"),
+        "best_training_job": JsonPath.object_at("$.tuning.best"),
+        "endpoint_name": JsonPath.string_at("$.deploy.endpoint_name"),
+        "endpoint_config_name": JsonPath.string_at("$.deploy.endpoint_config_name"),
+    }
+
+
 @dataclass(frozen=True, kw_only=True)
 class PipelineFunctions:
     """The Lambdas the state machine invokes (cleanup is not one of them)."""
@@ -94,7 +111,7 @@ def _any_of(path: str, values: Sequence[str]) -> sfn.Condition:
 
 
 class PipelineStateMachine(Construct):
-    """Validate → convert → tune (poll) → gate → deploy (poll) → evaluate → notify."""
+    """Validate → convert → tune (poll) → gate → deploy (poll) → evaluate → summarize → notify."""
 
     def __init__(
         self,
@@ -333,25 +350,20 @@ class PipelineStateMachine(Construct):
             },
             "$.evaluation",
         )
+        # No result_path: the compact summary replaces the state and is the output.
+        summarize = sfn.Pass(self, "Summarize", parameters=summary_parameters())
         succeeded = sfn.Succeed(self, "Succeeded")
         notify_success = tasks.SnsPublish(
             self,
             "NotifySuccess",
             topic=self._topic,
             subject="MNIST Linear Learner pipeline succeeded",
-            message=sfn.TaskInput.from_object(
-                {
-                    "status": "SUCCEEDED",
-                    "execution": JsonPath.execution_name,
-                    "endpoint_name": JsonPath.string_at("$.deploy.endpoint_name"),
-                    "best_training_job": JsonPath.object_at("$.tuning.best"),
-                    "evaluation": JsonPath.object_at("$.evaluation"),
-                }
-            ),
+            message=sfn.TaskInput.from_json_path_at("$"),
             result_path=JsonPath.DISCARD,
         )
         self._add_sns_retry(notify_success)
-        # The model is deployed and evaluated; a lost notice must not undo that.
+        # The model is deployed and evaluated; a lost notice must not undo that
+        # (the output is then the summary plus $.notify_error).
         notify_success.add_catch(succeeded, errors=[sfn.Errors.ALL], result_path="$.notify_error")
 
         tuning_status = (
@@ -377,7 +389,7 @@ class PipelineStateMachine(Construct):
         wait_tuning.next(describe_tuning).next(tuning_status)
         deploy.next(start_polling).next(wait_endpoint)
         wait_endpoint.next(describe_endpoint).next(endpoint_status)
-        evaluate.next(notify_success).next(succeeded)
+        evaluate.next(summarize).next(notify_success).next(succeeded)
         return validate.next(convert).next(start_tuning).next(wait_tuning)
 
     def _gate(self, deploy: sfn.IChainable, gate_failed: sfn.IChainable) -> sfn.Choice:

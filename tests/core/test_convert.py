@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -8,9 +9,11 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
-from botocore.stub import Stubber
+from botocore.exceptions import ClientError
+from botocore.response import StreamingBody
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
-from pipeline_testlib import BUCKET, REGION, make_dataset, make_run, pickle_gz
+from pipeline_testlib import BUCKET, REGION, make_dataset, make_run, pickle_gz, stubbed
 
 from pipeline_core.config import DEFAULTS
 from pipeline_core.convert import convert_dataset
@@ -18,6 +21,7 @@ from pipeline_core.errors import (
     InvalidDatasetError,
     SourceAccessDeniedError,
     SourceNotFoundError,
+    ThrottlingError,
 )
 from pipeline_core.recordio import decode
 
@@ -251,3 +255,121 @@ def test_convert_unreadable_local_source_raises_access_denied(
     run = make_run("e", {"source": str(path)}, allow_local_sources=True)
     with pytest.raises(SourceAccessDeniedError):
         convert_dataset(run, DEFAULTS, s3)
+
+
+# -- throttling and other S3 errors -----------------------------------------------------
+
+
+def _body(data: bytes) -> StreamingBody:
+    return StreamingBody(io.BytesIO(data), len(data))
+
+
+def _manifest_absent(stub: Stubber, run_prefix: str = "runs/e/") -> None:
+    stub.add_client_error(
+        "get_object",
+        service_error_code="NoSuchKey",
+        http_status_code=404,
+        expected_params={"Bucket": BUCKET, "Key": f"{run_prefix}data/manifest.json"},
+    )
+
+
+@pytest.mark.parametrize("code", ["SlowDown", "ThrottlingException", "RequestLimitExceeded"])
+def test_convert_throttled_source_read_raises_throttling_error(code: str) -> None:
+    client = boto3.client("s3", region_name=REGION)
+    with stubbed(client) as stub:
+        stub.add_client_error(
+            "get_object",
+            service_error_code=code,
+            http_status_code=503,
+            expected_params={"Bucket": BUCKET, "Key": "sources/mnist.pkl.gz"},
+        )
+        with pytest.raises(ThrottlingError, match="still throttled") as raised:
+            convert_dataset(make_run("e", {"source": SOURCE}), DEFAULTS, client)
+    assert isinstance(raised.value.__cause__, ClientError)
+
+
+def test_convert_throttled_manifest_read_raises_throttling_error() -> None:
+    client = boto3.client("s3", region_name=REGION)
+    with stubbed(client) as stub:
+        stub.add_response(
+            "get_object",
+            {"Body": _body(pickle_gz(make_dataset()))},
+            expected_params={"Bucket": BUCKET, "Key": "sources/mnist.pkl.gz"},
+        )
+        stub.add_client_error(
+            "get_object",
+            service_error_code="SlowDown",
+            http_status_code=503,
+            expected_params={"Bucket": BUCKET, "Key": "runs/e/data/manifest.json"},
+        )
+        with pytest.raises(ThrottlingError, match="manifest"):
+            convert_dataset(make_run("e", {"source": SOURCE}), DEFAULTS, client)
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "error"),
+    [("SlowDown", 503, ThrottlingError), ("AccessDenied", 403, ClientError)],
+)
+def test_convert_split_write_errors_are_named_only_when_throttled(
+    code: str, status: int, error: type[Exception]
+) -> None:
+    client = boto3.client("s3", region_name=REGION)
+    with stubbed(client) as stub:
+        stub.add_response(
+            "get_object",
+            {"Body": _body(pickle_gz(make_dataset()))},
+            expected_params={"Bucket": BUCKET, "Key": "sources/mnist.pkl.gz"},
+        )
+        _manifest_absent(stub)
+        stub.add_client_error(
+            "put_object",
+            service_error_code=code,
+            http_status_code=status,
+            expected_params={
+                "Bucket": BUCKET,
+                "Key": "runs/e/data/train/train.rec",
+                "Body": ANY,
+                "ContentLength": ANY,
+                "ContentType": "application/x-recordio-protobuf",
+            },
+        )
+        with pytest.raises(error) as raised:
+            convert_dataset(make_run("e", {"source": SOURCE}), DEFAULTS, client)
+    # AccessDenied keeps propagating as botocore's ClientError, not a named error.
+    assert isinstance(raised.value, ClientError) == (error is ClientError)
+
+
+def test_convert_throttled_manifest_write_raises_throttling_error() -> None:
+    client = boto3.client("s3", region_name=REGION)
+    with stubbed(client) as stub:
+        stub.add_response(
+            "get_object",
+            {"Body": _body(pickle_gz(make_dataset()))},
+            expected_params={"Bucket": BUCKET, "Key": "sources/mnist.pkl.gz"},
+        )
+        _manifest_absent(stub)
+        for split in ("train", "validation", "test"):
+            stub.add_response(
+                "put_object",
+                {},
+                expected_params={
+                    "Bucket": BUCKET,
+                    "Key": f"runs/e/data/{split}/{split}.rec",
+                    "Body": ANY,
+                    "ContentLength": ANY,
+                    "ContentType": "application/x-recordio-protobuf",
+                },
+            )
+        stub.add_client_error(
+            "put_object",
+            service_error_code="SlowDown",
+            http_status_code=503,
+            expected_params={
+                "Bucket": BUCKET,
+                "Key": "runs/e/data/manifest.json",
+                "Body": ANY,
+                "ContentType": "application/json",
+            },
+        )
+        with pytest.raises(ThrottlingError, match="manifest"):
+            convert_dataset(make_run("e", {"source": SOURCE}), DEFAULTS, client)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -8,13 +9,22 @@ from typing import Any
 import boto3
 import numpy as np
 import pytest
+from botocore.exceptions import ClientError
+from botocore.response import StreamingBody
+from botocore.stub import ANY
 from moto import mock_aws
-from pipeline_testlib import BUCKET, REGION, make_run
+from pipeline_testlib import BUCKET, REGION, make_run, stubbed
 
 from pipeline_core.config import DEFAULTS
-from pipeline_core.errors import EvaluationError
+from pipeline_core.errors import (
+    EvaluationError,
+    PipelineError,
+    SourceNotFoundError,
+    ThrottlingError,
+)
 from pipeline_core.evaluate import (
     confusion,
+    endpoint_invoker,
     evaluate_arrays,
     evaluate_deployment,
     format_csv,
@@ -174,3 +184,141 @@ def test_evaluate_deployment_reads_test_recordio_and_writes_the_report(s3: Any) 
     assert report["confusion_matrix"] == out["confusion_matrix"]
     assert report["endpoint_name"] == "ep" and report["rows"] == 500
     assert sum(out["confusion_matrix"].values()) == 500
+
+
+# -- the sagemaker-runtime transport and throttling ------------------------------------------
+
+TEST_KEY = "runs/exec-1/data/test/test.rec"
+DATA = {"test_uri": f"s3://{BUCKET}/runs/exec-1/data/test/"}
+DEPLOYED = {"endpoint_name": "ep", "endpoint_config_name": "c", "model_name": "m"}
+
+
+def _runtime() -> Any:
+    return boto3.client("sagemaker-runtime", region_name=REGION)
+
+
+def _invoke_params(body: bytes = b"0.5,0.25") -> dict[str, Any]:
+    return {
+        "EndpointName": "ep",
+        "ContentType": "text/csv",
+        "Accept": "application/json",
+        "Body": body,
+    }
+
+
+def _body(data: bytes) -> StreamingBody:
+    return StreamingBody(io.BytesIO(data), len(data))
+
+
+def test_endpoint_invoker_sends_csv_and_returns_the_body() -> None:
+    runtime = _runtime()
+    answer = b'{"predictions": [{"score": 0.9, "predicted_label": 1}]}'
+    with stubbed(runtime) as stub:
+        stub.add_response(
+            "invoke_endpoint",
+            {"Body": _body(answer), "ContentType": "application/json"},
+            expected_params=_invoke_params(),
+        )
+        assert endpoint_invoker(runtime, "ep")(b"0.5,0.25", "text/csv") == answer
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "TooManyRequestsException"])
+def test_throttled_invoke_endpoint_raises_throttling_error(code: str) -> None:
+    runtime = _runtime()
+    with stubbed(runtime) as stub:
+        stub.add_client_error(
+            "invoke_endpoint",
+            service_error_code=code,
+            service_message="Rate exceeded",
+            http_status_code=400,
+            expected_params=_invoke_params(),
+        )
+        with pytest.raises(ThrottlingError, match=r"InvokeEndpoint ep.*Rate exceeded") as raised:
+            endpoint_invoker(runtime, "ep")(b"0.5,0.25", "text/csv")
+    assert isinstance(raised.value.__cause__, ClientError)
+
+
+def test_model_errors_from_invoke_endpoint_stay_client_errors() -> None:
+    runtime = _runtime()
+    with stubbed(runtime) as stub:
+        stub.add_client_error(
+            "invoke_endpoint",
+            service_error_code="ModelError",
+            http_status_code=424,
+            expected_params=_invoke_params(),
+        )
+        with pytest.raises(ClientError) as raised:
+            endpoint_invoker(runtime, "ep")(b"0.5,0.25", "text/csv")
+    assert not isinstance(raised.value, PipelineError)
+
+
+def test_throttling_mid_evaluation_raises_throttling_error() -> None:
+    runtime = _runtime()
+    x, y = _data(n=4, dim=2)
+    with stubbed(runtime) as stub:
+        stub.add_response(
+            "invoke_endpoint",
+            {"Body": _body(b'{"predictions": [{"score": 0.1, "predicted_label": 0}]}')},
+            expected_params=_invoke_params(format_csv(x[:1])),
+        )
+        stub.add_client_error(
+            "invoke_endpoint",
+            service_error_code="ThrottlingException",
+            http_status_code=400,
+            expected_params=_invoke_params(format_csv(x[:2])),
+        )
+        with pytest.raises(ThrottlingError):
+            evaluate_arrays(x, y, endpoint_invoker(runtime, "ep"), chunks=2)
+
+
+def test_throttled_test_data_read_raises_throttling_error() -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    with stubbed(s3) as stub:
+        stub.add_client_error(
+            "get_object",
+            service_error_code="SlowDown",
+            http_status_code=503,
+            expected_params={"Bucket": BUCKET, "Key": TEST_KEY},
+        )
+        with pytest.raises(ThrottlingError, match="GetObject"):
+            evaluate_deployment(make_run("exec-1"), DATA, DEPLOYED, DEFAULTS, s3, FakeEndpoint())
+
+
+def test_missing_test_data_still_raises_source_not_found() -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    with stubbed(s3) as stub:
+        stub.add_client_error(
+            "get_object",
+            service_error_code="NoSuchKey",
+            http_status_code=404,
+            expected_params={"Bucket": BUCKET, "Key": TEST_KEY},
+        )
+        with pytest.raises(SourceNotFoundError):
+            evaluate_deployment(make_run("exec-1"), DATA, DEPLOYED, DEFAULTS, s3, FakeEndpoint())
+
+
+@pytest.mark.parametrize("code", ["SlowDown", "RequestLimitExceeded"])
+def test_throttled_report_write_raises_throttling_error(code: str) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.random((20, 784), dtype=np.float32)
+    y = (rng.random(20) < 0.5).astype(np.float32)
+    s3 = boto3.client("s3", region_name=REGION)
+    with stubbed(s3) as stub:
+        stub.add_response(
+            "get_object",
+            {"Body": _body(encode_dense(x, y))},
+            expected_params={"Bucket": BUCKET, "Key": TEST_KEY},
+        )
+        stub.add_client_error(
+            "put_object",
+            service_error_code=code,
+            http_status_code=503,
+            expected_params={
+                "Bucket": BUCKET,
+                "Key": "runs/exec-1/report.json",
+                "Body": ANY,
+                "ContentType": "application/json",
+            },
+        )
+        with pytest.raises(ThrottlingError, match="report"):
+            evaluate_deployment(make_run("exec-1"), DATA, DEPLOYED, DEFAULTS, s3, FakeEndpoint())

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
+import boto3
+import numpy as np
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.response import StreamingBody
 from botocore.retries import standard
 from pipeline_testlib import (
     ENDPOINT,
@@ -23,7 +27,16 @@ from pipeline_testlib import (
 )
 from test_handlers import ENV, FakeContext
 
-from lambdas import _env, cleanup, deploy, describe_endpoint, describe_tuning, start_tuning
+from lambdas import (
+    _env,
+    cleanup,
+    convert,
+    deploy,
+    describe_endpoint,
+    describe_tuning,
+    evaluate,
+    start_tuning,
+)
 from pipeline_core.config import DEFAULTS
 from pipeline_core.deploy import build_endpoint_config_request, build_model_request
 from pipeline_core.errors import (
@@ -31,6 +44,7 @@ from pipeline_core.errors import (
     ThrottlingError,
     TuningJobFailedError,
 )
+from pipeline_core.recordio import encode_dense
 from pipeline_core.tuning import build_tuning_request
 
 RUN = make_run("exec-1")
@@ -259,6 +273,67 @@ def test_throttling_that_outlasts_the_client_retries_raises_throttling_error(
     with pytest.raises(ThrottlingError, match="still throttled after retries"):
         module.handler(event, FakeContext())
     assert len(calls) == 5  # every attempt the client config allows
+
+
+def _s3_slow_down(calls: list[str]) -> Any:
+    body = (
+        b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+    )
+
+    class Raw:
+        def stream(self, **_k: Any) -> Any:
+            yield body
+
+    def send(request: Any, **_k: Any) -> AWSResponse:
+        calls.append(request.url)
+        return AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, Raw())
+
+    return send
+
+
+def test_s3_throttling_that_outlasts_the_client_retries_raises_throttling_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Convert's real S3 client (5 attempts) keeps getting SlowDown: ThrottlingError."""
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda _self, _ctx: 0)
+    s3 = _env.client("s3", "us-east-1")
+    calls: list[str] = []
+    s3.meta.events.register_first("before-send.s3", _s3_slow_down(calls))
+    _inject(monkeypatch, convert, s3)
+    run = make_run("exec-1", {"source": "s3://mnist-ll-data-bucket/sources/mnist.pkl.gz"})
+    with pytest.raises(ThrottlingError, match="still throttled after retries"):
+        convert.handler({"run": run.to_dict()}, FakeContext())
+    assert len(calls) == 5
+
+
+def test_invoke_endpoint_throttling_that_outlasts_the_client_retries_raises_throttling_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Evaluate's real sagemaker-runtime client (5 attempts), then ThrottlingError."""
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda _self, _ctx: 0)
+    rng = np.random.default_rng(0)
+    test_rec = encode_dense(rng.random((4, 784), dtype=np.float32), np.zeros(4, np.float32))
+    s3 = boto3.client("s3", region_name="us-east-1")
+    runtime = _env.client("sagemaker-runtime", "us-east-1")
+    calls: list[str] = []
+    runtime.meta.events.register_first("before-send.sagemaker-runtime", _always_throttled(calls))
+    _inject(monkeypatch, evaluate, (s3, runtime))
+    data = {
+        "test_uri": RUN.s3_uri("data/test/"),
+        "files": {"test": RUN.s3_uri("data/test/test.rec")},
+    }
+    deployed = {"endpoint_name": ENDPOINT, "endpoint_config_name": "c", "model_name": "m"}
+    with stubbed(s3) as stub:
+        stub.add_response(
+            "get_object",
+            {"Body": StreamingBody(io.BytesIO(test_rec), len(test_rec))},
+            expected_params={"Bucket": RUN.bucket, "Key": "runs/exec-1/data/test/test.rec"},
+        )
+        with pytest.raises(ThrottlingError, match="InvokeEndpoint"):
+            evaluate.handler(
+                {"run": RUN.to_dict(), "data": data, "deploy": deployed}, FakeContext()
+            )
+    assert len(calls) == 5
 
 
 # -- endpoint failures ---------------------------------------------------------------

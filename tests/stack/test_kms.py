@@ -66,7 +66,7 @@ def test_lambdas_get_only_what_their_calls_need(synthesized_kms: Synth) -> None:
     expected = {
         "ValidateInput": set(),
         "Convert": {"kms:Decrypt", "kms:GenerateDataKey"},
-        "StartTuning": {"kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant"},
+        "StartTuning": {"kms:DescribeKey", "kms:CreateGrant"},
         "DescribeTuning": set(),
         "Deploy": {"kms:DescribeKey", "kms:CreateGrant"},
         "DescribeEndpoint": set(),

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,30 @@ def test_acknowledgements_are_needed(monkeypatch: pytest.MonkeyPatch) -> None:
         synth()
     assert str(raised.value).startswith("ValidationFailed")
     assert "AwsSolutions-IAM5" in str(raised.value)
+
+
+def test_every_acknowledgement_suppresses_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A grant that goes must take its acknowledgement along: a stale one would
+    silently accept the same finding if it came back."""
+    import stacks.nag as nag
+
+    made: list[tuple[str, str]] = []
+    acknowledge = nag.acknowledge
+
+    def recording(scope: Any, finding: str, reason: str) -> None:
+        made.append((scope.node.path, f"AwsSolutions::AwsSolutions-{finding}"))
+        acknowledge(scope, finding, reason)
+
+    monkeypatch.setattr(nag, "acknowledge", recording)
+    for overrides in (None, {"enable_kms": True}):
+        made.clear()
+        _app, _stack, assembly = synth(overrides)
+        report = json.loads((Path(assembly.directory) / "validation-report.json").read_text())
+        used = {
+            (v["acknowledgedAt"], v["acknowledgedId"])
+            for v in report["pluginReports"][0]["suppressedViolations"]
+        }
+        assert made and sorted(set(made) - used) == [], overrides
 
 
 def test_no_blanket_acknowledgements(synthesized: Synth) -> None:

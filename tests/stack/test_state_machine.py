@@ -120,7 +120,8 @@ def test_flow_follows_design(synthesized: Synth) -> None:
         "StartEndpointPolling": "WaitForEndpoint",
         "WaitForEndpoint": "DescribeEndpoint",
         "DescribeEndpoint": "EndpointStatus",
-        "Evaluate": "NotifySuccess",
+        "Evaluate": "Summarize",
+        "Summarize": "NotifySuccess",
         "NotifySuccess": "Succeeded",
         "NotifyFailure": "RouteFailure",
     }
@@ -344,6 +345,105 @@ def test_notifications_publish_to_the_stack_topic(synthesized: Synth) -> None:
         params = synthesized.asl["States"][name]["Parameters"]
         assert params["TopicArn"].endswith(f":{topic_lid}"), name
     assert synthesized.asl["States"]["NotifySuccess"]["Catch"][-1]["Next"] == "Succeeded"
+
+
+# -- the execution output ---------------------------------------------------------------
+
+SUMMARY_PARAMETERS = {
+    "execution_name.$": "$$.Execution.Name",
+    "target_digit.$": "$.run.target_digit",
+    "confusion_matrix.$": "$.evaluation.confusion_matrix",
+    "metrics.$": "$.evaluation.metrics",
+    "single_prediction.$": "$.evaluation.single_prediction",
+    "report_uri.$": "$.evaluation.report_uri",
+    "tuning_job.$": "$.tuning.name",
+    "best_training_job.$": "$.tuning.best",
+    "endpoint_name.$": "$.deploy.endpoint_name",
+    "endpoint_config_name.$": "$.deploy.endpoint_config_name",
+}
+
+
+def _apply(parameters: dict[str, Any], doc: Any, execution_name: str) -> dict[str, Any]:
+    """ASL Parameters with plain ``$.a.b`` / ``$$.Execution.Name`` paths (the subset used)."""
+    out: dict[str, Any] = {}
+    for key, value in parameters.items():
+        if not key.endswith(".$"):
+            out[key] = value
+        elif value == "$$.Execution.Name":
+            out[key[:-2]] = execution_name
+        elif value == "$":
+            out[key[:-2]] = doc
+        else:
+            got = _get(doc, value)
+            assert got is not _MISSING, f"{key}: {value} is missing (States.Runtime on AWS)"
+            out[key[:-2]] = got
+    return out
+
+
+def _final_state() -> dict[str, Any]:
+    """What reaches Summarize on the success path: every result_path filled."""
+    best = {
+        "training_job_name": "mnist-ll-exec-1-abcd1234-003-0f1e2d3c",
+        "objective_metric": "validation:binary_f_beta",
+        "objective_value": 0.93,
+        "hyperparameters": {"mini_batch_size": "200"},
+        "model_artifacts": "s3://b/runs/exec-1/tuning/j/output/model.tar.gz",
+    }
+    evaluation = {
+        "confusion_matrix": {"tp": 90, "fp": 5, "tn": 890, "fn": 15},
+        "metrics": {"accuracy": 0.98, "precision": 0.947, "recall": 0.857, "f1": 0.9},
+        "single_prediction": {"score": 0.01, "predicted_label": 0, "actual_label": 0},
+        "report_uri": "s3://b/runs/exec-1/report.json",
+    }
+    return {
+        "input": {"target_digit": 0},
+        "run": {"execution_name": "exec-1", "target_digit": 0, "poll_seconds": 60},
+        "data": {"train_uri": "s3://b/runs/exec-1/data/train/", "counts": {"train": 50000}},
+        "tuning": {"name": "mnist-ll-exec-1-abcd1234", "status": "Completed", "best": best},
+        "deploy": {
+            "endpoint_name": "mnist-ll-endpoint",
+            "endpoint_config_name": "mnist-ll-exec-1-abcd1234-config",
+            "model_name": "mnist-ll-exec-1-abcd1234-model",
+        },
+        "endpoint": {"status": "InService", "polls": 7, "retired": []},
+        "evaluation": evaluation,
+    }
+
+
+def test_summarize_builds_exactly_the_compact_summary_and_replaces_the_state(
+    synthesized: Synth,
+) -> None:
+    summarize = synthesized.asl["States"]["Summarize"]
+    # No ResultPath/InputPath/OutputPath: the summary replaces the whole state.
+    assert summarize == {"Type": "Pass", "Parameters": SUMMARY_PARAMETERS, "Next": "NotifySuccess"}
+
+
+def test_succeeded_receives_the_summary_that_notify_success_publishes(
+    synthesized: Synth,
+) -> None:
+    s = synthesized.asl["States"]
+    state = _final_state()
+    summary = _apply(s["Summarize"]["Parameters"], state, "exec-1")
+    assert summary == {
+        "execution_name": "exec-1",
+        "target_digit": 0,
+        "confusion_matrix": state["evaluation"]["confusion_matrix"],
+        "metrics": state["evaluation"]["metrics"],
+        "single_prediction": state["evaluation"]["single_prediction"],
+        "report_uri": "s3://b/runs/exec-1/report.json",
+        "tuning_job": "mnist-ll-exec-1-abcd1234",
+        "best_training_job": state["tuning"]["best"],
+        "endpoint_name": "mnist-ll-endpoint",
+        "endpoint_config_name": "mnist-ll-exec-1-abcd1234-config",
+    }
+
+    notify = s["NotifySuccess"]
+    assert _apply(notify["Parameters"], summary, "exec-1")["Message"] == summary
+    # The publish result is discarded and nothing filters the state on the way.
+    assert notify["ResultPath"] is None
+    assert not {"InputPath", "OutputPath", "ResultSelector"} & set(notify)
+    assert notify["Next"] == "Succeeded"
+    assert s["Succeeded"] == {"Type": "Succeed"}  # its input is the execution output
 
 
 def test_asl_validator_accepts_the_extracted_definition(synthesized: Synth, tmp_path: Path) -> None:

@@ -1,0 +1,214 @@
+"""Each Lambda role grants exactly the AWS calls its handler makes.
+
+Two checks per handler: the granted SageMaker/S3/IAM actions equal an explicit
+expected set (reviewed by hand), and they match the boto3 operations found in
+the code the handler reaches (its module, then every ``pipeline_core`` function
+or class it references, transitively). A new call without a grant, or a grant
+nobody calls, fails here.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore import xform_name
+
+from stacks.pipeline_stack import FUNCTION_SPECS
+from tests.stack.conftest import Synth
+from tests.stack.helpers import ROOT
+from tests.stack.test_iam import actions_of, role_statements
+
+#: Action prefixes this file is about (logs/X-Ray come with every function, KMS: test_kms.py).
+SERVICES = ("sagemaker:", "s3:", "iam:")
+
+EXPECTED: dict[str, set[str]] = {
+    "ValidateInput": set(),
+    "Convert": {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"},
+    "StartTuning": {
+        "sagemaker:CreateHyperParameterTuningJob",
+        "sagemaker:DescribeHyperParameterTuningJob",  # a retry adopts the existing job
+        "sagemaker:AddTags",
+        "iam:PassRole",
+    },
+    "DescribeTuning": {
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:DescribeTrainingJob",
+    },
+    "Deploy": {
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:ListTags",
+        "sagemaker:CreateModel",
+        "sagemaker:CreateEndpointConfig",
+        "sagemaker:CreateEndpoint",
+        "sagemaker:UpdateEndpoint",
+        "sagemaker:DeleteEndpoint",
+        "sagemaker:AddTags",
+        "iam:PassRole",
+    },
+    "DescribeEndpoint": {
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:ListEndpointConfigs",
+        "sagemaker:ListModels",
+        "sagemaker:ListTags",
+        "sagemaker:DeleteEndpointConfig",
+        "sagemaker:DeleteModel",
+    },
+    "Evaluate": {"sagemaker:InvokeEndpoint", "s3:GetObject", "s3:PutObject"},
+    "Cleanup": {
+        "sagemaker:ListEndpoints",
+        "sagemaker:ListEndpointConfigs",
+        "sagemaker:ListModels",
+        "sagemaker:ListHyperParameterTuningJobs",
+        "sagemaker:ListTags",
+        "sagemaker:DeleteEndpoint",
+        "sagemaker:DeleteEndpointConfig",
+        "sagemaker:DeleteModel",
+        "sagemaker:StopHyperParameterTuningJob",
+    },
+}
+
+#: Granted for a call that never names them: ``Tags`` in a Create request needs
+#: AddTags, a ``RoleArn`` needs PassRole, ListBucket turns a missing key's 403 into 404.
+IMPLIED = {"sagemaker:AddTags", "iam:PassRole", "s3:ListBucket"}
+
+#: boto3 service → IAM action prefix.
+ACTION_PREFIX = {"s3": "s3", "sagemaker": "sagemaker", "sagemaker-runtime": "sagemaker"}
+
+
+def _granted(s: Synth, name: str) -> set[str]:
+    sts = role_statements(s, s.stack.functions[name].role)
+    return {a for a in actions_of(sts) if a.startswith(SERVICES)}
+
+
+# -- what the code calls ------------------------------------------------------------------
+
+
+@dataclass
+class _Module:
+    tree: ast.Module
+    #: top-level function, class or variable name → node
+    defs: dict[str, ast.AST] = field(default_factory=dict)
+    #: local name → (module, name) for ``from pipeline_core.x import name``
+    imports: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+@cache
+def _module(dotted: str) -> _Module:
+    tree = ast.parse((ROOT / Path(*dotted.split("."))).with_suffix(".py").read_text())
+    mod = _Module(tree)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            mod.defs[node.name] = node
+        elif isinstance(node, ast.Assign | ast.AnnAssign):  # tables such as cleanup's _KINDS
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    mod.defs[target.id] = node
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            ("pipeline_core", "lambdas")
+        ):
+            for alias in node.names:
+                mod.imports[alias.asname or alias.name] = (str(node.module), alias.name)
+    return mod
+
+
+def _docstrings(node: ast.AST) -> set[int]:
+    return {
+        id(n.body[0].value)
+        for n in ast.walk(node)
+        if isinstance(n, ast.Module | ast.FunctionDef | ast.ClassDef)
+        and n.body
+        and isinstance(n.body[0], ast.Expr)
+        and isinstance(n.body[0].value, ast.Constant)
+    }
+
+
+def reached_identifiers(handler_module: str) -> tuple[set[str], set[str]]:
+    """(attribute names and string constants, boto3 services of ``client(...)`` calls)
+    in the handler and everything it references in our packages."""
+    identifiers: set[str] = set()
+    services: set[str] = set()
+    seen: set[tuple[str, str]] = set()
+    todo = [(handler_module, "handler"), (handler_module, "_clients")]
+    while todo:
+        dotted, name = todo.pop()
+        mod = _module(dotted)
+        if (dotted, name) in seen:
+            continue
+        seen.add((dotted, name))
+        if name in mod.imports:
+            todo.append(mod.imports[name])
+            continue
+        node = mod.defs.get(name)
+        if node is None:
+            continue
+        skip = _docstrings(node)
+        for n in ast.walk(node):
+            if isinstance(n, ast.Attribute):
+                identifiers.add(n.attr)
+            elif isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in skip:
+                identifiers.add(n.value)
+            elif isinstance(n, ast.Name):
+                todo.append((dotted, n.id))
+            if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "client" and n.args:
+                first = n.args[0]
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    services.add(first.value)
+    return identifiers, services
+
+
+@cache
+def _operations(service: str) -> dict[str, str]:
+    """snake_case method name → IAM action, for one boto3 service."""
+    model = boto3.client(service, region_name="us-east-1").meta.service_model
+    return {xform_name(op): f"{ACTION_PREFIX[service]}:{op}" for op in model.operation_names}
+
+
+def called_actions(handler_module: str) -> set[str]:
+    identifiers, services = reached_identifiers(handler_module)
+    return {
+        action
+        for service in services
+        for method, action in _operations(service).items()
+        if method in identifiers
+    }
+
+
+def _module_of(name: str) -> str:
+    return f"lambdas.{FUNCTION_SPECS[name].module}"
+
+
+# -- the tests ----------------------------------------------------------------------------
+
+
+def test_every_function_has_an_expected_set() -> None:
+    assert set(EXPECTED) == set(FUNCTION_SPECS)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_role_grants_exactly_the_expected_actions(synthesized: Synth, name: str) -> None:
+    assert _granted(synthesized, name) == EXPECTED[name]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_call_the_handler_makes_is_granted_and_nothing_else(
+    synthesized: Synth, name: str
+) -> None:
+    called = called_actions(_module_of(name))
+    granted = _granted(synthesized, name)
+    assert called - granted == set(), "called but not granted"
+    assert granted - IMPLIED - called == set(), "granted but never called"
+
+
+def test_the_call_finder_sees_calls_through_pipeline_core() -> None:
+    # Deploy's calls live in pipeline_core.deploy; cleanup's in a table of names.
+    assert {"sagemaker:CreateModel", "sagemaker:UpdateEndpoint"} <= called_actions("lambdas.deploy")
+    assert "sagemaker:StopHyperParameterTuningJob" in called_actions("lambdas.cleanup")
+    assert called_actions("lambdas.validate_input") == set()
+    # DescribeEndpoint reaches pipeline_core.deploy but not its create/update path.
+    assert "sagemaker:CreateModel" not in called_actions("lambdas.describe_endpoint")
