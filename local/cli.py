@@ -83,7 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep the endpoint up after the run and print how to call it, until Ctrl-C",
     )
-    run.add_argument("--verbose", action="store_true", help="show the Lambda handlers' INFO logs")
+    run.add_argument(
+        "--verbose", action="store_true", help="show the Lambda handlers' logs (INFO and up)"
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        help="stop the execution after this many seconds (default 1800)",
+    )
     run.add_argument(
         "--poll-seconds",
         type=int,
@@ -148,21 +156,19 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
             }
         )
         return report
-    output = result.output or {}
-    evaluation = output.get("evaluation") or output
+    # The execution output is the pipeline's Summarize state: a compact summary.
+    summary = result.output or {}
     s3 = boto3.client("s3")
     prefix = f"runs/{result.execution_name}/"
-    stored: dict[str, Any] = {}
     try:
         body = s3.get_object(Bucket=pipeline.bucket, Key=f"{prefix}report.json")["Body"].read()
-        stored = json.loads(body)
+        stored: dict[str, Any] = json.loads(body)
     except s3.exceptions.NoSuchKey:
         stored = {}
-    merged = {**stored, **evaluation}
-    report["confusion_matrix"] = merged.get("confusion_matrix")
-    report["metrics"] = merged.get("metrics")
-    best = (output.get("tuning") or {}).get("best") or {}
-    report["tuning_job"] = (output.get("tuning") or {}).get("name")
+    report["confusion_matrix"] = summary.get("confusion_matrix")
+    report["metrics"] = summary.get("metrics")
+    best = summary.get("best_training_job") or {}
+    report["tuning_job"] = summary.get("tuning_job")
     report["best_training_job"] = {
         "name": best.get("training_job_name"),
         "hyperparameters": best.get("hyperparameters"),
@@ -172,8 +178,10 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
         },
         "model_artifacts": best.get("model_artifacts"),
     }
-    report["endpoint_name"] = output.get("endpoint_name") or merged.get("endpoint_name")
-    report["target_digit"] = (output.get("run") or {}).get("target_digit", 0)
+    report["endpoint_name"] = summary.get("endpoint_name")
+    report["target_digit"] = summary.get("target_digit", 0)
+    report["single_prediction"] = summary.get("single_prediction")
+    report["execution_output"] = summary
     report["evaluation"] = stored
     _plots(report, out_dir, prefix)
     return report
@@ -186,7 +194,7 @@ def _plots(report: dict[str, Any], out_dir: Path, prefix: str) -> None:
         title = f"accuracy {metrics.get('accuracy', 0):.4f}, F1 {metrics.get('f1', 0):.4f}"
         rpt.plot_confusion_matrix(cm, out_dir / "confusion_matrix.png", title)
     test_path = out_dir / "bucket" / prefix / "data" / "test" / "test.rec"
-    single = (report.get("evaluation") or {}).get("single_prediction") or {}
+    single = report.get("single_prediction") or {}
     if test_path.exists():
         feats, labels = recordio.decode(test_path.read_bytes())
         index = int(single.get("index", 0))

@@ -46,6 +46,7 @@ class MotoServer:
             "lambda": default_user_config.get("lambda"),
         }
         self.port = free_port()
+        self._saved_port: str | None = None
         self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
 
     @property
@@ -60,11 +61,17 @@ class MotoServer:
         self._config["stepfunctions"] = {"execute_state_machine": True}
         self._config["lambda"] = {"use_docker": False}
         self._server.start()
-        # moto's ASL interpreter builds its own clients against MOTO_PORT.
+        # moto's ASL interpreter builds its own clients against MOTO_PORT (a
+        # process-wide setting: restored on stop for any server started before).
+        self._saved_port = os.environ.get("MOTO_PORT")
         os.environ["MOTO_PORT"] = str(self.port)
 
     def stop(self) -> None:
         self._server.stop()
+        if self._saved_port is None:
+            os.environ.pop("MOTO_PORT", None)
+        else:
+            os.environ["MOTO_PORT"] = self._saved_port
         if self._saved["stepfunctions"] is not None:
             self._config["stepfunctions"] = self._saved["stepfunctions"]
         if self._saved["lambda"] is not None:
