@@ -321,7 +321,14 @@ class TuningJob:
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         sampler = (
-            optuna.samplers.TPESampler(seed=self.seed)
+            optuna.samplers.TPESampler(
+                seed=self.seed,
+                # Optuna's default (10 random trials first) would make a small
+                # budget such as the tutorial's 6 jobs purely random: start the
+                # model after one round of parallel jobs, as SageMaker does.
+                n_startup_trials=max(2, self.max_parallel),
+                constant_liar=True,  # parallel trials avoid each other
+            )
             if self.strategy == "Bayesian"
             else optuna.samplers.RandomSampler(seed=self.seed)
         )
