@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--repeat", type=int, default=3, help="repeats for the timed fits")
+    parser.add_argument("--spread", type=int, default=8, help="default runs for the quality spread")
     args = parser.parse_args(argv)
 
     from bench import endpoint, lambda_sizing, local_run, recordio_write, training_job
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     step("3/6 whole local run")
     run_measure, run_report = local_run.whole_run()
     measures.append(run_measure)
+    step("3b/6 quality over several execution names")
+    measures.append(local_run.quality_spread(args.spread))
     step("4/6 local endpoint")
     measures += endpoint.run(_endpoint_model(data), data["test_x"])
     step("5/6 Lambda sizing")

@@ -83,3 +83,10 @@ def test_markdown_has_machine_and_one_row_per_measure(tmp_path: Path) -> None:
     assert "| a | base |" in text and "2.00x" in text  # 2.0 s baseline, 1.0 s ours
     assert len(table(measures)) == 4
     assert confusion(np.array([1, 0, 1]), np.array([1, 1, 0]))["tp"] == 1
+
+
+def test_quality_spread_runs_the_pipeline_per_execution_name(tmp_path: Path) -> None:
+    source = write_dataset(tmp_path / "d.pkl.gz", [_data(600, 8), _data(200, 9), _data(200, 10)])
+    m = local_run.quality_spread(runs=1, source=str(source))
+    assert [r["status"] for r in m.details["runs"]] == ["SUCCEEDED"]
+    assert m.ours > 0
