@@ -14,23 +14,6 @@ from training.serving import ModelRegistry, create_app
 from training.tuner import TuningJob
 
 
-class _TuningHandle:
-    def __init__(self, job: TuningJob) -> None:
-        self.job = job
-
-    def run(self) -> None:
-        self.job.run()
-
-    def describe(self) -> dict[str, Any]:
-        return self.job.describe()
-
-    def training_jobs(self) -> list[dict[str, Any]]:
-        return self.job.training_jobs()
-
-    def stop(self) -> None:
-        self.job.stop()
-
-
 class LinearLearnerBackend:
     """Tuning jobs as :class:`training.tuner.TuningJob`; endpoints as models
     in one :class:`training.serving.ModelRegistry` served by one app."""
@@ -47,7 +30,7 @@ class LinearLearnerBackend:
         channels: dict[str, Path],
         output_dir: Path,
         on_event: Callable[[str, dict[str, Any]], None],
-    ) -> _TuningHandle:
+    ) -> TuningJob:
         jobs: list[TuningJob] = []
 
         def forward(event: dict[str, Any]) -> None:
@@ -58,7 +41,7 @@ class LinearLearnerBackend:
 
         job = TuningJob(request, channels, output_dir, forward, region=REGION, account=ACCOUNT)
         jobs.append(job)
-        return _TuningHandle(job)
+        return job
 
     def load_endpoint_model(self, endpoint_name: str, artifact: Path) -> None:
         # Load (and validate) fully before swapping: a bad artifact never

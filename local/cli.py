@@ -227,7 +227,8 @@ def _serve(pipeline: LocalPipeline, endpoint: str | None) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    pipeline.serve_forever(stop)
+    while not stop.wait(0.5):
+        pass
     print("\nstopping")
 
 

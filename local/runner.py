@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,13 +25,14 @@ from local.lambda_dispatch import LambdaDispatcher
 from local.sagemaker_service import LocalSageMaker
 from local.services import (
     ACCOUNT,
+    LOOPBACK,
     REGION,
     MotoServer,
-    UvicornThread,
     aws_environment,
     patched_environ,
 )
 from local.synth import SynthesizedPipeline, synthesize
+from training.serving import BackgroundServer
 
 Printer = Callable[[str], None]
 
@@ -77,7 +77,7 @@ class LocalPipeline:
         self.backend = backend
         self._env_ctx: Any = None
         self.sagemaker: LocalSageMaker | None = None
-        self._sm_server: UvicornThread | None = None
+        self._sm_server: BackgroundServer | None = None
         self._undo_dispatch: Callable[[], None] | None = None
         self.dispatcher: LambdaDispatcher | None = None
         self.state_machine_arn = ""
@@ -111,7 +111,7 @@ class LocalPipeline:
             account=ACCOUNT,
             on_event=self._on_sagemaker_event,
         )
-        self._sm_server = UvicornThread(self.sagemaker.app())
+        self._sm_server = BackgroundServer(self.sagemaker.app(), host=LOOPBACK)
         self._sm_server.start()
         env = aws_environment(self.moto.url, self._sm_server.url, self.lambda_log_level)
         self._env_ctx = patched_environ(env)
@@ -245,14 +245,6 @@ class LocalPipeline:
                 s3.download_file(self.bucket, obj["Key"], str(target))
                 count += 1
         return count
-
-    def upload_source(self, path: Path, key: str) -> str:
-        boto3.client("s3").upload_file(str(path), self.bucket, key)
-        return f"s3://{self.bucket}/{key}"
-
-    def serve_forever(self, stop: threading.Event) -> None:
-        while not stop.wait(0.5):
-            pass
 
 
 def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 - moto, in-process as a threaded server: S3, SNS and Step Functions (with
   ``execute_state_machine``, so the synthesized definition really runs);
-- the local SageMaker (:mod:`local.sagemaker_service`) under uvicorn.
+- the local SageMaker (:mod:`local.sagemaker_service`), served by
+  :class:`training.serving.BackgroundServer`.
 
 :func:`aws_environment` gives the ``AWS_ENDPOINT_URL_*`` variables that point
 boto3 at them, so the handlers' plain ``boto3.client(...)`` calls land here.
@@ -13,13 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
-
-import uvicorn
 
 LOOPBACK = "127.0.0.1"
 REGION = "us-east-1"
@@ -76,34 +73,6 @@ class MotoServer:
             self._config["stepfunctions"] = self._saved["stepfunctions"]
         if self._saved["lambda"] is not None:
             self._config["lambda"] = self._saved["lambda"]
-
-
-class UvicornThread:
-    """Serve an ASGI app on loopback from a background thread."""
-
-    def __init__(self, app: Any, port: int | None = None) -> None:
-        self.port = port or free_port()
-        config = uvicorn.Config(
-            app, host=LOOPBACK, port=self.port, log_level="warning", access_log=False
-        )
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def start(self, timeout: float = 15.0) -> None:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"local server on port {self.port} did not start")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self._thread.join(timeout=10)
 
 
 def aws_environment(
