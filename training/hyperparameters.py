@@ -87,6 +87,7 @@ class Hyperparameters:
     target_precision: float = 0.8
     target_recall: float = 0.8
     positive_example_weight_mult: float | Literal["balanced", "auto"] = 1.0
+    use_lr_scheduler: bool = True
     lr_scheduler_step: int | None = None
     lr_scheduler_factor: float | None = None
     lr_scheduler_minimum_lr: float | None = None
@@ -245,6 +246,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "target_precision": _float(0.0, 1.0, lo_open=True),
     "target_recall": _float(0.0, 1.0, lo_open=True),
     "positive_example_weight_mult": _pos_weight,
+    "use_lr_scheduler": _bool,
     "lr_scheduler_step": _auto(_int(1)),
     "lr_scheduler_factor": _auto(_float(0.0, 1.0, lo_open=True)),
     "lr_scheduler_minimum_lr": _auto(_float(0.0)),

@@ -477,6 +477,8 @@ class _Optimizer:
         self.sched_factor = hp.lr_scheduler_factor if hp.lr_scheduler_factor is not None else 0.99
         if self.sched_step is None and hp.lr_scheduler_factor is not None:
             self.sched_step = 100
+        if not hp.use_lr_scheduler:
+            self.sched_step = None  # a constant learning rate, whatever the schedule says
 
     def _lr(self) -> F32:
         if self.sched_step is None:

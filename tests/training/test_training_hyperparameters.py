@@ -22,6 +22,7 @@ def test_defaults_match_linear_learner_documentation():
     assert hp.f_beta == 1.0 and hp.positive_example_weight_mult == 1.0
     assert hp.init_scale == 0.07
     assert hp.learning_rate is None and hp.wd is None and hp.num_models is None
+    assert hp.use_lr_scheduler is True
 
 
 def test_strings_are_parsed_to_typed_values():
@@ -58,6 +59,7 @@ def test_strings_are_parsed_to_typed_values():
         ("binary_classifier_model_selection_criteria", "auc"),
         ("target_recall", "1.5"),
         ("positive_example_weight_mult", "0"),
+        ("use_lr_scheduler", "sometimes"),
         ("init_method", "xavier"),
         ("num_models", "0"),
         ("loss", "hinge_loss"),

@@ -235,3 +235,19 @@ def test_run_training_job_rejects_missing_and_bad_channels(channels, tmp_path):
         run_training_job({"train": bad}, BASE_HP, tmp_path)
     with pytest.raises(DataChannelError, match="does not exist"):
         run_training_job({"train": tmp_path / "missing"}, BASE_HP, tmp_path)
+
+
+def test_lr_schedule_decays_and_use_lr_scheduler_false_turns_it_off(data):
+    common = {"epochs": "3", "num_models": "1", "learning_rate": "0.05"}
+    constant, _ = fit(data, **common)
+    decayed, _ = fit(data, **common, lr_scheduler_step="1", lr_scheduler_factor="0.5")
+    switched_off, _ = fit(
+        data,
+        **common,
+        lr_scheduler_step="1",
+        lr_scheduler_factor="0.5",
+        use_lr_scheduler="false",
+    )
+    # halving every update freezes the weights almost at once: far from the constant-rate fit
+    assert not np.allclose(decayed.model.weights, constant.model.weights, atol=1e-3)
+    np.testing.assert_array_equal(switched_off.model.weights, constant.model.weights)
