@@ -38,6 +38,7 @@ INPUT_KEYS = frozenset(
         "endpoint_instance_type",
         "min_objective",
         "endpoint_name",
+        "random_seed",
         "Comment",
     }
 )
@@ -53,6 +54,8 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 # Job limits SageMaker accepts for a tuning job's ResourceLimits.
 MAX_JOBS_LIMIT = 500
 MAX_PARALLEL_LIMIT = 100
+#: ``RandomSeed`` of a tuning job: a non-negative 32-bit integer.
+RANDOM_SEED_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class RunSpec:
     max_polls: int
     names: ResourceNames
     tags: tuple[tuple[str, str], ...]
+    #: The tuning job's ``RandomSeed`` (``None``: SageMaker picks one).
+    random_seed: int | None = None
 
     def tag_list(self) -> list[dict[str, str]]:
         return [{"Key": k, "Value": v} for k, v in self.tags]
@@ -126,6 +131,7 @@ class RunSpec:
                 max_polls=int(data["max_polls"]),
                 names=ResourceNames.from_dict(data["names"]),
                 tags=tuple((str(t["Key"]), str(t["Value"])) for t in data["tags"]),
+                random_seed=(None if data.get("random_seed") is None else int(data["random_seed"])),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidInputError(f"run: malformed run spec ({e!r})") from e
@@ -306,6 +312,9 @@ def resolve_run(
     if not _is_number(min_objective) or not math.isfinite(min_objective):
         raise InvalidInputError(f"min_objective: must be a finite number, got {min_objective!r}")
     endpoint_name = _endpoint_name(raw, default_endpoint_name, config.name_prefix)
+    random_seed = raw.get("random_seed")
+    if random_seed is not None:
+        random_seed = _int(raw, "random_seed", 0, 0, RANDOM_SEED_MAX)
     if not bucket:
         raise InvalidInputError("bucket: no data bucket configured (DATA_BUCKET)")
 
@@ -348,4 +357,5 @@ def resolve_run(
         max_polls=config.max_polls,
         names=resource_names(config.name_prefix, execution_name),
         tags=tuple((t["Key"], t["Value"]) for t in tags),
+        random_seed=random_seed,
     )

@@ -95,21 +95,24 @@ def build_tuning_request(
         output["KmsKeyId"] = kms_key_arn
         if not has_local_storage(run.training_instance_type):
             resources["VolumeKmsKeyId"] = kms_key_arn
+    tuning_config: dict[str, Any] = {
+        "Strategy": run.strategy,
+        "HyperParameterTuningJobObjective": {
+            "Type": run.objective_type,
+            "MetricName": run.objective_metric,
+        },
+        "ResourceLimits": {
+            "MaxNumberOfTrainingJobs": run.max_jobs,
+            "MaxParallelTrainingJobs": run.max_parallel_jobs,
+        },
+        "ParameterRanges": parameter_ranges(run.ranges),
+        "TrainingJobEarlyStoppingType": "Off",
+    }
+    if run.random_seed is not None:
+        tuning_config["RandomSeed"] = run.random_seed
     return {
         "HyperParameterTuningJobName": run.names.tuning_job,
-        "HyperParameterTuningJobConfig": {
-            "Strategy": run.strategy,
-            "HyperParameterTuningJobObjective": {
-                "Type": run.objective_type,
-                "MetricName": run.objective_metric,
-            },
-            "ResourceLimits": {
-                "MaxNumberOfTrainingJobs": run.max_jobs,
-                "MaxParallelTrainingJobs": run.max_parallel_jobs,
-            },
-            "ParameterRanges": parameter_ranges(run.ranges),
-            "TrainingJobEarlyStoppingType": "Off",
-        },
+        "HyperParameterTuningJobConfig": tuning_config,
         "TrainingJobDefinition": {
             "AlgorithmSpecification": {
                 "TrainingImage": image_uri,

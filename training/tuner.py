@@ -506,10 +506,17 @@ class TuningJob:
         self._inbox.put((job, None))
 
     def _wait(self, running: list[_Job], study: Any) -> None:
-        try:
-            item: tuple[_Job, dict[str, Any] | None] | None = self._inbox.get(timeout=0.2)
-        except queue.Empty:
-            item = None
+        """Take news from the jobs, then report finished jobs to the sampler in
+        launch order: while more trials are to come, one at a time, so that
+        trial ``k + MaxParallelTrainingJobs`` is always sampled knowing exactly
+        trials ``1..k``, whichever job happened to finish first. A seeded
+        tuning job therefore samples the same hyperparameters every time."""
+        item: tuple[_Job, dict[str, Any] | None] | None = None
+        if not (running and running[0].status != "InProgress"):
+            try:
+                item = self._inbox.get(timeout=0.2)
+            except queue.Empty:
+                item = None
         while item is not None:
             job, message = item
             self._handle(job, message)
@@ -518,21 +525,24 @@ class TuningJob:
             except queue.Empty:
                 item = None
         now = time.monotonic()
-        for job in list(running):
+        for job in running:
             if job.status == "InProgress" and job.deadline is not None and now > job.deadline:
                 self._finish_stopped(job, "MaxRuntimeExceeded: training job exceeded its runtime")
             if job.status == "InProgress" and job.eof:
                 assert job.process is not None
                 code = job.process.wait()
                 self._finish_failed(job, f"AlgorithmError: training process exited ({code})")
-            if job.status != "InProgress":
-                running.remove(job)
-                if job.process is not None:
-                    self._kill(job)
-                if job.objective is not None:
-                    study.tell(job.trial, job.objective)
-                else:
-                    study.tell(job.trial, state=_trial_failed())
+            if job.status != "InProgress" and job.process is not None:
+                self._kill(job)
+        more_to_sample = len(self._jobs) < self.max_jobs
+        while running and running[0].status != "InProgress":
+            job = running.pop(0)
+            if job.objective is not None:
+                study.tell(job.trial, job.objective)
+            else:
+                study.tell(job.trial, state=_trial_failed())
+            if more_to_sample:
+                break
 
     def _handle(self, job: _Job, message: dict[str, Any] | None) -> None:
         if message is None:

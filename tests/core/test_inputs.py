@@ -257,6 +257,10 @@ BAD: list[tuple[str, Any, str]] = [
         "ranges[0]",
     ),
     ("range name missing", {"ranges": [{"min_value": 0.1, "max_value": 0.5}]}, "ranges[0].name"),
+    ("random seed negative", {"random_seed": -1}, "random_seed"),
+    ("random seed too large", {"random_seed": 2**31}, "random_seed"),
+    ("random seed text", {"random_seed": "7"}, "random_seed"),
+    ("random seed boolean", {"random_seed": True}, "random_seed"),
     (
         "range kind unknown",
         {"ranges": [{"name": "wd", "kind": "Float", "min_value": 0.1, "max_value": 0.5}]},
@@ -329,3 +333,10 @@ def test_every_execution_input_key_is_documented_and_checked() -> None:
     # Each key but Comment has at least one rejection case above.
     covered = {next(iter(raw)) for _, raw, _ in BAD if raw}
     assert INPUT_KEYS - {"Comment"} <= covered
+
+
+def test_random_seed_is_optional_and_survives_the_run_spec_round_trip() -> None:
+    assert make_run("e").random_seed is None
+    run = make_run("e", {"random_seed": 2**31 - 1})
+    assert run.random_seed == 2**31 - 1
+    assert RunSpec.from_dict(run.to_dict()) == run

@@ -307,3 +307,9 @@ def test_instance_types_with_local_storage_are_recognised(instance_type: str, lo
     from pipeline_core.config import has_local_storage
 
     assert has_local_storage(instance_type) is local
+
+
+def test_random_seed_reaches_the_request_only_when_given() -> None:
+    assert "RandomSeed" not in _request()["HyperParameterTuningJobConfig"]
+    seeded = _request(make_run("e", {"random_seed": 42}))
+    assert seeded["HyperParameterTuningJobConfig"]["RandomSeed"] == 42

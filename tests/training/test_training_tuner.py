@@ -317,3 +317,47 @@ def test_bad_requests_are_rejected(channels, tmp_path, mutate, message):
     mutate(req)
     with pytest.raises(TuningRequestError, match=message):
         TuningJob(req, channels, tmp_path)
+
+
+def test_random_seed_fixes_the_sampled_hyperparameters_across_job_names(channels, tmp_path):
+    def sampled(name: str, seed: int | None) -> list[dict[str, str]]:
+        req = request(name, jobs=2, parallel=1, strategy="Bayesian", seed=seed)
+        job = TuningJob(req, channels, tmp_path / name)
+        job.run()
+        return [s["TunedHyperParameters"] for s in job.training_jobs()]
+
+    first = sampled("seeded-a", 11)
+    assert sampled("seeded-b", 11) == first
+    # without a seed the job name seeds the sampler, so another name samples elsewhere
+    assert sampled("unseeded-a", None) != sampled("unseeded-b", None)
+
+
+def test_finished_jobs_reach_the_sampler_in_launch_order(channels, tmp_path):
+    """A fast second job must not be reported before the first: the next
+    trial is then sampled knowing the same trials whatever the timing."""
+    from datetime import UTC, datetime
+
+    from training.tuner import _Job
+
+    tuning = TuningJob(request("order", jobs=4, parallel=2), channels, tmp_path)
+    told: list[int] = []
+
+    class Study:
+        def tell(self, trial: int, value: float | None = None, state: object = None) -> None:
+            told.append(trial)
+
+    def job(index: int, status: str) -> _Job:
+        j = _Job(index, f"j{index}", {}, {}, index, datetime.now(UTC))
+        j.status = status  # type: ignore[assignment]
+        j.objective = 0.9 if status == "Completed" else None
+        return j
+
+    tuning._jobs = [job(1, "InProgress"), job(2, "Completed")]
+    running = list(tuning._jobs)
+    tuning._wait(running, Study())
+    assert told == [] and len(running) == 2  # job 2 waits for job 1
+    running[0].status, running[0].objective = "Completed", 0.8
+    tuning._wait(running, Study())
+    assert told == [1] and [j.index for j in running] == [2]  # one slot: one new trial
+    tuning._wait(running, Study())
+    assert told == [1, 2] and running == []
