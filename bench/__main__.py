@@ -122,9 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     parser.add_argument("--repeat", type=int, default=3, help="repeats for the timed fits")
     parser.add_argument("--spread", type=int, default=8, help="default runs for the quality spread")
+    parser.add_argument("--seeds", type=int, default=40, help="tuner seeds for the tuning spread")
     args = parser.parse_args(argv)
 
-    from bench import endpoint, lambda_sizing, local_run, recordio_write, training_job
+    from bench import endpoint, lambda_sizing, local_run, quality, recordio_write, training_job
     from local.mnist_cache import ensure_mnist
     from local.synth import synthesize
 
@@ -146,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     measures.append(run_measure)
     step("3b/6 quality over several execution names")
     measures.append(local_run.quality_spread(args.spread))
+    step(f"3c/6 default tuning over {args.seeds} tuner seeds, and the linear-model ceiling")
+    measures.append(quality.seed_spread(data, args.seeds))
+    measures.append(quality.linear_ceiling(data))
     step("4/6 local endpoint")
     measures += endpoint.run(_endpoint_model(data), data["test_x"])
     step("5/6 Lambda sizing")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import lambda_sizing, local_run, recordio_write, training_job
+from bench import lambda_sizing, local_run, quality, recordio_write, training_job
 from bench.__main__ import machine, table, write_markdown
 from bench.common import Measure, confusion
 from local.mnist_cache import write_dataset
@@ -90,3 +90,35 @@ def test_quality_spread_runs_the_pipeline_per_execution_name(tmp_path: Path) -> 
     m = local_run.quality_spread(runs=1, source=str(source))
     assert [r["status"] for r in m.details["runs"]] == ["SUCCEEDED"]
     assert m.ours > 0
+
+
+def _split() -> dict[str, np.ndarray]:
+    (tx, ty), (vx, vy), (sx, sy) = _data(1500, 11), _data(400, 12), _data(400, 13)
+    return {
+        "train_x": tx,
+        "train_y": (ty == 0).astype(np.float32),
+        "valid_x": vx,
+        "valid_y": (vy == 0).astype(np.float32),
+        "test_x": sx,
+        "test_y": (sy == 0).astype(np.float32),
+    }
+
+
+def test_seed_spread_tunes_once_per_seed_with_the_default_request() -> None:
+    request = quality.default_request(5)
+    assert request["HyperParameterTuningJobConfig"]["RandomSeed"] == 5
+    assert request["HyperParameterTuningJobConfig"]["ResourceLimits"] == {
+        "MaxNumberOfTrainingJobs": 6,
+        "MaxParallelTrainingJobs": 2,
+    }
+    m = quality.seed_spread(_split(), seeds=2)
+    assert [r["seed"] for r in m.details["runs"]] == [0, 1]
+    assert all(0.9 < r["accuracy"] <= 1.0 for r in m.details["runs"])
+    assert m.details["seeds_meeting_both_bars"] <= 2
+
+
+def test_linear_ceiling_picks_the_best_weight_decay_on_test() -> None:
+    m = quality.linear_ceiling(_split(), wds=(1e-3, 10.0))
+    grid = m.details["grid"]
+    assert [g["wd"] for g in grid] == [1e-3, 10.0]
+    assert m.ours == max(g["f1"] for g in grid)
