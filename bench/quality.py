@@ -117,6 +117,7 @@ def seed_spread(data: dict[str, np.ndarray], seeds: int = 40, first_seed: int = 
             "runs": runs,
         },
         higher_is_better=True,
+        show_ratio=False,
         note=(
             f"{met}/{seeds} seeds meet both bars; F1 mean {np.mean(f1s):.4f}, "
             f"p10 {np.percentile(f1s, 10):.4f}, min {np.min(f1s):.4f}"
@@ -164,6 +165,7 @@ def linear_ceiling(data: dict[str, np.ndarray], wds: tuple[float, ...] = CEILING
         met=None,
         details={"grid": grid, "best": best},
         higher_is_better=True,
+        show_ratio=False,
         note=(
             f"best F1 {best['f1']:.4f} (accuracy {best['accuracy']:.4f}) at wd {best['wd']:g}; "
             f"the F1 bar is {room:.0f} test errors below it"
