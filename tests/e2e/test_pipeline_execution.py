@@ -198,3 +198,16 @@ def test_rerun_updates_in_place_and_retires_superseded_config(
     configs = {c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]}
     assert after in configs
     assert before not in configs
+
+
+def test_random_seed_repeats_the_tuning_under_another_execution_name(
+    pipeline: LocalPipeline, small_dataset: Path
+) -> None:
+    payload = {"source": str(small_dataset), "random_seed": 3, "max_jobs": 3}
+    runs = [_run(pipeline, name, payload) for name in ("e2e-seed-a", "e2e-seed-b")]
+    assert [r.status for r in runs] == ["SUCCEEDED", "SUCCEEDED"]
+    best = [(r.output or {})["best_training_job"] for r in runs]
+    assert best[0]["hyperparameters"] == best[1]["hyperparameters"]
+    assert best[0]["objective_value"] == best[1]["objective_value"]
+    # two tuning jobs, not one reused
+    assert best[0]["training_job_name"] != best[1]["training_job_name"]
