@@ -77,7 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     run.add_argument("--out", type=Path, help="output folder (default runs/<execution-name>/)")
-    run.add_argument("--name", help="execution name (default local-<timestamp>-<random>)")
+    run.add_argument(
+        "--name",
+        help="execution name (default local-<timestamp>-<random>); it seeds the tuner, "
+        "so the same name repeats a run",
+    )
     run.add_argument(
         "--serve",
         action="store_true",
