@@ -32,19 +32,17 @@ def test_recordio_measure_compares_with_the_sdk_byte_for_byte() -> None:
     assert m.details["byte_identical"] is True
 
 
+def _split(rows: tuple[int, int, int], seed: int) -> dict[str, np.ndarray]:
+    """Train/validation/test in the bench's layout, label 1 for digit 0."""
+    split: dict[str, np.ndarray] = {}
+    for i, (name, n) in enumerate(zip(("train", "valid", "test"), rows, strict=True)):
+        x, y = _data(n, seed + i)
+        split[f"{name}_x"], split[f"{name}_y"] = x, (y == 0).astype(np.float32)
+    return split
+
+
 def test_training_measure_reports_quality_for_every_contender() -> None:
-    tx, ty = _data(2000, 2)
-    vx, vy = _data(500, 3)
-    sx, sy = _data(500, 4)
-    data = {
-        "train_x": tx,
-        "train_y": (ty == 0).astype(np.float32),
-        "valid_x": vx,
-        "valid_y": (vy == 0).astype(np.float32),
-        "test_x": sx,
-        "test_y": (sy == 0).astype(np.float32),
-    }
-    measures = training_job.run(data, repeat=1)
+    measures = training_job.run(_split((2000, 500, 500), 2), repeat=1)
     assert {"ours", "lbfgs", "sgd"} <= set(measures[0].details["quality"])
     assert measures[0].details["quality"]["ours"]["accuracy"] > 0.9
 
@@ -92,18 +90,6 @@ def test_quality_spread_runs_the_pipeline_per_execution_name(tmp_path: Path) -> 
     assert m.ours > 0
 
 
-def _split() -> dict[str, np.ndarray]:
-    (tx, ty), (vx, vy), (sx, sy) = _data(1500, 11), _data(400, 12), _data(400, 13)
-    return {
-        "train_x": tx,
-        "train_y": (ty == 0).astype(np.float32),
-        "valid_x": vx,
-        "valid_y": (vy == 0).astype(np.float32),
-        "test_x": sx,
-        "test_y": (sy == 0).astype(np.float32),
-    }
-
-
 def test_seed_spread_tunes_once_per_seed_with_the_default_request() -> None:
     request = quality.default_request(5)
     assert request["HyperParameterTuningJobConfig"]["RandomSeed"] == 5
@@ -111,14 +97,14 @@ def test_seed_spread_tunes_once_per_seed_with_the_default_request() -> None:
         "MaxNumberOfTrainingJobs": 6,
         "MaxParallelTrainingJobs": 2,
     }
-    m = quality.seed_spread(_split(), seeds=2)
+    m = quality.seed_spread(_split((1500, 400, 400), 11), seeds=2)
     assert [r["seed"] for r in m.details["runs"]] == [0, 1]
     assert all(0.9 < r["accuracy"] <= 1.0 for r in m.details["runs"])
     assert m.details["seeds_meeting_both_bars"] <= 2
 
 
 def test_linear_ceiling_picks_the_best_weight_decay_on_test() -> None:
-    m = quality.linear_ceiling(_split(), wds=(1e-3, 10.0))
+    m = quality.linear_ceiling(_split((1500, 400, 400), 11), wds=(1e-3, 10.0))
     grid = m.details["grid"]
     assert [g["wd"] for g in grid] == [1e-3, 10.0]
     assert m.ours == max(g["f1"] for g in grid)
