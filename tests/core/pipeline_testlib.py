@@ -14,6 +14,7 @@ import numpy as np
 from botocore.stub import Stubber
 
 from pipeline_core.config import DEFAULTS, PipelineConfig
+from pipeline_core.deploy import build_endpoint_config_request, build_model_request
 from pipeline_core.inputs import RunSpec, resolve_run
 
 REGION = "us-east-1"
@@ -166,3 +167,58 @@ def endpoint_description(
     if reason:
         out["FailureReason"] = reason
     return out
+
+
+# -- Stubber steps of a deploy ------------------------------------------------------------------
+
+
+def stub_endpoint_missing(stub: Stubber, name: str = ENDPOINT) -> None:
+    """DescribeEndpoint answers that ``name`` does not exist (SageMaker's wording)."""
+    stub.add_client_error(
+        "describe_endpoint",
+        service_error_code="ValidationException",
+        service_message=f'Could not find endpoint "{name}".',
+        expected_params={"EndpointName": name},
+    )
+
+
+def stub_model_and_config(
+    stub: Stubber,
+    run: RunSpec,
+    tuning: dict[str, Any],
+    config_request: dict[str, Any] | None = None,
+) -> None:
+    """CreateModel and CreateEndpointConfig with the requests deploy must send
+    (``config_request`` defaults to the one without a KMS key)."""
+    stub.add_response(
+        "create_model",
+        {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{run.names.model}"},
+        expected_params=build_model_request(run, tuning, image_uri=IMAGE, role_arn=ROLE),
+    )
+    stub.add_response(
+        "create_endpoint_config",
+        {
+            "EndpointConfigArn": (
+                "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/"
+                f"{run.names.endpoint_config}"
+            )
+        },
+        expected_params=config_request or build_endpoint_config_request(run, DEFAULTS),
+    )
+
+
+def create_endpoint_params(run: RunSpec) -> dict[str, Any]:
+    """What CreateEndpoint must receive for ``run``."""
+    return {
+        "EndpointName": run.endpoint_name,
+        "EndpointConfigName": run.names.endpoint_config,
+        "Tags": run.tag_list(),
+    }
+
+
+def stub_create_endpoint(stub: Stubber, run: RunSpec) -> None:
+    stub.add_response(
+        "create_endpoint",
+        {"EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{run.endpoint_name}"},
+        expected_params=create_endpoint_params(run),
+    )

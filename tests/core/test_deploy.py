@@ -10,9 +10,13 @@ from pipeline_testlib import (
     IMAGE,
     ROLE,
     STACK_TAG,
+    create_endpoint_params,
     endpoint_description,
     make_run,
     sagemaker_client,
+    stub_create_endpoint,
+    stub_endpoint_missing,
+    stub_model_and_config,
     stubbed,
     tuning_result,
     when,
@@ -50,15 +54,6 @@ def _config_request() -> dict[str, Any]:
     return build_endpoint_config_request(RUN, DEFAULTS)
 
 
-def _not_found(stub: Stubber) -> None:
-    stub.add_client_error(
-        "describe_endpoint",
-        service_error_code="ValidationException",
-        service_message=f'Could not find endpoint "{ENDPOINT}".',
-        expected_params={"EndpointName": ENDPOINT},
-    )
-
-
 def _existing(
     stub: Stubber, status: str, config: str | None, tags: list[dict[str, str]] = OURS, **extra: Any
 ) -> None:
@@ -68,21 +63,6 @@ def _existing(
         expected_params={"EndpointName": ENDPOINT},
     )
     stub.add_response("list_tags", {"Tags": tags}, expected_params={"ResourceArn": ARN})
-
-
-def _creates(stub: Stubber) -> None:
-    stub.add_response(
-        "create_model",
-        {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{RUN.names.model}"},
-        expected_params=_model_request(),
-    )
-    stub.add_response(
-        "create_endpoint_config",
-        {
-            "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{RUN.names.endpoint_config}"  # noqa: E501
-        },
-        expected_params=_config_request(),
-    )
 
 
 def _deploy(sm: Any, **kwargs: Any) -> dict[str, Any]:
@@ -145,28 +125,9 @@ def test_endpoint_config_key_is_left_out_for_instance_types_with_local_storage()
 def test_deploy_with_kms_sends_the_key_in_the_endpoint_config() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
-        _not_found(stub)
-        stub.add_response(
-            "create_model",
-            {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{RUN.names.model}"},
-            expected_params=_model_request(),
-        )
-        stub.add_response(
-            "create_endpoint_config",
-            {
-                "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{RUN.names.endpoint_config}"  # noqa: E501
-            },
-            expected_params={**_config_request(), "KmsKeyId": KEY},
-        )
-        stub.add_response(
-            "create_endpoint",
-            {"EndpointArn": ARN},
-            expected_params={
-                "EndpointName": ENDPOINT,
-                "EndpointConfigName": RUN.names.endpoint_config,
-                "Tags": RUN.tag_list(),
-            },
-        )
+        stub_endpoint_missing(stub)
+        stub_model_and_config(stub, RUN, TUNING, {**_config_request(), "KmsKeyId": KEY})
+        stub_create_endpoint(stub, RUN)
         _deploy(sm, kms_key_arn=KEY)
 
 
@@ -174,7 +135,7 @@ def test_deploy_with_kms_sends_the_key_in_the_endpoint_config() -> None:
 def test_models_are_always_network_isolated(key: str | None) -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
-        _not_found(stub)
+        stub_endpoint_missing(stub)
         stub.add_response(
             "create_model",
             {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{RUN.names.model}"},
@@ -206,17 +167,9 @@ def test_model_request_without_best_job_raises() -> None:
 def test_deploy_creates_a_new_endpoint() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
-        _not_found(stub)
-        _creates(stub)
-        stub.add_response(
-            "create_endpoint",
-            {"EndpointArn": ARN},
-            expected_params={
-                "EndpointName": ENDPOINT,
-                "EndpointConfigName": RUN.names.endpoint_config,
-                "Tags": RUN.tag_list(),
-            },
-        )
+        stub_endpoint_missing(stub)
+        stub_model_and_config(stub, RUN, TUNING)
+        stub_create_endpoint(stub, RUN)
         out = _deploy(sm)
     assert out == {
         "endpoint_name": ENDPOINT,
@@ -232,7 +185,7 @@ def test_deploy_updates_an_existing_endpoint_blue_green() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
         _existing(stub, "InService", "mnist-ll-old-config")
-        _creates(stub)
+        stub_model_and_config(stub, RUN, TUNING)
         stub.add_response(
             "update_endpoint",
             {"EndpointArn": ARN},
@@ -251,23 +204,15 @@ def test_deploy_deletes_a_failed_endpoint_then_creates_it_anew() -> None:
     sleeps: list[float] = []
     with stubbed(sm) as stub:
         _existing(stub, "Failed", "mnist-ll-older-config")
-        _creates(stub)
+        stub_model_and_config(stub, RUN, TUNING)
         stub.add_response("delete_endpoint", {}, expected_params={"EndpointName": ENDPOINT})
         stub.add_response(
             "describe_endpoint",
             endpoint_description(ENDPOINT, "Deleting", "mnist-ll-older-config"),
             expected_params={"EndpointName": ENDPOINT},
         )
-        _not_found(stub)
-        stub.add_response(
-            "create_endpoint",
-            {"EndpointArn": ARN},
-            expected_params={
-                "EndpointName": ENDPOINT,
-                "EndpointConfigName": RUN.names.endpoint_config,
-                "Tags": RUN.tag_list(),
-            },
-        )
+        stub_endpoint_missing(stub)
+        stub_create_endpoint(stub, RUN)
         out = deploy(
             RUN,
             DEFAULTS,
@@ -286,7 +231,7 @@ def test_deploy_gives_up_when_a_deletion_outlasts_the_budget() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
         _existing(stub, "Deleting", "x-config")
-        _creates(stub)
+        stub_model_and_config(stub, RUN, TUNING)
         stub.add_response(
             "describe_endpoint",
             endpoint_description(ENDPOINT, "Deleting", "x-config"),
@@ -325,7 +270,7 @@ def test_deploy_retry_after_update_sent_does_not_update_twice() -> None:
             "mnist-ll-old-config",
             PendingDeploymentSummary={"EndpointConfigName": RUN.names.endpoint_config},
         )
-        _creates(stub)
+        stub_model_and_config(stub, RUN, TUNING)
         out = _deploy(sm)
     assert out["action"] == "update" and out["previous_config"] == "mnist-ll-old-config"
 
@@ -334,24 +279,20 @@ def test_deploy_retry_when_endpoint_already_serves_our_config_sends_nothing_more
     sm = sagemaker_client()
     with stubbed(sm) as stub:
         _existing(stub, "InService", RUN.names.endpoint_config)
-        _creates(stub)
+        stub_model_and_config(stub, RUN, TUNING)
         assert _deploy(sm)["endpoint_config_name"] == RUN.names.endpoint_config
 
 
 def test_deploy_create_race_resource_in_use_carries_on() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
-        _not_found(stub)
-        _creates(stub)
+        stub_endpoint_missing(stub)
+        stub_model_and_config(stub, RUN, TUNING)
         stub.add_client_error(
             "create_endpoint",
             service_error_code="ValidationException",
             service_message=f'Cannot create already existing endpoint "{ARN}".',
-            expected_params={
-                "EndpointName": ENDPOINT,
-                "EndpointConfigName": RUN.names.endpoint_config,
-                "Tags": RUN.tag_list(),
-            },
+            expected_params=create_endpoint_params(RUN),
         )
         assert _deploy(sm)["action"] == "create"
 
@@ -375,17 +316,13 @@ def test_deploy_while_another_update_is_running_raises_busy() -> None:
 def test_deploy_resource_limit_on_create_endpoint_names_the_quota() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
-        _not_found(stub)
-        _creates(stub)
+        stub_endpoint_missing(stub)
+        stub_model_and_config(stub, RUN, TUNING)
         stub.add_client_error(
             "create_endpoint",
             service_error_code="ResourceLimitExceeded",
             service_message="The account-level service limit 'ml.m4.xlarge for endpoint usage' is 0 Instances",  # noqa: E501
-            expected_params={
-                "EndpointName": ENDPOINT,
-                "EndpointConfigName": RUN.names.endpoint_config,
-                "Tags": RUN.tag_list(),
-            },
+            expected_params=create_endpoint_params(RUN),
         )
         with pytest.raises(ResourceLimitError, match=r"ml.m4.xlarge for endpoint usage"):
             _deploy(sm)
@@ -394,7 +331,7 @@ def test_deploy_resource_limit_on_create_endpoint_names_the_quota() -> None:
 def test_deploy_throttled_create_model_raises_throttling_error() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
-        _not_found(stub)
+        stub_endpoint_missing(stub)
         stub.add_client_error(
             "create_model",
             service_error_code="ThrottlingException",
@@ -408,7 +345,7 @@ def test_deploy_update_validation_error_is_not_swallowed() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
         _existing(stub, "InService", "old")
-        _creates(stub)
+        stub_model_and_config(stub, RUN, TUNING)
         stub.add_client_error(
             "update_endpoint",
             service_error_code="ValidationException",

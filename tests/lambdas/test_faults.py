@@ -21,7 +21,11 @@ from pipeline_testlib import (
     endpoint_description,
     make_run,
     sagemaker_client,
+    stub_create_endpoint,
+    stub_endpoint_missing,
+    stub_model_and_config,
     stubbed,
+    training_description,
     tuning_description,
     tuning_result,
 )
@@ -38,7 +42,6 @@ from lambdas import (
     start_tuning,
 )
 from pipeline_core.config import DEFAULTS
-from pipeline_core.deploy import build_endpoint_config_request, build_model_request
 from pipeline_core.errors import (
     ResourceLimitError,
     ThrottlingError,
@@ -133,21 +136,7 @@ def test_describe_tuning_handler_best_job_without_metric_raises_tuning_failed(
         )
         stub.add_response(
             "describe_training_job",
-            {
-                "TrainingJobName": best["TrainingJobName"],
-                "TrainingJobArn": best["TrainingJobArn"],
-                "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"},
-                "TrainingJobStatus": "Completed",
-                "SecondaryStatus": "Completed",
-                "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
-                "ResourceConfig": {
-                    "InstanceType": "ml.c4.xlarge",
-                    "InstanceCount": 1,
-                    "VolumeSizeInGB": 10,
-                },
-                "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
-                "CreationTime": best["CreationTime"],
-            },
+            training_description(best["TrainingJobName"], "s3://b/m.tar.gz"),
             expected_params={"TrainingJobName": best["TrainingJobName"]},
         )
         with pytest.raises(TuningJobFailedError, match="no objective metric"):
@@ -353,34 +342,10 @@ def test_deploy_handler_deletes_a_failed_endpoint_and_creates_it_again(
             expected_params={"EndpointName": ENDPOINT},
         )
         stub.add_response("list_tags", {"Tags": OURS}, expected_params={"ResourceArn": ARN})
-        stub.add_response(
-            "create_model",
-            {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{RUN.names.model}"},
-            expected_params=build_model_request(
-                RUN, tuning_result(), image_uri=IMAGE, role_arn=ROLE
-            ),
-        )
-        stub.add_response(
-            "create_endpoint_config",
-            {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/c"},
-            expected_params=build_endpoint_config_request(RUN, DEFAULTS),
-        )
+        stub_model_and_config(stub, RUN, tuning_result())
         stub.add_response("delete_endpoint", {}, expected_params={"EndpointName": ENDPOINT})
-        stub.add_client_error(
-            "describe_endpoint",
-            service_error_code="ValidationException",
-            service_message=f'Could not find endpoint "{ENDPOINT}".',
-            expected_params={"EndpointName": ENDPOINT},
-        )
-        stub.add_response(
-            "create_endpoint",
-            {"EndpointArn": ARN},
-            expected_params={
-                "EndpointName": ENDPOINT,
-                "EndpointConfigName": RUN.names.endpoint_config,
-                "Tags": RUN.tag_list(),
-            },
-        )
+        stub_endpoint_missing(stub)
+        stub_create_endpoint(stub, RUN)
         out = deploy.handler({"run": RUN.to_dict(), "tuning": tuning_result()}, FakeContext())
     assert out["action"] == "create" and out["endpoint_config_name"] == RUN.names.endpoint_config
 

@@ -24,6 +24,9 @@ from pipeline_testlib import (
     make_run,
     pickle_gz,
     sagemaker_client,
+    stub_create_endpoint,
+    stub_endpoint_missing,
+    stub_model_and_config,
     stubbed,
     tuning_description,
     tuning_result,
@@ -41,7 +44,6 @@ from lambdas import (
 )
 from lambdas._env import BOTO_CONFIG, Settings, client, load_settings
 from pipeline_core.config import DEFAULTS
-from pipeline_core.deploy import build_endpoint_config_request, build_model_request
 from pipeline_core.errors import InvalidInputError
 from pipeline_core.recordio import encode_dense
 from pipeline_core.tuning import build_tuning_request
@@ -262,35 +264,9 @@ def test_deploy_handler_creates_the_endpoint(
     sm = sagemaker_client()
     _inject(monkeypatch, deploy, sm)
     with stubbed(sm) as stub:
-        stub.add_client_error(
-            "describe_endpoint",
-            service_error_code="ValidationException",
-            service_message="Could not find endpoint",
-            expected_params={"EndpointName": ENDPOINT},
-        )
-        stub.add_response(
-            "create_model",
-            {"ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{RUN.names.model}"},
-            expected_params=build_model_request(
-                RUN, tuning_result(), image_uri=IMAGE, role_arn=ROLE
-            ),
-        )
-        stub.add_response(
-            "create_endpoint_config",
-            {
-                "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{RUN.names.endpoint_config}"  # noqa: E501
-            },
-            expected_params=build_endpoint_config_request(RUN, DEFAULTS),
-        )
-        stub.add_response(
-            "create_endpoint",
-            {"EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"},
-            expected_params={
-                "EndpointName": ENDPOINT,
-                "EndpointConfigName": RUN.names.endpoint_config,
-                "Tags": RUN.tag_list(),
-            },
-        )
+        stub_endpoint_missing(stub)
+        stub_model_and_config(stub, RUN, tuning_result())
+        stub_create_endpoint(stub, RUN)
         out = deploy.handler({"run": RUN.to_dict(), "tuning": tuning_result()}, FakeContext())
     assert out["action"] == "create" and out["endpoint_name"] == ENDPOINT
 
