@@ -534,6 +534,7 @@ class TuningJob:
                 self._finish_failed(job, f"AlgorithmError: training process exited ({code})")
             if job.status != "InProgress" and job.process is not None:
                 self._kill(job)
+                job.process = None  # reaped: a job waiting for its turn is not killed again
         more_to_sample = len(self._jobs) < self.max_jobs
         while running and running[0].status != "InProgress":
             job = running.pop(0)
