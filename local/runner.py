@@ -4,7 +4,7 @@
    ASL and every Lambda's handler and environment from the template.
 2. Start moto (S3, SNS, Step Functions executing the ASL) and the local
    SageMaker service, all on 127.0.0.1.
-3. Create the bucket and topic the template would create, then the state
+3. Create the bucket, topic and tables the template would create, then the state
    machine from the synthesized definition, and start an execution.
 4. Follow the execution history live, then collect the report.
 """
@@ -137,6 +137,9 @@ class LocalPipeline:
             if created != topic_arn:
                 raise RuntimeError(f"topic {topic_arn} resolved differently locally: {created}")
             self.topic_arn = created
+        dynamodb = boto3.client("dynamodb")
+        for table in self.synth.dynamodb_tables(region=REGION, account=ACCOUNT):
+            dynamodb.create_table(**table)
         self.dispatcher = LambdaDispatcher(functions)
         self._undo_dispatch = self.dispatcher.install()
         sfn = boto3.client("stepfunctions")

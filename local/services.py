@@ -1,7 +1,7 @@
 """Embedded stand-ins for AWS, all bound to 127.0.0.1 and all stopped at exit.
 
-- moto, in-process as a threaded server: S3, SNS and Step Functions (with
-  ``execute_state_machine``, so the synthesized definition really runs);
+- moto, in-process as a threaded server: S3, SNS, DynamoDB and Step Functions
+  (with ``execute_state_machine``, so the synthesized definition really runs);
 - the local SageMaker (:mod:`local.sagemaker_service`), served by
   :class:`training.serving.BackgroundServer`.
 
@@ -91,6 +91,7 @@ def aws_environment(
         "AWS_ENDPOINT_URL_SFN": moto_url,
         "AWS_ENDPOINT_URL_LAMBDA": moto_url,
         "AWS_ENDPOINT_URL_STS": moto_url,
+        "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
         "AWS_ENDPOINT_URL_SAGEMAKER": sagemaker_url,
         "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_url,
         "POWERTOOLS_TRACE_DISABLED": "true",

@@ -55,10 +55,9 @@ FAILURE_ROUTES: dict[str, tuple[str, ...]] = {
     ),
     "TuningFailed": (errors.TuningJobFailedError.__name__,),
     "QualityGateFailed": (errors.QualityGateFailedError.__name__,),
-    "EndpointFailed": (
-        errors.EndpointDeploymentFailedError.__name__,
-        errors.EndpointBusyError.__name__,
-    ),
+    "EndpointFailed": (errors.EndpointDeploymentFailedError.__name__,),
+    "EndpointBusy": (errors.EndpointBusyError.__name__,),
+    "NameCollision": (errors.NameCollisionError.__name__,),
 }
 DEFAULT_FAILURE = "PipelineFailed"
 
@@ -93,6 +92,16 @@ def summary_parameters() -> dict[str, object]:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BusyRetry:
+    """Deploy's Retry on ``EndpointBusyError``: another execution holds the
+    endpoint's lease (``endpoint_busy: wait``); the wait is bounded by these."""
+
+    interval_seconds: int = 120
+    max_attempts: int = 3
+    backoff_rate: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class PipelineFunctions:
     """The Lambdas the state machine invokes (cleanup is not one of them)."""
 
@@ -124,9 +133,12 @@ class PipelineStateMachine(Construct):
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
         timeout: Duration,
+        endpoint_busy_retry: BusyRetry | None = BusyRetry(),
     ) -> None:
         super().__init__(scope, construct_id)
         self.functions = functions
+        #: None: an endpoint busy with another deployment fails the run at once.
+        self.endpoint_busy_retry = endpoint_busy_retry
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -196,13 +208,14 @@ class PipelineStateMachine(Construct):
                 max_attempts=3,
                 backoff_rate=2,
             )
-        if endpoint_busy:
-            # Another update of the same endpoint is running; it ends on its own.
+        if endpoint_busy and self.endpoint_busy_retry is not None:
+            # Another execution is deploying to the endpoint; wait for its turn.
+            busy = self.endpoint_busy_retry
             task.add_retry(
                 errors=[errors.EndpointBusyError.__name__],
-                interval=Duration.minutes(2),
-                max_attempts=3,
-                backoff_rate=2,
+                interval=Duration.seconds(busy.interval_seconds),
+                max_attempts=busy.max_attempts,
+                backoff_rate=busy.backoff_rate,
             )
         task.add_catch(self._notify_failure, errors=list(NAMED_ERRORS), result_path="$.error")
         task.add_catch(self._notify_failure, errors=[sfn.Errors.ALL], result_path="$.error")

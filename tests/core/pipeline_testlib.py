@@ -23,6 +23,8 @@ STACK_TAG = "MnistLinearLearner-123456789012-us-east-1"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
 ROLE = "arn:aws:iam::123456789012:role/mnist-ll-sagemaker"
 ENDPOINT = "mnist-ll-endpoint"
+#: The deployment salt (the UUID of the stack id) of the tests' stack.
+SALT = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 
 
 def make_run(
@@ -39,6 +41,7 @@ def make_run(
         region=REGION,
         default_endpoint_name=ENDPOINT,
         stack_tag=kwargs.pop("stack_tag", STACK_TAG),
+        salt=kwargs.pop("salt", SALT),
         **kwargs,
     )
 
@@ -222,3 +225,64 @@ def stub_create_endpoint(stub: Stubber, run: RunSpec) -> None:
         {"EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{run.endpoint_name}"},
         expected_params=create_endpoint_params(run),
     )
+
+
+#: Create call -> (describe method, name parameter, ARN field, ARN resource type).
+_ADOPT = {
+    "create_model": ("describe_model", "ModelName", "ModelArn", "model"),
+    "create_endpoint_config": (
+        "describe_endpoint_config",
+        "EndpointConfigName",
+        "EndpointConfigArn",
+        "endpoint-config",
+    ),
+    "create_endpoint": ("describe_endpoint", "EndpointName", "EndpointArn", "endpoint"),
+    "create_hyper_parameter_tuning_job": (
+        "describe_hyper_parameter_tuning_job",
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobArn",
+        "hyper-parameter-tuning-job",
+    ),
+}
+
+
+def stub_already_exists(
+    stub: Stubber,
+    create: str,
+    request: dict[str, Any],
+    tags: list[dict[str, str]] | None,
+    description: dict[str, Any] | None = None,
+) -> str:
+    """``create`` says the name exists; the adopt check describes it and lists
+    its ``tags`` (``None``: stop after the create). Returns the ARN."""
+    describe, param, arn_field, kind = _ADOPT[create]
+    name = request[param]
+    arn = f"arn:aws:sagemaker:us-east-1:123456789012:{kind}/{name.lower()}"
+    stub.add_client_error(
+        create,
+        service_error_code="ValidationException",
+        service_message=f'Cannot create already existing {kind} "{arn}".',
+        expected_params=request,
+    )
+    if tags is None:
+        return arn
+    if description is None:
+        description = _minimal_description(describe, name, arn)
+    stub.add_response(describe, description, expected_params={param: name})
+    stub.add_response("list_tags", {"Tags": tags}, expected_params={"ResourceArn": arn})
+    return arn
+
+
+def _minimal_description(describe: str, name: str, arn: str) -> dict[str, Any]:
+    if describe == "describe_model":
+        return {"ModelName": name, "ModelArn": arn, "CreationTime": when(0)}
+    if describe == "describe_endpoint_config":
+        return {
+            "EndpointConfigName": name,
+            "EndpointConfigArn": arn,
+            "ProductionVariants": [{"VariantName": "AllTraffic"}],
+            "CreationTime": when(0),
+        }
+    if describe == "describe_endpoint":
+        return endpoint_description(name, "Creating", None)
+    return tuning_description(name, "InProgress")
