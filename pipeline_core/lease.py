@@ -74,10 +74,11 @@ def acquire(
         if code_of(e) != CONDITION_FAILED:
             raise named_error(e, "PutItem") from e
         old = e.response.get("Item") or {}
-        other = old.get(HOLDER, {}).get("S", "another execution")
+        other = old.get(HOLDER, {}).get("S")
         until = old.get(EXPIRES_AT, {}).get("N")
         raise EndpointBusyError(
-            f"endpoint {endpoint_name} is being deployed by execution {other}"
+            f"endpoint {endpoint_name} is being deployed by "
+            + (f"execution {other}" if other else "another execution")
             + (f" (lease expires at epoch {until})" if until else "")
         ) from e
     return {"endpoint_name": endpoint_name, "holder": holder, "expires_at": expires_at}

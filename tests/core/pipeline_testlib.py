@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import numpy as np
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from pipeline_core.config import DEFAULTS, PipelineConfig
 from pipeline_core.deploy import build_endpoint_config_request, build_model_request
@@ -25,6 +25,7 @@ ROLE = "arn:aws:iam::123456789012:role/mnist-ll-sagemaker"
 ENDPOINT = "mnist-ll-endpoint"
 #: The deployment salt (the UUID of the stack id) of the tests' stack.
 SALT = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+LOCK_TABLE = "Pipeline-EndpointLeasesTable-ABC123"
 
 
 def make_run(
@@ -64,6 +65,56 @@ def pickle_gz(obj: Any, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:
 
 def sagemaker_client() -> Any:
     return boto3.client("sagemaker", region_name=REGION)
+
+
+def dynamodb_client() -> Any:
+    return boto3.client("dynamodb", region_name=REGION)
+
+
+def stub_acquire(stub: Stubber, endpoint: str, holder: str, *, busy_by: str | None = None) -> None:
+    """Deploy's conditional PutItem of the endpoint lease (``busy_by``: held by another)."""
+    expected = {
+        "TableName": LOCK_TABLE,
+        "Item": {
+            "pk": {"S": f"endpoint#{endpoint}"},
+            "holder": {"S": holder},
+            "expires_at": {"N": ANY},
+            "acquired_at": {"N": ANY},
+        },
+        "ConditionExpression": (
+            "attribute_not_exists(pk) OR expires_at < :now OR holder = :holder"
+        ),
+        "ExpressionAttributeValues": {":now": {"N": ANY}, ":holder": {"S": holder}},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if busy_by is None:
+        stub.add_response("put_item", {}, expected_params=expected)
+    else:
+        stub.add_client_error(
+            "put_item",
+            service_error_code="ConditionalCheckFailedException",
+            service_message="The conditional request failed",
+            expected_params=expected,
+            response_meta={},
+        )
+
+
+def stub_release(stub: Stubber, endpoint: str, holder: str, *, held: bool = True) -> None:
+    expected = {
+        "TableName": LOCK_TABLE,
+        "Key": {"pk": {"S": f"endpoint#{endpoint}"}},
+        "ConditionExpression": "holder = :holder",
+        "ExpressionAttributeValues": {":holder": {"S": holder}},
+    }
+    if held:
+        stub.add_response("delete_item", {}, expected_params=expected)
+    else:
+        stub.add_client_error(
+            "delete_item",
+            service_error_code="ConditionalCheckFailedException",
+            service_message="The conditional request failed",
+            expected_params=expected,
+        )
 
 
 @contextmanager
