@@ -51,9 +51,6 @@ class NaggedStack(Protocol):
     @property
     def cleanup(self) -> Any: ...
 
-    @property
-    def leases(self) -> Any: ...
-
     def get_logical_id(self, element: CfnElement) -> str: ...
 
 
@@ -186,11 +183,4 @@ def acknowledge_findings(stack: NaggedStack) -> None:
         f"IAM5[Resource::{_ref(stack, stack.functions['Cleanup'].function, 'Arn')}:*]",
         "The Provider framework invokes the cleanup function and its versions (<arn>:*); "
         "nothing else.",
-    )
-
-    acknowledge(
-        stack.leases.table,
-        "DDB3",
-        "The table holds only short-lived endpoint leases (they expire by themselves); "
-        "there is nothing to restore, so point-in-time recovery would only cost.",
     )

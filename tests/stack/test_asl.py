@@ -63,7 +63,8 @@ def test_functions_keyed_by_logical_id(synthesized: Synth) -> None:
 
 def test_outputs_resolve(synthesized: Synth) -> None:
     outputs = stack_outputs(synthesized.json)
-    assert outputs["EndpointName"] == "mnist-ll-endpoint"
+    assert outputs["EndpointName"] == synthesized.stack.endpoint_name
+    assert outputs["EndpointName"].startswith("mnist-ll-mnistlinearlearnerpipeline-")
     assert outputs["StateMachineArn"].startswith("arn:aws:states:us-east-1:123456789012:")
     assert outputs["StartExecutionUrl"] == (
         "https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1"

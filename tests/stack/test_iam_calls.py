@@ -24,14 +24,16 @@ from tests.stack.helpers import ROOT
 from tests.stack.test_iam import actions_of, role_statements
 
 #: Action prefixes this file is about (logs/X-Ray come with every function, KMS: test_kms.py).
-SERVICES = ("sagemaker:", "s3:", "iam:")
+SERVICES = ("sagemaker:", "s3:", "iam:", "dynamodb:")
 
 EXPECTED: dict[str, set[str]] = {
     "ValidateInput": set(),
     "Convert": {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"},
     "StartTuning": {
         "sagemaker:CreateHyperParameterTuningJob",
-        "sagemaker:DescribeHyperParameterTuningJob",  # a retry adopts the existing job
+        # a retry adopts the existing job, only if its tags are this run's
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:ListTags",
         "sagemaker:AddTags",
         "iam:PassRole",
     },
@@ -41,6 +43,8 @@ EXPECTED: dict[str, set[str]] = {
     },
     "Deploy": {
         "sagemaker:DescribeEndpoint",
+        "sagemaker:DescribeModel",  # adopt only this run's model and config
+        "sagemaker:DescribeEndpointConfig",
         "sagemaker:ListTags",
         "sagemaker:CreateModel",
         "sagemaker:CreateEndpointConfig",
@@ -49,16 +53,24 @@ EXPECTED: dict[str, set[str]] = {
         "sagemaker:DeleteEndpoint",
         "sagemaker:AddTags",
         "iam:PassRole",
+        "dynamodb:PutItem",  # the endpoint's lease
+        "dynamodb:DeleteItem",
     },
     "DescribeEndpoint": {
         "sagemaker:DescribeEndpoint",
+        "dynamodb:DeleteItem",  # a failed deployment frees the lease
         "sagemaker:ListEndpointConfigs",
         "sagemaker:ListModels",
         "sagemaker:ListTags",
         "sagemaker:DeleteEndpointConfig",
         "sagemaker:DeleteModel",
     },
-    "Evaluate": {"sagemaker:InvokeEndpoint", "s3:GetObject", "s3:PutObject"},
+    "Evaluate": {
+        "sagemaker:InvokeEndpoint",
+        "s3:GetObject",
+        "s3:PutObject",
+        "dynamodb:DeleteItem",  # done with the endpoint: release the lease
+    },
     "Cleanup": {
         "sagemaker:ListEndpoints",
         "sagemaker:ListEndpointConfigs",
@@ -77,7 +89,12 @@ EXPECTED: dict[str, set[str]] = {
 IMPLIED = {"sagemaker:AddTags", "iam:PassRole", "s3:ListBucket"}
 
 #: boto3 service → IAM action prefix.
-ACTION_PREFIX = {"s3": "s3", "sagemaker": "sagemaker", "sagemaker-runtime": "sagemaker"}
+ACTION_PREFIX = {
+    "s3": "s3",
+    "sagemaker": "sagemaker",
+    "sagemaker-runtime": "sagemaker",
+    "dynamodb": "dynamodb",
+}
 
 
 def _granted(s: Synth, name: str) -> set[str]:
