@@ -139,7 +139,10 @@ class LocalPipeline:
             self.topic_arn = created
         dynamodb = boto3.client("dynamodb")
         for table in self.synth.dynamodb_tables(region=REGION, account=ACCOUNT):
-            dynamodb.create_table(**table)
+            try:
+                dynamodb.create_table(**table)
+            except dynamodb.exceptions.ResourceInUseException:
+                pass  # moto's state outlives a server in this process: reuse it
         self.dispatcher = LambdaDispatcher(functions)
         self._undo_dispatch = self.dispatcher.install()
         sfn = boto3.client("stepfunctions")
@@ -149,6 +152,11 @@ class LocalPipeline:
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STATE_MACHINE_NAME}",
             type="STANDARD",
         )["stateMachineArn"]
+        # moto's state outlives a server in this process and its create returns an
+        # existing machine unchanged: make sure this pipeline's definition runs.
+        sfn.update_state_machine(
+            stateMachineArn=self.state_machine_arn, definition=json.dumps(definition)
+        )
 
     def stop(self) -> None:
         if self.sagemaker is not None:
