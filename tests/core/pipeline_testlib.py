@@ -306,7 +306,7 @@ def stub_already_exists(
 ) -> str:
     """``create`` says the name exists; the adopt check describes it and lists
     its ``tags`` (``None``: stop after the create). Returns the ARN."""
-    describe, param, arn_field, kind = _ADOPT[create]
+    describe, param, _arn_field, kind = _ADOPT[create]
     name = request[param]
     arn = f"arn:aws:sagemaker:us-east-1:123456789012:{kind}/{name.lower()}"
     stub.add_client_error(
