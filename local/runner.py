@@ -113,16 +113,20 @@ class LocalPipeline:
         )
         self._sm_server = BackgroundServer(self.sagemaker.app(), host=LOOPBACK)
         self._sm_server.start()
-        env = aws_environment(self.moto.url, self._sm_server.url, self.lambda_log_level)
-        self._env_ctx = patched_environ(env)
-        self._env_ctx.__enter__()
-
         functions = self.synth.lambda_functions(
             region=REGION,
             account=ACCOUNT,
             overrides={"ALLOW_LOCAL_SOURCES": "true"},
             config_overrides={"poll_seconds": self.poll_seconds, **self.config_overrides},
         )
+        env = aws_environment(self.moto.url, self._sm_server.url, self.lambda_log_level)
+        # Every Lambda variable stays set while the pipeline runs (each invocation
+        # only swaps values): a thread copying os.environ (the tuner starting a
+        # job) never meets a key that an ending invocation is just removing.
+        lambda_keys = {k: v for f in functions.values() for k, v in f.environment.items()}
+        self._env_ctx = patched_environ({**lambda_keys, **env})
+        self._env_ctx.__enter__()
+
         definition = self.synth.definition(region=REGION, account=ACCOUNT)
         # Create what the stack would have created, under the names the
         # resolved template uses.
