@@ -12,6 +12,7 @@ from pipeline_testlib import (
     STACK_TAG,
     create_endpoint_params,
     endpoint_description,
+    WIDE_CONFIG,
     make_run,
     sagemaker_client,
     stub_create_endpoint,
@@ -95,7 +96,7 @@ def test_model_request_uses_the_best_job_artifacts_with_network_isolation() -> N
 
 
 def test_endpoint_config_request_has_one_variant_of_the_endpoint_instance_type() -> None:
-    run = make_run("exec-1", {"endpoint_instance_type": "ml.t2.medium"})
+    run = make_run("exec-1", {"endpoint_instance_type": "ml.t2.medium"}, config=WIDE_CONFIG)
     request = build_endpoint_config_request(run, DEFAULTS)
     assert request["EndpointConfigName"] == run.names.endpoint_config
     assert request["ProductionVariants"] == [
@@ -118,7 +119,7 @@ def test_endpoint_config_with_kms_encrypts_the_endpoint_volume() -> None:
 
 
 def test_endpoint_config_key_is_left_out_for_instance_types_with_local_storage() -> None:
-    run = make_run("exec-1", {"endpoint_instance_type": "ml.c5d.xlarge"})
+    run = make_run("exec-1", {"endpoint_instance_type": "ml.c5d.xlarge"}, config=WIDE_CONFIG)
     assert "KmsKeyId" not in build_endpoint_config_request(run, DEFAULTS, kms_key_arn=KEY)
 
 
