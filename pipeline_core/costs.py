@@ -60,7 +60,9 @@ def training_billing(sm: Any, tuning_job_name: str) -> dict[str, Any]:
     }
 
 
-def endpoint_block(mode: str, endpoint_name: str | None, ttl: dict[str, Any] | None) -> dict[str, Any]:
+def endpoint_block(
+    mode: str, endpoint_name: str | None, ttl: dict[str, Any] | None
+) -> dict[str, Any]:
     """``{"mode", "name", "deletes_at"}``: name null in mode none; deletes_at
     null when the endpoint is kept forever (or there is none)."""
     return {
@@ -89,7 +91,9 @@ def cost_block(
     billable = int(billing.get("billable_seconds") or 0)
     train_rate = _price("training_per_hour", training_instance_type)
     training_usd = (train_rate or 0.0) * training_instance_count * billable / 3600.0
-    transform_rate = _price("transform_per_hour", transform_instance_type) if mode == "none" else 0.0
+    transform_rate = (
+        _price("transform_per_hour", transform_instance_type) if mode == "none" else 0.0
+    )
     transform_usd = (transform_rate or 0.0) * transform_seconds / 3600.0
     if mode == "realtime":
         hourly = _price("hosting_per_hour", endpoint_instance_type)

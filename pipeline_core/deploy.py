@@ -154,8 +154,9 @@ def plan_deploy(
 
     def plan(action: Action, previous: str | None, request: dict[str, Any] | None,
              **flags: bool) -> DeployPlan:  # fmt: skip
-        return DeployPlan(name, action, previous, model, cfg, request, mode=run.endpoint_mode,
-                          **flags)
+        return DeployPlan(
+            name, action, previous, model, cfg, request, mode=run.endpoint_mode, **flags
+        )
 
     if existing is None:
         return plan("create", None, create)

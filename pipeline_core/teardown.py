@@ -84,7 +84,9 @@ def stop_transform_jobs(sm: Any, *, stack_tag: str, name_prefix: str, log: Log) 
     return stopped
 
 
-def delete_ttl_schedules(scheduler: Any, *, name_prefix: str, target_arn: str, log: Log) -> list[str]:
+def delete_ttl_schedules(
+    scheduler: Any, *, name_prefix: str, target_arn: str, log: Log
+) -> list[str]:
     """Delete the TTL schedules that target this stack's EndpointTtl function
     (schedules carry no tags: the target names the owner)."""
     deleted: list[str] = []

@@ -40,9 +40,7 @@ def transform_job_name(run: RunSpec) -> str:
 
 
 def test_file_uri(data: dict[str, Any]) -> str:
-    return str(
-        (data.get("files") or {}).get("test") or f"{data['test_uri'].rstrip('/')}/test.rec"
-    )
+    return str((data.get("files") or {}).get("test") or f"{data['test_uri'].rstrip('/')}/test.rec")
 
 
 def build_transform_request(

@@ -2,8 +2,12 @@
 
 Endpoints, endpoint configs and models made by an execution are not
 CloudFormation resources, so ``cdk destroy`` would leave them billing. The
-onEvent handler (``lambdas.cleanup.handler``) deletes, on Delete only, those
-tagged ``mnist-ll:stack=<STACK_TAG>`` and stops tagged in-progress tuning jobs.
+onEvent handler (``lambdas.cleanup.handler``) stops the running executions,
+the tuning and transform jobs and the TTL schedules, and deletes what it can,
+on Delete only, of what is tagged ``mnist-ll:stack=<STACK_TAG>``; the
+isComplete handler (``lambdas.cleanup_complete.handler``) then waits, up to
+``total_timeout``, for endpoints still Creating/Updating and deletes them,
+their configs and models (pipeline_core/teardown.py).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from aws_cdk import CustomResource, Duration, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
@@ -24,6 +29,7 @@ class ExecutionCleanup(Construct):
         construct_id: str,
         *,
         on_event: lambda_.IFunction,
+        is_complete: lambda_.IFunction,
         stack_tag: str,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
@@ -36,7 +42,19 @@ class ExecutionCleanup(Construct):
             self,
             "Provider",
             on_event_handler=on_event,
+            # Polls until every endpoint could be deleted (Creating/Updating
+            # ones cannot); the handler names what is left at its deadline.
+            is_complete_handler=is_complete,
+            query_interval=Duration.seconds(30),
+            total_timeout=Duration.minutes(55),
             log_group=self.provider_log_group,
+            disable_waiter_state_machine_logging=False,
+            waiter_state_machine_log_options=cr.LogOptions(
+                destination=logs.LogGroup(
+                    self, "WaiterLogs", retention=log_retention, removal_policy=removal_policy
+                ),
+                level=sfn.LogLevel.ALL,
+            ),
         )
         self.resource = CustomResource(
             self,
@@ -44,6 +62,6 @@ class ExecutionCleanup(Construct):
             service_token=self.provider.service_token,
             resource_type="Custom::MnistLinearLearnerCleanup",
             properties={"StackTag": stack_tag},
-            # The handler bounds itself well below this.
-            service_timeout=Duration.minutes(15),
+            # The longest CloudFormation waits for a custom resource.
+            service_timeout=Duration.minutes(60),
         )
