@@ -214,6 +214,8 @@ class LocalSageMaker(TransformJobsMixin):
                 "created": _now(),
                 "job": None,
                 "failure": None,
+                # Set by StopHyperParameterTuningJob even before the job has started.
+                "hang": threading.Event(),
             }
         self._put_tags(arn, p.get("Tags"))
         self._start(lambda: self._run_tuning(name), f"tuning-{name}")
@@ -254,8 +256,11 @@ class LocalSageMaker(TransformJobsMixin):
                 raise RuntimeError(fault)
             if self._take_fault("tuning_hang") is not None:
                 # Never finishes on its own: only StopHyperParameterTuningJob ends it.
-                record["hang"] = threading.Event()
                 record["hang"].wait()
+                with self._lock:
+                    record["status"] = "Stopped"
+                return
+            if record["hang"].is_set():  # stopped while its channels downloaded
                 with self._lock:
                     record["status"] = "Stopped"
                 return
@@ -266,6 +271,8 @@ class LocalSageMaker(TransformJobsMixin):
                 on_event=lambda kind, data: self.on_event(kind, {"tuning_job": name, **data}),
             )
             record["job"] = job
+            if record["hang"].is_set():  # a Stop raced the start
+                job.stop()
             job.run()
             output_uri = request["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"]
             bucket, prefix = _split_s3(output_uri.rstrip("/") + "/")

@@ -150,9 +150,13 @@ def _ended_message(pipeline: LocalPipeline, status: str) -> dict[str, Any]:
     return found[0]
 
 
-def _wait_for_tuning(pipeline: LocalPipeline) -> None:
+def _wait_for_tuning(pipeline: LocalPipeline, execution: str) -> None:
+    """Until this execution's tuning job runs (a Stop while StartTuning is in
+    flight is a race the README names)."""
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not in_progress_tuning_jobs(pipeline, wait=0):
+    while time.monotonic() < deadline and not [
+        j for j in in_progress_tuning_jobs(pipeline, wait=0) if execution in j
+    ]:
         time.sleep(0.05)
 
 
@@ -194,7 +198,7 @@ def test_ctrl_c_aborts_the_execution_and_stops_the_running_tuning_job(
     _hang(pipeline)
 
     def interrupt_once_tuning() -> None:
-        _wait_for_tuning(pipeline)
+        _wait_for_tuning(pipeline, "e2e-end-abort")
         _thread.interrupt_main()  # what Ctrl-C does
 
     threading.Thread(target=interrupt_once_tuning, daemon=True).start()
