@@ -95,7 +95,9 @@ def test_realtime_ttl_is_scheduled_moved_by_a_later_run_and_firing_it_deletes_ev
     assert timedelta(hours=2) - timedelta(minutes=1) <= deletes_at - started
     assert deletes_at - started <= timedelta(hours=2, minutes=5)
     assert (first.output or {})["cost"]["endpoint_usd_per_hour"] == pytest.approx(0.28)
-    (schedule,) = [s for s in pipeline.schedules() if s["target_input"]["endpoint_name"] == TTL_ENDPOINT]
+    (schedule,) = [
+        s for s in pipeline.schedules() if s["target_input"]["endpoint_name"] == TTL_ENDPOINT
+    ]
     assert schedule["action_after_completion"] == "DELETE"
     assert schedule["expression"] == f"at({deletes_at.strftime('%Y-%m-%dT%H:%M:%S')})"
 
@@ -113,7 +115,9 @@ def test_realtime_ttl_is_scheduled_moved_by_a_later_run_and_firing_it_deletes_ev
     assert second.status == "SUCCEEDED", (second.error, second.cause)
     moved = _deletes_at((second.output or {})["endpoint"]["deletes_at"])
     assert moved - deletes_at >= timedelta(minutes=59)
-    (schedule,) = [s for s in pipeline.schedules() if s["target_input"]["endpoint_name"] == TTL_ENDPOINT]
+    (schedule,) = [
+        s for s in pipeline.schedules() if s["target_input"]["endpoint_name"] == TTL_ENDPOINT
+    ]
     assert schedule["expression"] == f"at({moved.strftime('%Y-%m-%dT%H:%M:%S')})"
     config_name = sm.describe_endpoint(EndpointName=TTL_ENDPOINT)["EndpointConfigName"]
     (variant,) = sm.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
