@@ -59,6 +59,10 @@ def _stop_what_could_still_start_things(s: Settings) -> dict[str, Any]:
             log=logger.warning,
         ),
     }  # fmt: skip
+    if not s.state_machine_arn:
+        steps.pop("executions")
+    if not s.ttl_function_arn:
+        steps.pop("schedules")
     for name, step in steps.items():
         try:
             done[name] = step()
