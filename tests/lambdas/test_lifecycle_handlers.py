@@ -101,7 +101,7 @@ def test_execution_ended_stops_the_tuning_job_and_publishes_how_it_ended(
             "describe_transform_job",
             {
                 "TransformJobName": f"{tuning}-transform",
-                "TransformJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{tuning}-transform",
+                "TransformJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{tuning}-transform",  # noqa: E501
                 "TransformJobStatus": "Completed",
                 "ModelName": "m",
                 "TransformInput": {
@@ -149,7 +149,7 @@ def test_schedule_ttl_handler_creates_the_schedule(
         stub.add_response(
             "create_schedule",
             {
-                "ScheduleArn": f"arn:aws:scheduler:us-east-1:123456789012:schedule/default/{schedule_name(ENDPOINT)}"
+                "ScheduleArn": f"arn:aws:scheduler:us-east-1:123456789012:schedule/default/{schedule_name(ENDPOINT)}"  # noqa: E501
             },
         )
         out = schedule_ttl.handler(
