@@ -44,6 +44,11 @@ class Settings:
     salt: str = ""
     #: DynamoDB table of the endpoint leases (one deploy at a time per endpoint).
     lock_table: str = ""
+    #: Set only on the functions that need them (stacks/pipeline_stack.py).
+    topic_arn: str = ""
+    state_machine_arn: str = ""
+    ttl_function_arn: str = ""
+    scheduler_role_arn: str = ""
 
     def require(self, **values: str) -> None:
         """Raise InvalidConfigError naming the first empty setting."""
@@ -70,6 +75,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         kms_key_arn=env.get("KMS_KEY_ARN") or None,
         salt=env.get("DEPLOYMENT_SALT", ""),
         lock_table=env.get("LOCK_TABLE", ""),
+        topic_arn=env.get("TOPIC_ARN", ""),
+        state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
+        ttl_function_arn=env.get("TTL_FUNCTION_ARN", ""),
+        scheduler_role_arn=env.get("SCHEDULER_ROLE_ARN", ""),
     )
 
 

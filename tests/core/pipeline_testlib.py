@@ -26,6 +26,18 @@ ENDPOINT = "mnist-ll-endpoint"
 #: The deployment salt (the UUID of the stack id) of the tests' stack.
 SALT = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 LOCK_TABLE = "Pipeline-EndpointLeasesTable-ABC123"
+#: DEFAULTS with local-storage and burstable types allowed too (request-shape tests).
+WIDE_CONFIG = PipelineConfig.from_mapping(
+    {
+        "allowed_instance_types": [
+            *DEFAULTS.allowed_instance_types,
+            "ml.t2.medium",
+            "ml.m5d.large",
+            "ml.m5d.xlarge",
+            "ml.c5d.xlarge",
+        ]
+    }
+)
 
 
 def make_run(

@@ -24,7 +24,7 @@ from tests.stack.helpers import ROOT
 from tests.stack.test_iam import actions_of, role_statements
 
 #: Action prefixes this file is about (logs/X-Ray come with every function, KMS: test_kms.py).
-SERVICES = ("sagemaker:", "s3:", "iam:", "dynamodb:")
+SERVICES = ("sagemaker:", "s3:", "iam:", "sns:", "scheduler:", "states:", "dynamodb:")
 
 EXPECTED: dict[str, set[str]] = {
     "ValidateInput": set(),
@@ -40,6 +40,7 @@ EXPECTED: dict[str, set[str]] = {
     "DescribeTuning": {
         "sagemaker:DescribeHyperParameterTuningJob",
         "sagemaker:DescribeTrainingJob",
+        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",  # billable seconds
     },
     "Deploy": {
         "sagemaker:DescribeEndpoint",
@@ -76,11 +77,63 @@ EXPECTED: dict[str, set[str]] = {
         "sagemaker:ListEndpointConfigs",
         "sagemaker:ListModels",
         "sagemaker:ListHyperParameterTuningJobs",
+        "sagemaker:ListTransformJobs",
         "sagemaker:ListTags",
         "sagemaker:DeleteEndpoint",
         "sagemaker:DeleteEndpointConfig",
         "sagemaker:DeleteModel",
         "sagemaker:StopHyperParameterTuningJob",
+        "sagemaker:StopTransformJob",
+        "states:ListExecutions",
+        "states:StopExecution",
+        "scheduler:ListSchedules",
+        "scheduler:DeleteSchedule",
+    },
+    "CleanupComplete": {
+        "sagemaker:ListEndpoints",
+        "sagemaker:ListEndpointConfigs",
+        "sagemaker:ListModels",
+        "sagemaker:ListHyperParameterTuningJobs",
+        "sagemaker:ListTags",
+        "sagemaker:DeleteEndpoint",
+        "sagemaker:DeleteEndpointConfig",
+        "sagemaker:DeleteModel",
+        "sagemaker:StopHyperParameterTuningJob",
+    },
+    "ScheduleEndpointTtl": {
+        "scheduler:CreateSchedule",
+        "scheduler:UpdateSchedule",  # moves the schedule of a later run
+        "scheduler:DeleteSchedule",  # ttl_hours 0
+        "iam:PassRole",  # the scheduler role, to scheduler.amazonaws.com only
+    },
+    "StartTransform": {
+        "sagemaker:CreateModel",
+        "sagemaker:CreateTransformJob",
+        "sagemaker:AddTags",
+        "iam:PassRole",
+        # a retry adopts its model / job only if their tags are this run's
+        "sagemaker:DescribeModel",
+        "sagemaker:DescribeTransformJob",
+        "sagemaker:ListTags",
+    },
+    "DescribeTransform": {"sagemaker:DescribeTransformJob"},
+    "EndpointTtl": {
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:ListTags",
+        "sagemaker:DescribeEndpointConfig",
+        "sagemaker:DeleteEndpoint",
+        "sagemaker:DeleteEndpointConfig",
+        "sagemaker:DeleteModel",
+        "sns:Publish",
+    },
+    "ExecutionEnded": {
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:DescribeTransformJob",
+        "sagemaker:StopHyperParameterTuningJob",
+        "sagemaker:StopTransformJob",
+        "sns:Publish",
+        "dynamodb:Scan",  # leases the run still held
+        "dynamodb:DeleteItem",
     },
 }
 
@@ -94,6 +147,9 @@ ACTION_PREFIX = {
     "sagemaker": "sagemaker",
     "sagemaker-runtime": "sagemaker",
     "dynamodb": "dynamodb",
+    "sns": "sns",
+    "scheduler": "scheduler",
+    "stepfunctions": "states",
 }
 
 
@@ -186,6 +242,11 @@ def _operations(service: str) -> dict[str, str]:
     return {xform_name(op): f"{ACTION_PREFIX[service]}:{op}" for op in model.operation_names}
 
 
+#: Same method name in two services a handler uses: SNS's DeleteEndpoint
+#: (mobile push endpoints) is SageMaker's delete_endpoint, never called on SNS.
+NAME_COLLISIONS = {"sns:DeleteEndpoint"}
+
+
 def called_actions(handler_module: str) -> set[str]:
     identifiers, services = reached_identifiers(handler_module)
     return {
@@ -193,7 +254,7 @@ def called_actions(handler_module: str) -> set[str]:
         for service in services
         for method, action in _operations(service).items()
         if method in identifiers
-    }
+    } - NAME_COLLISIONS
 
 
 def _module_of(name: str) -> str:
