@@ -14,12 +14,16 @@ import pytest
 from botocore.exceptions import ClientError
 from pipeline_testlib import (
     IMAGE,
+    LOCK_TABLE,
     REGION,
     ROLE,
+    SALT,
     STACK_TAG,
+    dynamodb_client,
     endpoint_description,
     make_run,
     sagemaker_client,
+    stub_release,
     stubbed,
     tuning_result,
     when,
@@ -32,6 +36,7 @@ from pipeline_core.errors import (
     EndpointBusyError,
     EvaluationError,
     InstanceTypeUnavailableError,
+    NameCollisionError,
     PollLimitExceededError,
 )
 from pipeline_core.names import STACK_TAG_KEY
@@ -41,6 +46,7 @@ from pipeline_core.release import (
     ReleaseContext,
     ended_message,
     register_release_step,
+    release_endpoint_leases,
     release_run,
 )
 from pipeline_core.teardown import (
@@ -110,17 +116,56 @@ def make_config() -> Any:
     return DEFAULTS
 
 
-def test_a_retried_start_transform_adopts_both() -> None:
+def _model_and_job_exist(stub: Any, run: Any, tags: list[dict[str, str]]) -> None:
+    model = f"{SM_ARN}:model/{run.names.model}"
+    job = transform_job_name(run)
+    stub.add_client_error(
+        "create_model", "ValidationException", f'Cannot create already existing model "{model}".'
+    )
+    stub.add_response(
+        "describe_model",
+        {"ModelName": run.names.model, "ModelArn": model, "CreationTime": when(0)},
+        expected_params={"ModelName": run.names.model},
+    )
+    stub.add_response("list_tags", {"Tags": tags}, expected_params={"ResourceArn": model})
+    if tags != run.tag_list():
+        return
+    stub.add_client_error("create_transform_job", "ResourceInUse", "already exists")
+    stub.add_response(
+        "describe_transform_job",
+        {
+            **_transform_description("InProgress", ended=False),
+            "TransformJobName": job,
+            "TransformJobArn": f"{SM_ARN}:transform-job/{job}",
+        },
+        expected_params={"TransformJobName": job},
+    )
+    stub.add_response(
+        "list_tags",
+        {"Tags": tags},
+        expected_params={"ResourceArn": f"{SM_ARN}:transform-job/{job}"},
+    )
+
+
+def test_a_retried_start_transform_adopts_both_when_they_are_this_runs() -> None:
     run = make_run("exec-1", {"endpoint": {"mode": "none"}})
     sm = sagemaker_client()
     with stubbed(sm) as stub:
-        stub.add_client_error(
-            "create_model", "ValidationException", 'Cannot create already existing model "m".'
-        )
-        stub.add_client_error("create_transform_job", "ResourceInUse", "already exists")
+        _model_and_job_exist(stub, run, run.tag_list())
         start_transform(
             run, make_config(), tuning_result(), DATA, sm, image_uri=IMAGE, role_arn=ROLE
         )
+
+
+def test_start_transform_never_adopts_a_model_of_another_stack() -> None:
+    run = make_run("exec-1", {"endpoint": {"mode": "none"}})
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:  # and no CreateTransformJob after it
+        _model_and_job_exist(stub, run, [{"Key": STACK_TAG_KEY, "Value": "Beta"}])
+        with pytest.raises(NameCollisionError, match=f"model {run.names.model}"):
+            start_transform(
+                run, make_config(), tuning_result(), DATA, sm, image_uri=IMAGE, role_arn=ROLE
+            )
 
 
 def test_unoffered_instance_type_is_a_named_error_naming_the_keys() -> None:
@@ -394,12 +439,46 @@ def test_release_stops_the_running_tuning_job_and_skips_a_transform_never_starte
         )
         released = release_run(
             _ended(),
-            ReleaseContext(clients={"sagemaker": sm}, name_prefix="mnist-ll", stack_tag=STACK_TAG),
+            # The names carry the deployment salt, as ValidateInput derived them.
+            ReleaseContext(
+                clients={"sagemaker": sm}, name_prefix="mnist-ll", stack_tag=STACK_TAG, salt=SALT
+            ),
         )
     assert released["tuning_job"] == {"name": tuning, "stopped": True}
+    assert released["endpoint_lease"] == {"released": [], "reason": "no lease table"}
     assert released["transform_job"]["stopped"] is False
     message = ended_message(_ended(), released)
     assert message["status"] == "ABORTED" and "was stopped" in message["summary"]
+
+
+def test_release_frees_the_endpoint_leases_the_ended_execution_still_holds() -> None:
+    ddb = dynamodb_client()
+    holder = _ended().execution_name
+    with stubbed(ddb) as stub:
+        stub.add_response(
+            "scan",
+            {"Items": [{"pk": {"S": "endpoint#mnist-ll-alpha-endpoint"}}]},
+            expected_params={
+                "TableName": LOCK_TABLE,
+                "FilterExpression": "#h = :holder",
+                "ExpressionAttributeNames": {"#h": "holder"},
+                "ExpressionAttributeValues": {":holder": {"S": holder}},
+                "ProjectionExpression": "pk",
+            },
+        )
+        stub_release(stub, "mnist-ll-alpha-endpoint", holder)
+        released = release_run(
+            _ended(),
+            ReleaseContext(
+                clients={"dynamodb": ddb},
+                name_prefix="mnist-ll",
+                stack_tag=STACK_TAG,
+                salt=SALT,
+                lock_table=LOCK_TABLE,
+            ),
+            steps=[("endpoint_lease", release_endpoint_leases)],
+        )
+    assert released == {"endpoint_lease": {"released": ["mnist-ll-alpha-endpoint"]}}
 
 
 def test_release_steps_are_an_extension_point_and_one_failure_skips_none() -> None:

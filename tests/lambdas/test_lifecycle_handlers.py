@@ -11,9 +11,12 @@ from pipeline_testlib import (
     BUCKET,
     ENDPOINT,
     IMAGE,
+    LOCK_TABLE,
     REGION,
     ROLE,
+    SALT,
     STACK_TAG,
+    dynamodb_client,
     endpoint_description,
     make_run,
     sagemaker_client,
@@ -44,6 +47,8 @@ ENV = {
     "TTL_FUNCTION_ARN": TTL_ARN,
     "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/scheduler",
     "STATE_MACHINE_ARN": STATE_MACHINE,
+    "DEPLOYMENT_SALT": SALT,
+    "LOCK_TABLE": LOCK_TABLE,
 }
 
 
@@ -86,9 +91,12 @@ def test_execution_ended_stops_the_tuning_job_and_publishes_how_it_ended(
 ) -> None:
     run = make_run("exec-1")
     sm, sns = sagemaker_client(), boto3.client("sns", region_name=REGION)
-    monkeypatch.setattr(execution_ended, "_clients", lambda _s: (sm, sns))
-    tuning = run.names.tuning_job
-    with stubbed(sm) as s, stubbed(sns) as n:
+    ddb = dynamodb_client()
+    monkeypatch.setattr(execution_ended, "_clients", lambda _s: (sm, sns, ddb))
+    tuning = run.names.tuning_job  # salted, as ValidateInput derived it
+    with stubbed(sm) as s, stubbed(sns) as n, stubbed(ddb) as leases:
+        # The run held no lease: the scan finds nothing to release.
+        leases.add_response("scan", {"Items": []})
         s.add_response(
             "describe_hyper_parameter_tuning_job", tuning_description(tuning, "InProgress")
         )
@@ -120,6 +128,7 @@ def test_execution_ended_stops_the_tuning_job_and_publishes_how_it_ended(
         "stopped": False,
         "reason": "already Completed",
     }
+    assert out["released"]["endpoint_lease"] == {"released": []}
 
 
 def test_execution_ended_ignores_a_success(
