@@ -193,6 +193,9 @@ class LocalPipeline:
             return
         sqs = boto3.client("sqs")
         self.queue_url = sqs.create_queue(QueueName=NOTIFICATIONS_QUEUE)["QueueUrl"]
+        # moto's state outlives a server in this process: start from an empty queue,
+        # so an earlier pipeline's notices are never taken for this one's.
+        self.notifications()
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
