@@ -4,7 +4,7 @@
    ASL and every Lambda's handler and environment from the template.
 2. Start moto (S3, SNS, Step Functions executing the ASL) and the local
    SageMaker service, all on 127.0.0.1.
-3. Create the bucket and topic the template would create, then the state
+3. Create the bucket, topic and tables the template would create, then the state
    machine from the synthesized definition, and start an execution.
 4. Follow the execution history live, then collect the report.
 5. If the execution did not succeed (a Fail state, ``--timeout``, Ctrl-C),
@@ -124,16 +124,20 @@ class LocalPipeline:
         )
         self._sm_server = BackgroundServer(self.sagemaker.app(), host=LOOPBACK)
         self._sm_server.start()
-        env = aws_environment(self.moto.url, self._sm_server.url, self.lambda_log_level)
-        self._env_ctx = patched_environ(env)
-        self._env_ctx.__enter__()
-
         functions = self.synth.lambda_functions(
             region=REGION,
             account=ACCOUNT,
             overrides={"ALLOW_LOCAL_SOURCES": "true"},
             config_overrides={"poll_seconds": self.poll_seconds, **self.config_overrides},
         )
+        env = aws_environment(self.moto.url, self._sm_server.url, self.lambda_log_level)
+        # Every Lambda variable stays set while the pipeline runs (each invocation
+        # only swaps values): a thread copying os.environ (the tuner starting a
+        # job) never meets a key that an ending invocation is just removing.
+        lambda_keys = {k: v for f in functions.values() for k, v in f.environment.items()}
+        self._env_ctx = patched_environ({**lambda_keys, **env})
+        self._env_ctx.__enter__()
+
         definition = self.synth.definition(region=REGION, account=ACCOUNT)
         # Create what the stack would have created, under the names the
         # resolved template uses.
@@ -148,6 +152,12 @@ class LocalPipeline:
             if created != topic_arn:
                 raise RuntimeError(f"topic {topic_arn} resolved differently locally: {created}")
             self.topic_arn = created
+        dynamodb = boto3.client("dynamodb")
+        for table in self.synth.dynamodb_tables(region=REGION, account=ACCOUNT):
+            try:
+                dynamodb.create_table(**table)
+            except dynamodb.exceptions.ResourceInUseException:
+                pass  # moto's state outlives a server in this process: reuse it
         self._subscribe_queue()
         self.dispatcher = LambdaDispatcher(functions)
         self._undo_dispatch = self.dispatcher.install()
@@ -158,6 +168,11 @@ class LocalPipeline:
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STATE_MACHINE_NAME}",
             type="STANDARD",
         )["stateMachineArn"]
+        # moto's state outlives a server in this process and its create returns an
+        # existing machine unchanged: make sure this pipeline's definition runs.
+        sfn.update_state_machine(
+            stateMachineArn=self.state_machine_arn, definition=json.dumps(definition)
+        )
 
     def stop(self) -> None:
         if self.sagemaker is not None:
