@@ -100,6 +100,8 @@ class LocalSageMaker:
         self._faults: dict[str, tuple[str, int]] = {}
         self._threads: list[threading.Thread] = []
         self.calls: list[str] = []
+        #: CloudWatch Logs client for training logs (the local account sets it).
+        self.logs: Any = None
         #: How long a deleted endpoint stays ``Deleting``.
         self.delete_seconds = 0.5
 
