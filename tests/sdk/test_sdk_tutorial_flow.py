@@ -59,7 +59,13 @@ def account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=log,
-        env={**os.environ, "MNIST_LL_CACHE": str(cache), "MNIST_LL_OFFLINE": "1"},
+        env={
+            **os.environ,
+            "MNIST_LL_CACHE": str(cache),
+            "MNIST_LL_OFFLINE": "1",
+            # every local SageMaker response is checked against its output shape
+            "MNIST_LL_CHECK_RESPONSES": "1",
+        },
     )
     try:
         deadline = time.monotonic() + 60
