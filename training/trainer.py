@@ -163,7 +163,8 @@ def fit_scaler(x: F32, hp: Hyperparameters) -> tuple[F32, F32]:
     if not hp.normalize_data:
         return np.zeros(d, dtype=np.float32), np.ones(d, dtype=np.float32)
     sample = x[: hp.num_point_for_scaler].astype(np.float64)
-    mean = sample.mean(axis=0)
+    # unbias_data=false scales without centring (auto/true: centred).
+    mean = sample.mean(axis=0) if hp.unbias_data is not False else np.zeros(d)
     std = sample.std(axis=0)
     std[~(std > 1e-12)] = 1.0
     return mean.astype(np.float32), std.astype(np.float32)
