@@ -217,6 +217,10 @@ def _plots(report: dict[str, Any], out_dir: Path, prefix: str) -> None:
 
 def _serve(pipeline: LocalPipeline, endpoint: str | None) -> None:
     url = f"{pipeline.sagemaker_url}/endpoints/{endpoint}/invocations"
+    # Handlers first: whoever reads the URL below may interrupt at once.
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("\nThe endpoint is serving. Press Ctrl-C to stop.")
     print(f"  URL:  {url}")
     print("  curl:")
@@ -230,9 +234,6 @@ def _serve(pipeline: LocalPipeline, endpoint: str | None) -> None:
         "region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x')"
         f".invoke_endpoint(EndpointName='{endpoint}', ContentType='text/csv', Body=row_csv)"
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     while not stop.wait(0.5):
         pass
     print("\nstopping")
