@@ -43,6 +43,7 @@ from local.training_jobs import (
     output_data_config,
     resource_config,
 )
+from local.transform_jobs import TransformJobsMixin
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -109,6 +110,20 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def _billing(summary: dict[str, Any]) -> dict[str, Any]:
+    """TrainingTimeInSeconds and BillableTimeInSeconds: the measured job seconds
+    (no Managed Spot locally, so both are equal; SageMaker bills at least 1 s)."""
+    start, end = summary.get("TrainingStartTime"), summary.get("TrainingEndTime")
+    if start is None or end is None:
+        return {}
+
+    def stamp(value: Any) -> float:
+        return value.timestamp() if isinstance(value, datetime) else float(value)
+
+    seconds = max(1, round(stamp(end) - stamp(start)))
+    return {"TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds}
+
+
 @dataclass
 class _Endpoint:
     name: str
@@ -122,8 +137,9 @@ class _Endpoint:
     tags: list[dict[str, str]] = field(default_factory=list)
 
 
-class LocalSageMaker:
-    """In-memory SageMaker control plane for one local run."""
+class LocalSageMaker(TransformJobsMixin):
+    """In-memory SageMaker control plane for one local run (Batch Transform
+    jobs: :mod:`local.transform_jobs`)."""
 
     def __init__(
         self,
@@ -209,6 +225,7 @@ class LocalSageMaker:
                 record["hang"].set()
         for standalone in list(self.training_jobs.jobs.values()):
             standalone["job"].stop()
+        self.stop_all_transforms()
         self.wait_idle(timeout)
 
     def wait_idle(self, timeout: float = 60.0) -> None:
@@ -278,6 +295,8 @@ class LocalSageMaker:
                 "created": _now(),
                 "job": None,
                 "failure": None,
+                # Set by StopHyperParameterTuningJob even before the job has started.
+                "hang": threading.Event(),
             }
         self._put_tags(arn, p.get("Tags"))
         self._start(lambda: self._run_tuning(name), f"tuning-{name}")
@@ -300,8 +319,11 @@ class LocalSageMaker:
                 raise RuntimeError(fault)
             if self._take_fault("tuning_hang") is not None:
                 # Never finishes on its own: only StopHyperParameterTuningJob ends it.
-                record["hang"] = threading.Event()
                 record["hang"].wait()
+                with self._lock:
+                    record["status"] = "Stopped"
+                return
+            if record["hang"].is_set():  # stopped while its channels downloaded
                 with self._lock:
                     record["status"] = "Stopped"
                 return
@@ -312,6 +334,8 @@ class LocalSageMaker:
                 on_event=lambda kind, data: self.on_event(kind, {"tuning_job": name, **data}),
             )
             record["job"] = job
+            if record["hang"].is_set():  # a Stop raced the start
+                job.stop()
             job.run()
             output_uri = request["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"]
             bucket, prefix = _split_s3(output_uri.rstrip("/") + "/")
@@ -512,6 +536,7 @@ class LocalSageMaker:
                 "S3ModelArtifacts": record["artifact"]
                 or artifact_uri(definition["OutputDataConfig"]["S3OutputPath"], name)
             },
+            **_billing(summary),
         }
         for key in ("TrainingStartTime", "TrainingEndTime"):
             if summary.get(key) is not None:

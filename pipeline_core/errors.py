@@ -62,3 +62,11 @@ class EndpointBusyError(PipelineError):
 
 class EvaluationError(PipelineError):
     """The endpoint's answers cannot be evaluated (wrong count or format)."""
+
+
+class InstanceTypeUnavailableError(PipelineError):
+    """The region does not offer the instance type a job or endpoint asked for."""
+
+
+class TransformJobFailedError(PipelineError):
+    """The Batch Transform job (endpoint mode ``none``) ended Failed or Stopped."""

@@ -175,6 +175,7 @@ def evaluate_deployment(
     config: PipelineConfig,
     s3: Any,
     invoke: Invoke,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the endpoint on ``data.files.test``, write ``report.json``;
     returns ``$.evaluation``."""
@@ -193,6 +194,15 @@ def evaluate_deployment(
         feature_dim=config.feature_dim,
         chunks=config.evaluation_chunks,
     )
+    return write_report(run, s3, report, extra)
+
+
+def write_report(
+    run: RunSpec, s3: Any, report: dict[str, Any], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write ``report.json`` (with the ``extra`` blocks, e.g. endpoint and cost);
+    returns ``$.evaluation``."""
+    report = {**report, **(extra or {})}
     key = f"{run.prefix}report.json"
     with named_errors("S3 PutObject (report)"):
         s3.put_object(
@@ -206,4 +216,5 @@ def evaluate_deployment(
         "metrics": report["metrics"],
         "single_prediction": report["single_prediction"],
         "report_uri": f"s3://{run.bucket}/{key}",
+        **(extra or {}),
     }

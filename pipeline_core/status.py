@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline_core.awserrors import is_not_found, named_error
+from pipeline_core.costs import training_billing
 from pipeline_core.errors import PollLimitExceededError, TuningJobFailedError
 from pipeline_core.inputs import RunSpec
 
@@ -104,13 +105,17 @@ def describe_tuning(run: RunSpec, tuning: dict[str, Any], sm: Any) -> dict[str, 
             best_job = sm.describe_training_job(TrainingJobName=best_name)
         except ClientError as e:
             raise named_error(e, "DescribeTrainingJob") from e
-    return summarize_tuning(
+    summary = summarize_tuning(
         described,
         best_job,
         polls=polls,
         min_objective=run.min_objective,
         objective_type=run.objective_type,
     )
+    if status not in IN_PROGRESS_TUNING:
+        # Once, when it has ended: what the training jobs billed (report cost block).
+        summary["billing"] = training_billing(sm, name)
+    return summary
 
 
 def summarize_endpoint(
