@@ -122,7 +122,10 @@ class LocalPipeline:
         if not self.topic_arn:
             return
         sqs = boto3.client("sqs")
-        self.queue_url = sqs.create_queue(QueueName=NOTIFICATIONS_QUEUE)["QueueUrl"]
+        # One queue per run: moto keeps state per process, and a queue shared
+        # with an earlier run in it would still hold that run's messages.
+        name = f"{NOTIFICATIONS_QUEUE}-{uuid.uuid4().hex[:8]}"
+        self.queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
