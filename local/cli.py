@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import numpy as np
 
+from local import make_dataset
 from local import report as rpt
 from local.make_args import ArgsSyntaxError, split_args
 from local.mnist_cache import DatasetCacheError, ensure_mnist
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="Wait-state seconds for the polling loops (cloud default 60; local 1)",
     )
+    make_dataset.add_parser(sub)
     return parser
 
 
@@ -313,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return run(args)
+        if args.command == "make-dataset":
+            return make_dataset.main(args)
     except (UsageError, DatasetCacheError, SynthError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
