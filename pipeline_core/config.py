@@ -143,6 +143,12 @@ class PipelineConfig:
     poll_seconds: int = 60
     max_polls: int = 240
     extra_static_hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    #: Sharded sources: Distributed Map children converting shards at once.
+    map_max_concurrency: int = 40
+    #: Largest shard object a Map child reads (and npz decompressed size).
+    shard_max_bytes: int = 1 << 30
+    #: Largest recordIO object a Map child writes (a shard may become several).
+    recordio_object_max_bytes: int = 64 << 20
 
     # -- validation ---------------------------------------------------------
 
@@ -195,6 +201,10 @@ class PipelineConfig:
         _check_int("evaluation_chunks", self.evaluation_chunks, 1, 10_000)
         _check_int("poll_seconds", self.poll_seconds, 0, 3600)
         _check_int("max_polls", self.max_polls, 1, 10_000)
+        # Distributed Map children run at most 10,000 at once.
+        _check_int("map_max_concurrency", self.map_max_concurrency, 1, 10_000)
+        _check_int("shard_max_bytes", self.shard_max_bytes, 1 << 10, 4 << 30)
+        _check_int("recordio_object_max_bytes", self.recordio_object_max_bytes, 1 << 12, 4 << 30)
         for key, value in self.extra_static_hyperparameters.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise InvalidConfigError("extra_static_hyperparameters: strings to strings")

@@ -48,6 +48,17 @@ FUNCTION_SPECS: Mapping[str, FunctionSpec] = {
         timeout_seconds=600,
         ephemeral_storage_mb=2048,
     ),
+    "ConvertShard": FunctionSpec(
+        module="convert_shard",
+        description="One Distributed Map child: validate one shard, write recordIO objects",
+        memory_mb=3008,
+        timeout_seconds=900,
+    ),
+    "FinalizeDataset": FunctionSpec(
+        module="finalize_dataset",
+        description="Check every shard was converted, then write the manifest",
+        timeout_seconds=300,
+    ),
     "StartTuning": FunctionSpec(
         module="start_tuning", description="Start the hyperparameter tuning job"
     ),
@@ -166,7 +177,11 @@ class PipelineStack(Stack):
                 deploy=fn["Deploy"],
                 describe_endpoint=fn["DescribeEndpoint"],
                 evaluate=fn["Evaluate"],
+                convert_shard=fn["ConvertShard"],
+                finalize_dataset=fn["FinalizeDataset"],
             ),
+            data_bucket=self.storage.bucket,
+            map_max_concurrency=config.map_max_concurrency,
             topic=self.notifications.topic,
             log_group_name=f"/aws/vendedlogs/states/{settings.stack_name}-pipeline",
             log_retention=retention,
@@ -323,6 +338,18 @@ class PipelineStack(Stack):
         self._allow(convert, ["s3:DeleteObject"], [self.storage.manifests_arn()])
         # Lets a missing source object read as 404 (SourceNotFound), not 403.
         self._allow(convert, ["s3:ListBucket"], [bucket.bucket_arn])
+
+        shard = roles["ConvertShard"]
+        # A shard may be any key of our bucket (like a pickle source); writes under runs/.
+        self._allow(shard, ["s3:GetObject"], [bucket.arn_for_objects("*")])
+        self._grant_objects(shard, read=True, write=True)
+        # Lets a missing shard read as 404 (SourceNotFound), not 403.
+        self._allow(shard, ["s3:ListBucket"], [bucket.bucket_arn])
+
+        finalize = roles["FinalizeDataset"]
+        # Lists the source prefix and reads the receipts under runs/; writes the manifest.
+        self._allow(finalize, ["s3:ListBucket"], [bucket.bucket_arn])
+        self._grant_objects(finalize, read=True, write=True)
 
         start = roles["StartTuning"]
         self._allow(

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from pipeline_core import errors
+from stacks.data_phase import data_phase
 
 JsonPath = sfn.JsonPath
 
@@ -47,7 +49,10 @@ UNEXPECTED_STATUS_ERROR = "UnexpectedStatusError"
 
 #: RouteFailure: error name → Fail state. Anything else ends in PipelineFailed.
 FAILURE_ROUTES: dict[str, tuple[str, ...]] = {
-    "InvalidInput": (errors.InvalidInputError.__name__,),
+    "InvalidInput": (
+        errors.InvalidInputError.__name__,
+        errors.TooFewTrainObjectsError.__name__,
+    ),
     "InvalidDataset": (
         errors.InvalidDatasetError.__name__,
         errors.SourceNotFoundError.__name__,
@@ -103,6 +108,9 @@ class PipelineFunctions:
     deploy: lambda_.IFunction
     describe_endpoint: lambda_.IFunction
     evaluate: lambda_.IFunction
+    #: Sharded sources (stacks/data_phase.py); without them only the pickle path.
+    convert_shard: lambda_.IFunction | None = None
+    finalize_dataset: lambda_.IFunction | None = None
 
 
 def _any_of(path: str, values: Sequence[str]) -> sfn.Condition:
@@ -124,9 +132,13 @@ class PipelineStateMachine(Construct):
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
         timeout: Duration,
+        data_bucket: s3.IBucket | None = None,
+        map_max_concurrency: int = 40,
     ) -> None:
         super().__init__(scope, construct_id)
         self.functions = functions
+        self._data_bucket = data_bucket
+        self._map_max_concurrency = map_max_concurrency
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -390,7 +402,24 @@ class PipelineStateMachine(Construct):
         deploy.next(start_polling).next(wait_endpoint)
         wait_endpoint.next(describe_endpoint).next(endpoint_status)
         evaluate.next(summarize).next(notify_success).next(succeeded)
-        return validate.next(convert).next(start_tuning).next(wait_tuning)
+        return validate.next(self._data_phase(convert)).next(start_tuning).next(wait_tuning)
+
+    def _data_phase(self, convert: tasks.LambdaInvoke) -> sfn.IChainable:
+        f = self.functions
+        if f.convert_shard is None or f.finalize_dataset is None or self._data_bucket is None:
+            return convert
+        return data_phase(
+            self,
+            invoke=lambda name, fn, payload, result_path: self._invoke(
+                name, fn, payload, result_path
+            ),
+            convert=convert,
+            convert_shard=f.convert_shard,
+            finalize=f.finalize_dataset,
+            bucket=self._data_bucket,
+            max_concurrency=self._map_max_concurrency,
+            transient_errors=(*LAMBDA_TRANSIENT_ERRORS, THROTTLING_ERROR),
+        )
 
     def _gate(self, deploy: sfn.IChainable, gate_failed: sfn.IChainable) -> sfn.Choice:
         # Checked for presence first: a missing flag fails the gate, never errors.

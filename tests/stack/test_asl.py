@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from stacks.asl import extract_definition, lambda_functions, lambda_functions_by_arn, stack_outputs
 from tests.stack.conftest import Synth
@@ -19,12 +20,20 @@ def test_definition_has_no_unresolved_intrinsics(synthesized: Synth) -> None:
 
 def test_every_lambda_resource_maps_to_a_handler_and_its_env(synthesized: Synth) -> None:
     by_arn = lambda_functions_by_arn(synthesized.json)
+
+    def states(machine: dict[str, Any]) -> list[dict[str, Any]]:
+        found = list(machine["States"].values())
+        for st in machine["States"].values():
+            if "ItemProcessor" in st:  # a Map's child workflow
+                found += states(st["ItemProcessor"])
+        return found
+
     arns = {
         st["Resource"]
-        for st in synthesized.asl["States"].values()
+        for st in states(synthesized.asl)
         if st.get("Resource", "").startswith("arn:aws:lambda:")
     }
-    assert len(arns) == 7
+    assert len(arns) == 9  # every pipeline function but Cleanup, ConvertShard in the Map
     for arn in arns:
         info = by_arn[arn]
         assert info["handler"].startswith("lambdas.") and info["handler"].endswith(".handler")

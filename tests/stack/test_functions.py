@@ -31,6 +31,8 @@ MODULES = {
     "describe_endpoint",
     "evaluate",
     "cleanup",
+    "convert_shard",
+    "finalize_dataset",
 }
 CUSTOM_PIPELINE = {
     "objective_metric": "validation:roc_auc_score",
