@@ -168,6 +168,21 @@ def evaluate_run(
     return {**run_info, **report}
 
 
+def _test_uris(s3: Any, data: dict[str, Any]) -> list[str]:
+    """The test objects: ``data.files.test``, or the manifest's list (sharded
+    sources keep object lists out of the state)."""
+    files = (data.get("files") or {}).get("test")
+    if isinstance(files, str):
+        return [files]
+    if "splits" in data and data.get("manifest_uri"):
+        manifest = json.loads(read_bytes(s3, data["manifest_uri"]))
+        listed = manifest.get("files", {}).get("test")
+        if isinstance(listed, list) and listed:
+            bucket = str(data["manifest_uri"])[len("s3://") :].split("/", 1)[0]
+            return [f"s3://{bucket}/{key}" for key in listed]
+    return [f"{data['test_uri'].rstrip('/')}/test.rec"]
+
+
 def evaluate_deployment(
     run: RunSpec,
     data: dict[str, Any],
@@ -176,9 +191,10 @@ def evaluate_deployment(
     s3: Any,
     invoke: Invoke,
 ) -> dict[str, Any]:
-    """Evaluate the endpoint on ``data.files.test``, write ``report.json``;
-    returns ``$.evaluation``."""
-    test_uri = (data.get("files") or {}).get("test") or f"{data['test_uri'].rstrip('/')}/test.rec"
+    """Evaluate the endpoint on ``data.files.test`` (a sharded source: the
+    manifest's test objects), write ``report.json``; returns ``$.evaluation``."""
+    test_uris = _test_uris(s3, data)
+    test_uri = test_uris[0] if len(test_uris) == 1 else data["test_uri"]
     report = evaluate_run(
         {
             "execution_name": run.execution_name,
@@ -188,7 +204,8 @@ def evaluate_deployment(
             "target_digit": run.target_digit,
             "test_uri": test_uri,
         },
-        read_bytes(s3, test_uri),
+        # recordIO records frame themselves: the objects' bytes concatenate.
+        b"".join(read_bytes(s3, uri) for uri in test_uris),
         invoke,
         feature_dim=config.feature_dim,
         chunks=config.evaluation_chunks,
