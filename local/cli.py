@@ -183,7 +183,9 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
             "value": best.get("objective_value"),
         },
         "model_artifacts": best.get("model_artifacts"),
+        "instance_count": best.get("instance_count"),
     }
+    report["data"] = {"splits": (stored.get("data") or {}).get("splits")}
     report["endpoint_name"] = summary.get("endpoint_name")
     report["target_digit"] = summary.get("target_digit", 0)
     report["single_prediction"] = summary.get("single_prediction")

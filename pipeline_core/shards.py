@@ -116,7 +116,10 @@ def load_shard(raw: bytes, key: str, name: str, config: PipelineConfig) -> Split
         x, y = read_npz(raw, key, max_bytes=config.shard_max_bytes)
     else:
         x, y = read_csv(raw, key, feature_dim=config.feature_dim)
-    return validate_split(key, (x, y), config.feature_dim)
+    try:
+        return validate_split(key, (x, y), config.feature_dim)
+    except InvalidDatasetError as e:
+        raise InvalidDatasetError(str(e).replace(f"split '{key}'", f"shard {key}", 1)) from e
 
 
 def rows_per_object(config: PipelineConfig) -> int:
