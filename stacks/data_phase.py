@@ -26,6 +26,7 @@ with the shard's key and reason.
 from __future__ import annotations
 
 from collections.abc import Callable
+
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3

@@ -46,7 +46,10 @@ def npz_bytes(x: Any, y: Any, **extra: Any) -> bytes:
 
 
 def csv_bytes(x: np.ndarray, y: np.ndarray) -> bytes:
-    rows = [",".join([str(int(label)), *(f"{v:.6f}" for v in row)]) for label, row in zip(y, x)]
+    rows = [
+        ",".join([str(int(label)), *(f"{v:.6f}" for v in row)])
+        for label, row in zip(y, x, strict=True)
+    ]
     return ("\n".join(rows) + "\n").encode()
 
 
@@ -172,7 +175,7 @@ def test_finalize_raises_the_failing_shards_own_error_and_writes_no_manifest(s3:
         except InvalidDatasetError:
             pass  # the Map goes on (moto) or fails (AWS); Finalize names it either way
     for map_error in (None, {"Error": "States.ExceedToleratedFailureThreshold", "Cause": "x"}):
-        with pytest.raises(InvalidDatasetError, match="train/bad.npz: pixel values"):
+        with pytest.raises(InvalidDatasetError, match=r"train/bad\.npz: pixel values"):
             finalize_dataset(run, DEFAULTS, s3, map_error=map_error)
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/e/data/manifest")
 
@@ -182,7 +185,7 @@ def test_finalize_refuses_a_shard_without_receipt(s3: Any) -> None:
     items = put_set(s3)
     for item in items[1:]:
         convert_shard(run, DEFAULTS, item, s3)
-    with pytest.raises(InvalidDatasetError, match="train/part-0.npz was not converted"):
+    with pytest.raises(InvalidDatasetError, match=r"train/part-0\.npz was not converted"):
         finalize_dataset(run, DEFAULTS, s3)
     error = {"Error": "Lambda.TooManyRequestsException", "Cause": "slow down"}
     with pytest.raises(ShardConversionError, match="TooManyRequests"):

@@ -30,7 +30,10 @@ def write_set(root: Path, fmt: str, train_shards: int, *, bad: bool = False) -> 
         if fmt == "npz":
             np.savez(path, x=x, y=y)
         else:
-            lines = [",".join([str(int(d)), *(f"{v:.4f}" for v in row)]) for d, row in zip(y, x)]
+            lines = [
+                ",".join([str(int(d)), *(f"{v:.4f}" for v in row)])
+                for d, row in zip(y, x, strict=True)
+            ]
             path.write_text("\n".join(lines) + "\n")
     return root
 
