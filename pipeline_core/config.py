@@ -140,6 +140,8 @@ class PipelineConfig:
     max_parallel_jobs: int = 2
     min_objective: float = 0.90
     evaluation_chunks: int = 100
+    #: Evaluate's requests in flight at once (the endpoint scores them in parallel).
+    evaluation_parallelism: int = 4
     poll_seconds: int = 60
     max_polls: int = 240
     extra_static_hyperparameters: Mapping[str, str] = field(default_factory=dict)
@@ -199,6 +201,7 @@ class PipelineConfig:
         ):
             raise InvalidConfigError("min_objective: must be a finite number")
         _check_int("evaluation_chunks", self.evaluation_chunks, 1, 10_000)
+        _check_int("evaluation_parallelism", self.evaluation_parallelism, 1, 64)
         _check_int("poll_seconds", self.poll_seconds, 0, 3600)
         _check_int("max_polls", self.max_polls, 1, 10_000)
         # Distributed Map children run at most 10,000 at once.

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,8 @@ from pipeline_core.s3io import read_bytes
 
 Invoke = Callable[[bytes, str], bytes]
 CSV = "text/csv"
+#: A real-time endpoint takes at most 6 MB per request (SageMaker quotas); a margin.
+MAX_PAYLOAD_BYTES = 5_000_000
 
 
 def endpoint_invoker(runtime: Any, endpoint_name: str) -> Invoke:
@@ -119,8 +123,11 @@ def evaluate_arrays(
     invoke: Invoke,
     *,
     chunks: int = 100,
+    parallel: int = 1,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
 ) -> dict[str, Any]:
-    """Single-row prediction, then the whole set in ``chunks`` requests."""
+    """Single-row prediction, then the whole set in ``chunks`` requests (more
+    if a chunk's CSV would exceed ``max_payload_bytes``), ``parallel`` at a time."""
     n = int(features.shape[0])
     if n == 0:
         raise EvaluationError("the test set is empty")
@@ -133,10 +140,19 @@ def evaluate_arrays(
         "actual_label": int(actual[0]),
     }
     predicted = np.empty(n, dtype=np.int64)
-    bounds = np.linspace(0, n, min(chunks, n) + 1).astype(np.int64)
-    for lo, hi in itertools.pairwise(bounds.tolist()):
-        _, pred = parse_predictions(invoke(format_csv(features[lo:hi]), CSV), int(hi - lo))
+    sample = features[: min(n, 64)]
+    row_bytes = (len(format_csv(sample)) + sample.shape[0]) / sample.shape[0]
+    needed = math.ceil(n * row_bytes * 1.25 / max_payload_bytes)  # margin: rows differ
+    bounds = np.linspace(0, n, min(max(chunks, needed), n) + 1).astype(np.int64)
+
+    def score(span: tuple[int, int]) -> None:
+        lo, hi = span
+        _, pred = parse_predictions(invoke(format_csv(features[lo:hi]), CSV), hi - lo)
         predicted[lo:hi] = pred
+
+    spans = list(itertools.pairwise(bounds.tolist()))
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        list(pool.map(score, spans))  # re-raises the first failure
     cm = confusion(actual, predicted)
     return {
         "confusion_matrix": cm,
@@ -156,6 +172,7 @@ def evaluate_run(
     *,
     feature_dim: int,
     chunks: int,
+    parallel: int = 1,
 ) -> dict[str, Any]:
     """Decode the test recordIO and evaluate. Returns the full report."""
     try:
@@ -164,7 +181,7 @@ def evaluate_run(
         raise EvaluationError(f"test data is not valid recordIO: {e}") from e
     if labels is None:
         raise EvaluationError("test data has no labels")
-    report = evaluate_arrays(features, labels, invoke, chunks=chunks)
+    report = evaluate_arrays(features, labels, invoke, chunks=chunks, parallel=parallel)
     return {**run_info, **report}
 
 
@@ -212,6 +229,7 @@ def evaluate_deployment(
         invoke,
         feature_dim=config.feature_dim,
         chunks=config.evaluation_chunks,
+        parallel=config.evaluation_parallelism,
     )
     key = f"{run.prefix}report.json"
     with named_errors("S3 PutObject (report)"):
