@@ -84,7 +84,7 @@ def test_an_npz_shard_becomes_bounded_relabelled_recordio_objects(s3: Any) -> No
     assert rows_per_object(config) == 20
     out = convert_shard(sharded_run(target_digit=3), config, item, s3)
     assert out == {"split": "train", "key": PREFIX + "train/part-0.npz", "rows": 50, "objects": 3}
-    keys = [f"runs/e/data/train/part-0-{i:04d}.rec" for i in range(3)]
+    keys = [f"runs/e/data/train/part-0.npz.{i:04d}.rec" for i in range(3)]
     parts = [decode(read(s3, k), feature_dim=784) for k in keys]
     np.testing.assert_array_equal(np.concatenate([p[0] for p in parts]), x)
     labels = np.concatenate([p[1] for p in parts if p[1] is not None])
@@ -98,7 +98,7 @@ def test_a_csv_shard_reads_the_label_from_the_first_column(s3: Any) -> None:
     x, y = make_split(30, 4)
     item = put(s3, "validation/a.csv", csv_bytes(x, y))
     convert_shard(sharded_run(target_digit=7), DEFAULTS, item, s3)
-    feats, labels = decode(read(s3, "runs/e/data/validation/a-0000.rec"), feature_dim=784)
+    feats, labels = decode(read(s3, "runs/e/data/validation/a.csv.0000.rec"), feature_dim=784)
     np.testing.assert_allclose(feats, x, atol=1e-6)
     assert labels is not None
     np.testing.assert_array_equal(labels, (y == 7).astype(np.float32))
@@ -131,6 +131,7 @@ BAD_SHARDS = [
     ("train/cols.csv", b"1,0.5,0.5\n", "3 columns"),
     ("train/text.csv", b"label,pixel\n", "malformed CSV"),
     ("train/pickle.pkl", pickle.dumps([1]), "unknown format"),
+    ("train/utf.csv", "1,0.5\u00e9\n".encode(), "plain ASCII"),
     ("misc/part.npz", npz_bytes(x0, y0), "expected <prefix>"),
 ]
 
@@ -159,8 +160,8 @@ def test_finalize_writes_the_manifest_last_with_rows_and_objects_per_split(s3: A
     assert data["train_uri"] == f"s3://{BUCKET}/runs/e/data/train/"
     manifest = json.loads(read(s3, "runs/e/data/manifest.json"))
     assert manifest["files"]["train"] == [
-        "runs/e/data/train/part-0-0000.rec",
-        "runs/e/data/train/part-1-0000.rec",
+        "runs/e/data/train/part-0.npz.0000.rec",
+        "runs/e/data/train/part-1.npz.0000.rec",
     ]
     assert manifest["shards"] == 4 and manifest["source_kind"] == "sharded"
 
@@ -229,7 +230,7 @@ def test_shard_calls_match_the_s3_service_model() -> None:
             {},
             {
                 "Bucket": BUCKET,
-                "Key": "runs/e/data/train/p-0000.rec",
+                "Key": "runs/e/data/train/p.npz.0000.rec",
                 "Body": ANY,
                 "ContentLength": ANY,
                 "ContentType": "application/x-recordio-protobuf",
@@ -246,8 +247,14 @@ def test_shard_calls_match_the_s3_service_model() -> None:
             },
         )
         convert_shard(run, DEFAULTS, {"Key": key, "Size": len(body)}, s3)
-    receipt = {"source_key": key, "source_md5": "0", "split": "train", "rows": 5,
-               "positives": 1, "objects": [{"key": "runs/e/data/train/p-0000.rec"}]}  # fmt: skip
+    receipt = {
+        "source_key": key,
+        "source_md5": "0",
+        "split": "train",
+        "rows": 5,
+        "positives": 1,
+        "objects": [{"key": "runs/e/data/train/p.npz.0000.rec"}],
+    }
     with stubbed(s3) as stub:
         stub.add_response(
             "list_objects_v2",
@@ -261,3 +268,14 @@ def test_shard_calls_match_the_s3_service_model() -> None:
         )
         with pytest.raises(InvalidDatasetError, match="split 'validation' has no shards"):
             finalize_dataset(run, DEFAULTS, s3)
+
+
+def test_shards_with_the_same_stem_in_both_formats_never_share_objects(s3: Any) -> None:
+    run = sharded_run()
+    x, y = make_split(10, 8)
+    convert_shard(run, DEFAULTS, put(s3, "train/a.npz", npz_bytes(x, y)), s3)
+    convert_shard(run, DEFAULTS, put(s3, "train/a.csv", csv_bytes(x, y)), s3)
+    keys = {
+        o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/e/data/train/")["Contents"]
+    }
+    assert keys == {"runs/e/data/train/a.npz.0000.rec", "runs/e/data/train/a.csv.0000.rec"}
