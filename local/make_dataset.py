@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import io
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,7 +213,7 @@ def main(args: argparse.Namespace) -> int:
             args.out, rows=args.rows, shards=args.shards, fmt=args.fmt, seed=args.seed
         )
     except ValueError as e:
-        print(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
         return 2
     for split, counts in summary.items():
         print(f"{split:<10} {counts['rows']:>9} rows in {counts['objects']} {args.fmt} objects")
