@@ -1,4 +1,10 @@
-"""Evaluate: score the test set against the endpoint, write the report (``$.evaluation``)."""
+"""Evaluate: score the test set, write the report (``$.evaluation``).
+
+Realtime and serverless: one single-row request, then the test split in
+``evaluation_chunks`` requests to the endpoint. Mode ``none``: the Batch
+Transform job's predictions, read from S3. Either way the report and the
+execution output carry the ``endpoint`` and ``cost`` blocks.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 
 from lambdas._env import Settings, client, field, load_settings
-from pipeline_core.evaluate import endpoint_invoker, evaluate_deployment
+from pipeline_core.costs import cost_block, endpoint_block
+from pipeline_core.evaluate import endpoint_invoker, evaluate_deployment, write_report
 from pipeline_core.inputs import RunSpec
+from pipeline_core.transform import transform_report
 
 logger = Logger()
 tracer = Tracer()
@@ -23,21 +31,52 @@ def _clients(s: Settings) -> tuple[Any, Any]:
     return client("s3", s.region), client("sagemaker-runtime", s.region)
 
 
+def lifecycle_blocks(event: dict[str, Any], run: RunSpec, s: Settings) -> dict[str, Any]:
+    """``endpoint`` and ``cost`` from the state the execution carries."""
+    deployed = event.get("deploy") or {}
+    lifecycle = event.get("lifecycle") or {}
+    transform = lifecycle.get("transform") or {}
+    return {
+        "endpoint": endpoint_block(
+            run.endpoint_mode, deployed.get("endpoint_name"), lifecycle.get("ttl")
+        ),
+        "cost": cost_block(
+            mode=run.endpoint_mode,
+            training_instance_type=run.training_instance_type,
+            training_instance_count=run.training_instance_count,
+            billing=(event.get("tuning") or {}).get("billing"),
+            spot=run.spot,
+            transform_instance_type=run.transform_instance_type,
+            transform_seconds=float(transform.get("seconds") or 0.0),
+            endpoint_instance_type=run.endpoint_instance_type,
+            endpoint_instance_count=run.endpoint_instance_count,
+            ttl_hours=run.ttl_hours,
+        ),
+    }
+
+
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     s = _settings()
     try:
-        deployed = field(event, "deploy")
+        run = RunSpec.from_dict(field(event, "run"))
+        data, deployed = field(event, "data"), field(event, "deploy")
+        extra = lifecycle_blocks(event, run, s)
         s3, runtime = _clients(s)
-        evaluation = evaluate_deployment(
-            RunSpec.from_dict(field(event, "run")),
-            field(event, "data"),
-            deployed,
-            s.config,
-            s3,
-            endpoint_invoker(runtime, str(deployed["endpoint_name"])),
-        )
+        if run.endpoint_mode == "none":
+            report = transform_report(run, data, deployed, s.config, s3)
+            evaluation = write_report(run, s3, report, extra)
+        else:
+            evaluation = evaluate_deployment(
+                run,
+                data,
+                deployed,
+                s.config,
+                s3,
+                endpoint_invoker(runtime, str(deployed["endpoint_name"])),
+                extra,
+            )
     except Exception:
         logger.exception("Evaluate failed")
         raise

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from local.training_backend import TrainingBackend
+from local.transform_jobs import TransformJobsMixin
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -58,6 +59,20 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def _billing(summary: dict[str, Any]) -> dict[str, Any]:
+    """TrainingTimeInSeconds and BillableTimeInSeconds: the measured job seconds
+    (no Managed Spot locally, so both are equal; SageMaker bills at least 1 s)."""
+    start, end = summary.get("TrainingStartTime"), summary.get("TrainingEndTime")
+    if start is None or end is None:
+        return {}
+
+    def stamp(value: Any) -> float:
+        return value.timestamp() if isinstance(value, datetime) else float(value)
+
+    seconds = max(1, round(stamp(end) - stamp(start)))
+    return {"TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds}
+
+
 @dataclass
 class _Endpoint:
     name: str
@@ -71,8 +86,9 @@ class _Endpoint:
     tags: list[dict[str, str]] = field(default_factory=list)
 
 
-class LocalSageMaker:
-    """In-memory SageMaker control plane for one local run."""
+class LocalSageMaker(TransformJobsMixin):
+    """In-memory SageMaker control plane for one local run (Batch Transform
+    jobs: :mod:`local.transform_jobs`)."""
 
     def __init__(
         self,
@@ -148,6 +164,7 @@ class LocalSageMaker:
                 record["job"].stop()
             if record.get("hang") is not None:
                 record["hang"].set()
+        self.stop_all_transforms()
         self.wait_idle(timeout)
 
     def wait_idle(self, timeout: float = 60.0) -> None:
@@ -197,6 +214,8 @@ class LocalSageMaker:
                 "created": _now(),
                 "job": None,
                 "failure": None,
+                # Set by StopHyperParameterTuningJob even before the job has started.
+                "hang": threading.Event(),
             }
         self._put_tags(arn, p.get("Tags"))
         self._start(lambda: self._run_tuning(name), f"tuning-{name}")
@@ -237,8 +256,11 @@ class LocalSageMaker:
                 raise RuntimeError(fault)
             if self._take_fault("tuning_hang") is not None:
                 # Never finishes on its own: only StopHyperParameterTuningJob ends it.
-                record["hang"] = threading.Event()
                 record["hang"].wait()
+                with self._lock:
+                    record["status"] = "Stopped"
+                return
+            if record["hang"].is_set():  # stopped while its channels downloaded
                 with self._lock:
                     record["status"] = "Stopped"
                 return
@@ -249,6 +271,8 @@ class LocalSageMaker:
                 on_event=lambda kind, data: self.on_event(kind, {"tuning_job": name, **data}),
             )
             record["job"] = job
+            if record["hang"].is_set():  # a Stop raced the start
+                job.stop()
             job.run()
             output_uri = request["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"]
             bucket, prefix = _split_s3(output_uri.rstrip("/") + "/")
@@ -393,6 +417,7 @@ class LocalSageMaker:
             "StoppingCondition": definition["StoppingCondition"],
             "CreationTime": summary.get("CreationTime", _now()),
             "ModelArtifacts": {"S3ModelArtifacts": record["artifact"] or ""},
+            **_billing(summary),
         }
         metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric")
         if metric:

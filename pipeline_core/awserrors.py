@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
 from botocore.exceptions import ClientError
 
-from pipeline_core.errors import ResourceLimitError, ThrottlingError
+from pipeline_core.errors import InstanceTypeUnavailableError, ResourceLimitError, ThrottlingError
 
 THROTTLING_CODES = frozenset(
     {
@@ -24,6 +25,20 @@ THROTTLING_CODES = frozenset(
         "ProvisionedThroughputExceededException",
     }
 )
+
+
+# SageMaker's ValidationException for an instance type the region does not offer.
+_INSTANCE_UNAVAILABLE = re.compile(
+    r".*instance ?type.*(not (supported|available|valid|offered)|unsupported)",
+    re.IGNORECASE | re.DOTALL,
+)
+#: Which input keys choose the instance type of each Create call.
+INSTANCE_TYPE_KEYS: dict[str, str] = {
+    "CreateHyperParameterTuningJob": "training_instance_type",
+    "CreateEndpointConfig": "endpoint.instance_type (or endpoint.mode serverless/none)",
+    "CreateEndpoint": "endpoint.instance_type (or endpoint.mode serverless/none)",
+    "CreateTransformJob": "transform_instance_type (cdk.json pipeline)",
+}
 
 
 def code_of(e: ClientError) -> str:
@@ -56,6 +71,13 @@ def named_error(e: ClientError, action: str) -> BaseException:
         return ThrottlingError(f"{action}: still throttled after retries ({message_of(e)})")
     if code == "ResourceLimitExceeded":
         return ResourceLimitError(f"{action}: an AWS quota was hit: {message_of(e)}")
+    if code == "ValidationException" and _INSTANCE_UNAVAILABLE.match(message_of(e)):
+        keys = INSTANCE_TYPE_KEYS.get(action, "training_instance_type / endpoint.instance_type")
+        return InstanceTypeUnavailableError(
+            f"{action}: the instance type is not offered in this region ({message_of(e)}); "
+            f"set {keys} to a type the region offers (e.g. ml.m5.xlarge), within the "
+            "stack's allowed_instance_types"
+        )
     original: BaseException = e
     return original
 

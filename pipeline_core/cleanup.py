@@ -111,3 +111,59 @@ def cleanup_stack_resources(
         "skipped_foreign": foreign,
         "out_of_time": out_of_time,
     }
+
+
+def delete_endpoint_resources(
+    sm: Any, *, endpoint_name: str, stack_tag: str, log: Callable[[str], None] = lambda _m: None
+) -> dict[str, Any]:
+    """Delete one endpoint of this stack, the config it serves and that config's
+    models (the endpoint TTL). Returns ``{"endpoint", "deleted": [{kind, name}],
+    "skipped": reason or None}``; an endpoint still Creating/Updating raises
+    EndpointBusyError (the schedule retries)."""
+    from pipeline_core.awserrors import named_error
+    from pipeline_core.errors import EndpointBusyError
+
+    out: dict[str, Any] = {"endpoint": endpoint_name, "deleted": [], "skipped": None}
+    try:
+        described = sm.describe_endpoint(EndpointName=endpoint_name)
+    except ClientError as e:
+        if is_not_found(e):
+            out["skipped"] = "the endpoint does not exist (already deleted)"
+            return out
+        raise named_error(e, "DescribeEndpoint") from e
+    tags = tags_to_dict(sm.list_tags(ResourceArn=described["EndpointArn"]).get("Tags"))
+    if tags.get(STACK_TAG_KEY) != tag_value(stack_tag):
+        out["skipped"] = f"not tagged {STACK_TAG_KEY}={stack_tag}; left alone"
+        return out
+    if described["EndpointStatus"] in ("Creating", "Updating", "SystemUpdating", "RollingBack"):
+        raise EndpointBusyError(
+            f"endpoint {endpoint_name} is {described['EndpointStatus']}; retry the deletion later"
+        )
+    config_name = str(described.get("EndpointConfigName") or "")
+    models: list[str] = []
+    if config_name:
+        try:
+            config = sm.describe_endpoint_config(EndpointConfigName=config_name)
+            models = [str(v["ModelName"]) for v in config.get("ProductionVariants", [])]
+        except ClientError as e:
+            if not is_not_found(e):
+                raise named_error(e, "DescribeEndpointConfig") from e
+    steps: list[tuple[str, str, Callable[..., Any], dict[str, str]]] = [
+        ("endpoint", endpoint_name, sm.delete_endpoint, {"EndpointName": endpoint_name}),
+    ]
+    if config_name:
+        steps.append(
+            ("endpoint_config", config_name, sm.delete_endpoint_config,
+             {"EndpointConfigName": config_name})
+        )  # fmt: skip
+    steps.extend(("model", m, sm.delete_model, {"ModelName": m}) for m in models)
+    for kind, name, call, kwargs in steps:
+        try:
+            call(**kwargs)
+        except ClientError as e:
+            if not is_not_found(e):
+                raise named_error(e, f"Delete {kind}") from e
+            log(f"{kind} {name} was already gone")
+            continue
+        out["deleted"].append({"kind": kind, "name": name})
+    return out

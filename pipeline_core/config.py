@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
+from pipeline_core.endpoint_modes import ENDPOINT_DEFAULTS, parse_endpoint_defaults
 from pipeline_core.errors import InvalidConfigError
 
 ScalingType = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
@@ -55,6 +56,17 @@ def has_local_storage(instance_type: str) -> bool:
     family = parts[1] if len(parts) == 3 else ""
     return bool(_LOCAL_STORAGE_FAMILY.match(family)) or family in _LOCAL_STORAGE_FAMILIES
 
+
+#: The tutorial's types plus current-generation m5/c5 sizes up to xlarge: what
+#: ValidateInput accepts and IAM's ``sagemaker:InstanceTypes`` condition allows.
+DEFAULT_ALLOWED_INSTANCE_TYPES: tuple[str, ...] = (
+    "ml.c4.xlarge",
+    "ml.m4.xlarge",
+    "ml.c5.large",
+    "ml.c5.xlarge",
+    "ml.m5.large",
+    "ml.m5.xlarge",
+)
 
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.(?:[0-9]*x?large|medium|small|metal)$")
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
@@ -151,6 +163,17 @@ class PipelineConfig:
     shard_max_bytes: int = 1 << 30
     #: Largest recordIO object a Map child writes (a shard may become several).
     recordio_object_max_bytes: int = 64 << 20
+    #: Endpoint defaults: ``mode`` (realtime/serverless/none), ``ttl_hours``
+    #: (0 keeps it forever), serverless ``memory_mb`` and ``max_concurrency``.
+    endpoint: Mapping[str, Any] = field(default_factory=lambda: dict(ENDPOINT_DEFAULTS))
+    #: Batch Transform instance for endpoint mode ``none``.
+    transform_instance_type: str = "ml.m4.xlarge"
+    #: Cost guard rails: what an execution may ask for.
+    allowed_instance_types: tuple[str, ...] = DEFAULT_ALLOWED_INSTANCE_TYPES
+    max_jobs_limit: int = 20
+    max_parallel_limit: int = 4
+    #: Managed Spot Training (input ``spot``): MaxWaitTimeInSeconds (>= max_runtime_seconds).
+    spot_max_wait_seconds: int = 3600
 
     # -- validation ---------------------------------------------------------
 
@@ -211,7 +234,39 @@ class PipelineConfig:
         for key, value in self.extra_static_hyperparameters.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise InvalidConfigError("extra_static_hyperparameters: strings to strings")
+        self._validate_lifecycle()
         return self
+
+    def _validate_lifecycle(self) -> None:
+        """Endpoint defaults and the cost caps (the defaults must respect the caps)."""
+        parse_endpoint_defaults(self.endpoint)
+        _check_instance("transform_instance_type", self.transform_instance_type)
+        if not self.allowed_instance_types or isinstance(self.allowed_instance_types, str):
+            raise InvalidConfigError("allowed_instance_types: a non-empty list of ml.* types")
+        for value in self.allowed_instance_types:
+            _check_instance("allowed_instance_types", value)
+        _check_int("max_jobs_limit", self.max_jobs_limit, 1, 500)
+        _check_int("max_parallel_limit", self.max_parallel_limit, 1, 100)
+        if self.max_jobs > self.max_jobs_limit:
+            raise InvalidConfigError(
+                f"max_jobs: {self.max_jobs} exceeds max_jobs_limit ({self.max_jobs_limit})"
+            )
+        if self.max_parallel_jobs > self.max_parallel_limit:
+            raise InvalidConfigError(
+                f"max_parallel_jobs: {self.max_parallel_jobs} exceeds max_parallel_limit "
+                f"({self.max_parallel_limit})"
+            )
+        for key in ("training_instance_type", "endpoint_instance_type", "transform_instance_type"):
+            if getattr(self, key) not in self.allowed_instance_types:
+                raise InvalidConfigError(
+                    f"{key}: {getattr(self, key)} is not in allowed_instance_types"
+                )
+        _check_int("spot_max_wait_seconds", self.spot_max_wait_seconds, 1, 2_419_200)
+        if self.spot_max_wait_seconds < self.max_runtime_seconds:
+            raise InvalidConfigError(
+                "spot_max_wait_seconds: must be at least max_runtime_seconds "
+                f"({self.max_runtime_seconds})"
+            )
 
     # -- transport ------------------------------------------------------------
 
@@ -232,6 +287,8 @@ class PipelineConfig:
         data = asdict(self)
         data["ranges"] = [asdict(r) for r in self.ranges]
         data["extra_static_hyperparameters"] = dict(self.extra_static_hyperparameters)
+        data["endpoint"] = dict(self.endpoint)
+        data["allowed_instance_types"] = list(self.allowed_instance_types)
         return data
 
     def to_json(self) -> str:
@@ -251,6 +308,15 @@ class PipelineConfig:
             values["ranges"] = tuple(_parse_range(r) for r in values["ranges"])
         if "extra_static_hyperparameters" in values:
             values["extra_static_hyperparameters"] = dict(values["extra_static_hyperparameters"])
+        if "endpoint" in values:
+            # A partial object overlays the defaults.
+            if not isinstance(values["endpoint"], Mapping):
+                raise InvalidConfigError("endpoint: must be an object")
+            values["endpoint"] = {**ENDPOINT_DEFAULTS, **values["endpoint"]}
+        if "allowed_instance_types" in values:
+            if not isinstance(values["allowed_instance_types"], list | tuple):
+                raise InvalidConfigError("allowed_instance_types: must be a list")
+            values["allowed_instance_types"] = tuple(values["allowed_instance_types"])
         try:
             config = replace(cls(), **values)
         except TypeError as e:  # pragma: no cover - guarded by the key check

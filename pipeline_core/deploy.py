@@ -57,6 +57,8 @@ class DeployPlan:
     delete_endpoint_first: bool = False
     #: The endpoint is already being deleted: wait for it before creating.
     wait_for_deletion: bool = False
+    #: Endpoint mode: realtime or serverless.
+    mode: str = "realtime"
 
     @property
     def model_name(self) -> str:
@@ -75,6 +77,7 @@ class DeployPlan:
             "action": self.action,
             "previous_config": self.previous_config,
             "model_data_url": self.model_request["PrimaryContainer"]["ModelDataUrl"],
+            "mode": self.mode,
         }
 
 
@@ -104,20 +107,28 @@ def build_endpoint_config_request(
 ) -> dict[str, Any]:
     """With ``kms_key_arn`` the key encrypts the endpoint's ML storage volume
     (not possible, nor needed, on instance types with local storage)."""
-    request: dict[str, Any] = {
-        "EndpointConfigName": run.names.endpoint_config,
-        "ProductionVariants": [
+    variant: dict[str, Any] = {"VariantName": VARIANT_NAME, "ModelName": run.names.model}
+    if run.endpoint_mode == "serverless":
+        # No instances: SageMaker bills per request; no KmsKeyId for serverless.
+        variant["ServerlessConfig"] = {
+            "MemorySizeInMB": run.serverless_memory_mb,
+            "MaxConcurrency": run.serverless_max_concurrency,
+        }
+    else:
+        variant.update(
             {
-                "VariantName": VARIANT_NAME,
-                "ModelName": run.names.model,
-                "InitialInstanceCount": config.endpoint_instance_count,
+                "InitialInstanceCount": run.endpoint_instance_count,
                 "InstanceType": run.endpoint_instance_type,
                 "InitialVariantWeight": 1.0,
             }
-        ],
+        )
+    request: dict[str, Any] = {
+        "EndpointConfigName": run.names.endpoint_config,
+        "ProductionVariants": [variant],
         "Tags": deploy_tags(run),
     }
-    if kms_key_arn and not has_local_storage(run.endpoint_instance_type):
+    serverless = run.endpoint_mode == "serverless"
+    if kms_key_arn and not serverless and not has_local_storage(run.endpoint_instance_type):
         request["KmsKeyId"] = kms_key_arn
     return request
 
@@ -143,7 +154,9 @@ def plan_deploy(
 
     def plan(action: Action, previous: str | None, request: dict[str, Any] | None,
              **flags: bool) -> DeployPlan:  # fmt: skip
-        return DeployPlan(name, action, previous, model, cfg, request, **flags)
+        return DeployPlan(
+            name, action, previous, model, cfg, request, mode=run.endpoint_mode, **flags
+        )
 
     if existing is None:
         return plan("create", None, create)

@@ -71,3 +71,11 @@ class TooFewTrainObjectsError(PipelineError):
 
 class ShardConversionError(PipelineError):
     """The conversion Map failed without a shard saying why (e.g. retries ran out)."""
+
+
+class InstanceTypeUnavailableError(PipelineError):
+    """The region does not offer the instance type a job or endpoint asked for."""
+
+
+class TransformJobFailedError(PipelineError):
+    """The Batch Transform job (endpoint mode ``none``) ended Failed or Stopped."""

@@ -185,7 +185,7 @@ def evaluate_run(
     return {**run_info, **report}
 
 
-def _test_uris(s3: Any, data: dict[str, Any]) -> list[str]:
+def test_object_uris(s3: Any, data: dict[str, Any]) -> list[str]:
     """The test objects: ``data.files.test``, or the manifest's list (sharded
     sources keep object lists out of the state)."""
     files = (data.get("files") or {}).get("test")
@@ -207,10 +207,11 @@ def evaluate_deployment(
     config: PipelineConfig,
     s3: Any,
     invoke: Invoke,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the endpoint on ``data.files.test`` (a sharded source: the
     manifest's test objects), write ``report.json``; returns ``$.evaluation``."""
-    test_uris = _test_uris(s3, data)
+    test_uris = test_object_uris(s3, data)
     test_uri = test_uris[0] if len(test_uris) == 1 else data["test_uri"]
     report = evaluate_run(
         {
@@ -231,6 +232,15 @@ def evaluate_deployment(
         chunks=config.evaluation_chunks,
         parallel=config.evaluation_parallelism,
     )
+    return write_report(run, s3, report, extra)
+
+
+def write_report(
+    run: RunSpec, s3: Any, report: dict[str, Any], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write ``report.json`` (with the ``extra`` blocks, e.g. endpoint and cost);
+    returns ``$.evaluation``."""
+    report = {**report, **(extra or {})}
     key = f"{run.prefix}report.json"
     with named_errors("S3 PutObject (report)"):
         s3.put_object(
@@ -244,4 +254,5 @@ def evaluate_deployment(
         "metrics": report["metrics"],
         "single_prediction": report["single_prediction"],
         "report_uri": f"s3://{run.bucket}/{key}",
+        **(extra or {}),
     }

@@ -20,6 +20,7 @@ from pipeline_core.config import (
     ParameterRange,
     PipelineConfig,
 )
+from pipeline_core.endpoint_modes import resolve_endpoint
 from pipeline_core.errors import InvalidConfigError, InvalidInputError
 from pipeline_core.names import ResourceNames, resource_names, resource_tags
 
@@ -40,6 +41,8 @@ INPUT_KEYS = frozenset(
         "endpoint_name",
         "random_seed",
         "training_instance_count",
+        "endpoint",
+        "spot",
         "Comment",
     }
 )
@@ -97,6 +100,16 @@ class RunSpec:
     #: For ``sharded``: the bucket and key prefix the Distributed Map lists.
     source_bucket: str = ""
     source_prefix: str = ""
+    #: Endpoint mode (pipeline_core.endpoint_modes): realtime, serverless or none.
+    endpoint_mode: str = "realtime"
+    endpoint_instance_count: int = 1
+    serverless_memory_mb: int = 2048
+    serverless_max_concurrency: int = 5
+    #: Hours until the endpoint is deleted; 0 keeps it (always 0 in mode none).
+    ttl_hours: int = 24
+    #: Managed Spot Training for the tuning job.
+    spot: bool = False
+    transform_instance_type: str = "ml.m4.xlarge"
 
     def tag_list(self) -> list[dict[str, str]]:
         return [{"Key": k, "Value": v} for k, v in self.tags]
@@ -150,6 +163,13 @@ class RunSpec:
                 source_kind=str(data.get("source_kind", SOURCE_PICKLE)),
                 source_bucket=str(data.get("source_bucket", "")),
                 source_prefix=str(data.get("source_prefix", "")),
+                endpoint_mode=str(data.get("endpoint_mode", "realtime")),
+                endpoint_instance_count=int(data.get("endpoint_instance_count", 1)),
+                serverless_memory_mb=int(data.get("serverless_memory_mb", 2048)),
+                serverless_max_concurrency=int(data.get("serverless_max_concurrency", 5)),
+                ttl_hours=int(data.get("ttl_hours", 0)),
+                spot=bool(data.get("spot", False)),
+                transform_instance_type=str(data.get("transform_instance_type", "ml.m4.xlarge")),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidInputError(f"run: malformed run spec ({e!r})") from e
@@ -179,11 +199,20 @@ def _choice(raw: Mapping[str, Any], key: str, default: str, allowed: Any) -> str
     return value
 
 
-def _instance(raw: Mapping[str, Any], key: str, default: str) -> str:
+def _instance(raw: Mapping[str, Any], key: str, default: str, allowed: Any = None) -> str:
     value = raw.get(key, default)
+    _check_instance(key, value, allowed)
+    return str(value)
+
+
+def _check_instance(key: str, value: Any, allowed: Any = None) -> None:
     if not isinstance(value, str) or not INSTANCE_TYPE.match(value):
         raise InvalidInputError(f"{key}: {value!r} is not a SageMaker instance type (ml.*)")
-    return value
+    if allowed is not None and value not in allowed:
+        raise InvalidInputError(
+            f"{key}: {value!r} is not allowed by this stack "
+            f"(allowed_instance_types: {sorted(allowed)})"
+        )
 
 
 def _endpoint_name(raw: Mapping[str, Any], default: str, name_prefix: str) -> str:
@@ -326,14 +355,33 @@ def resolve_run(
             f"objective_type: {metric} must be {OBJECTIVE_METRICS[metric]}d, not {objective_type}d"
         )
     strategy = _choice(raw, "strategy", config.strategy, {"Bayesian", "Random"})
-    max_jobs = _int(raw, "max_jobs", config.max_jobs, 1, MAX_JOBS_LIMIT)
-    max_parallel = _int(raw, "max_parallel_jobs", config.max_parallel_jobs, 1, MAX_PARALLEL_LIMIT)
+    # The stack's caps (cdk.json pipeline.max_jobs_limit / max_parallel_limit).
+    max_jobs = _int(raw, "max_jobs", config.max_jobs, 1, min(MAX_JOBS_LIMIT, config.max_jobs_limit))
+    max_parallel = _int(
+        raw,
+        "max_parallel_jobs",
+        config.max_parallel_jobs,
+        1,
+        min(MAX_PARALLEL_LIMIT, config.max_parallel_limit),
+    )
     if max_parallel > max_jobs:
         raise InvalidInputError(
             f"max_parallel_jobs: {max_parallel} must not exceed max_jobs ({max_jobs})"
         )
-    training_type = _instance(raw, "training_instance_type", config.training_instance_type)
-    endpoint_type = _instance(raw, "endpoint_instance_type", config.endpoint_instance_type)
+    allowed = frozenset(config.allowed_instance_types)
+    training_type = _instance(raw, "training_instance_type", config.training_instance_type, allowed)
+    endpoint = resolve_endpoint(
+        raw.get("endpoint"),
+        alias_instance_type=raw.get("endpoint_instance_type"),
+        defaults=config.endpoint,
+        default_instance_type=config.endpoint_instance_type,
+        default_instance_count=config.endpoint_instance_count,
+        check_instance=lambda key, value: _check_instance(key, value, allowed),
+    )
+    endpoint_type = endpoint.instance_type
+    spot = raw.get("spot", False)
+    if not isinstance(spot, bool):
+        raise InvalidInputError(f"spot: must be true or false, got {spot!r}")
     min_objective = raw.get("min_objective", config.min_objective)
     if not _is_number(min_objective) or not math.isfinite(min_objective):
         raise InvalidInputError(f"min_objective: must be a finite number, got {min_objective!r}")
@@ -400,4 +448,11 @@ def resolve_run(
         source_kind=kind,
         source_bucket=source_bucket,
         source_prefix=source_prefix,
+        endpoint_mode=endpoint.mode,
+        endpoint_instance_count=endpoint.instance_count,
+        serverless_memory_mb=endpoint.memory_mb,
+        serverless_max_concurrency=endpoint.max_concurrency,
+        ttl_hours=endpoint.ttl_hours,
+        spot=spot,
+        transform_instance_type=config.transform_instance_type,
     )

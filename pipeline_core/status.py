@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline_core.awserrors import is_not_found, named_error
+from pipeline_core.costs import training_billing
 from pipeline_core.errors import PollLimitExceededError, TuningJobFailedError
 from pipeline_core.inputs import RunSpec
 
@@ -114,7 +115,7 @@ def describe_tuning(run: RunSpec, tuning: dict[str, Any], sm: Any) -> dict[str, 
             best_job = sm.describe_training_job(TrainingJobName=best_name)
         except ClientError as e:
             raise named_error(e, "DescribeTrainingJob") from e
-    return summarize_tuning(
+    summary = summarize_tuning(
         described,
         best_job,
         polls=polls,
@@ -122,6 +123,10 @@ def describe_tuning(run: RunSpec, tuning: dict[str, Any], sm: Any) -> dict[str, 
         objective_type=run.objective_type,
         instance_count=run.training_instance_count,
     )
+    if status not in IN_PROGRESS_TUNING:
+        # Once, when it has ended: what the training jobs billed (report cost block).
+        summary["billing"] = training_billing(sm, name)
+    return summary
 
 
 def summarize_endpoint(

@@ -111,6 +111,16 @@ def build_tuning_request(
     }
     if run.random_seed is not None:
         tuning_config["RandomSeed"] = run.random_seed
+    stopping: dict[str, int] = {"MaxRuntimeInSeconds": config.max_runtime_seconds}
+    spot: dict[str, Any] = {}
+    if run.spot:
+        # Managed Spot: wait for capacity up to MaxWaitTimeInSeconds (>= the runtime);
+        # checkpoints under the run's prefix let an interrupted job resume.
+        stopping["MaxWaitTimeInSeconds"] = config.spot_max_wait_seconds
+        spot = {
+            "EnableManagedSpotTraining": True,
+            "CheckpointConfig": {"S3Uri": run.s3_uri("checkpoints/")},
+        }
     return {
         "HyperParameterTuningJobName": run.names.tuning_job,
         "HyperParameterTuningJobConfig": tuning_config,
@@ -133,9 +143,10 @@ def build_tuning_request(
             ],
             "OutputDataConfig": output,
             "ResourceConfig": resources,
-            "StoppingCondition": {"MaxRuntimeInSeconds": config.max_runtime_seconds},
+            "StoppingCondition": stopping,
             "EnableNetworkIsolation": True,
             "EnableInterContainerTrafficEncryption": True,
+            **spot,
         },
         "Tags": run.tag_list() if tags is None else list(tags),
     }

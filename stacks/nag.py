@@ -44,6 +44,13 @@ def _sagemaker_finding(stack: PipelineStack, resource: str) -> str:
     return f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='sagemaker')}{resource}/{prefix}-*]"
 
 
+def _framework_id(stack: Stack, provider: IConstruct, name: str) -> str:
+    function = provider.node.find_child(f"framework-{name}")
+    default_child = function.node.default_child
+    assert isinstance(default_child, CfnElement)
+    return stack.get_logical_id(default_child)
+
+
 def acknowledge_findings(stack: PipelineStack) -> None:
     """All acknowledgements of the pipeline stack."""
     prefix = stack.settings.pipeline.name_prefix.lower()
@@ -63,8 +70,26 @@ def acknowledge_findings(stack: PipelineStack) -> None:
         "Deploy": ("model", "endpoint-config", "endpoint"),
         "DescribeEndpoint": ("model", "endpoint-config", "endpoint"),
         "Evaluate": ("endpoint",),
-        "Cleanup": ("hyper-parameter-tuning-job", "model", "endpoint-config", "endpoint"),
+        "Cleanup": (
+            "hyper-parameter-tuning-job",
+            "model",
+            "endpoint-config",
+            "endpoint",
+            "transform-job",
+        ),
+        "StartTransform": ("model", "transform-job"),
+        "DescribeTransform": ("transform-job",),
+        "EndpointTtl": ("model", "endpoint-config", "endpoint"),
+        "ExecutionEnded": ("hyper-parameter-tuning-job", "transform-job"),
+        "CleanupComplete": ("hyper-parameter-tuning-job", "model", "endpoint-config", "endpoint"),
     }
+    schedules = (
+        f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='scheduler')}schedule/default/{prefix}-*]"
+    )
+    schedule_reason = (
+        f"A TTL schedule is named after its endpoint (chosen at run time); the grant is "
+        f"limited to this stack's name prefix '{prefix}-' in the default group."
+    )
 
     for name, function in stack.functions.items():
         role = function.role
@@ -74,17 +99,27 @@ def acknowledge_findings(stack: PipelineStack) -> None:
                 " sagemaker:ListEndpointConfigs/ListModels (finding superseded configs and "
                 "models to retire) support no resource-level permissions either."
             )
-        if name == "Cleanup":
+        if name in ("Cleanup", "CleanupComplete"):
             star_reason += (
-                " sagemaker:ListEndpoints/ListEndpointConfigs/ListModels/"
-                "ListHyperParameterTuningJobs support no resource-level permissions; deletes "
-                "are restricted by name prefix and by the stack tag condition."
+                " sagemaker:ListEndpoints/ListEndpointConfigs/ListModels/ListTransformJobs/"
+                "ListHyperParameterTuningJobs and scheduler:ListSchedules support no "
+                "resource-level permissions; deletes are restricted by name prefix and by the "
+                "stack tag condition (schedules: by their target, this stack's function)."
             )
         acknowledge(role, "IAM5[Resource::*]", star_reason)
         for kind in sagemaker_kinds.get(name, ()):
             acknowledge(role, _sagemaker_finding(stack, kind), name_reason)
         if name in ("Convert", "Evaluate", "ConvertShard", "FinalizeDataset"):
             acknowledge(role, runs_objects, runs_reason)
+        if name in ("ScheduleEndpointTtl", "Cleanup"):
+            acknowledge(role, schedules, schedule_reason)
+    acknowledge(
+        stack.functions["Cleanup"].role,
+        "IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+        f"{_ref(stack, stack.pipeline.state_machine, 'Name')}:*]",
+        "On stack delete, every running execution of this stack's state machine is stopped; "
+        "execution names are chosen at start time.",
+    )
     for reader in ("Convert", "ConvertShard"):
         acknowledge(
             stack.functions[reader].role,
@@ -162,4 +197,24 @@ def acknowledge_findings(stack: PipelineStack) -> None:
         f"IAM5[Resource::{_ref(stack, stack.functions['Cleanup'].function, 'Arn')}:*]",
         "The Provider framework invokes the cleanup function and its versions (<arn>:*); "
         "nothing else.",
+    )
+    acknowledge(
+        provider,
+        f"IAM5[Resource::{_ref(stack, stack.functions['CleanupComplete'].function, 'Arn')}:*]",
+        "The Provider framework invokes the isComplete function and its versions (<arn>:*); "
+        "nothing else.",
+    )
+    for framework in ("isComplete", "onTimeout"):
+        acknowledge(
+            provider,
+            f"IAM5[Resource::<{_framework_id(stack, provider, framework)}.Arn>:*]",
+            "The Provider framework's waiter state machine invokes its own isComplete/"
+            "onTimeout functions and their versions (<arn>:*); nothing else.",
+        )
+    acknowledge(
+        provider,
+        "IAM5[Resource::*]",
+        "The Provider framework's waiter state machine logs to CloudWatch Logs and is traced; "
+        "the log delivery actions (logs:CreateLogDelivery etc.) and X-Ray's "
+        "PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
     )

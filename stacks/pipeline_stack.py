@@ -18,6 +18,7 @@ from stacks.bundling import lambda_code
 from stacks.cleanup import ExecutionCleanup
 from stacks.functions import RUNTIME, FunctionSpec, PipelineFunction
 from stacks.image_uris import LinearLearnerImage
+from stacks.lifecycle import ExecutionEndRule, SchedulerRole
 from stacks.nag import acknowledge_findings
 from stacks.notifications import NotificationTopic
 from stacks.sagemaker_role import SageMakerExecutionRole
@@ -82,10 +83,35 @@ FUNCTION_SPECS: Mapping[str, FunctionSpec] = {
         timeout_seconds=600,
         ephemeral_storage_mb=1024,
     ),
+    "ScheduleEndpointTtl": FunctionSpec(
+        module="schedule_ttl", description="Create or move the endpoint's deletion schedule"
+    ),
+    "StartTransform": FunctionSpec(
+        module="start_transform",
+        description="Endpoint mode none: create the model and the Batch Transform job",
+    ),
+    "DescribeTransform": FunctionSpec(
+        module="describe_transform", description="Poll the Batch Transform job"
+    ),
+    "EndpointTtl": FunctionSpec(
+        module="endpoint_ttl",
+        description="At the endpoint's TTL: delete the endpoint, its config and model",
+        timeout_seconds=120,
+    ),
+    "ExecutionEnded": FunctionSpec(
+        module="execution_ended",
+        description="An execution failed, timed out or was stopped: stop its jobs, notify",
+        timeout_seconds=120,
+    ),
     "Cleanup": FunctionSpec(
         module="cleanup",
-        description="On stack delete, remove tagged endpoints, configs, models, tuning jobs",
+        description="On stack delete: stop executions and jobs, remove schedules and resources",
         timeout_seconds=600,
+    ),
+    "CleanupComplete": FunctionSpec(
+        module="cleanup_complete",
+        description="On stack delete: wait for endpoints to be deletable, then delete them",
+        timeout_seconds=300,
     ),
 }
 
@@ -179,6 +205,9 @@ class PipelineStack(Stack):
                 evaluate=fn["Evaluate"],
                 convert_shard=fn["ConvertShard"],
                 finalize_dataset=fn["FinalizeDataset"],
+                schedule_ttl=fn["ScheduleEndpointTtl"],
+                start_transform=fn["StartTransform"],
+                describe_transform=fn["DescribeTransform"],
             ),
             data_bucket=self.storage.bucket,
             map_max_concurrency=config.map_max_concurrency,
@@ -188,10 +217,19 @@ class PipelineStack(Stack):
             removal_policy=removal,
             timeout=Duration.hours(settings.execution_timeout_hours),
         )
+        self.scheduler_role = SchedulerRole(self, "EndpointTtlScheduler").role
+        self.execution_end = ExecutionEndRule(
+            self,
+            "ExecutionEnd",
+            state_machine=self.pipeline.state_machine,
+            handler=fn["ExecutionEnded"],
+        )
+        self._lifecycle_environment(fn)
         self.cleanup = ExecutionCleanup(
             self,
             "ExecutionCleanup",
             on_event=fn["Cleanup"],
+            is_complete=fn["CleanupComplete"],
             stack_tag=self.stack_tag,
             log_retention=retention,
             removal_policy=removal,
@@ -205,6 +243,26 @@ class PipelineStack(Stack):
         self._grant_functions()
         self._outputs()
         acknowledge_findings(self)
+
+    def _lifecycle_environment(self, fn: Mapping[str, Any]) -> None:
+        """Variables only some functions need (set after all exist: no cycles)."""
+        topic = self.notifications.topic.topic_arn
+        ttl_arn = fn["EndpointTtl"].function_arn
+        extra: dict[str, dict[str, str]] = {
+            "ScheduleEndpointTtl": {
+                "TTL_FUNCTION_ARN": ttl_arn,
+                "SCHEDULER_ROLE_ARN": self.scheduler_role.role_arn,
+            },
+            "EndpointTtl": {"TOPIC_ARN": topic},
+            "ExecutionEnded": {"TOPIC_ARN": topic},
+            "Cleanup": {
+                "STATE_MACHINE_ARN": self.pipeline.state_machine.state_machine_arn,
+                "TTL_FUNCTION_ARN": ttl_arn,
+            },
+        }
+        for name, variables in extra.items():
+            for key, value in variables.items():
+                fn[name].add_environment(key, value)
 
     # -- ARNs --------------------------------------------------------------------
 
@@ -224,6 +282,23 @@ class PipelineStack(Stack):
         bucket = parsed.netloc.replace("REGION", Aws.REGION)
         key = parsed.path.lstrip("/").replace("REGION", Aws.REGION)
         return f"arn:{Aws.PARTITION}:s3:::{bucket}/{key}"
+
+    def instance_types_condition(self) -> dict[str, Any]:
+        """Create calls that launch instances may only ask for the allowlist
+        (the same list ValidateInput enforces: cdk.json allowed_instance_types)."""
+        return {
+            "ForAllValues:StringEquals": {
+                "sagemaker:InstanceTypes": list(self.settings.pipeline.allowed_instance_types)
+            }
+        }
+
+    def schedule_arn(self) -> str:
+        """TTL schedules: the default group, named after the endpoint (``<prefix>-*``)."""
+        prefix = self.settings.pipeline.name_prefix
+        return (
+            f"arn:{Aws.PARTITION}:scheduler:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+            f"schedule/default/{prefix}-*"
+        )
 
     def _tag_condition(self) -> dict[str, Any]:
         return {"StringEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": self.stack_tag}}
@@ -270,6 +345,11 @@ class PipelineStack(Stack):
         if self.key is not None:
             self._allow(role, actions, [self.key.key_arn])
 
+    def _grant_publish(self, role: iam.IRole) -> None:
+        """sns:Publish on the topic (and our key, if the topic uses it)."""
+        self._allow(role, ["sns:Publish"], [self.notifications.topic.topic_arn])
+        self._grant_key_use(role, KMS_ENCRYPT_DECRYPT)
+
     def _grant_objects(self, role: iam.IRole, *, read: bool, write: bool) -> None:
         """Object access under ``runs/`` only."""
         actions = (["s3:GetObject"] if read else []) + (["s3:PutObject"] if write else [])
@@ -313,6 +393,11 @@ class PipelineStack(Stack):
         # Model artifacts (OutputDataConfig.KmsKeyId) and training volumes (VolumeKmsKeyId).
         self._grant_key_for_sagemaker_calls(role)
 
+    def executions_arn(self) -> str:
+        """Executions of this stack's state machine."""
+        name = self.pipeline.state_machine.state_machine_name
+        return f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{name}:*"
+
     @staticmethod
     def sagemaker_log_groups_arn() -> str:
         """Log groups SageMaker names itself (/aws/sagemaker/TrainingJobs, .../Endpoints/*)."""
@@ -351,15 +436,15 @@ class PipelineStack(Stack):
         self._allow(finalize, ["s3:ListBucket"], [bucket.bucket_arn])
         self._grant_objects(finalize, read=True, write=True)
 
+        transform_job = self.sagemaker_arn("transform-job")
         start = roles["StartTuning"]
         self._allow(
             start,
-            [
-                "sagemaker:CreateHyperParameterTuningJob",
-                "sagemaker:DescribeHyperParameterTuningJob",
-            ],
+            ["sagemaker:CreateHyperParameterTuningJob"],
             [tuning_job],
+            self.instance_types_condition(),
         )
+        self._allow(start, ["sagemaker:DescribeHyperParameterTuningJob"], [tuning_job])
         self._allow(start, ["sagemaker:AddTags"], [tuning_job, training_job])
         self._grant_pass_role(start)
         # No S3: SageMaker reads the channels and writes artifacts as its own role.
@@ -368,11 +453,22 @@ class PipelineStack(Stack):
         describe_tuning = roles["DescribeTuning"]
         self._allow(describe_tuning, ["sagemaker:DescribeHyperParameterTuningJob"], [tuning_job])
         self._allow(describe_tuning, ["sagemaker:DescribeTrainingJob"], [training_job])
+        # Billable seconds of every training job once the tuning job ended (cost block).
+        self._allow(
+            describe_tuning,
+            ["sagemaker:ListTrainingJobsForHyperParameterTuningJob"],
+            [tuning_job],
+        )
 
         deploy = roles["Deploy"]
         # The model artifacts come in $.tuning.best: nothing of the tuning job is read.
         self._allow(deploy, ["sagemaker:CreateModel"], [model])
-        self._allow(deploy, ["sagemaker:CreateEndpointConfig"], [endpoint_config])
+        self._allow(
+            deploy,
+            ["sagemaker:CreateEndpointConfig"],
+            [endpoint_config],
+            self.instance_types_condition(),
+        )
         self._allow(
             deploy,
             ["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"],
@@ -404,7 +500,97 @@ class PipelineStack(Stack):
         self._allow(evaluate, ["sagemaker:InvokeEndpoint"], [endpoint])
         self._grant_objects(evaluate, read=True, write=True)
 
+        schedule = roles["ScheduleEndpointTtl"]
+        self._allow(
+            schedule,
+            ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
+            [self.schedule_arn()],
+        )
+        self._allow(
+            schedule,
+            ["iam:PassRole"],
+            [self.scheduler_role.role_arn],
+            {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+        )
+        self._allow(
+            self.scheduler_role,
+            ["lambda:InvokeFunction"],
+            [self.functions["EndpointTtl"].function.function_arn],
+        )
+
+        start_transform = roles["StartTransform"]
+        self._allow(start_transform, ["sagemaker:CreateModel"], [model])
+        self._allow(
+            start_transform,
+            ["sagemaker:CreateTransformJob"],
+            [transform_job, model],
+            self.instance_types_condition(),
+        )
+        self._allow(start_transform, ["sagemaker:AddTags"], [model, transform_job])
+        self._grant_pass_role(start_transform)
+        self._grant_key_for_sagemaker_calls(start_transform)
+        self._allow(roles["DescribeTransform"], ["sagemaker:DescribeTransformJob"], [transform_job])
+
+        ttl = roles["EndpointTtl"]
+        self._allow(ttl, ["sagemaker:DescribeEndpoint", "sagemaker:ListTags"], [endpoint])
+        self._allow(ttl, ["sagemaker:DescribeEndpointConfig"], [endpoint_config])
+        self._allow(
+            ttl,
+            ["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
+            [endpoint, endpoint_config, model],
+            self._tag_condition(),
+        )
+        self._grant_publish(ttl)
+
+        ended = roles["ExecutionEnded"]
+        self._allow(
+            ended,
+            ["sagemaker:DescribeHyperParameterTuningJob", "sagemaker:DescribeTransformJob"],
+            [tuning_job, transform_job],
+        )
+        self._allow(
+            ended,
+            ["sagemaker:StopHyperParameterTuningJob", "sagemaker:StopTransformJob"],
+            [tuning_job, transform_job],
+            self._tag_condition(),
+        )
+        self._grant_publish(ended)
+
+        complete = roles["CleanupComplete"]
+        self._allow(
+            complete,
+            [
+                "sagemaker:ListEndpointConfigs",
+                "sagemaker:ListEndpoints",
+                "sagemaker:ListHyperParameterTuningJobs",
+                "sagemaker:ListModels",
+            ],
+            ["*"],
+        )
+        self._allow(
+            complete, ["sagemaker:ListTags"], [endpoint, endpoint_config, model, tuning_job]
+        )
+        self._allow(
+            complete,
+            [
+                "sagemaker:DeleteEndpoint",
+                "sagemaker:DeleteEndpointConfig",
+                "sagemaker:DeleteModel",
+                "sagemaker:StopHyperParameterTuningJob",
+            ],
+            [endpoint, endpoint_config, model, tuning_job],
+            self._tag_condition(),
+        )
+
         cleanup = roles["Cleanup"]
+        state_machine = self.pipeline.state_machine
+        self._allow(cleanup, ["states:ListExecutions"], [state_machine.state_machine_arn])
+        self._allow(cleanup, ["states:StopExecution"], [self.executions_arn()])
+        self._allow(cleanup, ["scheduler:ListSchedules"], ["*"])
+        self._allow(cleanup, ["scheduler:DeleteSchedule"], [self.schedule_arn()])
+        self._allow(cleanup, ["sagemaker:ListTransformJobs"], ["*"])
+        self._allow(cleanup, ["sagemaker:ListTags"], [transform_job])
+        self._allow(cleanup, ["sagemaker:StopTransformJob"], [transform_job], self._tag_condition())
         self._allow(
             cleanup,
             [

@@ -23,6 +23,18 @@ STACK_TAG = "MnistLinearLearner-123456789012-us-east-1"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
 ROLE = "arn:aws:iam::123456789012:role/mnist-ll-sagemaker"
 ENDPOINT = "mnist-ll-endpoint"
+#: DEFAULTS with local-storage and burstable types allowed too (request-shape tests).
+WIDE_CONFIG = PipelineConfig.from_mapping(
+    {
+        "allowed_instance_types": [
+            *DEFAULTS.allowed_instance_types,
+            "ml.t2.medium",
+            "ml.m5d.large",
+            "ml.m5d.xlarge",
+            "ml.c5d.xlarge",
+        ]
+    }
+)
 
 
 def make_run(

@@ -10,6 +10,7 @@ from pipeline_testlib import (
     IMAGE,
     ROLE,
     STACK_TAG,
+    WIDE_CONFIG,
     create_endpoint_params,
     endpoint_description,
     make_run,
@@ -95,7 +96,7 @@ def test_model_request_uses_the_best_job_artifacts_with_network_isolation() -> N
 
 
 def test_endpoint_config_request_has_one_variant_of_the_endpoint_instance_type() -> None:
-    run = make_run("exec-1", {"endpoint_instance_type": "ml.t2.medium"})
+    run = make_run("exec-1", {"endpoint_instance_type": "ml.t2.medium"}, config=WIDE_CONFIG)
     request = build_endpoint_config_request(run, DEFAULTS)
     assert request["EndpointConfigName"] == run.names.endpoint_config
     assert request["ProductionVariants"] == [
@@ -118,7 +119,7 @@ def test_endpoint_config_with_kms_encrypts_the_endpoint_volume() -> None:
 
 
 def test_endpoint_config_key_is_left_out_for_instance_types_with_local_storage() -> None:
-    run = make_run("exec-1", {"endpoint_instance_type": "ml.c5d.xlarge"})
+    run = make_run("exec-1", {"endpoint_instance_type": "ml.c5d.xlarge"}, config=WIDE_CONFIG)
     assert "KmsKeyId" not in build_endpoint_config_request(run, DEFAULTS, kms_key_arn=KEY)
 
 
@@ -178,6 +179,7 @@ def test_deploy_creates_a_new_endpoint() -> None:
         "action": "create",
         "previous_config": None,
         "model_data_url": TUNING["best"]["model_artifacts"],
+        "mode": "realtime",
     }
 
 
@@ -527,3 +529,29 @@ def test_retire_superseded_survives_a_failed_listing() -> None:
         assert (
             retire_superseded(RUN, DEPLOYED, sm, stack_tag=STACK_TAG, name_prefix="mnist-ll") == []
         )
+
+
+def test_serverless_endpoint_config_has_a_serverless_variant_and_no_instances() -> None:
+    run = make_run(
+        "exec-1", {"endpoint": {"mode": "serverless", "memory_mb": 3072, "max_concurrency": 7}}
+    )
+    request = build_endpoint_config_request(run, DEFAULTS, kms_key_arn="arn:aws:kms:k")
+    (variant,) = request["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 7}
+    assert "InstanceType" not in variant and "InitialInstanceCount" not in variant
+    assert "KmsKeyId" not in request
+    # The real service model accepts it (Stubber validates the request).
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/x"},
+            expected_params=request,
+        )
+        sm.create_endpoint_config(**request)
+
+
+def test_realtime_endpoint_config_takes_the_instance_count() -> None:
+    run = make_run("exec-1", {"endpoint": {"instance_type": "ml.m5.large", "instance_count": 2}})
+    (variant,) = build_endpoint_config_request(run, DEFAULTS)["ProductionVariants"]
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 2)

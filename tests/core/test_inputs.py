@@ -46,9 +46,9 @@ def test_full_input_overrides_defaults() -> None:
         "objective_type": "Minimize",
         "strategy": "Random",
         "max_jobs": 10,
-        "max_parallel_jobs": 10,
+        "max_parallel_jobs": 4,
         "training_instance_type": "ml.m5.large",
-        "endpoint_instance_type": "ml.t2.medium",
+        "endpoint_instance_type": "ml.c5.large",
         "min_objective": 0.2,
         "endpoint_name": "mnist-ll-Other-Endpoint-1",
     }
@@ -58,7 +58,8 @@ def test_full_input_overrides_defaults() -> None:
     assert [r.name for r in run.ranges] == ["wd", "mini_batch_size"]
     assert run.ranges[1].kind == "Integer"
     assert (run.objective_metric, run.objective_type) == ("validation:objective_loss", "Minimize")
-    assert (run.strategy, run.max_jobs, run.max_parallel_jobs) == ("Random", 10, 10)
+    assert (run.strategy, run.max_jobs, run.max_parallel_jobs) == ("Random", 10, 4)
+    assert run.endpoint_instance_type == "ml.c5.large"
     assert run.endpoint_name == "mnist-ll-Other-Endpoint-1"
 
 
@@ -102,7 +103,7 @@ BAD: list[tuple[str, Any, str]] = [
     ("max jobs zero", {"max_jobs": 0}, "max_jobs"),
     ("max jobs over limit", {"max_jobs": 501}, "max_jobs"),
     ("max parallel over jobs", {"max_jobs": 2, "max_parallel_jobs": 3}, "max_parallel_jobs"),
-    ("max parallel over limit", {"max_jobs": 500, "max_parallel_jobs": 101}, "max_parallel_jobs"),
+    ("max parallel over limit", {"max_jobs": 10, "max_parallel_jobs": 5}, "max_parallel_jobs"),
     ("bad metric", {"objective_metric": "validation:mse"}, "objective_metric"),
     ("bad objective type", {"objective_type": "Maximise"}, "objective_type"),
     (
@@ -335,9 +336,10 @@ def test_reverse_logarithmic_range_inside_zero_one_is_accepted() -> None:
 
 def test_every_execution_input_key_is_documented_and_checked() -> None:
     from pipeline_core.inputs import INPUT_KEYS
+    from tests.core.test_endpoint_modes import BAD as LIFECYCLE_BAD
 
-    # Each key but Comment has at least one rejection case above.
-    covered = {next(iter(raw)) for _, raw, _ in BAD if raw}
+    # Each key but Comment has at least one rejection case (here or in test_endpoint_modes).
+    covered = {next(iter(raw)) for _, raw, _ in [*BAD, *LIFECYCLE_BAD] if raw}
     assert INPUT_KEYS - {"Comment"} <= covered
 
 

@@ -12,6 +12,7 @@ from pipeline_testlib import (
     stubbed,
     training_description,
     tuning_description,
+    when,
 )
 
 from pipeline_core.errors import PollLimitExceededError, ThrottlingError, TuningJobFailedError
@@ -27,7 +28,33 @@ def _poll(
     with stubbed(sm) as stub:
         for op, response, expected in responses:
             stub.add_response(op, response, expected_params=expected)
+        status = responses[0][1]["HyperParameterTuningJobStatus"]
+        if status not in ("InProgress", "Stopping"):
+            # An ended job is billed once: every training job's BillableTimeInSeconds.
+            add_billing(stub, run.names.tuning_job)
         return describe_tuning(run, {"name": run.names.tuning_job, "polls": polls}, sm)
+
+
+def add_billing(stub: Any, name: str) -> None:
+    job = f"{name}-001-abcdef12"
+    stub.add_response(
+        "list_training_jobs_for_hyper_parameter_tuning_job",
+        {
+            "TrainingJobSummaries": [
+                {
+                    "TrainingJobName": job,
+                    "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{job}",  # noqa: E501
+                    "CreationTime": when(0),
+                    "TrainingJobStatus": "Completed",
+                    "TunedHyperParameters": {},
+                }
+            ]
+        },
+        expected_params={"HyperParameterTuningJobName": name},
+    )
+    described = training_description(job, ARTIFACTS)
+    described.update({"BillableTimeInSeconds": 90, "TrainingTimeInSeconds": 120})
+    stub.add_response("describe_training_job", described, expected_params={"TrainingJobName": job})
 
 
 def test_describe_tuning_in_progress_counts_the_poll() -> None:
@@ -82,6 +109,12 @@ def test_describe_tuning_completed_reports_best_job_and_passes_the_gate() -> Non
         },
         "gate": {"passed": True, "objective": 0.93, "threshold": 0.9, "objective_type": "Maximize"},
         "failure_reason": None,
+        "billing": {
+            "training_jobs": 1,
+            "billable_seconds": 90,
+            "training_seconds": 120,
+            "spot_savings_percent": 25.0,
+        },
     }
 
 

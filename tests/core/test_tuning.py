@@ -9,6 +9,7 @@ from pipeline_testlib import (
     IMAGE,
     ROLE,
     STACK_TAG,
+    WIDE_CONFIG,
     make_run,
     sagemaker_client,
     stubbed,
@@ -165,7 +166,7 @@ def test_without_kms_no_key_is_named_anywhere() -> None:
 
 
 def test_kms_volume_key_is_left_out_for_instance_types_with_local_storage() -> None:
-    run = make_run("exec-1", {"training_instance_type": "ml.m5d.xlarge"})
+    run = make_run("exec-1", {"training_instance_type": "ml.m5d.xlarge"}, config=WIDE_CONFIG)
     definition = _request(run, kms_key_arn=KEY)["TrainingJobDefinition"]
     assert "VolumeKmsKeyId" not in definition["ResourceConfig"]  # SageMaker would refuse it
     assert definition["OutputDataConfig"]["KmsKeyId"] == KEY
@@ -196,7 +197,9 @@ def test_start_tuning_with_kms_sends_both_keys() -> None:
 def test_training_jobs_are_network_isolated_with_encrypted_inter_container_traffic(
     raw: dict[str, Any], key: str | None
 ) -> None:
-    definition = _request(make_run("exec-1", raw), kms_key_arn=key)["TrainingJobDefinition"]
+    definition = _request(make_run("exec-1", raw, config=WIDE_CONFIG), kms_key_arn=key)[
+        "TrainingJobDefinition"
+    ]
     assert definition["EnableNetworkIsolation"] is True
     assert definition["EnableInterContainerTrafficEncryption"] is True
     assert "VpcConfig" not in definition
@@ -358,3 +361,29 @@ def test_fewer_train_objects_than_instances_fails_before_any_call() -> None:
             image_uri=IMAGE,
             role_arn=ROLE,
         )
+
+
+def test_spot_tuning_uses_managed_spot_with_a_wait_bound_and_run_checkpoints() -> None:
+    run = make_run("exec-1", {"spot": True})
+    request = _request(run)
+    definition = request["TrainingJobDefinition"]
+    assert definition["EnableManagedSpotTraining"] is True
+    stopping = definition["StoppingCondition"]
+    assert stopping["MaxWaitTimeInSeconds"] >= stopping["MaxRuntimeInSeconds"]
+    assert definition["CheckpointConfig"]["S3Uri"] == f"s3://{run.bucket}/{run.prefix}checkpoints/"
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:  # the service model accepts the request
+        stub.add_response(
+            "create_hyper_parameter_tuning_job",
+            {
+                "HyperParameterTuningJobArn": "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/x"  # noqa: E501
+            },
+            expected_params=request,
+        )
+        sm.create_hyper_parameter_tuning_job(**request)
+
+
+def test_on_demand_tuning_has_no_spot_settings() -> None:
+    definition = _request(make_run("exec-1"))["TrainingJobDefinition"]
+    assert "EnableManagedSpotTraining" not in definition
+    assert "MaxWaitTimeInSeconds" not in definition["StoppingCondition"]

@@ -34,13 +34,19 @@ from pipeline_testlib import (
 
 from lambdas import (
     cleanup,
+    cleanup_complete,
     convert,
     convert_shard,
     deploy,
     describe_endpoint,
+    describe_transform,
     describe_tuning,
+    endpoint_ttl,
     evaluate,
+    execution_ended,
     finalize_dataset,
+    schedule_ttl,
+    start_transform,
     start_tuning,
     validate_input,
 )
@@ -61,6 +67,12 @@ HANDLERS = [
     cleanup,
     convert_shard,
     finalize_dataset,
+    cleanup_complete,
+    schedule_ttl,
+    start_transform,
+    describe_transform,
+    endpoint_ttl,
+    execution_ended,
 ]
 
 

@@ -1,4 +1,4 @@
-"""The data phase: from after ValidateInput to the start of tuning.
+"""Data phase: from after ValidateInput to the start of tuning.
 
 ``SourceKind`` (Choice on ``$.run.source_kind``):
 
@@ -25,7 +25,7 @@ with the shard's key and reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
@@ -35,17 +35,25 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from pipeline_core.inputs import SOURCE_SHARDED
+from stacks.phases.common import (
+    LAMBDA_TRANSIENT_ERRORS,
+    THROTTLING_ERROR,
+    JsonPath,
+    PipelineFunctions,
+    Steps,
+)
 
-JsonPath = sfn.JsonPath
 
-#: ``(state name, function, payload, result path)`` -> a task with the
-#: pipeline's retries and catches (PipelineStateMachine._invoke).
-Invoke = Callable[[str, lambda_.IFunction, dict[str, object], str], sfn.TaskStateBase]
+@dataclass(frozen=True)
+class ShardSource:
+    """Where sharded sources live (the stack's bucket) and how many shards
+    convert at once (``cdk.json`` ``pipeline.map_max_concurrency``)."""
+
+    bucket: s3.IBucket
+    max_concurrency: int
 
 
-def shard_task(
-    scope: Construct, function: lambda_.IFunction, transient_errors: tuple[str, ...]
-) -> tasks.LambdaInvoke:
+def shard_task(scope: Construct, function: lambda_.IFunction) -> tasks.LambdaInvoke:
     """The Map child: retries, no catch (a child cannot reach the parent's states)."""
     task = tasks.LambdaInvoke(
         scope,
@@ -59,7 +67,7 @@ def shard_task(
         result_path=JsonPath.DISCARD,
     )
     task.add_retry(
-        errors=list(transient_errors),
+        errors=[*LAMBDA_TRANSIENT_ERRORS, THROTTLING_ERROR],
         interval=Duration.seconds(2),
         max_attempts=6,
         backoff_rate=2,
@@ -69,39 +77,44 @@ def shard_task(
 
 
 def data_phase(
-    scope: Construct,
-    *,
-    invoke: Invoke,
-    convert: sfn.IChainable,
-    convert_shard: lambda_.IFunction,
-    finalize: lambda_.IFunction,
-    bucket: s3.IBucket,
-    max_concurrency: int,
-    transient_errors: tuple[str, ...],
-) -> sfn.Chain:
-    """The Choice and both branches; ``.next()`` of the result is StartTuning."""
+    steps: Steps,
+    f: PipelineFunctions,
+    then: sfn.IChainable,
+    shards: ShardSource | None = None,
+) -> sfn.IChainable:
+    """SourceKind → ConvertDataset, or ConvertShards → FinalizeDataset; then
+    ``then``. Writes ``$.data``. Without ``shards`` (or its functions) only
+    the pickle path."""
     run = JsonPath.object_at("$.run")
-    finalize_task = invoke("FinalizeDataset", finalize, {"run": run}, "$.data")
-    after_failure = invoke(
+    convert = steps.invoke("ConvertDataset", f.convert, {"run": run}, "$.data")
+    convert.next(then)
+    if shards is None or f.convert_shard is None or f.finalize_dataset is None:
+        return convert
+    finalize = steps.invoke("FinalizeDataset", f.finalize_dataset, {"run": run}, "$.data")
+    finalize.next(then)
+    after_failure = steps.invoke(
         "ShardConversionFailed",
-        finalize,
+        f.finalize_dataset,
         {"run": run, "map_error": JsonPath.object_at("$.map_error")},
         "$.data",
     )
-    shards = sfn.DistributedMap(
+    after_failure.next(then)  # it always raises; the Next only keeps the ASL valid
+    scope = steps.scope
+    convert_shards = sfn.DistributedMap(
         scope,
         "ConvertShards",
         item_reader=sfn.S3ObjectsItemReader(
-            bucket=bucket, prefix=JsonPath.string_at("$.run.source_prefix")
+            bucket=shards.bucket, prefix=JsonPath.string_at("$.run.source_prefix")
         ),
         item_selector={"run": run, "item": JsonPath.object_at("$$.Map.Item.Value")},
-        max_concurrency=max_concurrency,
+        max_concurrency=shards.max_concurrency,
         map_execution_type=sfn.StateMachineType.STANDARD,
         result_path=JsonPath.DISCARD,
     )
-    shards.item_processor(shard_task(scope, convert_shard, transient_errors))
-    shards.add_catch(after_failure, errors=[sfn.Errors.ALL], result_path="$.map_error")
-    choice = (
+    convert_shards.item_processor(shard_task(scope, f.convert_shard))
+    convert_shards.add_catch(after_failure, errors=[sfn.Errors.ALL], result_path="$.map_error")
+    convert_shards.next(finalize)
+    return (
         sfn.Choice(scope, "SourceKind")
         .when(
             # Presence first: a Choice on a missing path is a runtime error on AWS.
@@ -109,10 +122,7 @@ def data_phase(
                 sfn.Condition.is_present("$.run.source_kind"),
                 sfn.Condition.string_equals("$.run.source_kind", SOURCE_SHARDED),
             ),
-            shards.next(finalize_task),
+            convert_shards,
         )
         .otherwise(convert)
     )
-    # after_failure always raises; it joins the ends only so that it has a Next.
-    chain = choice.afterwards()
-    return sfn.Chain.custom(choice, [*chain.end_states, after_failure], finalize_task)
