@@ -33,7 +33,7 @@ def test_every_lambda_resource_maps_to_a_handler_and_its_env(synthesized: Synth)
         for st in states(synthesized.asl)
         if st.get("Resource", "").startswith("arn:aws:lambda:")
     }
-    assert len(arns) == 9  # every pipeline function but Cleanup, ConvertShard in the Map
+    assert len(arns) == 12  # the state machine's functions, ConvertShard in the Map
     for arn in arns:
         info = by_arn[arn]
         assert info["handler"].startswith("lambdas.") and info["handler"].endswith(".handler")
