@@ -40,15 +40,15 @@ class Settings:
     region: str
     allow_local_sources: bool
     kms_key_arn: str | None
-    #: The deployment's salt (UUID of the stack id): part of every name and tag.
-    salt: str = ""
-    #: DynamoDB table of the endpoint leases (one deploy at a time per endpoint).
-    lock_table: str = ""
     #: Set only on the functions that need them (stacks/pipeline_stack.py).
     topic_arn: str = ""
     state_machine_arn: str = ""
     ttl_function_arn: str = ""
     scheduler_role_arn: str = ""
+    #: The deployment's salt (UUID of the stack id): part of every name and tag.
+    salt: str = ""
+    #: DynamoDB table of the endpoint leases (one deploy at a time per endpoint).
+    lock_table: str = ""
 
     def require(self, **values: str) -> None:
         """Raise InvalidConfigError naming the first empty setting."""
@@ -73,12 +73,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         allow_local_sources=env.get("ALLOW_LOCAL_SOURCES", "").lower() == "true",
         kms_key_arn=env.get("KMS_KEY_ARN") or None,
-        salt=env.get("DEPLOYMENT_SALT", ""),
-        lock_table=env.get("LOCK_TABLE", ""),
         topic_arn=env.get("TOPIC_ARN", ""),
         state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
         ttl_function_arn=env.get("TTL_FUNCTION_ARN", ""),
         scheduler_role_arn=env.get("SCHEDULER_ROLE_ARN", ""),
+        salt=env.get("DEPLOYMENT_SALT", ""),
+        lock_table=env.get("LOCK_TABLE", ""),
     )
 
 

@@ -48,7 +48,7 @@ def lifecycle_blocks(event: dict[str, Any], run: RunSpec, s: Settings) -> dict[s
         "cost": cost_block(
             mode=run.endpoint_mode,
             training_instance_type=run.training_instance_type,
-            training_instance_count=s.config.training_instance_count,
+            training_instance_count=run.training_instance_count,
             billing=(event.get("tuning") or {}).get("billing"),
             spot=run.spot,
             transform_instance_type=run.transform_instance_type,
@@ -82,11 +82,11 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
                 endpoint_invoker(runtime, str(deployed["endpoint_name"])),
                 extra,
             )
-        # The run is done with the endpoint: the next deploy to it may start.
-        if s.lock_table and deployed.get("endpoint_name"):
-            evaluation["lease_released"] = release(
-                ddb, s.lock_table, endpoint_name=run.endpoint_name, holder=run.execution_name
-            )
+            # The run is done with the endpoint: the next deploy to it may start.
+            if s.lock_table:
+                evaluation["lease_released"] = release(
+                    ddb, s.lock_table, endpoint_name=run.endpoint_name, holder=run.execution_name
+                )
     except Exception:
         logger.exception("Evaluate failed")
         raise

@@ -61,6 +61,10 @@ class ReleaseContext:
     clients: Mapping[str, Any]
     name_prefix: str
     stack_tag: str
+    #: The deployment's salt: part of every name the run derived.
+    salt: str = ""
+    #: DynamoDB table of the endpoint leases ("" when the stack has none).
+    lock_table: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: The deployment's salt: part of every name a run derives.
     salt: str = ""
@@ -107,7 +111,8 @@ def stop_tuning_job(ended: EndedExecution, ctx: ReleaseContext) -> dict[str, Any
 def stop_transform_job(ended: EndedExecution, ctx: ReleaseContext) -> dict[str, Any]:
     """The run's Batch Transform job (endpoint mode none)."""
     sm = ctx.clients["sagemaker"]
-    name = f"{resource_names(ctx.name_prefix, ended.execution_name, ctx.salt).tuning_job}-transform"
+    names = resource_names(ctx.name_prefix, ended.execution_name, ctx.salt)
+    name = f"{names.tuning_job}-transform"
     result = _stop(
         sm.stop_transform_job,
         sm.describe_transform_job,
@@ -119,21 +124,18 @@ def stop_transform_job(ended: EndedExecution, ctx: ReleaseContext) -> dict[str, 
 
 
 def release_endpoint_leases(ended: EndedExecution, ctx: ReleaseContext) -> dict[str, Any]:
-    """Every endpoint lease the run still holds (it failed between Deploy and
-    Evaluate): the next deploy to that endpoint need not wait for the expiry."""
+    """Every endpoint lease the run still holds (one deploy at a time per endpoint)."""
     if not ctx.lock_table:
         return {"released": [], "reason": "no lease table"}
-    endpoints = release_held_by(
-        ctx.clients["dynamodb"], ctx.lock_table, holder=ended.execution_name
-    )
-    return {"released": endpoints}
+    released = release_held_by(ctx.clients["dynamodb"], ctx.lock_table, holder=ended.execution_name)
+    return {"released": released}
 
 
 #: The steps, in order. Add to it with :func:`register_release_step`.
 RELEASE_STEPS: list[tuple[str, ReleaseStep]] = [
     ("tuning_job", stop_tuning_job),
     ("transform_job", stop_transform_job),
-    ("endpoint_lease", release_endpoint_leases),
+    ("endpoint_leases", release_endpoint_leases),
 ]
 
 

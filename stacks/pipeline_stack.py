@@ -51,6 +51,17 @@ FUNCTION_SPECS: Mapping[str, FunctionSpec] = {
         timeout_seconds=600,
         ephemeral_storage_mb=2048,
     ),
+    "ConvertShard": FunctionSpec(
+        module="convert_shard",
+        description="One Distributed Map child: validate one shard, write recordIO objects",
+        memory_mb=3008,
+        timeout_seconds=900,
+    ),
+    "FinalizeDataset": FunctionSpec(
+        module="finalize_dataset",
+        description="Check every shard was converted, then write the manifest",
+        timeout_seconds=300,
+    ),
     "StartTuning": FunctionSpec(
         module="start_tuning", description="Start the hyperparameter tuning job"
     ),
@@ -202,10 +213,14 @@ class PipelineStack(Stack):
                 deploy=fn["Deploy"],
                 describe_endpoint=fn["DescribeEndpoint"],
                 evaluate=fn["Evaluate"],
+                convert_shard=fn["ConvertShard"],
+                finalize_dataset=fn["FinalizeDataset"],
                 schedule_ttl=fn["ScheduleEndpointTtl"],
                 start_transform=fn["StartTransform"],
                 describe_transform=fn["DescribeTransform"],
             ),
+            data_bucket=self.storage.bucket,
+            map_max_concurrency=config.map_max_concurrency,
             topic=self.notifications.topic,
             # Unique per create of the stack: a retained log group never blocks a redeploy.
             log_group_name=Fn.join(
@@ -435,13 +450,25 @@ class PipelineStack(Stack):
         # Lets a missing source object read as 404 (SourceNotFound), not 403.
         self._allow(convert, ["s3:ListBucket"], [bucket.bucket_arn])
 
+        shard = roles["ConvertShard"]
+        # A shard may be any key of our bucket (like a pickle source); writes under runs/.
+        self._allow(shard, ["s3:GetObject"], [bucket.arn_for_objects("*")])
+        self._grant_objects(shard, read=True, write=True)
+        # Lets a missing shard read as 404 (SourceNotFound), not 403.
+        self._allow(shard, ["s3:ListBucket"], [bucket.bucket_arn])
+
+        finalize = roles["FinalizeDataset"]
+        # Lists the source prefix and reads the receipts under runs/; writes the manifest.
+        self._allow(finalize, ["s3:ListBucket"], [bucket.bucket_arn])
+        self._grant_objects(finalize, read=True, write=True)
+
         transform_job = self.sagemaker_arn("transform-job")
         start = roles["StartTuning"]
         self._allow(
             start,
             ["sagemaker:CreateHyperParameterTuningJob"],
             [tuning_job],
-            {**self.instance_types_condition(), **self._request_tag_condition()},
+            {**self._request_tag_condition(), **self.instance_types_condition()},
         )
         # An existing job of that name is adopted only if its tags are this run's.
         self._allow(
@@ -478,7 +505,7 @@ class PipelineStack(Stack):
             deploy,
             ["sagemaker:CreateEndpointConfig"],
             [endpoint_config],
-            {**self.instance_types_condition(), **self._request_tag_condition()},
+            {**self._request_tag_condition(), **self.instance_types_condition()},
         )
         self._allow(
             deploy,
@@ -567,19 +594,13 @@ class PipelineStack(Stack):
             start_transform,
             ["sagemaker:CreateTransformJob"],
             [transform_job, model],
-            {**self.instance_types_condition(), **self._request_tag_condition()},
+            {**self._request_tag_condition(), **self.instance_types_condition()},
         )
         self._allow(
             start_transform,
             ["sagemaker:AddTags"],
             [model, transform_job],
             self._request_tag_condition(),
-        )
-        # A retry adopts the model / job it finds only if its tags are this run's.
-        self._allow(
-            start_transform,
-            ["sagemaker:DescribeModel", "sagemaker:DescribeTransformJob", "sagemaker:ListTags"],
-            [model, transform_job],
         )
         self._grant_pass_role(start_transform)
         self._grant_key_for_sagemaker_calls(start_transform)
@@ -608,7 +629,7 @@ class PipelineStack(Stack):
             [tuning_job, transform_job],
             self._tag_condition(),
         )
-        # Leases the run still held (it failed between Deploy and Evaluate).
+        # Whatever endpoint lease the run still holds is given back at once.
         self._allow(ended, ["dynamodb:Scan", "dynamodb:DeleteItem"], [self.leases.table.table_arn])
         self._grant_publish(ended)
 

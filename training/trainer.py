@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from training.data import load_channel
 from training.errors import DataChannelError, HyperparameterError
 from training.hyperparameters import Hyperparameters, parse_hyperparameters
+from training.metric_definitions import metric_lines
 from training.metrics import (
     METRIC_KEYS,
     BinaryMetrics,
@@ -34,6 +36,9 @@ from training.metrics import (
     sigmoid,
 )
 from training.model import LinearModel
+
+if TYPE_CHECKING:
+    from training.distributed import ParameterSync
 
 log = logging.getLogger("training")
 
@@ -162,7 +167,8 @@ def fit_scaler(x: F32, hp: Hyperparameters) -> tuple[F32, F32]:
     if not hp.normalize_data:
         return np.zeros(d, dtype=np.float32), np.ones(d, dtype=np.float32)
     sample = x[: hp.num_point_for_scaler].astype(np.float64)
-    mean = sample.mean(axis=0)
+    # unbias_data=false scales without centring (auto/true: centred).
+    mean = sample.mean(axis=0) if hp.unbias_data is not False else np.zeros(d)
     std = sample.std(axis=0)
     std[~(std > 1e-12)] = 1.0
     return mean.astype(np.float32), std.astype(np.float32)
@@ -180,11 +186,13 @@ def _emit(on_event: EventCallback | None, event: TrainingEvent) -> None:
         on_event(event)
 
 
-def _log_metrics(metrics: Mapping[str, float], epoch: int | None) -> None:
-    where = f"epoch={epoch}" if epoch is not None else "final"
-    for name, value in metrics.items():
-        channel, key = name.split(":", 1)
-        log.info("#quality_metric: host=algo-1, %s, %s %s <score>=%s", where, channel, key, value)
+def _log_metrics(
+    metrics: Mapping[str, float], epoch: int | None, hp: Hyperparameters | None = None
+) -> None:
+    # In the format of the algorithm's MetricDefinitions (training.metric_definitions).
+    f_beta = hp.f_beta if hp is not None else 1.0
+    for line in metric_lines(metrics, epoch, f_beta=f_beta):
+        log.info("%s", line)
 
 
 def train(
@@ -197,12 +205,17 @@ def train(
     raw_hyperparameters: Mapping[str, str] | None = None,
     overwrite_input: bool = False,
     seed: int = _SEED,
+    sync: ParameterSync | None = None,
 ) -> TrainingResult:
     """Train a binary Linear Learner on in-memory data and return the model.
 
     ``train_x`` is ``(N, D)`` float32 and ``train_y`` 0/1. With
     ``overwrite_input`` the (owned) feature matrices are normalised in place.
-    Deterministic for a given ``seed``.
+    Deterministic for a given ``seed``. With ``sync`` this is one worker of a
+    data-parallel job (``training.distributed``): the scaler and counts are
+    pooled, every worker takes the same number of steps per epoch, and the
+    parameters and optimizer state are averaged every few steps and at the
+    end of every epoch, so all workers validate (and stop) identically.
     """
     started = time.perf_counter()
     x, y = _check_xy(train_x, train_y, "train", hp)
@@ -212,9 +225,12 @@ def train(
             raise DataChannelError(f"validation has {vx.shape[1]} features, train has {x.shape[1]}")
     n, d = x.shape
     n_pos = int(np.count_nonzero(y))
-    settings = model_settings(hp, n_pos, n - n_pos)
+    n_all = n
+    if sync is not None:
+        n_pos, n_all = sync.totals(n_pos, n)
+    settings = model_settings(hp, n_pos, n_all - n_pos)
     k = settings.count
-    mean, std = fit_scaler(x, hp)
+    mean, std = fit_scaler(x, hp) if sync is None else sync.fit_scaler(x, hp)
     if hp.normalize_data:
         x = _scaled(x, mean, std, overwrite_input)
         if validation is not None:
@@ -237,9 +253,10 @@ def train(
     grad = np.empty_like(params)
     avg = params.copy()
     avg_tmp = np.empty_like(params)
-    bs = min(hp.mini_batch_size, n)
+    bs = min(hp.mini_batch_size if sync is None else sync.local_batch(hp.mini_batch_size), n)
     starts = np.arange(0, n, bs)
-    avg_rate = np.float32(1.0 / max(1.0, AVERAGE_SPAN_EPOCHS * len(starts)))
+    steps = len(starts) if sync is None else sync.agree_steps(len(starts))
+    avg_rate = np.float32(1.0 / max(1.0, AVERAGE_SPAN_EPOCHS * steps))
 
     best = avg.copy()
     best_loss = np.full(k, np.inf)
@@ -262,7 +279,10 @@ def train(
             loss_sum = np.zeros(k, dtype=np.float64)
             weight_sum = np.zeros(k, dtype=np.float64)
             w, b = params[:d], params[d:]
-            for s in rng.permutation(starts):
+            order = rng.permutation(starts)
+            if steps != len(order):
+                order = np.resize(order, steps)  # a smaller share wraps around
+            for step, s in enumerate(order):
                 xb = x[s : s + bs]
                 yb = y_col[s : s + bs]
                 z = xb @ w
@@ -289,6 +309,8 @@ def train(
                 np.subtract(params, avg, out=avg_tmp)
                 avg_tmp *= avg_rate
                 avg += avg_tmp
+                if sync is not None:
+                    sync.after_step(step, steps, (params, avg, opt.m, opt.v))
             epochs_run = epoch
             train_loss = loss_sum / weight_sum
             train_losses.append(train_loss)
@@ -315,7 +337,7 @@ def train(
             history.append({**named, "epoch": float(epoch)})
             for name, value in named.items():
                 _emit(on_event, MetricEvent(name, value, epoch))
-            _log_metrics(named, epoch)
+            _log_metrics(named, epoch, hp)
             rate = n / seconds if seconds > 0 else float("inf")
             _emit(
                 on_event,
@@ -361,7 +383,7 @@ def train(
     final.update(best_metrics.named(channel))
     for name, value in final.items():
         _emit(on_event, MetricEvent(name, value, None))
-    _log_metrics(final, None)
+    _log_metrics(final, None, hp)
 
     model = LinearModel(
         weights=best[:d, best_k].copy(),
@@ -378,7 +400,7 @@ def train(
             "num_models": k,
             "selected_model": best_k,
             "selected_settings": settings.describe(best_k),
-            "train_rows": n,
+            "train_rows": n_all,
             "validation_rows": int(vx.shape[0]) if validation is not None else 0,
         },
     )
@@ -556,7 +578,7 @@ def run_training_job(
     hp = parse_hyperparameters(hyperparameters)
     unknown = sorted(set(channels) - {"train", "validation", "test"})
     if unknown:
-        raise DataChannelError(f"unknown channels {unknown} (expected train, validation)")
+        raise DataChannelError(f"unknown channels {unknown} (expected train, validation, test)")
     if "train" not in channels:
         raise DataChannelError("the train channel is required")
     log.info("#data: reading channels %s", sorted(channels))
@@ -575,9 +597,19 @@ def run_training_job(
         raw_hyperparameters=dict(hyperparameters),
         overwrite_input=True,
     )
+    if "test" in channels:
+        result.metrics.update(_test_metrics(result.model, Path(channels["test"]), hp))
     path = result.model.save(Path(model_dir) / "model.tar.gz")
     log.info("#model: wrote %s", path)
     return result
+
+
+def _test_metrics(model: LinearModel, path: Path, hp: Hyperparameters) -> dict[str, float]:
+    """The final model scored on the ``test`` channel: the ``test:*`` metrics."""
+    x, y = load_channel(path, feature_dim=hp.feature_dim, name="test")
+    named = binary_metrics(y, model.logits(x), model.threshold, hp.f_beta).named("test")
+    _log_metrics(named, None, hp)
+    return named
 
 
 __all__ = [

@@ -71,11 +71,24 @@ class PipelineFunctions:
     schedule_ttl: lambda_.IFunction
     start_transform: lambda_.IFunction
     describe_transform: lambda_.IFunction
+    #: Sharded sources (stacks/phases/data.py); without them only the pickle path.
+    convert_shard: lambda_.IFunction | None = None
+    finalize_dataset: lambda_.IFunction | None = None
 
 
 def any_of(path: str, values: Sequence[str]) -> sfn.Condition:
     conditions = [sfn.Condition.string_equals(path, v) for v in values]
     return conditions[0] if len(conditions) == 1 else sfn.Condition.or_(*conditions)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BusyRetry:
+    """Deploy's Retry on ``EndpointBusyError``: another execution holds the
+    endpoint's lease (``endpoint_busy: wait``); the wait is bounded by these."""
+
+    interval_seconds: int = 120
+    max_attempts: int = 3
+    backoff_rate: float = 1.0
 
 
 class Steps:
@@ -86,7 +99,7 @@ class Steps:
         scope: Construct,
         notify_failure: sfn.IChainable,
         *,
-        endpoint_busy_retry: BusyRetry | None = DEFAULT_BUSY_RETRY,
+        endpoint_busy_retry: BusyRetry | None = None,
     ) -> None:
         self.scope = scope
         self.notify_failure = notify_failure

@@ -23,9 +23,6 @@ STACK_TAG = "MnistLinearLearner-123456789012-us-east-1"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
 ROLE = "arn:aws:iam::123456789012:role/mnist-ll-sagemaker"
 ENDPOINT = "mnist-ll-endpoint"
-#: The deployment salt (the UUID of the stack id) of the tests' stack.
-SALT = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
-LOCK_TABLE = "Pipeline-EndpointLeasesTable-ABC123"
 #: DEFAULTS with local-storage and burstable types allowed too (request-shape tests).
 WIDE_CONFIG = PipelineConfig.from_mapping(
     {
@@ -38,6 +35,9 @@ WIDE_CONFIG = PipelineConfig.from_mapping(
         ]
     }
 )
+#: The deployment salt (the UUID of the stack id) of the tests' stack.
+SALT = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+LOCK_TABLE = "Pipeline-EndpointLeasesTable-ABC123"
 
 
 def make_run(

@@ -91,12 +91,10 @@ def test_execution_ended_stops_the_tuning_job_and_publishes_how_it_ended(
 ) -> None:
     run = make_run("exec-1")
     sm, sns = sagemaker_client(), boto3.client("sns", region_name=REGION)
-    ddb = dynamodb_client()
+    ddb = boto3.client("dynamodb", region_name=REGION)
     monkeypatch.setattr(execution_ended, "_clients", lambda _s: (sm, sns, ddb))
-    tuning = run.names.tuning_job  # salted, as ValidateInput derived it
-    with stubbed(sm) as s, stubbed(sns) as n, stubbed(ddb) as leases:
-        # The run held no lease: the scan finds nothing to release.
-        leases.add_response("scan", {"Items": []})
+    tuning = run.names.tuning_job
+    with stubbed(sm) as s, stubbed(sns) as n, stubbed(ddb) as d:
         s.add_response(
             "describe_hyper_parameter_tuning_job", tuning_description(tuning, "InProgress")
         )
@@ -119,9 +117,32 @@ def test_execution_ended_stops_the_tuning_job_and_publishes_how_it_ended(
                 "CreationTime": "2026-11-30T13:00:00Z",
             },
         )
+        # The endpoint lease the run still held is given back.
+        d.add_response(
+            "scan",
+            {"Items": [{"pk": {"S": f"endpoint#{ENDPOINT}"}}]},
+            expected_params={
+                "TableName": LOCK_TABLE,
+                "FilterExpression": "#h = :holder",
+                "ExpressionAttributeNames": {"#h": "holder"},
+                "ExpressionAttributeValues": {":holder": {"S": "exec-1"}},
+                "ProjectionExpression": "pk",
+            },
+        )
+        d.add_response(
+            "delete_item",
+            {},
+            expected_params={
+                "TableName": LOCK_TABLE,
+                "Key": {"pk": {"S": f"endpoint#{ENDPOINT}"}},
+                "ConditionExpression": "holder = :holder",
+                "ExpressionAttributeValues": {":holder": {"S": "exec-1"}},
+            },
+        )
         n.add_response("publish", {"MessageId": "m-1"})
         out = execution_ended.handler(status_change(status), FakeContext())
     assert out["status"] == status
+    assert out["released"]["endpoint_leases"] == {"released": [ENDPOINT]}
     assert out["released"]["tuning_job"]["stopped"] is True
     assert out["released"]["transform_job"] == {
         "name": f"{tuning}-transform",

@@ -83,8 +83,9 @@ def test_endpoint_grants_are_conditioned_on_each_stacks_own_tag(
         created = _conditions(s, REQUEST_TAGGED)
         assert {a for a, _ in created} == REQUEST_TAGGED
         for action, condition in created:
-            # (Create calls that launch instances also carry the instance-type allowlist.)
+            # Creates that launch instances also carry the instance-type allowlist.
             assert condition["StringEquals"] == {"aws:RequestTag/mnist-ll:stack": name}, action
+            assert set(condition) <= {"StringEquals", "ForAllValues:StringEquals"}, action
 
 
 def test_names_are_salted_with_the_stack_id_and_log_groups_are_not_fixed(
