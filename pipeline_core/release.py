@@ -66,10 +66,6 @@ class ReleaseContext:
     #: DynamoDB table of the endpoint leases ("" when the stack has none).
     lock_table: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
-    #: The deployment's salt: part of every name a run derives.
-    salt: str = ""
-    #: The stack's table of endpoint leases ("" = none to release).
-    lock_table: str = ""
 
 
 ReleaseStep = Callable[[EndedExecution, ReleaseContext], dict[str, Any]]

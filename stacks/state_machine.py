@@ -15,7 +15,6 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.phases.common import (
-    DEFAULT_BUSY_RETRY,
     LAMBDA_TRANSIENT_ERRORS,
     NAMED_ERRORS,
     RESOURCE_LIMIT_ERROR,

@@ -43,20 +43,6 @@ UNEXPECTED_STATUS_ERROR = "UnexpectedStatusError"
 
 
 @dataclass(frozen=True, kw_only=True)
-class BusyRetry:
-    """Deploy's Retry on ``EndpointBusyError``: another execution holds the
-    endpoint's lease (``endpoint_busy: wait``); the wait is bounded by these."""
-
-    interval_seconds: int = 120
-    max_attempts: int = 3
-    backoff_rate: float = 1.0
-
-
-#: Deploy's wait for a busy endpoint unless the stack says otherwise.
-DEFAULT_BUSY_RETRY = BusyRetry()
-
-
-@dataclass(frozen=True, kw_only=True)
 class PipelineFunctions:
     """The Lambdas the state machine invokes (cleanup and the lifecycle
     functions outside the execution are not among them)."""

@@ -14,16 +14,13 @@ import pytest
 from botocore.exceptions import ClientError
 from pipeline_testlib import (
     IMAGE,
-    LOCK_TABLE,
     REGION,
     ROLE,
     SALT,
     STACK_TAG,
-    dynamodb_client,
     endpoint_description,
     make_run,
     sagemaker_client,
-    stub_release,
     stubbed,
     tuning_result,
     when,
@@ -46,7 +43,6 @@ from pipeline_core.release import (
     ReleaseContext,
     ended_message,
     register_release_step,
-    release_endpoint_leases,
     release_run,
 )
 from pipeline_core.teardown import (
@@ -448,36 +444,6 @@ def test_release_stops_the_running_tuning_job_and_skips_a_transform_never_starte
     assert released["transform_job"]["stopped"] is False
     message = ended_message(_ended(), released)
     assert message["status"] == "ABORTED" and "was stopped" in message["summary"]
-
-
-def test_release_frees_the_endpoint_leases_the_ended_execution_still_holds() -> None:
-    ddb = dynamodb_client()
-    holder = _ended().execution_name
-    with stubbed(ddb) as stub:
-        stub.add_response(
-            "scan",
-            {"Items": [{"pk": {"S": "endpoint#mnist-ll-alpha-endpoint"}}]},
-            expected_params={
-                "TableName": LOCK_TABLE,
-                "FilterExpression": "#h = :holder",
-                "ExpressionAttributeNames": {"#h": "holder"},
-                "ExpressionAttributeValues": {":holder": {"S": holder}},
-                "ProjectionExpression": "pk",
-            },
-        )
-        stub_release(stub, "mnist-ll-alpha-endpoint", holder)
-        released = release_run(
-            _ended(),
-            ReleaseContext(
-                clients={"dynamodb": ddb},
-                name_prefix="mnist-ll",
-                stack_tag=STACK_TAG,
-                salt=SALT,
-                lock_table=LOCK_TABLE,
-            ),
-            steps=[("endpoint_lease", release_endpoint_leases)],
-        )
-    assert released == {"endpoint_lease": {"released": ["mnist-ll-alpha-endpoint"]}}
 
 
 def test_release_steps_are_an_extension_point_and_one_failure_skips_none() -> None:

@@ -136,8 +136,6 @@ EXPECTED: dict[str, set[str]] = {
         "dynamodb:Scan",  # the endpoint leases the run still holds
         "dynamodb:DeleteItem",
         "sns:Publish",
-        "dynamodb:Scan",  # leases the run still held
-        "dynamodb:DeleteItem",
     },
 }
 
