@@ -192,6 +192,8 @@ class LocalAccount:
         self.sagemaker: LocalSageMaker | None = None
         self._sm_server: BackgroundServer | None = None
         self._env_ctx: Any = None
+        self._lambda_env_ctx: Any = None
+        self._environment: dict[str, str] = {}
         self._undo_dispatch: Callable[[], None] | None = None
         self.deployment: Deployment | None = None
 
@@ -234,9 +236,8 @@ class LocalAccount:
             self.sagemaker.app(), host=LOOPBACK, port=self._sagemaker_port
         )
         self._sm_server.start()
-        self._env_ctx = patched_environ(
-            aws_environment(self.moto.url, self._sm_server.url, self.log_level)
-        )
+        self._environment = aws_environment(self.moto.url, self._sm_server.url, self.log_level)
+        self._env_ctx = patched_environ(self._environment)
         self._env_ctx.__enter__()
 
     def stop(self) -> None:
@@ -245,6 +246,9 @@ class LocalAccount:
         if self._undo_dispatch:
             self._undo_dispatch()
             self._undo_dispatch = None
+        if self._lambda_env_ctx is not None:
+            self._lambda_env_ctx.__exit__(None, None, None)
+            self._lambda_env_ctx = None
         if self._sm_server:
             self._sm_server.stop()
             self._sm_server = None
@@ -284,6 +288,12 @@ class LocalAccount:
             overrides=dict(function_overrides or {}),
             config_overrides=dict(config_overrides or {}),
         )
+        # Every Lambda variable stays set while the pipeline runs (each invocation
+        # only swaps values): a thread copying os.environ (the tuner starting a
+        # job) never meets a key that an ending invocation is just removing.
+        lambda_keys = {k: v for f in functions.values() for k, v in f.environment.items()}
+        self._lambda_env_ctx = patched_environ({**lambda_keys, **self._environment})
+        self._lambda_env_ctx.__enter__()
         definition = synth.definition(region=self.region, account=self.account)
         resolver = asl.Resolver(synth.template, self.region, self.account)
         created: dict[str, str] = {}
@@ -305,12 +315,16 @@ class LocalAccount:
         topics = sorted(_topic_arns(definition))
         dispatcher = LambdaDispatcher(functions)
         self._undo_dispatch = dispatcher.install()
-        arn = boto3.client("stepfunctions").create_state_machine(
+        sfn = boto3.client("stepfunctions")
+        arn = sfn.create_state_machine(
             name=STATE_MACHINE_NAME,
             definition=json.dumps(definition),
             roleArn=f"arn:aws:iam::{self.account}:role/{STATE_MACHINE_NAME}",
             type="STANDARD",
         )["stateMachineArn"]
+        # moto's state outlives a server in this process and its create returns an
+        # existing machine unchanged: make sure this definition is the one that runs.
+        sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(definition))
         self.deployment = Deployment(
             state_machine_arn=arn,
             bucket=str(buckets.pop()),

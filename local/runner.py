@@ -4,7 +4,7 @@
    ASL and every Lambda's handler and environment from the template.
 2. Start moto (S3, SNS, Step Functions executing the ASL) and the local
    SageMaker service, all on 127.0.0.1.
-3. Create the bucket and topic the template would create, then the state
+3. Create the bucket, topic and tables the template would create, then the state
    machine from the synthesized definition, and start an execution.
 4. Follow the execution history live, then collect the report.
 5. If the execution did not succeed (a Fail state, ``--timeout``, Ctrl-C),
