@@ -48,7 +48,7 @@ def lifecycle_blocks(event: dict[str, Any], run: RunSpec, s: Settings) -> dict[s
         "cost": cost_block(
             mode=run.endpoint_mode,
             training_instance_type=run.training_instance_type,
-            training_instance_count=s.config.training_instance_count,
+            training_instance_count=run.training_instance_count,
             billing=(event.get("tuning") or {}).get("billing"),
             spot=run.spot,
             transform_instance_type=run.transform_instance_type,

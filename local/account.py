@@ -193,7 +193,6 @@ class LocalAccount:
         self._sm_server: BackgroundServer | None = None
         self._env_ctx: Any = None
         self._lambda_env_ctx: Any = None
-        self._environment: dict[str, str] = {}
         self._undo_dispatch: Callable[[], None] | None = None
         self.deployment: Deployment | None = None
 
@@ -236,8 +235,9 @@ class LocalAccount:
             self.sagemaker.app(), host=LOOPBACK, port=self._sagemaker_port
         )
         self._sm_server.start()
-        self._environment = aws_environment(self.moto.url, self._sm_server.url, self.log_level)
-        self._env_ctx = patched_environ(self._environment)
+        self._env_ctx = patched_environ(
+            aws_environment(self.moto.url, self._sm_server.url, self.log_level)
+        )
         self._env_ctx.__enter__()
 
     def stop(self) -> None:
@@ -246,12 +246,12 @@ class LocalAccount:
         if self._undo_dispatch:
             self._undo_dispatch()
             self._undo_dispatch = None
-        if self._lambda_env_ctx is not None:
-            self._lambda_env_ctx.__exit__(None, None, None)
-            self._lambda_env_ctx = None
         if self._sm_server:
             self._sm_server.stop()
             self._sm_server = None
+        if self._lambda_env_ctx is not None:
+            self._lambda_env_ctx.__exit__(None, None, None)
+            self._lambda_env_ctx = None
         if self._env_ctx is not None:
             self._env_ctx.__exit__(None, None, None)
             self._env_ctx = None
@@ -288,11 +288,12 @@ class LocalAccount:
             overrides=dict(function_overrides or {}),
             config_overrides=dict(config_overrides or {}),
         )
-        # Every Lambda variable stays set while the pipeline runs (each invocation
-        # only swaps values): a thread copying os.environ (the tuner starting a
-        # job) never meets a key that an ending invocation is just removing.
+        # Every Lambda variable stays set while the pipeline is deployed (each
+        # invocation only swaps values): a thread copying os.environ (the tuner
+        # starting a job) never meets a key that an ending invocation removes.
         lambda_keys = {k: v for f in functions.values() for k, v in f.environment.items()}
-        self._lambda_env_ctx = patched_environ({**lambda_keys, **self._environment})
+        lambda_keys.update(aws_environment(self.moto.url, self.sagemaker_url, self.log_level))
+        self._lambda_env_ctx = patched_environ(lambda_keys)
         self._lambda_env_ctx.__enter__()
         definition = synth.definition(region=self.region, account=self.account)
         resolver = asl.Resolver(synth.template, self.region, self.account)
@@ -323,7 +324,7 @@ class LocalAccount:
             type="STANDARD",
         )["stateMachineArn"]
         # moto's state outlives a server in this process and its create returns an
-        # existing machine unchanged: make sure this definition is the one that runs.
+        # existing machine unchanged: make sure this pipeline's definition runs.
         sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(definition))
         self.deployment = Deployment(
             state_machine_arn=arn,

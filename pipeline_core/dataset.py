@@ -409,6 +409,10 @@ def _validate_split(name: str, split: Any, feature_dim: int) -> Split:
     return Split(images=feats, labels=labs)
 
 
+#: One split's checks, also used for each shard of a sharded source.
+validate_split = _validate_split
+
+
 def validate_dataset(obj: Any, *, feature_dim: int, target_digit: int) -> MnistSplits:
     """Check the unpickled object's structure and values."""
     if not isinstance(obj, (tuple, list)) or len(obj) != 3:

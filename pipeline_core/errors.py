@@ -69,6 +69,15 @@ class EvaluationError(PipelineError):
     """The endpoint's answers cannot be evaluated (wrong count or format)."""
 
 
+class TooFewTrainObjectsError(PipelineError):
+    """More training instances were asked for than there are train objects to
+    shard between them (``ShardedByS3Key`` would leave an instance idle)."""
+
+
+class ShardConversionError(PipelineError):
+    """The conversion Map failed without a shard saying why (e.g. retries ran out)."""
+
+
 class InstanceTypeUnavailableError(PipelineError):
     """The region does not offer the instance type a job or endpoint asked for."""
 

@@ -146,7 +146,7 @@ def acknowledge_findings(stack: NaggedStack) -> None:
         acknowledge(role, "IAM5[Resource::*]", star_reason)
         for kind in sagemaker_kinds.get(name, ()):
             acknowledge(role, _sagemaker_finding(stack, kind), name_reason)
-        if name in ("Convert", "Evaluate"):
+        if name in ("Convert", "Evaluate", "ConvertShard", "FinalizeDataset"):
             acknowledge(role, runs_objects, runs_reason)
         if name in ("ScheduleEndpointTtl", "Cleanup"):
             acknowledge(role, schedules, schedule_reason)
@@ -157,12 +157,13 @@ def acknowledge_findings(stack: NaggedStack) -> None:
         "On stack delete, every running execution of this stack's state machine is stopped; "
         "execution names are chosen at start time.",
     )
-    acknowledge(
-        stack.functions["Convert"].role,
-        f"IAM5[Resource::{bucket}/*]",
-        "Read only: any object of the stack's own bucket may be named as the dataset "
-        "source in the execution input (writes are limited to runs/*).",
-    )
+    for reader in ("Convert", "ConvertShard"):
+        acknowledge(
+            stack.functions[reader].role,
+            f"IAM5[Resource::{bucket}/*]",
+            "Read only: any object of the stack's own bucket may be named as the dataset "
+            "source (or a shard of it) in the execution input (writes are limited to runs/*).",
+        )
 
     acknowledge(
         stack.functions["Convert"].role,
@@ -195,9 +196,24 @@ def acknowledge_findings(stack: NaggedStack) -> None:
         XRAY_REASON + " CloudWatch Logs delivery actions (logs:CreateLogDelivery etc.) that "
         "Step Functions logging needs support no resource-level permissions either.",
     )
+    state_machine_name = (
+        '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"'
+        + stack.get_logical_id(state_machine.node.default_child)
+        + '"}]}]}'
+    )
+    executions = f"{_NAG_ARN_PREFIX.format(service='states')}execution:{state_machine_name}"
+    for pattern in (f"{executions}:*", f"{executions}/*:*"):
+        acknowledge(
+            state_machine,
+            f"IAM5[Resource::{pattern}]",
+            "CDK's DistributedMap grants Describe/StopExecution on this state machine's own "
+            "executions and their Map child executions, whose names are made at run time.",
+        )
     pipeline_functions = stack.pipeline.functions
     for field in fields(pipeline_functions):
         function = getattr(pipeline_functions, field.name)
+        if function is None:
+            continue
         acknowledge(
             state_machine,
             f"IAM5[Resource::{_ref(stack, function, 'Arn')}:*]",

@@ -51,6 +51,17 @@ FUNCTION_SPECS: Mapping[str, FunctionSpec] = {
         timeout_seconds=600,
         ephemeral_storage_mb=2048,
     ),
+    "ConvertShard": FunctionSpec(
+        module="convert_shard",
+        description="One Distributed Map child: validate one shard, write recordIO objects",
+        memory_mb=3008,
+        timeout_seconds=900,
+    ),
+    "FinalizeDataset": FunctionSpec(
+        module="finalize_dataset",
+        description="Check every shard was converted, then write the manifest",
+        timeout_seconds=300,
+    ),
     "StartTuning": FunctionSpec(
         module="start_tuning", description="Start the hyperparameter tuning job"
     ),
@@ -202,10 +213,14 @@ class PipelineStack(Stack):
                 deploy=fn["Deploy"],
                 describe_endpoint=fn["DescribeEndpoint"],
                 evaluate=fn["Evaluate"],
+                convert_shard=fn["ConvertShard"],
+                finalize_dataset=fn["FinalizeDataset"],
                 schedule_ttl=fn["ScheduleEndpointTtl"],
                 start_transform=fn["StartTransform"],
                 describe_transform=fn["DescribeTransform"],
             ),
+            data_bucket=self.storage.bucket,
+            map_max_concurrency=config.map_max_concurrency,
             topic=self.notifications.topic,
             # Unique per create of the stack: a retained log group never blocks a redeploy.
             log_group_name=Fn.join(
@@ -434,6 +449,18 @@ class PipelineStack(Stack):
         self._allow(convert, ["s3:DeleteObject"], [self.storage.manifests_arn()])
         # Lets a missing source object read as 404 (SourceNotFound), not 403.
         self._allow(convert, ["s3:ListBucket"], [bucket.bucket_arn])
+
+        shard = roles["ConvertShard"]
+        # A shard may be any key of our bucket (like a pickle source); writes under runs/.
+        self._allow(shard, ["s3:GetObject"], [bucket.arn_for_objects("*")])
+        self._grant_objects(shard, read=True, write=True)
+        # Lets a missing shard read as 404 (SourceNotFound), not 403.
+        self._allow(shard, ["s3:ListBucket"], [bucket.bucket_arn])
+
+        finalize = roles["FinalizeDataset"]
+        # Lists the source prefix and reads the receipts under runs/; writes the manifest.
+        self._allow(finalize, ["s3:ListBucket"], [bucket.bucket_arn])
+        self._grant_objects(finalize, read=True, write=True)
 
         transform_job = self.sagemaker_arn("transform-job")
         start = roles["StartTuning"]

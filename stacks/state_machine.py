@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -24,7 +25,7 @@ from stacks.phases.common import (
     PipelineFunctions,
     Steps,
 )
-from stacks.phases.data import data_phase
+from stacks.phases.data import ShardSource, data_phase
 from stacks.phases.deploy import ENDPOINT_IN_PROGRESS, deploy_phase
 from stacks.phases.end import DEFAULT_FAILURE, FAILURE_ROUTES, failure_chain
 from stacks.phases.evaluate import evaluate_phase, summary_parameters
@@ -66,11 +67,17 @@ class PipelineStateMachine(Construct):
         removal_policy: RemovalPolicy,
         timeout: Duration,
         endpoint_busy_retry: BusyRetry | None = DEFAULT_BUSY_RETRY,
+        data_bucket: s3.IBucket | None = None,
+        map_max_concurrency: int = 40,
     ) -> None:
         super().__init__(scope, construct_id)
         self.functions = functions
         #: None: an endpoint busy with another deployment fails the run at once.
         self.endpoint_busy_retry = endpoint_busy_retry
+        # Sharded sources: the bucket the Distributed Map lists, its concurrency.
+        self._shards = (
+            None if data_bucket is None else ShardSource(data_bucket, map_max_concurrency)
+        )
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -106,7 +113,7 @@ class PipelineStateMachine(Construct):
         evaluate = evaluate_phase(steps, f, self._topic)
         deploy = deploy_phase(steps, f, evaluate)
         tuning = tuning_phase(steps, f, deploy)
-        data = data_phase(steps, f, tuning)
+        data = data_phase(steps, f, tuning, self._shards)
         validate = steps.invoke(
             "ValidateInput",
             f.validate_input,

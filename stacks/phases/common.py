@@ -57,6 +57,9 @@ class PipelineFunctions:
     schedule_ttl: lambda_.IFunction
     start_transform: lambda_.IFunction
     describe_transform: lambda_.IFunction
+    #: Sharded sources (stacks/phases/data.py); without them only the pickle path.
+    convert_shard: lambda_.IFunction | None = None
+    finalize_dataset: lambda_.IFunction | None = None
 
 
 def any_of(path: str, values: Sequence[str]) -> sfn.Condition:

@@ -14,7 +14,10 @@ from stacks.phases.common import JsonPath, Steps, any_of
 
 #: RouteFailure: error name → Fail state. Anything else ends in PipelineFailed.
 FAILURE_ROUTES: dict[str, tuple[str, ...]] = {
-    "InvalidInput": (errors.InvalidInputError.__name__,),
+    "InvalidInput": (
+        errors.InvalidInputError.__name__,
+        errors.TooFewTrainObjectsError.__name__,
+    ),
     "InvalidDataset": (
         errors.InvalidDatasetError.__name__,
         errors.SourceNotFoundError.__name__,

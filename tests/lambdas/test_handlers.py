@@ -41,6 +41,7 @@ from lambdas import (
     cleanup,
     cleanup_complete,
     convert,
+    convert_shard,
     deploy,
     describe_endpoint,
     describe_transform,
@@ -48,6 +49,7 @@ from lambdas import (
     endpoint_ttl,
     evaluate,
     execution_ended,
+    finalize_dataset,
     schedule_ttl,
     start_transform,
     start_tuning,
@@ -68,6 +70,8 @@ HANDLERS = [
     describe_endpoint,
     evaluate,
     cleanup,
+    convert_shard,
+    finalize_dataset,
     cleanup_complete,
     schedule_ttl,
     start_transform,
@@ -216,6 +220,30 @@ def test_convert_handler_refuses_local_sources_without_the_flag(
 def test_convert_handler_without_run_names_the_missing_key(env: dict[str, str]) -> None:
     with pytest.raises(InvalidInputError, match=r"^run"):
         convert.handler({}, FakeContext())
+
+
+def test_shard_handlers_convert_each_shard_then_finalize_the_manifest(
+    env: dict[str, str], s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _inject(monkeypatch, convert_shard, s3)
+    _inject(monkeypatch, finalize_dataset, s3)
+    run = make_run("exec-1", {"source": f"s3://{BUCKET}/set/", "training_instance_count": 2})
+    for i, (split, (x, y)) in enumerate(
+        zip(("train", "train", "validation", "test"), make_dataset((30, 30, 20, 20)), strict=False)
+    ):
+        buf = io.BytesIO()
+        np.savez(buf, x=x, y=y)
+        key = f"set/{split}/p{i}.npz"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=buf.getvalue())
+        out = convert_shard.handler({"run": run.to_dict(), "item": {"Key": key}}, FakeContext())
+        assert out["rows"] == x.shape[0]
+    data = finalize_dataset.handler({"run": run.to_dict()}, FakeContext())
+    assert data["splits"]["train"] == {"rows": 60, "objects": 2}
+
+
+def test_convert_shard_handler_without_item_names_the_missing_key(env: dict[str, str]) -> None:
+    with pytest.raises(InvalidInputError, match=r"^item"):
+        convert_shard.handler({"run": RUN.to_dict()}, FakeContext())
 
 
 # -- StartTuning / DescribeTuning ------------------------------------------------

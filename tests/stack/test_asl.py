@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from stacks.asl import extract_definition, lambda_functions, lambda_functions_by_arn, stack_outputs
 from stacks.state_machine import PipelineFunctions
@@ -21,9 +22,17 @@ def test_definition_has_no_unresolved_intrinsics(synthesized: Synth) -> None:
 
 def test_every_lambda_resource_maps_to_a_handler_and_its_env(synthesized: Synth) -> None:
     by_arn = lambda_functions_by_arn(synthesized.json)
+
+    def states(machine: dict[str, Any]) -> list[dict[str, Any]]:
+        found = list(machine["States"].values())
+        for st in machine["States"].values():
+            if "ItemProcessor" in st:  # a Map's child workflow
+                found += states(st["ItemProcessor"])
+        return found
+
     arns = {
         st["Resource"]
-        for st in synthesized.asl["States"].values()
+        for st in states(synthesized.asl)
         if st.get("Resource", "").startswith("arn:aws:lambda:")
     }
     # Every function the state machine is given, and nothing else.

@@ -34,6 +34,8 @@ MODULES = {
     "describe_endpoint",
     "evaluate",
     "cleanup",
+    "convert_shard",
+    "finalize_dataset",
     "cleanup_complete",
     "schedule_ttl",
     "start_transform",

@@ -29,6 +29,8 @@ SERVICES = ("sagemaker:", "s3:", "iam:", "sns:", "scheduler:", "states:", "dynam
 EXPECTED: dict[str, set[str]] = {
     "ValidateInput": set(),
     "Convert": {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"},
+    "ConvertShard": {"s3:GetObject", "s3:PutObject", "s3:ListBucket"},
+    "FinalizeDataset": {"s3:GetObject", "s3:PutObject", "s3:ListBucket"},
     "StartTuning": {
         "sagemaker:CreateHyperParameterTuningJob",
         # a retry adopts the existing job, only if its tags are this run's
@@ -137,6 +139,9 @@ EXPECTED: dict[str, set[str]] = {
 #: AddTags, a ``RoleArn`` needs PassRole, ListBucket turns a missing key's 403 into 404.
 IMPLIED = {"sagemaker:AddTags", "iam:PassRole", "s3:ListBucket"}
 
+#: API operations whose IAM action has another name.
+IAM_ACTION_OF = {"s3:ListObjectsV2": "s3:ListBucket"}
+
 #: boto3 service → IAM action prefix.
 ACTION_PREFIX = {
     "s3": "s3",
@@ -235,7 +240,8 @@ def reached_identifiers(handler_module: str) -> tuple[set[str], set[str]]:
 def _operations(service: str) -> dict[str, str]:
     """snake_case method name → IAM action, for one boto3 service."""
     model = boto3.client(service, region_name="us-east-1").meta.service_model
-    return {xform_name(op): f"{ACTION_PREFIX[service]}:{op}" for op in model.operation_names}
+    actions = {xform_name(op): f"{ACTION_PREFIX[service]}:{op}" for op in model.operation_names}
+    return {method: IAM_ACTION_OF.get(action, action) for method, action in actions.items()}
 
 
 #: Same method name in two services a handler uses: SNS's DeleteEndpoint

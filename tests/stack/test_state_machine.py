@@ -126,8 +126,11 @@ def test_flow_follows_design(synthesized: Synth) -> None:
     s = synthesized.asl["States"]
     assert synthesized.asl["StartAt"] == "ValidateInput"
     chain = {
-        "ValidateInput": "ConvertDataset",
+        "ValidateInput": "SourceKind",
         "ConvertDataset": "StartTuning",
+        "ConvertShards": "FinalizeDataset",
+        "FinalizeDataset": "StartTuning",
+        "ShardConversionFailed": "StartTuning",
         "StartTuning": "WaitForTuning",
         "WaitForTuning": "DescribeTuning",
         "DescribeTuning": "TuningStatus",
@@ -217,7 +220,7 @@ def test_waits_read_poll_seconds_from_the_run(synthesized: Synth) -> None:
 
 def test_every_task_retries_transient_errors_and_catches_all_last(synthesized: Synth) -> None:
     tasks = states(synthesized, "Task")
-    assert len(tasks) == 12
+    assert len(tasks) == 14
     for name, task in tasks.items():
         assert task.get("Retry"), name
         catches = task["Catch"]
@@ -283,6 +286,8 @@ def test_fail_states_carry_the_error_and_its_cause(synthesized: Synth) -> None:
     ("error", "fail_state"),
     [
         ("InvalidInputError", "InvalidInput"),
+        ("TooFewTrainObjectsError", "InvalidInput"),
+        ("ShardConversionError", "PipelineFailed"),
         ("InvalidDatasetError", "InvalidDataset"),
         ("SourceNotFoundError", "InvalidDataset"),
         ("SourceAccessDeniedError", "InvalidDataset"),
@@ -307,6 +312,7 @@ def test_route_failure_sends_each_error_to_its_fail_state(
 def test_every_choice_has_a_default(synthesized: Synth) -> None:
     choices = states(synthesized, "Choice")
     assert set(choices) == {
+        "SourceKind",
         "TuningStatus",
         "QualityGate",
         "EndpointMode",
@@ -316,6 +322,60 @@ def test_every_choice_has_a_default(synthesized: Synth) -> None:
     }
     for name, choice in choices.items():
         assert choice["Default"], name
+
+
+@pytest.mark.parametrize(
+    ("run", "next_state"),
+    [
+        ({"source_kind": "sharded"}, "ConvertShards"),
+        ({"source_kind": "pickle"}, "ConvertDataset"),
+        ({}, "ConvertDataset"),
+    ],
+)
+def test_source_kind_picks_the_distributed_map_only_for_sharded_sources(
+    synthesized: Synth, run: dict[str, Any], next_state: str
+) -> None:
+    assert choose(synthesized.asl["States"]["SourceKind"], {"run": run}) == next_state
+
+
+def test_shards_convert_in_a_bounded_distributed_map_over_the_source_prefix(
+    synthesized: Synth,
+) -> None:
+    dmap = synthesized.asl["States"]["ConvertShards"]
+    assert dmap["Type"] == "Map"
+    assert dmap["ItemProcessor"]["ProcessorConfig"] == {
+        "Mode": "DISTRIBUTED",
+        "ExecutionType": "STANDARD",
+    }
+    assert dmap["MaxConcurrency"] == synthesized.stack.settings.pipeline.map_max_concurrency
+    reader = dmap["ItemReader"]
+    assert reader["Resource"] == "arn:aws:states:::s3:listObjectsV2"
+    assert reader["Parameters"]["Prefix.$"] == "$.run.source_prefix"
+    buckets = {
+        f["environment"].get("DATA_BUCKET")
+        for f in lambda_functions_by_arn(synthesized.json).values()
+    } - {None}
+    assert reader["Parameters"]["Bucket"] in buckets
+    # moto parses none of these, and none is needed.
+    assert not {"ItemBatcher", "ResultWriter", "ToleratedFailurePercentage"} & set(dmap)
+    assert dmap["ItemSelector"] == {"run.$": "$.run", "item.$": "$$.Map.Item.Value"}
+    assert dmap["ResultPath"] is None  # children write receipts; the state stays small
+    child = dmap["ItemProcessor"]["States"]["ConvertShard"]
+    assert lambda_module(synthesized, child) == "convert_shard"
+    assert child["Parameters"] == {"run.$": "$.run", "item.$": "$.item"}
+    retried = {e for r in child["Retry"] for e in r["ErrorEquals"]}
+    assert LAMBDA_RETRY | {"ThrottlingError"} <= retried
+    assert dmap["Catch"] == [
+        {
+            "ErrorEquals": ["States.ALL"],
+            "ResultPath": "$.map_error",
+            "Next": "ShardConversionFailed",
+        }
+    ]
+    assert synthesized.asl["States"]["ShardConversionFailed"]["Parameters"] == {
+        "run.$": "$.run",
+        "map_error.$": "$.map_error",
+    }
 
 
 @pytest.mark.parametrize(
