@@ -11,10 +11,11 @@ export ARGS
 PYTEST_ARGS ?=
 PACKAGES := pipeline_core lambdas stacks training local bench app.py
 
-.PHONY: help setup setup-run run test check lint synth bootstrap deploy destroy bench clean
+.PHONY: help setup setup-run run services test check lint synth bootstrap deploy destroy bench clean
 
 help:
 	@echo "make run     run the whole pipeline locally (ARGS='--input {...} --out DIR --serve')"
+	@echo "make services start a local AWS account until Ctrl-C (ARGS='--env-file .local-aws.env')"
 	@echo "make test    set up and run the test suite"
 	@echo "make check   ruff format --check, ruff check, mypy --strict, then the tests"
 	@echo "make synth   synthesize the CloudFormation template into cdk.out/"
@@ -47,6 +48,9 @@ setup: $(VENV)/.dev-stamp $(SDK_VENV)/.stamp node_modules/.stamp
 # ARGS goes through the environment, not the shell, so JSON keeps its quotes.
 run: setup-run
 	MNIST_LL_MAKE_ARGS=1 $(PY) -m local
+
+services: setup-run
+	MNIST_LL_MAKE_ARGS=1 MNIST_LL_MAKE_COMMAND=services $(PY) -m local
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -32,7 +32,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from local.channels import download_channel
 from local.training_backend import TrainingBackend
+from local.training_jobs import TrainingJobService, output_data_config, resource_config
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -49,6 +51,13 @@ class ServiceError(Exception):
 
 def _now() -> float:
     return datetime.now(UTC).timestamp()
+
+
+def _wire_value(value: Any) -> Any:
+    """Timestamps go out as epoch seconds, as SageMaker's JSON protocol sends them."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return str(value)
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -100,6 +109,9 @@ class LocalSageMaker:
         self._faults: dict[str, tuple[str, int]] = {}
         self._threads: list[threading.Thread] = []
         self.calls: list[str] = []
+        #: CloudWatch Logs client for training logs (the local account sets it).
+        self.logs: Any = None
+        self.training_jobs = TrainingJobService(self)
         #: How long a deleted endpoint stays ``Deleting``.
         self.delete_seconds = 0.5
 
@@ -148,6 +160,8 @@ class LocalSageMaker:
                 record["job"].stop()
             if record.get("hang") is not None:
                 record["hang"].set()
+        for standalone in list(self.training_jobs.jobs.values()):
+            standalone["job"].stop()
         self.wait_idle(timeout)
 
     def wait_idle(self, timeout: float = 60.0) -> None:
@@ -202,23 +216,6 @@ class LocalSageMaker:
         self._start(lambda: self._run_tuning(name), f"tuning-{name}")
         return {"HyperParameterTuningJobArn": arn}
 
-    def _download_channel(self, uri: str, dest: Path) -> Path:
-        bucket, prefix = _split_s3(uri)
-        dest.mkdir(parents=True, exist_ok=True)
-        paginator = self.s3.get_paginator("list_objects_v2")
-        count = 0
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                if key.endswith("/"):
-                    continue
-                target = dest / key[len(prefix) :].lstrip("/").replace("/", "_")
-                self.s3.download_file(bucket, key, str(target))
-                count += 1
-        if count == 0:
-            raise RuntimeError(f"ClientError: no data found in channel {uri}")
-        return dest
-
     def _run_tuning(self, name: str) -> None:
         record = self._tuning[name]
         request = record["request"]
@@ -228,9 +225,8 @@ class LocalSageMaker:
                 shutil.rmtree(work)
             channels: dict[str, Path] = {}
             for channel in request["TrainingJobDefinition"]["InputDataConfig"]:
-                uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-                channels[channel["ChannelName"]] = self._download_channel(
-                    uri, work / "input" / channel["ChannelName"]
+                channels[channel["ChannelName"]] = download_channel(
+                    self.s3, channel, work / "input" / channel["ChannelName"]
                 )
             fault = self._take_fault("tuning_failed")
             if fault is not None:
@@ -262,7 +258,7 @@ class LocalSageMaker:
                     s3_uri = f"s3://{bucket}/{key}"
                 with self._lock:
                     self._training[tj_name] = {
-                        "summary": summary,
+                        "summary": job.training_job(tj_name),
                         "artifact": s3_uri,
                         "tuning_job": name,
                         "definition": request["TrainingJobDefinition"],
@@ -367,8 +363,23 @@ class LocalSageMaker:
             ]
         return {"HyperParameterTuningJobSummaries": items}
 
+    def op_CreateTrainingJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self.training_jobs.create(p)
+
+    def op_StopTrainingJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not self.training_jobs.has(p["TrainingJobName"]):
+            raise ServiceError(
+                "ValidationException", f"Requested resource not found: {p['TrainingJobName']}"
+            )
+        return self.training_jobs.stop(p["TrainingJobName"])
+
+    def op_ListTrainingJobs(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self.training_jobs.list(p)
+
     def op_DescribeTrainingJob(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["TrainingJobName"]
+        if self.training_jobs.has(name):
+            return self.training_jobs.describe(name)
         with self._lock:
             record = self._training.get(name)
         if record is None:
@@ -388,17 +399,20 @@ class LocalSageMaker:
             "AlgorithmSpecification": definition["AlgorithmSpecification"],
             "RoleArn": definition["RoleArn"],
             "InputDataConfig": definition["InputDataConfig"],
-            "OutputDataConfig": definition["OutputDataConfig"],
-            "ResourceConfig": definition["ResourceConfig"],
+            "OutputDataConfig": output_data_config(definition["OutputDataConfig"]),
+            # The SDK v2 sends HyperParameterTuningResourceConfig instead.
+            "ResourceConfig": resource_config(definition),
             "StoppingCondition": definition["StoppingCondition"],
             "CreationTime": summary.get("CreationTime", _now()),
             "ModelArtifacts": {"S3ModelArtifacts": record["artifact"] or ""},
         }
-        metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric")
-        if metric:
-            out["FinalMetricDataList"] = [
-                {"MetricName": metric["MetricName"], "Value": metric["Value"], "Timestamp": _now()}
-            ]
+        for key in ("TrainingStartTime", "TrainingEndTime"):
+            if summary.get(key) is not None:
+                out[key] = summary[key]
+        out["LastModifiedTime"] = summary.get("TrainingEndTime") or out["CreationTime"]
+        if summary.get("FinalMetricDataList"):
+            # Every metric the algorithm emitted, not only the objective.
+            out["FinalMetricDataList"] = summary["FinalMetricDataList"]
         if summary.get("FailureReason"):
             out["FailureReason"] = summary["FailureReason"]
         return out
@@ -709,7 +723,7 @@ class LocalSageMaker:
                     media_type="application/x-amz-json-1.1",
                 )
             return Response(
-                json.dumps(result, default=str), media_type="application/x-amz-json-1.1"
+                json.dumps(result, default=_wire_value), media_type="application/x-amz-json-1.1"
             )
 
         return Starlette(
