@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger, Tracer
 from lambdas._env import Settings, client, field, load_settings, remaining_seconds
 from pipeline_core.deploy import deploy
 from pipeline_core.inputs import RunSpec
+from pipeline_core.rollout import alarm_names, deployment_config
 
 logger = Logger()
 tracer = Tracer()
@@ -25,6 +26,15 @@ def _clients(s: Settings) -> Any:
     return client("sagemaker", s.region)
 
 
+def rollout_for(run: RunSpec, s: Settings) -> dict[str, Any] | None:
+    """Blue/green DeploymentConfig for a realtime update; auto-rollback on the
+    stack's alarms, which watch the stack's own endpoint only."""
+    if run.endpoint_mode != "realtime":
+        return None
+    alarms = alarm_names(run.endpoint_name) if run.endpoint_name == s.default_endpoint_name else ()
+    return deployment_config(s.config.rollout, alarms)
+
+
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
@@ -33,8 +43,9 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         s.require(
             SAGEMAKER_ROLE_ARN=s.role_arn, LINEAR_LEARNER_IMAGE=s.image_uri, STACK_TAG=s.stack_tag
         )
+        run = RunSpec.from_dict(field(event, "run"))
         result = deploy(
-            RunSpec.from_dict(field(event, "run")),
+            run,
             s.config,
             field(event, "tuning"),
             _clients(s),
@@ -43,6 +54,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             role_arn=s.role_arn,
             kms_key_arn=s.kms_key_arn,
             deletion_timeout=max(0.0, remaining_seconds(context) - MARGIN_SECONDS),
+            deployment_config=rollout_for(run, s),
         )
     except Exception:
         logger.exception("Deploy failed")

@@ -62,6 +62,9 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         run = RunSpec.from_dict(field(event, "run"))
         data, deployed = field(event, "data"), field(event, "deploy")
         extra = lifecycle_blocks(event, run, s)
+        if event.get("registry"):
+            # The registered version this run deployed (report.json carries it).
+            extra["registry"] = event["registry"]
         s3, runtime = _clients(s)
         if run.endpoint_mode == "none":
             report = transform_report(run, data, deployed, s.config, s3)

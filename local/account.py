@@ -27,6 +27,7 @@ from typing import Any
 
 import boto3
 
+from local.event_rules import LocalEventRules, rules_from_template
 from local.lambda_dispatch import LambdaDispatcher
 from local.sagemaker_service import LocalSageMaker
 from local.services import (
@@ -103,6 +104,14 @@ def _create_table(ctx: ResourceContext) -> None:
         client.update_time_to_live(TableName=kwargs["TableName"], TimeToLiveSpecification=ttl)
 
 
+def _create_model_package_group(ctx: ResourceContext) -> None:
+    props = ctx.properties
+    boto3.client("sagemaker").create_model_package_group(
+        ModelPackageGroupName=props["ModelPackageGroupName"],
+        ModelPackageGroupDescription=props.get("ModelPackageGroupDescription", ""),
+    )
+
+
 def _create_log_group(ctx: ResourceContext) -> None:
     name = ctx.physical_name
     if name != ctx.logical_id:  # only named groups: the handlers' own are made on use
@@ -115,6 +124,7 @@ RESOURCE_CREATORS: dict[str, ResourceCreator] = {
     "AWS::SNS::Topic": _create_topic,
     "AWS::DynamoDB::Table": _create_table,
     "AWS::Logs::LogGroup": _create_log_group,
+    "AWS::SageMaker::ModelPackageGroup": _create_model_package_group,
 }
 
 
@@ -132,6 +142,8 @@ class Deployment:
     topic_arn: str
     dispatcher: LambdaDispatcher
     resources: dict[str, str]
+    #: The template's EventBridge rules, for events moto does not emit.
+    events: LocalEventRules | None = None
 
 
 class LocalAccount:
@@ -287,12 +299,17 @@ class LocalAccount:
             roleArn=f"arn:aws:iam::{self.account}:role/{STATE_MACHINE_NAME}",
             type="STANDARD",
         )["stateMachineArn"]
+        events = LocalEventRules(rules_from_template(synth.template, resolver), dispatcher)
+        assert self.sagemaker is not None
+        # The local SageMaker's model package state changes reach the rules.
+        self.sagemaker.registry.on_state_change = events.put
         self.deployment = Deployment(
             state_machine_arn=arn,
             bucket=str(buckets.pop()),
             topic_arn=topics[-1] if topics else "",
             dispatcher=dispatcher,
             resources=created,
+            events=events,
         )
         return self.deployment
 

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from local.channels import download_channel
+from local.model_registry import ModelRegistry, RegistryError
 from local.training_backend import TrainingBackend
 from local.training_jobs import TrainingJobService, output_data_config, resource_config
 
@@ -114,6 +115,8 @@ class LocalSageMaker:
         self.training_jobs = TrainingJobService(self)
         #: How long a deleted endpoint stays ``Deleting``.
         self.delete_seconds = 0.5
+        #: Model Package Groups and versions (local/model_registry.py).
+        self.registry = ModelRegistry(region=region, account=account, put_tags=self._put_tags)
 
     # -- helpers ----------------------------------------------------------------
 
@@ -181,6 +184,11 @@ class LocalSageMaker:
         limit = self._take_fault(f"resource_limit:{operation}")
         if limit is not None:
             raise ServiceError("ResourceLimitExceeded", limit)
+        if self.registry.handles(operation):
+            try:
+                return self.registry.dispatch(operation, params)
+            except RegistryError as e:
+                raise ServiceError(e.code, e.message) from e
         handler = getattr(self, f"op_{operation}", None)
         if handler is None:
             raise ServiceError(

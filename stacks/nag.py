@@ -91,6 +91,7 @@ def acknowledge_findings(stack: PipelineStack) -> None:
         f"limited to this stack's name prefix '{prefix}-' in the default group."
     )
 
+    _acknowledge_registry(stack, runs_objects, runs_reason)
     for name, function in stack.functions.items():
         role = function.role
         star_reason = XRAY_REASON
@@ -208,3 +209,17 @@ def acknowledge_findings(stack: PipelineStack) -> None:
         "its steps are logged (waiter_state_machine_log_options) and the functions it calls "
         "are traced.",
     )
+
+
+def _acknowledge_registry(stack: PipelineStack, runs_objects: str, runs_reason: str) -> None:
+    """Model registry: versions are numbered by SageMaker at run time."""
+    group = stack.settings.pipeline.model_package_group.lower()
+    versions = f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='sagemaker')}model-package/{group}/*]"
+    reason = (
+        f"Versions of this stack's Model Package Group '{group}' are numbered by SageMaker "
+        "when registered; the grant covers that group's versions only."
+    )
+    for name in ("RegisterModel", "LoadModelPackage", "WaitForApproval", "ApprovalDecided"):
+        acknowledge(stack.functions[name].role, versions, reason)
+    for name in ("WaitForApproval", "ApprovalDecided"):
+        acknowledge(stack.functions[name].role, runs_objects, runs_reason)

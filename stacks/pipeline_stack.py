@@ -20,6 +20,7 @@ from stacks.functions import RUNTIME, FunctionSpec, PipelineFunction
 from stacks.image_uris import LinearLearnerImage
 from stacks.lifecycle import ExecutionEndRule, SchedulerRole
 from stacks.nag import acknowledge_findings
+from stacks.registry import EndpointAlarms, ModelRegistry
 from stacks.notifications import NotificationTopic
 from stacks.sagemaker_role import SageMakerExecutionRole
 from stacks.settings import LOG_RETENTION_DAYS, StackSettings
@@ -81,6 +82,22 @@ FUNCTION_SPECS: Mapping[str, FunctionSpec] = {
     ),
     "DescribeTransform": FunctionSpec(
         module="describe_transform", description="Poll the Batch Transform job"
+    ),
+    "RegisterModel": FunctionSpec(
+        module="register_model",
+        description="Register the tuned model as a version of the Model Package Group",
+    ),
+    "LoadModelPackage": FunctionSpec(
+        module="load_model_package",
+        description="Input model_package_arn: load an Approved version to deploy (rollback)",
+    ),
+    "WaitForApproval": FunctionSpec(
+        module="await_approval",
+        description="Manual approval: keep the task token until the version is decided",
+    ),
+    "ApprovalDecided": FunctionSpec(
+        module="approval_decided",
+        description="A version was approved or rejected: release the waiting execution",
     ),
     "EndpointTtl": FunctionSpec(
         module="endpoint_ttl",
@@ -195,12 +212,26 @@ class PipelineStack(Stack):
                 schedule_ttl=fn["ScheduleEndpointTtl"],
                 start_transform=fn["StartTransform"],
                 describe_transform=fn["DescribeTransform"],
+                register_model=fn["RegisterModel"],
+                load_model_package=fn["LoadModelPackage"],
+                await_approval=fn["WaitForApproval"],
             ),
             topic=self.notifications.topic,
             log_group_name=f"/aws/vendedlogs/states/{settings.stack_name}-pipeline",
             log_retention=retention,
             removal_policy=removal,
             timeout=Duration.hours(settings.execution_timeout_hours),
+            approval_timeout=Duration.minutes(config.approval_timeout_minutes),
+        )
+        self.registry = ModelRegistry(
+            self,
+            "ModelRegistry",
+            group_name=config.model_package_group,
+            approval_handler=fn["ApprovalDecided"],
+            removal_policy=removal,
+        )
+        self.endpoint_alarms = EndpointAlarms(
+            self, "EndpointAlarms", endpoint_name=self.endpoint_name, rollout=config.rollout
         )
         self.scheduler_role = SchedulerRole(self, "EndpointTtlScheduler").role
         self.execution_end = ExecutionEndRule(
@@ -284,6 +315,12 @@ class PipelineStack(Stack):
             f"arn:{Aws.PARTITION}:scheduler:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
             f"schedule/default/{prefix}-*"
         )
+
+    def model_package_arns(self) -> tuple[str, str]:
+        """(the group, its versions)."""
+        group = self.settings.pipeline.model_package_group.lower()
+        base = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+        return f"{base}:model-package-group/{group}", f"{base}:model-package/{group}/*"
 
     def _tag_condition(self) -> dict[str, Any]:
         return {"StringEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": self.stack_tag}}
@@ -588,8 +625,42 @@ class PipelineStack(Stack):
             self._tag_condition(),
         )
 
+        self._grant_registry(roles)
+
         # The topic uses our key: the state machine must encrypt to publish.
         self._grant_key_use(self.pipeline.state_machine.role, KMS_ENCRYPT_DECRYPT)
+
+    def _grant_registry(self, roles: Mapping[str, iam.IRole]) -> None:
+        group, versions = self.model_package_arns()
+        register = roles["RegisterModel"]
+        self._allow(register, ["sagemaker:CreateModelPackage"], [group, versions])
+        # Tags in the request need AddTags on the new version.
+        self._allow(register, ["sagemaker:AddTags"], [versions])
+        self._allow(roles["LoadModelPackage"], ["sagemaker:DescribeModelPackage"], [versions])
+        state_machine = self.pipeline.state_machine.state_machine_arn
+        for name in ("WaitForApproval", "ApprovalDecided"):
+            role = roles[name]
+            self._allow(role, ["sagemaker:DescribeModelPackage"], [versions])
+            # A policy of its own: the state machine invokes WaitForApproval, so
+            # the function must not depend on a policy naming the state machine.
+            iam.Policy(
+                self,
+                f"{name}TaskResponse",
+                roles=[role],
+                statements=[
+                    iam.PolicyStatement(
+                        actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
+                        resources=[state_machine],
+                    )
+                ],
+            )
+        self._grant_objects(roles["WaitForApproval"], read=False, write=True)
+        self._grant_objects(roles["ApprovalDecided"], read=True, write=False)
+        # AutoRollbackConfiguration: SageMaker (as the execution role) and the
+        # caller read the alarms' state.
+        alarms = [a.alarm_arn for a in self.endpoint_alarms.alarms]
+        for role in (self.sagemaker_role, roles["Deploy"]):
+            self._allow(role, ["cloudwatch:DescribeAlarms"], alarms)
 
     # -- outputs -----------------------------------------------------------------
 
@@ -608,3 +679,4 @@ class PipelineStack(Stack):
         )
         CfnOutput(self, "EndpointName", value=self.endpoint_name)
         CfnOutput(self, "TopicArn", value=self.notifications.topic.topic_arn)
+        CfnOutput(self, "ModelPackageGroupName", value=self.registry.group_name)

@@ -27,6 +27,7 @@ from stacks.phases.data import data_phase
 from stacks.phases.deploy import ENDPOINT_IN_PROGRESS, deploy_phase
 from stacks.phases.end import DEFAULT_FAILURE, FAILURE_ROUTES, failure_chain
 from stacks.phases.evaluate import evaluate_phase, summary_parameters
+from stacks.phases.registry import model_source, registry_phase
 from stacks.phases.tuning import TUNING_IN_PROGRESS, tuning_phase
 
 __all__ = [
@@ -46,7 +47,7 @@ __all__ = [
 
 
 class PipelineStateMachine(Construct):
-    """Validate → data → tuning (gate) → deploy (endpoint or transform) → evaluate → notify."""
+    """Validate → (model_package_arn: load | data → tuning (gate) → register/approve) → deploy (endpoint or transform) → evaluate → notify."""
 
     def __init__(
         self,
@@ -59,6 +60,7 @@ class PipelineStateMachine(Construct):
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
         timeout: Duration,
+        approval_timeout: Duration = Duration.hours(2),
     ) -> None:
         super().__init__(scope, construct_id)
         self.functions = functions
@@ -70,6 +72,7 @@ class PipelineStateMachine(Construct):
             removal_policy=removal_policy,
         )
         self._topic = topic
+        self._approval_timeout = approval_timeout
         definition = self._definition()
         self.state_machine = sfn.StateMachine(
             self,
@@ -92,12 +95,14 @@ class PipelineStateMachine(Construct):
         steps = Steps(self, failure_chain(self, self._topic))
         evaluate = evaluate_phase(steps, f, self._topic)
         deploy = deploy_phase(steps, f, evaluate)
-        tuning = tuning_phase(steps, f, deploy)
+        registry = registry_phase(steps, f, deploy, approval_timeout=self._approval_timeout)
+        tuning = tuning_phase(steps, f, registry)
         data = data_phase(steps, f, tuning)
+        source = model_source(steps, f, data=data, deploy=deploy)
         validate = steps.invoke(
             "ValidateInput",
             f.validate_input,
             {"input": JsonPath.entire_payload, "execution_name": JsonPath.execution_name},
             "$.run",
         )
-        return validate.next(data)
+        return validate.next(source)

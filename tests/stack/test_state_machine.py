@@ -290,7 +290,7 @@ def test_tuning_status_never_loops_on_unknown_or_missing_status(
         ({"status": "InService"}, "Evaluate"),
         ({"status": "InProgress"}, "WaitForEndpoint"),
         ({"status": "Failed"}, "EndpointNotInService"),
-        ({"status": "UpdateFailed"}, "EndpointNotInService"),
+        ({"status": "UpdateFailed"}, "EndpointUpdateRolledBack"),
         ({"status": "OutOfService"}, "UnexpectedEndpointStatus"),
         ({}, "UnexpectedEndpointStatus"),
     ],
