@@ -112,6 +112,30 @@ def _create_model_package_group(ctx: ResourceContext) -> None:
     )
 
 
+def _create_alarm(ctx: ResourceContext) -> None:
+    props = ctx.properties
+    kwargs: dict[str, Any] = {
+        key: props[key]
+        for key in (
+            "AlarmName",
+            "AlarmDescription",
+            "MetricName",
+            "Namespace",
+            "Statistic",
+            "Period",
+            "EvaluationPeriods",
+            "Threshold",
+            "ComparisonOperator",
+            "TreatMissingData",
+            "Dimensions",
+        )
+        if key in props
+    }
+    kwargs.setdefault("AlarmName", ctx.logical_id)
+    kwargs["Threshold"] = float(kwargs.get("Threshold", 0))
+    boto3.client("cloudwatch").put_metric_alarm(**kwargs)
+
+
 def _create_log_group(ctx: ResourceContext) -> None:
     name = ctx.physical_name
     if name != ctx.logical_id:  # only named groups: the handlers' own are made on use
@@ -125,6 +149,7 @@ RESOURCE_CREATORS: dict[str, ResourceCreator] = {
     "AWS::DynamoDB::Table": _create_table,
     "AWS::Logs::LogGroup": _create_log_group,
     "AWS::SageMaker::ModelPackageGroup": _create_model_package_group,
+    "AWS::CloudWatch::Alarm": _create_alarm,
 }
 
 
@@ -218,6 +243,14 @@ class LocalAccount:
             on_event=self._on_event,
         )
         self.sagemaker.logs = logs_for_service
+        # Deployment guardrails read the alarms' state (local/guardrails.py).
+        self.sagemaker.cloudwatch = boto3.client(
+            "cloudwatch",
+            endpoint_url=self.moto.url,
+            region_name=self.region,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - not a secret
+        )
         self._sm_server = BackgroundServer(
             self.sagemaker.app(), host=LOOPBACK, port=self._sagemaker_port
         )

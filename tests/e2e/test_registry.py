@@ -160,3 +160,38 @@ def test_manual_rejection_ends_in_model_rejected(
     by_arn = _run(pipeline, "reg-rejected-arn", {"model_package_arn": arn})
     assert by_arn.status == "FAILED"
     assert _fail_state(by_arn) == "ModelNotApproved"
+
+
+def test_update_rolls_back_when_an_alarm_fires_and_the_old_config_keeps_serving(
+    pipeline: LocalPipeline, tuned: RunResult
+) -> None:
+    from pipeline_core.rollout import alarm_names
+
+    arn = (tuned.output or {})["model_package_arn"]
+    endpoint = (tuned.output or {})["endpoint_name"]
+    sm, cloudwatch = boto3.client("sagemaker"), boto3.client("cloudwatch")
+    serving = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    errors_alarm, _latency = alarm_names(endpoint)
+    cloudwatch.set_alarm_state(
+        AlarmName=errors_alarm, StateValue="ALARM", StateReason="test: 5xx on the canary"
+    )
+    try:
+        result = _run(pipeline, "reg-rollback", {"model_package_arn": arn})
+    finally:
+        cloudwatch.set_alarm_state(AlarmName=errors_alarm, StateValue="OK", StateReason="test")
+    assert result.status == "FAILED"
+    assert _fail_state(result) == "EndpointRolledBack"
+    assert result.error == "EndpointUpdateRolledBackError"
+    cause = json.loads(result.cause or "{}")
+    assert cause["endpoint_config_name"] == serving
+    assert "rolled back" in cause["message"] and serving in cause["message"]
+    assert errors_alarm in cause["failure_reason"]
+    described = sm.describe_endpoint(EndpointName=endpoint)
+    assert described["EndpointStatus"] == "InService"
+    assert described["EndpointConfigName"] == serving
+    routing = described["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]
+    assert routing["TrafficRoutingConfiguration"]["Type"] == "CANARY"
+    # With the alarm quiet again the same update goes through.
+    again = _run(pipeline, "reg-rollforward", {"model_package_arn": arn})
+    assert again.status == "SUCCEEDED", (again.error, again.cause)
+    assert sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] != serving
