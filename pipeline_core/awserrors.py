@@ -29,7 +29,8 @@ THROTTLING_CODES = frozenset(
 
 # SageMaker's ValidationException for an instance type the region does not offer.
 _INSTANCE_UNAVAILABLE = re.compile(
-    r"instance ?type.*(not (supported|available|valid|offered)|unsupported)", re.IGNORECASE
+    r".*instance ?type.*(not (supported|available|valid|offered)|unsupported)",
+    re.IGNORECASE | re.DOTALL,
 )
 #: Which input keys choose the instance type of each Create call.
 INSTANCE_TYPE_KEYS: dict[str, str] = {
@@ -70,7 +71,7 @@ def named_error(e: ClientError, action: str) -> BaseException:
         return ThrottlingError(f"{action}: still throttled after retries ({message_of(e)})")
     if code == "ResourceLimitExceeded":
         return ResourceLimitError(f"{action}: an AWS quota was hit: {message_of(e)}")
-    if code == "ValidationException" and _INSTANCE_UNAVAILABLE.search(message_of(e)):
+    if code == "ValidationException" and _INSTANCE_UNAVAILABLE.match(message_of(e)):
         keys = INSTANCE_TYPE_KEYS.get(action, "training_instance_type / endpoint.instance_type")
         return InstanceTypeUnavailableError(
             f"{action}: the instance type is not offered in this region ({message_of(e)}); "

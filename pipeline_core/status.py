@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline_core.awserrors import is_not_found, named_error
+from pipeline_core.costs import training_billing
 from pipeline_core.errors import PollLimitExceededError, TuningJobFailedError
 from pipeline_core.inputs import RunSpec
 
@@ -113,8 +114,6 @@ def describe_tuning(run: RunSpec, tuning: dict[str, Any], sm: Any) -> dict[str, 
     )
     if status not in IN_PROGRESS_TUNING:
         # Once, when it has ended: what the training jobs billed (report cost block).
-        from pipeline_core.costs import training_billing
-
         summary["billing"] = training_billing(sm, name)
     return summary
 

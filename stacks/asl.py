@@ -267,6 +267,9 @@ def extract_definition(
     template = _as_template(template_or_stack)
     resolver = Resolver(template, region, account, _stack_name(template_or_stack))
     ids = state_machine_ids(template)
+    if logical_id is None and len(ids) > 1:
+        # The custom-resource Provider framework's own waiter is not the pipeline.
+        ids = [lid for lid in ids if "waiterstatemachine" not in lid.lower()]
     if logical_id is None:
         if len(ids) != 1:
             raise ValueError(f"expected one state machine, found {ids}; pass logical_id")

@@ -13,6 +13,7 @@ their configs and models (pipeline_core/teardown.py).
 from __future__ import annotations
 
 from aws_cdk import CustomResource, Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
@@ -56,6 +57,7 @@ class ExecutionCleanup(Construct):
                 level=sfn.LogLevel.ALL,
             ),
         )
+        self._trace_waiter()
         self.resource = CustomResource(
             self,
             "Resource",
@@ -64,4 +66,24 @@ class ExecutionCleanup(Construct):
             properties={"StackTag": stack_tag},
             # The longest CloudFormation waits for a custom resource.
             service_timeout=Duration.minutes(60),
+        )
+
+    def _trace_waiter(self) -> None:
+        """X-Ray tracing on the framework's waiter state machine (no option for it)."""
+        waiter = self.provider.node.find_child("waiter-state-machine")
+        cfn = waiter.node.find_child("Resource")
+        assert isinstance(cfn, sfn.CfnStateMachine)
+        cfn.tracing_configuration = sfn.CfnStateMachine.TracingConfigurationProperty(enabled=True)
+        role = waiter.node.find_child("Role")
+        assert isinstance(role, iam.Role)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "xray:PutTraceSegments",
+                    "xray:PutTelemetryRecords",
+                    "xray:GetSamplingRules",
+                    "xray:GetSamplingTargets",
+                ],
+                resources=["*"],
+            )
         )

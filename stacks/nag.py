@@ -199,15 +199,9 @@ def acknowledge_findings(stack: PipelineStack) -> None:
     acknowledge(
         provider,
         "IAM5[Resource::*]",
-        "The Provider framework's waiter state machine logs to CloudWatch Logs; the log "
-        "delivery actions (logs:CreateLogDelivery etc.) support no resource-level permissions.",
-    )
-    acknowledge(
-        provider,
-        "SF2",
-        "The aws-cdk-lib Provider framework's waiter state machine offers no tracing option; "
-        "its steps are logged (waiter_state_machine_log_options) and the functions it calls "
-        "are traced.",
+        "The Provider framework's waiter state machine logs to CloudWatch Logs and is traced; "
+        "the log delivery actions (logs:CreateLogDelivery etc.) and X-Ray's "
+        "PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
     )
 
 

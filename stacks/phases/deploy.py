@@ -26,9 +26,10 @@ ENDPOINT_IN_PROGRESS: tuple[str, ...] = (
 )
 TRANSFORM_IN_PROGRESS: tuple[str, ...] = ("InProgress", "Pending", "Stopping")
 
-#: ``$.lifecycle`` before either branch fills its part: no TTL schedule, no transform.
+#: ``$.lifecycle`` before either branch fills its part: no TTL schedule (no
+#: ``deletes_at``), no transform. (CDK drops JSON nulls from a Pass Result.)
 LIFECYCLE_SEED: dict[str, object] = {
-    "ttl": {"schedule_name": None, "deletes_at": None, "action": "none"},
+    "ttl": {"action": "none"},
     "transform": {"status": "Pending", "polls": 0, "seconds": 0},
 }
 

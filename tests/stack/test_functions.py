@@ -31,6 +31,19 @@ MODULES = {
     "describe_endpoint",
     "evaluate",
     "cleanup",
+    "cleanup_complete",
+    "schedule_ttl",
+    "start_transform",
+    "describe_transform",
+    "endpoint_ttl",
+    "execution_ended",
+}
+#: Variables only some functions get (pipeline_stack._lifecycle_environment).
+EXTRA_ENV = {
+    "lambdas.schedule_ttl.handler": {"TTL_FUNCTION_ARN", "SCHEDULER_ROLE_ARN"},
+    "lambdas.endpoint_ttl.handler": {"TOPIC_ARN"},
+    "lambdas.execution_ended.handler": {"TOPIC_ARN"},
+    "lambdas.cleanup.handler": {"STATE_MACHINE_ARN", "TTL_FUNCTION_ARN"},
 }
 CUSTOM_PIPELINE = {
     "objective_metric": "validation:roc_auc_score",
@@ -92,7 +105,8 @@ def test_each_function_logs_to_its_own_group_with_retention(synthesized: Synth) 
 def test_environment_matches_design(synthesized: Synth) -> None:
     for lid, res in ours(synthesized).items():
         env = res["Properties"]["Environment"]["Variables"]
-        assert set(env) == DESIGN_ENV, lid
+        extra = EXTRA_ENV.get(res["Properties"]["Handler"], set())
+        assert set(env) == DESIGN_ENV | extra, lid
         assert env["POWERTOOLS_SERVICE_NAME"] == "mnist-ll-pipeline"
         assert env["STACK_TAG"] == "MnistLinearLearnerPipeline"
         assert env["DEFAULT_ENDPOINT_NAME"] == "mnist-ll-endpoint"
@@ -102,7 +116,8 @@ def test_environment_matches_design(synthesized: Synth) -> None:
 def test_kms_option_adds_the_key_arn(synthesized_kms: Synth) -> None:
     for lid, res in ours(synthesized_kms).items():
         env = res["Properties"]["Environment"]["Variables"]
-        assert set(env) == DESIGN_ENV | {"KMS_KEY_ARN"}, lid
+        extra = EXTRA_ENV.get(res["Properties"]["Handler"], set())
+        assert set(env) == DESIGN_ENV | extra | {"KMS_KEY_ARN"}, lid
 
 
 def test_tuning_ranges_and_objective_come_from_config(custom: Synth) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Iterator
 from typing import Any
 
@@ -89,8 +91,13 @@ def test_no_allow_statement_has_a_wildcard_action(variant: Synth) -> None:
 
 def test_pass_role_only_to_the_sagemaker_role_and_only_to_sagemaker(variant: Synth) -> None:
     sm_lid = variant.stack.get_logical_id(variant.stack.sagemaker_role.node.default_child)
-    pass_role = [st for _, st in statements(variant) if "iam:PassRole" in _as_list(st["Action"])]
-    assert len(pass_role) == 2  # StartTuning and Deploy
+    pass_role = [
+        st
+        for _, st in statements(variant)
+        if "iam:PassRole" in _as_list(st["Action"])
+        and "sagemaker.amazonaws.com" in json.dumps(st.get("Condition"))
+    ]
+    assert len(pass_role) == 3  # StartTuning, Deploy and StartTransform
     for st in pass_role:
         assert st["Action"] == "iam:PassRole"
         assert st["Resource"] == {"Fn::GetAtt": [sm_lid, "Arn"]}
@@ -108,6 +115,7 @@ def test_sagemaker_actions_are_scoped_to_our_name_prefix(synthesized: Synth) -> 
             "model",
             "endpoint-config",
             "endpoint",
+            "transform-job",
         )
     }
     list_only = {
@@ -115,6 +123,7 @@ def test_sagemaker_actions_are_scoped_to_our_name_prefix(synthesized: Synth) -> 
         "sagemaker:ListEndpoints",
         "sagemaker:ListHyperParameterTuningJobs",
         "sagemaker:ListModels",
+        "sagemaker:ListTransformJobs",
     }
     seen = 0
     for _, st in statements(synthesized):
@@ -136,6 +145,7 @@ def test_destructive_sagemaker_calls_require_the_stack_tag(synthesized: Synth) -
         "sagemaker:DeleteEndpointConfig",
         "sagemaker:DeleteModel",
         "sagemaker:StopHyperParameterTuningJob",
+        "sagemaker:StopTransformJob",
     }
     stack_tag = synthesized.stack.stack_tag
     found = 0
@@ -145,7 +155,8 @@ def test_destructive_sagemaker_calls_require_the_stack_tag(synthesized: Synth) -
             assert st["Condition"] == {
                 "StringEquals": {"aws:ResourceTag/mnist-ll:stack": stack_tag}
             }
-    assert found == 3  # Deploy, DescribeEndpoint, Cleanup
+    # Deploy, DescribeEndpoint, Cleanup (2), CleanupComplete, EndpointTtl, ExecutionEnded
+    assert found == 7
 
 
 def test_sagemaker_role_is_trusted_by_sagemaker_only_and_has_no_managed_policies(

@@ -24,7 +24,7 @@ from tests.stack.helpers import ROOT
 from tests.stack.test_iam import actions_of, role_statements
 
 #: Action prefixes this file is about (logs/X-Ray come with every function, KMS: test_kms.py).
-SERVICES = ("sagemaker:", "s3:", "iam:")
+SERVICES = ("sagemaker:", "s3:", "iam:", "sns:", "scheduler:", "states:")
 
 EXPECTED: dict[str, set[str]] = {
     "ValidateInput": set(),
@@ -38,6 +38,7 @@ EXPECTED: dict[str, set[str]] = {
     "DescribeTuning": {
         "sagemaker:DescribeHyperParameterTuningJob",
         "sagemaker:DescribeTrainingJob",
+        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",  # billable seconds
     },
     "Deploy": {
         "sagemaker:DescribeEndpoint",
@@ -64,11 +65,57 @@ EXPECTED: dict[str, set[str]] = {
         "sagemaker:ListEndpointConfigs",
         "sagemaker:ListModels",
         "sagemaker:ListHyperParameterTuningJobs",
+        "sagemaker:ListTransformJobs",
         "sagemaker:ListTags",
         "sagemaker:DeleteEndpoint",
         "sagemaker:DeleteEndpointConfig",
         "sagemaker:DeleteModel",
         "sagemaker:StopHyperParameterTuningJob",
+        "sagemaker:StopTransformJob",
+        "states:ListExecutions",
+        "states:StopExecution",
+        "scheduler:ListSchedules",
+        "scheduler:DeleteSchedule",
+    },
+    "CleanupComplete": {
+        "sagemaker:ListEndpoints",
+        "sagemaker:ListEndpointConfigs",
+        "sagemaker:ListModels",
+        "sagemaker:ListHyperParameterTuningJobs",
+        "sagemaker:ListTags",
+        "sagemaker:DeleteEndpoint",
+        "sagemaker:DeleteEndpointConfig",
+        "sagemaker:DeleteModel",
+        "sagemaker:StopHyperParameterTuningJob",
+    },
+    "ScheduleEndpointTtl": {
+        "scheduler:CreateSchedule",
+        "scheduler:UpdateSchedule",  # moves the schedule of a later run
+        "scheduler:DeleteSchedule",  # ttl_hours 0
+        "iam:PassRole",  # the scheduler role, to scheduler.amazonaws.com only
+    },
+    "StartTransform": {
+        "sagemaker:CreateModel",
+        "sagemaker:CreateTransformJob",
+        "sagemaker:AddTags",
+        "iam:PassRole",
+    },
+    "DescribeTransform": {"sagemaker:DescribeTransformJob"},
+    "EndpointTtl": {
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:ListTags",
+        "sagemaker:DescribeEndpointConfig",
+        "sagemaker:DeleteEndpoint",
+        "sagemaker:DeleteEndpointConfig",
+        "sagemaker:DeleteModel",
+        "sns:Publish",
+    },
+    "ExecutionEnded": {
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:DescribeTransformJob",
+        "sagemaker:StopHyperParameterTuningJob",
+        "sagemaker:StopTransformJob",
+        "sns:Publish",
     },
 }
 
@@ -77,7 +124,14 @@ EXPECTED: dict[str, set[str]] = {
 IMPLIED = {"sagemaker:AddTags", "iam:PassRole", "s3:ListBucket"}
 
 #: boto3 service → IAM action prefix.
-ACTION_PREFIX = {"s3": "s3", "sagemaker": "sagemaker", "sagemaker-runtime": "sagemaker"}
+ACTION_PREFIX = {
+    "s3": "s3",
+    "sagemaker": "sagemaker",
+    "sagemaker-runtime": "sagemaker",
+    "sns": "sns",
+    "scheduler": "scheduler",
+    "stepfunctions": "states",
+}
 
 
 def _granted(s: Synth, name: str) -> set[str]:
@@ -169,6 +223,11 @@ def _operations(service: str) -> dict[str, str]:
     return {xform_name(op): f"{ACTION_PREFIX[service]}:{op}" for op in model.operation_names}
 
 
+#: Same method name in two services a handler uses: SNS's DeleteEndpoint
+#: (mobile push endpoints) is SageMaker's delete_endpoint, never called on SNS.
+NAME_COLLISIONS = {"sns:DeleteEndpoint"}
+
+
 def called_actions(handler_module: str) -> set[str]:
     identifiers, services = reached_identifiers(handler_module)
     return {
@@ -176,7 +235,7 @@ def called_actions(handler_module: str) -> set[str]:
         for service in services
         for method, action in _operations(service).items()
         if method in identifiers
-    }
+    } - NAME_COLLISIONS
 
 
 def _module_of(name: str) -> str:

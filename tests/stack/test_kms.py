@@ -45,7 +45,7 @@ def test_create_grant_is_only_for_aws_resources(synthesized_kms: Synth) -> None:
         for _, st in statements(synthesized_kms)
         if "Principal" not in st and "kms:CreateGrant" in actions_of([st])
     ]
-    assert len(grants) == 3  # SageMaker role, StartTuning, Deploy
+    assert len(grants) == 4  # SageMaker role, StartTuning, Deploy, StartTransform
     for st in grants:
         assert st["Action"] == "kms:CreateGrant"
         assert st["Condition"] == GRANT_CONDITION
@@ -72,6 +72,14 @@ def test_lambdas_get_only_what_their_calls_need(synthesized_kms: Synth) -> None:
         "DescribeEndpoint": set(),
         "Evaluate": {"kms:Decrypt", "kms:GenerateDataKey"},
         "Cleanup": set(),
+        "CleanupComplete": set(),
+        "ScheduleEndpointTtl": set(),
+        # Transform output and volumes name the key: SageMaker creates grants on it.
+        "StartTransform": {"kms:DescribeKey", "kms:CreateGrant"},
+        "DescribeTransform": set(),
+        # They publish to the topic, which the key encrypts.
+        "EndpointTtl": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "ExecutionEnded": {"kms:Decrypt", "kms:GenerateDataKey"},
     }
     got = {
         name: actions_of(_kms(role_statements(synthesized_kms, fn.role)))

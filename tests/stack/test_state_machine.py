@@ -27,6 +27,8 @@ FAIL_STATES = {
     "TuningFailed",
     "QualityGateFailed",
     "EndpointFailed",
+    "TransformFailed",
+    "InstanceTypeUnavailable",
     "PipelineFailed",
 }
 
@@ -84,7 +86,8 @@ def choose(choice: dict[str, Any], doc: Any) -> str:
 
 def test_standard_type_with_timeout_tracing_and_full_logging(synthesized: Synth) -> None:
     machines = synthesized.resources("AWS::StepFunctions::StateMachine")
-    ((_, machine),) = machines.items()
+    # The other one is the custom-resource Provider framework's waiter (cleanup).
+    ((_, machine),) = [(k, m) for k, m in machines.items() if "waiterstatemachine" not in k.lower()]
     props = machine["Properties"]
     assert props["StateMachineType"] == "STANDARD"
     assert props["TracingConfiguration"] == {"Enabled": True}
@@ -116,8 +119,13 @@ def test_flow_follows_design(synthesized: Synth) -> None:
         "StartTuning": "WaitForTuning",
         "WaitForTuning": "DescribeTuning",
         "DescribeTuning": "TuningStatus",
-        "Deploy": "StartEndpointPolling",
+        "StartDeployment": "EndpointMode",
+        "Deploy": "ScheduleEndpointTtl",
+        "ScheduleEndpointTtl": "StartEndpointPolling",
         "StartEndpointPolling": "WaitForEndpoint",
+        "StartTransform": "WaitForTransform",
+        "WaitForTransform": "DescribeTransform",
+        "DescribeTransform": "TransformStatus",
         "WaitForEndpoint": "DescribeEndpoint",
         "DescribeEndpoint": "EndpointStatus",
         "Evaluate": "Summarize",
@@ -152,8 +160,29 @@ def test_lambda_payloads_and_result_paths_match_design(synthesized: Synth) -> No
         ),
         "Evaluate": (
             "evaluate",
-            {"run.$": "$.run", "data.$": "$.data", "deploy.$": "$.deploy"},
+            {
+                "run.$": "$.run",
+                "data.$": "$.data",
+                "deploy.$": "$.deploy",
+                "tuning.$": "$.tuning",
+                "lifecycle.$": "$.lifecycle",
+            },
             "$.evaluation",
+        ),
+        "ScheduleEndpointTtl": (
+            "schedule_ttl",
+            {"run.$": "$.run", "deploy.$": "$.deploy"},
+            "$.lifecycle.ttl",
+        ),
+        "StartTransform": (
+            "start_transform",
+            {"run.$": "$.run", "tuning.$": "$.tuning", "data.$": "$.data"},
+            "$.deploy",
+        ),
+        "DescribeTransform": (
+            "describe_transform",
+            {"run.$": "$.run", "deploy.$": "$.deploy", "transform.$": "$.lifecycle.transform"},
+            "$.lifecycle.transform",
         ),
     }
     s = synthesized.asl["States"]
@@ -176,7 +205,7 @@ def test_waits_read_poll_seconds_from_the_run(synthesized: Synth) -> None:
 
 def test_every_task_retries_transient_errors_and_catches_all_last(synthesized: Synth) -> None:
     tasks = states(synthesized, "Task")
-    assert len(tasks) == 9
+    assert len(tasks) == 12
     for name, task in tasks.items():
         assert task.get("Retry"), name
         catches = task["Catch"]
@@ -217,7 +246,8 @@ def test_resource_limits_are_retried_only_where_sagemaker_capacity_is_requested(
 ) -> None:
     for name, task in states(synthesized, "Task").items():
         retried = {e for r in task["Retry"] for e in r["ErrorEquals"]}
-        assert ("ResourceLimitError" in retried) == (name in {"StartTuning", "Deploy"}), name
+        asks_for_capacity = name in {"StartTuning", "Deploy", "StartTransform"}
+        assert ("ResourceLimitError" in retried) == asks_for_capacity, name
 
 
 def test_failed_notification_still_reaches_a_fail_state(synthesized: Synth) -> None:
@@ -261,7 +291,14 @@ def test_route_failure_sends_each_error_to_its_fail_state(
 
 def test_every_choice_has_a_default(synthesized: Synth) -> None:
     choices = states(synthesized, "Choice")
-    assert set(choices) == {"TuningStatus", "QualityGate", "EndpointStatus", "RouteFailure"}
+    assert set(choices) == {
+        "TuningStatus",
+        "QualityGate",
+        "EndpointMode",
+        "EndpointStatus",
+        "TransformStatus",
+        "RouteFailure",
+    }
     for name, choice in choices.items():
         assert choice["Default"], name
 
@@ -304,7 +341,7 @@ def test_endpoint_status_never_loops_on_unknown_or_missing_status(
 @pytest.mark.parametrize(
     ("tuning", "next_state"),
     [
-        ({"gate": {"passed": True}}, "Deploy"),
+        ({"gate": {"passed": True}}, "StartDeployment"),
         ({"gate": {"passed": False}}, "QualityGateNotMet"),
         ({"gate": {}}, "QualityGateNotMet"),
         ({}, "QualityGateNotMet"),
@@ -360,6 +397,8 @@ SUMMARY_PARAMETERS = {
     "best_training_job.$": "$.tuning.best",
     "endpoint_name.$": "$.deploy.endpoint_name",
     "endpoint_config_name.$": "$.deploy.endpoint_config_name",
+    "endpoint.$": "$.evaluation.endpoint",
+    "cost.$": "$.evaluation.cost",
 }
 
 
@@ -394,6 +433,8 @@ def _final_state() -> dict[str, Any]:
         "metrics": {"accuracy": 0.98, "precision": 0.947, "recall": 0.857, "f1": 0.9},
         "single_prediction": {"score": 0.01, "predicted_label": 0, "actual_label": 0},
         "report_uri": "s3://b/runs/exec-1/report.json",
+        "endpoint": {"mode": "realtime", "name": "mnist-ll-endpoint", "deletes_at": None},
+        "cost": {"usd_estimate": 0.1},
     }
     return {
         "input": {"target_digit": 0},
@@ -435,6 +476,8 @@ def test_succeeded_receives_the_summary_that_notify_success_publishes(
         "best_training_job": state["tuning"]["best"],
         "endpoint_name": "mnist-ll-endpoint",
         "endpoint_config_name": "mnist-ll-exec-1-abcd1234-config",
+        "endpoint": {"mode": "realtime", "name": "mnist-ll-endpoint", "deletes_at": None},
+        "cost": {"usd_estimate": 0.1},
     }
 
     notify = s["NotifySuccess"]
