@@ -11,8 +11,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from local.sagemaker_service import ServiceError
-
 #: SortBy value -> the summary member it sorts on.
 SORT_KEYS = {"Name": "Name", "CreationTime": "CreationTime", "Status": "Status"}
 
@@ -83,6 +81,8 @@ def _encode_token(offset: int) -> str:
 
 
 def _decode_token(token: Any) -> int:
+    from local.sagemaker_service import ServiceError  # (it imports this module)
+
     if not token:
         return 0
     try:

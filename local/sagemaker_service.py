@@ -17,7 +17,9 @@ tests with :meth:`LocalSageMaker.inject_fault`.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 import tarfile
 import threading
 import time
@@ -35,8 +37,14 @@ from starlette.routing import Mount, Route
 from local.channels import download_channel
 from local.guardrails import cloudwatch_alarm_check, shift_traffic
 from local.model_registry import ModelRegistry, RegistryError
+from local.paging import listing, page
 from local.training_backend import TrainingBackend
-from local.training_jobs import TrainingJobService, output_data_config, resource_config
+from local.training_jobs import (
+    TrainingJobService,
+    artifact_uri,
+    output_data_config,
+    resource_config,
+)
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -60,6 +68,31 @@ def _wire_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.timestamp()
     return str(value)
+
+
+def _counters(record: dict[str, Any]) -> dict[str, int]:
+    job = record.get("job")
+    described = job.describe() if job is not None else {}
+    counters: dict[str, int] = described.get(
+        "TrainingJobStatusCounters",
+        {
+            "Completed": 0,
+            "InProgress": 0,
+            "RetryableError": 0,
+            "NonRetryableError": 0,
+            "Stopped": 0,
+        },
+    )
+    return counters
+
+
+def _objective_counters(record: dict[str, Any]) -> dict[str, int]:
+    job = record.get("job")
+    described = job.describe() if job is not None else {}
+    counters: dict[str, int] = described.get(
+        "ObjectiveStatusCounters", {"Succeeded": 0, "Pending": 0, "Failed": 0}
+    )
+    return counters
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -115,6 +148,11 @@ class LocalSageMaker:
         self._faults: dict[str, tuple[str, int]] = {}
         self._threads: list[threading.Thread] = []
         self.calls: list[str] = []
+        #: Check every request against botocore's model first (local.aws_validation).
+        self.validate_requests = True
+        #: Check every response against botocore's output shape (tests turn it on).
+        self.check_responses = os.environ.get("MNIST_LL_CHECK_RESPONSES") == "1"
+        self.response_problems: list[tuple[str, list[str]]] = []
         #: CloudWatch Logs client for training logs (the local account sets it).
         self.logs: Any = None
         self.training_jobs = TrainingJobService(self)
@@ -193,18 +231,48 @@ class LocalSageMaker:
         limit = self._take_fault(f"resource_limit:{operation}")
         if limit is not None:
             raise ServiceError("ResourceLimitExceeded", limit)
-        if self.registry.handles(operation):
-            try:
-                return self.registry.dispatch(operation, params)
-            except RegistryError as e:
-                raise ServiceError(e.code, e.message) from e
-        handler = getattr(self, f"op_{operation}", None)
+        handler = (
+            self._registry_operation(operation)
+            if self.registry.handles(operation)
+            else getattr(self, f"op_{operation}", None)
+        )
         if handler is None:
             raise ServiceError(
                 "UnknownOperationException", f"{operation} is not implemented locally"
             )
+        if self.validate_requests:
+            from local.aws_validation import validate_request
+
+            validate_request(operation, params)
         result: dict[str, Any] = handler(params)
+        if self.check_responses:
+            from local.aws_validation import response_errors
+
+            # Round-trip through the wire encoding first (timestamps as numbers).
+            wire = json.loads(json.dumps(result, default=_wire_value))
+            problems = response_errors(operation, wire)
+            if problems:
+                self.response_problems.append((operation, problems))
+                print(
+                    f"local SageMaker: {operation} response breaks its shape: {problems}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                raise ServiceError(
+                    "InternalFailure", f"{operation} response breaks its shape: {problems}", 500
+                )
         return result
+
+    def _registry_operation(self, operation: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """A model-registry operation (local/model_registry.py) as an op_ handler."""
+
+        def handler(params: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return self.registry.dispatch(operation, params)
+            except RegistryError as e:
+                raise ServiceError(e.code, e.message) from e
+
+        return handler
 
     def _put_tags(self, arn: str, tags: list[dict[str, str]] | None) -> None:
         with self._lock:
@@ -338,7 +406,8 @@ class LocalSageMaker:
         if "ended" in record and record["status"] != "InProgress":
             out["HyperParameterTuningEndTime"] = record["ended"]
         best = described.get("BestTrainingJob")
-        if best and record["status"] != "InProgress" and not record.get("drop_best"):
+        # As SageMaker: the best job so far appears while the tuning job runs.
+        if best and not record.get("drop_best"):
             best = dict(best)
             best["TrainingJobArn"] = self.arn("training-job", best["TrainingJobName"])
             out["BestTrainingJob"] = best
@@ -350,7 +419,15 @@ class LocalSageMaker:
         record = self._tuning_record(p["HyperParameterTuningJobName"])
         job = record["job"]
         summaries = job.training_jobs() if job is not None else []
-        return {"TrainingJobSummaries": summaries}
+        items, token = page(
+            summaries,
+            p,
+            name_key="TrainingJobName",
+            status_key="TrainingJobStatus",
+            default_sort="Name",
+            default_order="Ascending",
+        )
+        return listing("TrainingJobSummaries", items, token)
 
     def op_StopHyperParameterTuningJob(self, p: dict[str, Any]) -> dict[str, Any]:
         record = self._tuning_record(p["HyperParameterTuningJobName"])
@@ -372,13 +449,21 @@ class LocalSageMaker:
                     "HyperParameterTuningJobStatus": r["status"],
                     "Strategy": r["request"]["HyperParameterTuningJobConfig"]["Strategy"],
                     "CreationTime": r["created"],
-                    "TrainingJobStatusCounters": {},
-                    "ObjectiveStatusCounters": {},
+                    "ResourceLimits": r["request"]["HyperParameterTuningJobConfig"][
+                        "ResourceLimits"
+                    ],
+                    "TrainingJobStatusCounters": _counters(r),
+                    "ObjectiveStatusCounters": _objective_counters(r),
                 }
                 for n, r in self._tuning.items()
-                if not p.get("StatusEquals") or r["status"] == p["StatusEquals"]
             ]
-        return {"HyperParameterTuningJobSummaries": items}
+        chunk, token = page(
+            items,
+            p,
+            name_key="HyperParameterTuningJobName",
+            status_key="HyperParameterTuningJobStatus",
+        )
+        return listing("HyperParameterTuningJobSummaries", chunk, token)
 
     def op_CreateTrainingJob(self, p: dict[str, Any]) -> dict[str, Any]:
         return self.training_jobs.create(p)
@@ -421,7 +506,10 @@ class LocalSageMaker:
             "ResourceConfig": resource_config(definition),
             "StoppingCondition": definition["StoppingCondition"],
             "CreationTime": summary.get("CreationTime", _now()),
-            "ModelArtifacts": {"S3ModelArtifacts": record["artifact"] or ""},
+            "ModelArtifacts": {
+                "S3ModelArtifacts": record["artifact"]
+                or artifact_uri(definition["OutputDataConfig"]["S3OutputPath"], name)
+            },
         }
         for key in ("TrainingStartTime", "TrainingEndTime"):
             if summary.get(key) is not None:
@@ -478,13 +566,11 @@ class LocalSageMaker:
 
     def op_ListModels(self, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return {
-                "Models": [
-                    {"ModelName": n, "ModelArn": m["arn"], "CreationTime": m["created"]}
-                    for n, m in self._models.items()
-                    if p.get("NameContains", "") in n
-                ]
-            }
+            items = [
+                {"ModelName": n, "ModelArn": m["arn"], "CreationTime": m["created"]}
+                for n, m in self._models.items()
+            ]
+        return listing("Models", *page(items, p, name_key="ModelName"))
 
     def op_CreateEndpointConfig(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["EndpointConfigName"]
@@ -530,17 +616,15 @@ class LocalSageMaker:
 
     def op_ListEndpointConfigs(self, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return {
-                "EndpointConfigs": [
-                    {
-                        "EndpointConfigName": n,
-                        "EndpointConfigArn": c["arn"],
-                        "CreationTime": c["created"],
-                    }
-                    for n, c in self._configs.items()
-                    if p.get("NameContains", "") in n
-                ]
-            }
+            items = [
+                {
+                    "EndpointConfigName": n,
+                    "EndpointConfigArn": c["arn"],
+                    "CreationTime": c["created"],
+                }
+                for n, c in self._configs.items()
+            ]
+        return listing("EndpointConfigs", *page(items, p, name_key="EndpointConfigName"))
 
     # -- endpoints ------------------------------------------------------------------
 
@@ -677,6 +761,12 @@ class LocalSageMaker:
                     "ValidationException",
                     f'Could not find endpoint configuration "{p["EndpointConfigName"]}".',
                 )
+            if p["EndpointConfigName"] == endpoint.config_name:
+                raise ServiceError(
+                    "ValidationException",
+                    "Cannot update endpoint with the same endpoint configuration "
+                    f'"{endpoint.config_name}" it is using.',
+                )
             endpoint.status = "Updating"
             endpoint.pending_config = p["EndpointConfigName"]
             endpoint.deployment_config = p.get("DeploymentConfig")
@@ -698,6 +788,9 @@ class LocalSageMaker:
                 "CreationTime": endpoint.created,
                 "LastModifiedTime": endpoint.modified,
             }
+            variants = self._variant_summaries(endpoint)
+            if variants:
+                out["ProductionVariants"] = variants
             if endpoint.failure_reason:
                 out["FailureReason"] = endpoint.failure_reason
             if endpoint.deployment_config is not None:
@@ -708,6 +801,36 @@ class LocalSageMaker:
                     "EndpointConfigName": endpoint.pending_config,
                     "StartTime": endpoint.modified,
                 }
+        return out
+
+    def _variant_summaries(self, endpoint: _Endpoint) -> list[dict[str, Any]]:
+        """DescribeEndpoint's ``ProductionVariants`` once the config serves."""
+        if endpoint.status not in ("InService", "Updating", "SystemUpdating", "RollingBack"):
+            return []
+        config = self._configs.get(endpoint.config_name)
+        if config is None:
+            return []
+        out = []
+        for variant in config["request"]["ProductionVariants"]:
+            model = self._models.get(variant["ModelName"], {}).get("request", {})
+            image = (model.get("PrimaryContainer") or {}).get("Image")
+            count = variant.get("InitialInstanceCount", 1)
+            summary: dict[str, Any] = {
+                "VariantName": variant["VariantName"],
+                "CurrentWeight": float(variant.get("InitialVariantWeight", 1.0)),
+                "DesiredWeight": float(variant.get("InitialVariantWeight", 1.0)),
+                "CurrentInstanceCount": count,
+                "DesiredInstanceCount": count,
+            }
+            if image:
+                summary["DeployedImages"] = [
+                    {
+                        "SpecifiedImage": image,
+                        "ResolvedImage": image,
+                        "ResolutionTime": endpoint.modified,
+                    }
+                ]
+            out.append(summary)
         return out
 
     def op_DeleteEndpoint(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -732,20 +855,18 @@ class LocalSageMaker:
 
     def op_ListEndpoints(self, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return {
-                "Endpoints": [
-                    {
-                        "EndpointName": e.name,
-                        "EndpointArn": e.arn,
-                        "EndpointStatus": e.status,
-                        "CreationTime": e.created,
-                        "LastModifiedTime": e.modified,
-                    }
-                    for e in self._endpoints.values()
-                    if p.get("NameContains", "") in e.name
-                    and (not p.get("StatusEquals") or e.status == p["StatusEquals"])
-                ]
-            }
+            items = [
+                {
+                    "EndpointName": e.name,
+                    "EndpointArn": e.arn,
+                    "EndpointStatus": e.status,
+                    "CreationTime": e.created,
+                    "LastModifiedTime": e.modified,
+                }
+                for e in self._endpoints.values()
+            ]
+        chunk, token = page(items, p, name_key="EndpointName", status_key="EndpointStatus")
+        return listing("Endpoints", chunk, token)
 
     # -- tags -----------------------------------------------------------------------
 

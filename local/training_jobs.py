@@ -245,6 +245,10 @@ def resource_config(definition: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def artifact_uri(output_path: str, job_name: str) -> str:
+    return f"{output_path.rstrip('/')}/{job_name}/output/model.tar.gz"
+
+
 def output_data_config(given: Mapping[str, Any]) -> dict[str, Any]:
     """``OutputDataConfig`` as DescribeTrainingJob returns it: SageMaker always
     includes ``KmsKeyId`` (empty when none was given); the SDK reads it."""
@@ -321,7 +325,11 @@ class TrainingJobService:
         out: dict[str, Any] = {
             "TrainingJobName": name,
             "TrainingJobArn": record["arn"],
-            "ModelArtifacts": {"S3ModelArtifacts": record.get("artifact", "")},
+            # Where the artifact goes (the model's key), also before it is there.
+            "ModelArtifacts": {
+                "S3ModelArtifacts": record.get("artifact")
+                or artifact_uri(request["OutputDataConfig"]["S3OutputPath"], name)
+            },
             "TrainingJobStatus": job.status,
             "SecondaryStatus": job.secondary,
             "HyperParameters": request.get("HyperParameters") or {},

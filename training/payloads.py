@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import re
+import struct
 import threading
 from typing import Any
 

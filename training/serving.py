@@ -163,9 +163,7 @@ def create_app(
     async def ping(request: Request) -> Response:
         return JSONResponse({"status": "healthy", "endpoints": registry.names()})
 
-    async def answer(
-        request: Request, model: LinearModel, endpoint: str | None = None
-    ) -> Response:
+    async def answer(request: Request, model: LinearModel, endpoint: str | None = None) -> Response:
         try:
             body = await _read_body(request, max_body_bytes)
         except PayloadError as e:
@@ -197,7 +195,9 @@ def create_app(
         model = registry.get(name)
         if model is None:
             await _read_body(request, max_body_bytes)
-            return _error(400, f"Endpoint {name} of account {account} not found.", "ValidationError")
+            return _error(
+                400, f"Endpoint {name} of account {account} not found.", "ValidationError"
+            )
         return await answer(request, model, name)
 
     return Starlette(

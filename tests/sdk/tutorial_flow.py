@@ -20,14 +20,14 @@ if os.environ.get("FLOW_FAST_SLEEP") == "1":
     _sleep = time.sleep
     time.sleep = lambda seconds: _sleep(min(seconds, 0.2))
 
-import boto3  # noqa: E402
-import numpy as np  # noqa: E402
-import sagemaker  # noqa: E402
-import sagemaker.amazon.common as smac  # noqa: E402
-from sagemaker import image_uris  # noqa: E402
-from sagemaker.deserializers import JSONDeserializer  # noqa: E402
-from sagemaker.serializers import CSVSerializer  # noqa: E402
-from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter  # noqa: E402
+import boto3
+import numpy as np
+import sagemaker
+import sagemaker.amazon.common as smac
+from sagemaker import image_uris
+from sagemaker.deserializers import JSONDeserializer
+from sagemaker.serializers import CSVSerializer
+from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
 
 ROWS = int(os.environ.get("FLOW_ROWS", "0")) or None
 MAX_JOBS = int(os.environ.get("FLOW_MAX_JOBS", "6"))
@@ -65,9 +65,9 @@ labels = np.where(np.array([t.tolist() for t in valid_set[1]]) == 0, 1, 0).astyp
 buf = io.BytesIO()
 smac.write_numpy_to_dense_tensor(buf, vectors, labels)
 buf.seek(0)
-boto3.resource("s3").Bucket(bucket).Object(
-    os.path.join(prefix, "validation", key)
-).upload_fileobj(buf)
+boto3.resource("s3").Bucket(bucket).Object(os.path.join(prefix, "validation", key)).upload_fileobj(
+    buf
+)
 s3_validation_data = f"s3://{bucket}/{prefix}/validation/{key}"
 
 container = image_uris.retrieve(region=region, framework="linear-learner")
@@ -97,7 +97,9 @@ tuner = HyperparameterTuner(
     max_parallel_jobs=min(2, MAX_JOBS),
     objective_type="Maximize",
 )
-tuner.fit(inputs={"train": s3_train_data, "validation": s3_validation_data}, include_cls_metadata=False)
+tuner.fit(
+    inputs={"train": s3_train_data, "validation": s3_validation_data}, include_cls_metadata=False
+)
 tuner.wait()
 out["best_training_job"] = tuner.best_training_job()
 
@@ -136,12 +138,32 @@ out["recordio_matches_json"] = [int(r["predicted_label"]) for r in out["recordio
 
 linear_predictor.delete_model()
 linear_predictor.delete_endpoint()
+out["endpoint_deleted"] = False
+for _ in range(50):
+    try:
+        sess.sagemaker_client.describe_endpoint(EndpointName=linear_predictor.endpoint_name)
+    except sess.sagemaker_client.exceptions.ClientError:
+        out["endpoint_deleted"] = True
+        break
+    time.sleep(0.2)
 try:
-    sess.sagemaker_client.describe_endpoint(EndpointName=linear_predictor.endpoint_name)
-    time.sleep(1)
-    sess.sagemaker_client.describe_endpoint(EndpointName=linear_predictor.endpoint_name)
-    out["endpoint_deleted"] = False
-except sess.sagemaker_client.exceptions.ClientError:
-    out["endpoint_deleted"] = True
-print("FLOW-RESULT " + json.dumps(out, default=str))
+    sess.sagemaker_client.describe_model(ModelName=linear_predictor._get_model_names()[0])
+    out["model_deleted"] = False
+except Exception:
+    out["model_deleted"] = True
+
+# The fit's log stream, as the SDK's log reader finds it.
+logs = boto3.client("logs")
+streams = logs.describe_log_streams(
+    logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=out["fit_job"] + "/"
+)["logStreams"]
+out["log_streams"] = [s["logStreamName"] for s in streams]
+out["log_lines"] = [
+    e["message"]
+    for s in streams
+    for e in logs.get_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=s["logStreamName"]
+    )["events"]
+]
+print("\nFLOW-RESULT " + json.dumps(out, default=str))
 sys.stdout.flush()
