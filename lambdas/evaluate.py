@@ -16,6 +16,7 @@ from lambdas._env import Settings, client, field, load_settings
 from pipeline_core.costs import cost_block, endpoint_block
 from pipeline_core.evaluate import endpoint_invoker, evaluate_deployment, write_report
 from pipeline_core.inputs import RunSpec
+from pipeline_core.run_metrics import publish_run_metrics
 from pipeline_core.transform import transform_report
 
 logger = Logger()
@@ -29,6 +30,11 @@ def _settings() -> Settings:
 def _clients(s: Settings) -> tuple[Any, Any]:
     """(s3, sagemaker-runtime)."""
     return client("s3", s.region), client("sagemaker-runtime", s.region)
+
+
+def _metrics_client(s: Settings) -> Any:
+    """CloudWatch, for the dashboard's custom metrics."""
+    return client("cloudwatch", s.region)
 
 
 def lifecycle_blocks(event: dict[str, Any], run: RunSpec, s: Settings) -> dict[str, Any]:
@@ -82,5 +88,12 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     except Exception:
         logger.exception("Evaluate failed")
         raise
+    publish_run_metrics(
+        _metrics_client(s),
+        stack_tag=s.stack_tag,
+        tuning=event.get("tuning"),
+        metrics=evaluation["metrics"],
+        log=logger.warning,
+    )
     logger.info("evaluation done", extra={"metrics": evaluation["metrics"]})
     return evaluation

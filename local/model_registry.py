@@ -16,7 +16,7 @@ from typing import Any
 APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
 DETAIL_TYPE = "SageMaker Model Package State Change"
 
-StateChange = Callable[[dict[str, Any]], None]
+StateChange = Callable[[dict[str, Any]], object]
 
 
 class RegistryError(Exception):
@@ -94,7 +94,9 @@ class ModelRegistry:
                 raise RegistryError(
                     "ValidationException", f"Model Package Group already exists: {arn}"
                 )
-            self._groups[name] = _Group(name, arn, p.get("ModelPackageGroupDescription", ""), _now())
+            self._groups[name] = _Group(
+                name, arn, p.get("ModelPackageGroupDescription", ""), _now()
+            )
         self._put_tags(arn, p.get("Tags"))
         return {"ModelPackageGroupArn": arn}
 
@@ -177,7 +179,9 @@ class ModelRegistry:
 
     def _package(self, name_or_arn: str) -> dict[str, Any]:
         with self._lock:
-            package = self._packages.get(name_or_arn.lower() if name_or_arn.startswith("arn:") else "")
+            package = self._packages.get(
+                name_or_arn.lower() if name_or_arn.startswith("arn:") else ""
+            )
             if package is None and not name_or_arn.startswith("arn:"):
                 # An unversioned name is not supported; a group name means its latest.
                 group = self._group(name_or_arn)

@@ -680,10 +680,10 @@ class LocalSageMaker:
 
     def _guard_update(self, endpoint: _Endpoint) -> str | None:
         """Shift traffic by the DeploymentConfig; the alarm that fired, or None."""
-        if self.cloudwatch is None:
-            check = lambda names: []  # noqa: E731 - no CloudWatch: nothing can fire
-        else:
-            check = cloudwatch_alarm_check(self.cloudwatch)
+        def quiet(_names: list[str]) -> list[str]:
+            return []  # no CloudWatch: nothing can fire
+
+        check = quiet if self.cloudwatch is None else cloudwatch_alarm_check(self.cloudwatch)
 
         def step(percent: int) -> None:
             with self._lock:

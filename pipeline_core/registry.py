@@ -93,7 +93,10 @@ def build_model_package_request(
         # Written by Evaluate at this deterministic key.
         "ModelMetrics": {
             "ModelQuality": {
-                "Statistics": {"ContentType": "application/json", "S3Uri": run.s3_uri("report.json")}
+                "Statistics": {
+                    "ContentType": "application/json",
+                    "S3Uri": run.s3_uri("report.json"),
+                }
             }
         },
         "CustomerMetadataProperties": metadata,

@@ -100,6 +100,11 @@ def acknowledge_findings(stack: PipelineStack) -> None:
                 " sagemaker:ListEndpointConfigs/ListModels (finding superseded configs and "
                 "models to retire) support no resource-level permissions either."
             )
+        if name == "Evaluate":
+            star_reason += (
+                " cloudwatch:PutMetricData (the dashboard's run metrics) supports no "
+                "resource-level permissions; it is limited to one namespace by condition."
+            )
         if name in ("Cleanup", "CleanupComplete"):
             star_reason += (
                 " sagemaker:ListEndpoints/ListEndpointConfigs/ListModels/ListTransformJobs/"
@@ -208,7 +213,9 @@ def acknowledge_findings(stack: PipelineStack) -> None:
 def _acknowledge_registry(stack: PipelineStack, runs_objects: str, runs_reason: str) -> None:
     """Model registry: versions are numbered by SageMaker at run time."""
     group = stack.settings.pipeline.model_package_group.lower()
-    versions = f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='sagemaker')}model-package/{group}/*]"
+    versions = (
+        f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='sagemaker')}model-package/{group}/*]"
+    )
     reason = (
         f"Versions of this stack's Model Package Group '{group}' are numbered by SageMaker "
         "when registered; the grant covers that group's versions only."

@@ -13,16 +13,19 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from pipeline_core import run_metrics
 from pipeline_core.config import CONFIG_ENV
 from stacks.bundling import lambda_code
 from stacks.cleanup import ExecutionCleanup
+from stacks.dashboard import PipelineDashboard
 from stacks.functions import RUNTIME, FunctionSpec, PipelineFunction
 from stacks.image_uris import LinearLearnerImage
 from stacks.lifecycle import ExecutionEndRule, SchedulerRole
 from stacks.nag import acknowledge_findings
-from stacks.registry import EndpointAlarms, ModelRegistry
 from stacks.notifications import NotificationTopic
+from stacks.registry import EndpointAlarms, ModelRegistry
 from stacks.sagemaker_role import SageMakerExecutionRole
+from stacks.schedule import RetrainingScheduleConstruct
 from stacks.settings import LOG_RETENTION_DAYS, StackSettings
 from stacks.state_machine import PipelineFunctions, PipelineStateMachine
 from stacks.storage import DataStorage
@@ -233,6 +236,23 @@ class PipelineStack(Stack):
         self.endpoint_alarms = EndpointAlarms(
             self, "EndpointAlarms", endpoint_name=self.endpoint_name, rollout=config.rollout
         )
+        self.dashboard = PipelineDashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{settings.stack_name}-pipeline",
+            state_machine=self.pipeline.state_machine,
+            stack_tag=self.stack_tag,
+            endpoint=self.endpoint_alarms,
+        )
+        self.retraining: RetrainingScheduleConstruct | None = None
+        if settings.schedule is not None:
+            self.retraining = RetrainingScheduleConstruct(
+                self,
+                "Retraining",
+                schedule=settings.schedule,
+                state_machine=self.pipeline.state_machine,
+                name=f"{settings.stack_name}-retraining",
+            )
         self.scheduler_role = SchedulerRole(self, "EndpointTtlScheduler").role
         self.execution_end = ExecutionEndRule(
             self,
@@ -656,11 +676,23 @@ class PipelineStack(Stack):
             )
         self._grant_objects(roles["WaitForApproval"], read=False, write=True)
         self._grant_objects(roles["ApprovalDecided"], read=True, write=False)
-        # AutoRollbackConfiguration: SageMaker (as the execution role) and the
-        # caller read the alarms' state.
+        # AutoRollbackConfiguration: SageMaker reads the alarms' state as the
+        # endpoint's execution role.
         alarms = [a.alarm_arn for a in self.endpoint_alarms.alarms]
-        for role in (self.sagemaker_role, roles["Deploy"]):
-            self._allow(role, ["cloudwatch:DescribeAlarms"], alarms)
+        self._allow(self.sagemaker_role, ["cloudwatch:DescribeAlarms"], alarms)
+        # The dashboard's custom metrics (PutMetricData has no resource scope).
+        self._allow(
+            roles["Evaluate"],
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            {"StringEquals": {"cloudwatch:namespace": run_metrics.NAMESPACE}},
+        )
+        if self.retraining is not None:
+            self._allow(
+                self.retraining.role,
+                ["states:StartExecution"],
+                [self.pipeline.state_machine.state_machine_arn],
+            )
 
     # -- outputs -----------------------------------------------------------------
 
@@ -680,3 +712,11 @@ class PipelineStack(Stack):
         CfnOutput(self, "EndpointName", value=self.endpoint_name)
         CfnOutput(self, "TopicArn", value=self.notifications.topic.topic_arn)
         CfnOutput(self, "ModelPackageGroupName", value=self.registry.group_name)
+        CfnOutput(
+            self,
+            "DashboardUrl",
+            value=(
+                f"https://{Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region="
+                f"{Aws.REGION}#dashboards:name={self.settings.stack_name}-pipeline"
+            ),
+        )

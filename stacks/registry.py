@@ -89,6 +89,8 @@ class EndpointAlarms(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         r = parse_rollout(rollout)
+        #: ModelLatency (microseconds) above which an update rolls back.
+        self.latency_threshold = float(r["max_model_latency_ms"] * 1000)
         dimensions = {"EndpointName": endpoint_name, "VariantName": VARIANT_NAME}
         errors_name, latency_name = alarm_names(endpoint_name)
         self.errors_metric = cloudwatch.Metric(
@@ -130,7 +132,7 @@ class EndpointAlarms(Construct):
             alarm_name=latency_name,
             alarm_description=f"{endpoint_name}: model latency (rolls back an endpoint update)",
             metric=self.latency_metric,
-            threshold=r["max_model_latency_ms"] * 1000,
+            threshold=self.latency_threshold,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=2,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,

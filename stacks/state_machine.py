@@ -47,7 +47,8 @@ __all__ = [
 
 
 class PipelineStateMachine(Construct):
-    """Validate → (model_package_arn: load | data → tuning (gate) → register/approve) → deploy (endpoint or transform) → evaluate → notify."""
+    """Validate → (``model_package_arn``: load that version | data → tuning (gate) →
+    register, approve) → deploy (endpoint or transform) → evaluate → notify."""
 
     def __init__(
         self,
@@ -60,7 +61,7 @@ class PipelineStateMachine(Construct):
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
         timeout: Duration,
-        approval_timeout: Duration = Duration.hours(2),
+        approval_timeout: Duration | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.functions = functions
@@ -72,7 +73,7 @@ class PipelineStateMachine(Construct):
             removal_policy=removal_policy,
         )
         self._topic = topic
-        self._approval_timeout = approval_timeout
+        self._approval_timeout = approval_timeout or Duration.hours(2)
         definition = self._definition()
         self.state_machine = sfn.StateMachine(
             self,

@@ -166,8 +166,9 @@ def test_registry_round_trip_through_moto() -> None:
         loaded = load_model_package(
             make_run("rollback-1", {"model_package_arn": arn}), sm, group=GROUP
         )
-        assert loaded["tuning"]["best"]["model_artifacts"] == (
-            tuning_result()["best"]["model_artifacts"]
+        assert (
+            loaded["tuning"]["best"]["model_artifacts"]
+            == (tuning_result()["best"]["model_artifacts"])
         )
         assert loaded["data"]["registered_by"] == "exec-1"
         pending = _register(sm, {"approval": "manual"})

@@ -58,9 +58,7 @@ def tuned(pipeline: LocalPipeline, small_dataset: Path) -> RunResult:
     return _run(pipeline, "reg-tuned", {"source": str(small_dataset), **FAST})
 
 
-def test_tuned_run_registers_an_approved_version(
-    pipeline: LocalPipeline, tuned: RunResult
-) -> None:
+def test_tuned_run_registers_an_approved_version(pipeline: LocalPipeline, tuned: RunResult) -> None:
     assert tuned.status == "SUCCEEDED", (tuned.error, tuned.cause)
     output = tuned.output or {}
     arn = output["model_package_arn"]

@@ -24,7 +24,7 @@ from tests.stack.helpers import ROOT
 from tests.stack.test_iam import actions_of, role_statements
 
 #: Action prefixes this file is about (logs/X-Ray come with every function, KMS: test_kms.py).
-SERVICES = ("sagemaker:", "s3:", "iam:", "sns:", "scheduler:", "states:")
+SERVICES = ("sagemaker:", "s3:", "iam:", "sns:", "scheduler:", "states:", "cloudwatch:")
 
 EXPECTED: dict[str, set[str]] = {
     "ValidateInput": set(),
@@ -59,7 +59,26 @@ EXPECTED: dict[str, set[str]] = {
         "sagemaker:DeleteEndpointConfig",
         "sagemaker:DeleteModel",
     },
-    "Evaluate": {"sagemaker:InvokeEndpoint", "s3:GetObject", "s3:PutObject"},
+    "Evaluate": {
+        "sagemaker:InvokeEndpoint",
+        "s3:GetObject",
+        "s3:PutObject",
+        "cloudwatch:PutMetricData",  # the dashboard's run metrics
+    },
+    "RegisterModel": {"sagemaker:CreateModelPackage", "sagemaker:AddTags"},
+    "LoadModelPackage": {"sagemaker:DescribeModelPackage"},
+    "WaitForApproval": {
+        "s3:PutObject",  # the task token, under runs/<execution>/
+        "sagemaker:DescribeModelPackage",  # decided before the token was stored?
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+    },
+    "ApprovalDecided": {
+        "s3:GetObject",
+        "sagemaker:DescribeModelPackage",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+    },
     "Cleanup": {
         "sagemaker:ListEndpoints",
         "sagemaker:ListEndpointConfigs",
@@ -131,6 +150,7 @@ ACTION_PREFIX = {
     "sns": "sns",
     "scheduler": "scheduler",
     "stepfunctions": "states",
+    "cloudwatch": "cloudwatch",
 }
 
 
