@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import numpy as np
 
-from local import account_cli
+from local import account_cli, approve_cli
 from local import report as rpt
 from local.make_args import ArgsSyntaxError, split_args
 from local.mnist_cache import DatasetCacheError, ensure_mnist
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Wait-state seconds for the polling loops (cloud default 60; local 1)",
     )
     account_cli.add_parser(sub)
+    approve_cli.add_parser(sub)
     return parser
 
 
@@ -322,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(args)
         if args.command == "services":
             return account_cli.run(args)
+        if args.command == "approve":
+            return approve_cli.run(args)
     except (UsageError, DatasetCacheError, SynthError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
+from local import cli
 from local.runner import LocalPipeline, RunResult
 
 FAST = {"max_jobs": 2, "max_parallel_jobs": 2}
@@ -130,15 +131,16 @@ def test_manual_approval_waits_and_deploys_once_approved(
     arn = _pending_version("reg-manual-ok")
     time.sleep(0.5)  # the execution is (or soon is) in WaitForApproval
     assert thread.is_alive()
-    boto3.client("sagemaker").update_model_package(
-        ModelPackageArn=arn, ModelApprovalStatus="Approved", ApprovalDescription="looks good"
-    )
+    # `python -m local approve` (this process's environment points at the account).
+    assert cli.main(["approve", arn, "--description", "looks good"]) == 0
     thread.join(300)
     result = box["result"]
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     assert (result.output or {})["model_package_arn"] == arn
     assert (result.output or {})["approval_status"] == "Approved"
     assert "WaitForApproval" in _visited(result)
+    described = boto3.client("sagemaker").describe_model_package(ModelPackageName=arn)
+    assert described["ApprovalDescription"] == "looks good"
 
 
 def test_manual_rejection_ends_in_model_rejected(
@@ -146,9 +148,7 @@ def test_manual_rejection_ends_in_model_rejected(
 ) -> None:
     thread, box = _start_manual(pipeline, "reg-manual-no", small_dataset)
     arn = _pending_version("reg-manual-no")
-    boto3.client("sagemaker").update_model_package(
-        ModelPackageArn=arn, ModelApprovalStatus="Rejected"
-    )
+    assert cli.main(["approve", arn, "--reject"]) == 0
     thread.join(300)
     result = box["result"]
     assert result.status == "FAILED"
