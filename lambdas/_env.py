@@ -44,6 +44,8 @@ class Settings:
     state_machine_arn: str = ""
     ttl_function_arn: str = ""
     scheduler_role_arn: str = ""
+    #: Cleanup: the stack keeps its Model Package Group (removal policy retain).
+    registry_retained: bool = False
 
     def require(self, **values: str) -> None:
         """Raise InvalidConfigError naming the first empty setting."""
@@ -70,6 +72,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
         ttl_function_arn=env.get("TTL_FUNCTION_ARN", ""),
         scheduler_role_arn=env.get("SCHEDULER_ROLE_ARN", ""),
+        registry_retained=env.get("MODEL_REGISTRY_RETAINED", "").lower() == "true",
     )
 
 

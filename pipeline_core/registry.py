@@ -11,6 +11,7 @@ Deploying an earlier version by ARN is how a rollback works.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -199,3 +200,23 @@ def load_model_package(run: RunSpec, sm: Any, *, group: str) -> dict[str, Any]:
         "tuning": tuning,
         "data": data,
     }
+
+
+def delete_versions(sm: Any, *, group: str, log: Callable[[str], None]) -> list[str]:
+    """On stack delete (removal policy destroy): the group's versions, so
+    CloudFormation can delete the group. Best effort: failures are logged."""
+    deleted: list[str] = []
+    try:
+        pages = sm.get_paginator("list_model_packages").paginate(ModelPackageGroupName=group)
+        arns = [s["ModelPackageArn"] for p in pages for s in p.get("ModelPackageSummaryList", [])]
+    except ClientError as e:
+        log(f"cannot list the versions of {group}: {e}")
+        return deleted
+    for arn in arns:
+        try:
+            sm.delete_model_package(ModelPackageName=arn)
+        except ClientError as e:
+            log(f"cannot delete {arn}: {e}")
+            continue
+        deleted.append(arn)
+    return deleted

@@ -108,7 +108,8 @@ def acknowledge_findings(stack: PipelineStack) -> None:
         if name in ("Cleanup", "CleanupComplete"):
             star_reason += (
                 " sagemaker:ListEndpoints/ListEndpointConfigs/ListModels/ListTransformJobs/"
-                "ListHyperParameterTuningJobs and scheduler:ListSchedules support no "
+                "ListHyperParameterTuningJobs/ListModelPackages and scheduler:ListSchedules "
+                "support no "
                 "resource-level permissions; deletes are restricted by name prefix and by the "
                 "stack tag condition (schedules: by their target, this stack's function)."
             )
@@ -220,7 +221,13 @@ def _acknowledge_registry(stack: PipelineStack, runs_objects: str, runs_reason: 
         f"Versions of this stack's Model Package Group '{group}' are numbered by SageMaker "
         "when registered; the grant covers that group's versions only."
     )
-    for name in ("RegisterModel", "LoadModelPackage", "WaitForApproval", "ApprovalDecided"):
+    for name in (
+        "RegisterModel",
+        "LoadModelPackage",
+        "WaitForApproval",
+        "ApprovalDecided",
+        "Cleanup",
+    ):
         acknowledge(stack.functions[name].role, versions, reason)
     for name in ("WaitForApproval", "ApprovalDecided"):
         acknowledge(stack.functions[name].role, runs_objects, runs_reason)

@@ -274,6 +274,8 @@ class PipelineStack(Stack):
         self.cleanup.resource.node.add_dependency(
             self.pipeline, self.sagemaker_role, self.storage, *self.functions.values()
         )
+        # Before the group: a group with versions cannot be deleted.
+        self.cleanup.resource.node.add_dependency(self.registry.group)
 
         self._grant_sagemaker_role()
         self._grant_functions()
@@ -294,6 +296,8 @@ class PipelineStack(Stack):
             "Cleanup": {
                 "STATE_MACHINE_ARN": self.pipeline.state_machine.state_machine_arn,
                 "TTL_FUNCTION_ARN": ttl_arn,
+                # Versions are deleted with the group, unless the stack retains it.
+                "MODEL_REGISTRY_RETAINED": str(not self.settings.destroy_on_delete).lower(),
             },
         }
         for name, variables in extra.items():
@@ -613,6 +617,10 @@ class PipelineStack(Stack):
         )
 
         cleanup = roles["Cleanup"]
+        # The registry's versions go with the group (removal policy destroy).
+        _group, versions = self.model_package_arns()
+        self._allow(cleanup, ["sagemaker:ListModelPackages"], ["*"])
+        self._allow(cleanup, ["sagemaker:DeleteModelPackage"], [versions])
         state_machine = self.pipeline.state_machine
         self._allow(cleanup, ["states:ListExecutions"], [state_machine.state_machine_arn])
         self._allow(cleanup, ["states:StopExecution"], [self.executions_arn()])

@@ -54,7 +54,8 @@ class ModelRegistry(Construct):
                 "MNIST Linear Learner: every tuned model that passed the quality gate"
             ),
         )
-        # A group with versions cannot be deleted; RETAIN keeps the history.
+        # The stack's removal policy: with destroy, the cleanup custom resource
+        # deletes the versions first (a group with versions cannot be deleted).
         self.group.apply_removal_policy(removal_policy)
         self.approval_rule = events.Rule(
             self,

@@ -197,3 +197,37 @@ def test_registry_round_trip_through_moto() -> None:
 def test_input_rejects_bad_registry_keys_naming_them(raw: dict[str, Any], key: str) -> None:
     with pytest.raises(InvalidInputError, match=f"^{key}"):
         make_run("exec-1", raw)
+
+
+def test_stack_delete_removes_every_version_so_the_group_can_go() -> None:
+    from pipeline_core.registry import delete_versions
+
+    arns = [f"{ARN[:-2]}/{n}" for n in (1, 2)]
+    summaries = [
+        {
+            "ModelPackageName": GROUP,
+            "ModelPackageGroupName": GROUP,
+            "ModelPackageVersion": n,
+            "ModelPackageArn": arn,
+            "CreationTime": when(n),
+            "ModelPackageStatus": "Completed",
+            "ModelApprovalStatus": "Approved",
+        }
+        for n, arn in enumerate(arns, start=1)
+    ]
+    sm = sagemaker_client()
+    logged: list[str] = []
+    with stubbed(sm) as stub:
+        stub.add_response(
+            "list_model_packages",
+            {"ModelPackageSummaryList": summaries},
+            expected_params={"ModelPackageGroupName": GROUP},
+        )
+        stub.add_response("delete_model_package", {}, expected_params={"ModelPackageName": arns[0]})
+        stub.add_client_error(
+            "delete_model_package",
+            service_error_code="ConflictException",
+            expected_params={"ModelPackageName": arns[1]},
+        )
+        assert delete_versions(sm, group=GROUP, log=logged.append) == [arns[0]]
+    assert len(logged) == 1 and arns[1] in logged[0]

@@ -129,6 +129,7 @@ def test_sagemaker_actions_are_scoped_to_our_name_prefix(synthesized: Synth) -> 
         "sagemaker:ListHyperParameterTuningJobs",
         "sagemaker:ListModels",
         "sagemaker:ListTransformJobs",
+        "sagemaker:ListModelPackages",
     }
     seen = 0
     for _, st in statements(synthesized):

@@ -95,6 +95,8 @@ EXPECTED: dict[str, set[str]] = {
         "states:StopExecution",
         "scheduler:ListSchedules",
         "scheduler:DeleteSchedule",
+        "sagemaker:ListModelPackages",  # the registry's versions go with the group
+        "sagemaker:DeleteModelPackage",
     },
     "CleanupComplete": {
         "sagemaker:ListEndpoints",

@@ -202,3 +202,15 @@ def test_bad_schedule_fails_the_synth(schedule: dict[str, Any], key: str) -> Non
 
     with pytest.raises(InvalidConfigError, match=f"^{key}"):
         parse_schedule(schedule, DEFAULTS)
+
+
+def test_cdk_json_sets_auto_approval_and_a_ten_percent_canary() -> None:
+    from stacks.settings import StackSettings
+    from tests.stack.helpers import cdk_json_context
+
+    settings = StackSettings.from_context(cdk_json_context())
+    assert settings.pipeline.approval == "auto"
+    assert settings.pipeline.rollout["traffic"] == "CANARY"
+    assert settings.pipeline.rollout["step_percent"] == 10
+    assert settings.pipeline.rollout["wait_seconds"] == 300
+    assert settings.schedule is None
