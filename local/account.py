@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from local.event_rules import LocalEventRules, rules_from_template
 from local.lambda_dispatch import LambdaDispatcher
@@ -71,8 +73,28 @@ class ResourceContext:
         return str(self.resolver.ref(self.logical_id))
 
 
+@contextmanager
+def _exists_ok() -> Iterator[None]:
+    """moto keeps its state per process: an account started again in the
+    same process (tests) finds the resources of the one before."""
+    try:
+        yield
+    except ClientError as e:
+        if e.response["Error"]["Code"] not in _EXISTS_CODES:
+            raise
+
+
+_EXISTS_CODES = {
+    "ResourceAlreadyExistsException",
+    "ResourceInUseException",
+    "BucketAlreadyOwnedByYou",
+    "TableAlreadyExistsException",
+}
+
+
 def _create_bucket(ctx: ResourceContext) -> None:
-    boto3.client("s3").create_bucket(Bucket=ctx.resolver.bucket_name(ctx.logical_id))
+    with _exists_ok():
+        boto3.client("s3").create_bucket(Bucket=ctx.resolver.bucket_name(ctx.logical_id))
 
 
 def _create_topic(ctx: ResourceContext) -> None:
@@ -98,7 +120,8 @@ def _create_table(ctx: ResourceContext) -> None:
         if key in props:
             kwargs[key] = props[key]
     client = boto3.client("dynamodb")
-    client.create_table(**kwargs)
+    with _exists_ok():
+        client.create_table(**kwargs)
     ttl = props.get("TimeToLiveSpecification")
     if ttl:
         client.update_time_to_live(TableName=kwargs["TableName"], TimeToLiveSpecification=ttl)
@@ -139,7 +162,8 @@ def _create_alarm(ctx: ResourceContext) -> None:
 def _create_log_group(ctx: ResourceContext) -> None:
     name = ctx.physical_name
     if name != ctx.logical_id:  # only named groups: the handlers' own are made on use
-        boto3.client("logs").create_log_group(logGroupName=name)
+        with _exists_ok():
+            boto3.client("logs").create_log_group(logGroupName=name)
 
 
 #: CloudFormation resource type -> how to create it in the local account.
@@ -358,7 +382,8 @@ class LocalAccount:
         return f"s3://{bucket}/{TUTORIAL_KEY}"
 
     def create_sdk_bucket(self) -> str:
-        boto3.client("s3").create_bucket(Bucket=self.sdk_bucket)
+        with _exists_ok():
+            boto3.client("s3").create_bucket(Bucket=self.sdk_bucket)
         return self.sdk_bucket
 
     # -- what it tells other programs -------------------------------------------------

@@ -70,6 +70,15 @@ def _wire_value(value: Any) -> Any:
     return str(value)
 
 
+#: TrainingJobStatus -> the SecondaryStatus a running/ended job shows.
+_SECONDARY = {
+    "InProgress": "Training",
+    "Completed": "Completed",
+    "Failed": "Failed",
+    "Stopped": "Stopped",
+}
+
+
 def _counters(record: dict[str, Any]) -> dict[str, int]:
     job = record.get("job")
     described = job.describe() if job is not None else {}
@@ -478,12 +487,30 @@ class LocalSageMaker:
     def op_ListTrainingJobs(self, p: dict[str, Any]) -> dict[str, Any]:
         return self.training_jobs.list(p)
 
+    def _running_training_job(self, name: str) -> dict[str, Any] | None:
+        """A training job of a tuning job still running (describable, as on AWS)."""
+        for tuning_name, tuning in self._tuning.items():
+            job = tuning.get("job")
+            if job is None or not name.startswith(tuning_name):
+                continue
+            try:
+                summary = job.training_job(name)
+            except KeyError:
+                continue
+            return {
+                "summary": summary,
+                "artifact": None,
+                "tuning_job": tuning_name,
+                "definition": tuning["request"]["TrainingJobDefinition"],
+            }
+        return None
+
     def op_DescribeTrainingJob(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["TrainingJobName"]
         if self.training_jobs.has(name):
             return self.training_jobs.describe(name)
         with self._lock:
-            record = self._training.get(name)
+            record = self._training.get(name) or self._running_training_job(name)
         if record is None:
             raise ServiceError("ValidationException", f"Requested resource not found: {name}")
         summary = record["summary"]
@@ -493,7 +520,9 @@ class LocalSageMaker:
             "TrainingJobArn": self.arn("training-job", name),
             "TuningJobArn": self.arn("hyper-parameter-tuning-job", record["tuning_job"]),
             "TrainingJobStatus": summary.get("TrainingJobStatus", "Completed"),
-            "SecondaryStatus": summary.get("TrainingJobStatus", "Completed"),
+            "SecondaryStatus": _SECONDARY.get(
+                summary.get("TrainingJobStatus", "Completed"), "Completed"
+            ),
             "HyperParameters": {
                 **definition.get("StaticHyperParameters", {}),
                 **summary.get("TunedHyperParameters", {}),

@@ -134,6 +134,8 @@ class Resolver:
             return self._name(name, "RoleName")
         if kind == "AWS::Logs::LogGroup":
             return self._name(name, "LogGroupName")
+        if kind == "AWS::DynamoDB::Table":
+            return self._name(name, "TableName")
         if kind == STATE_MACHINE_TYPE:
             return self._arn("states", f"stateMachine:{self._name(name, 'StateMachineName')}")
         return name
@@ -164,6 +166,8 @@ class Resolver:
                 return self._name(logical_id, "TopicName")
         if kind == "AWS::Logs::LogGroup" and attribute == "Arn":
             return self._arn("logs", f"log-group:{self.ref(logical_id)}:*")
+        if kind == "AWS::DynamoDB::Table" and attribute == "Arn":
+            return self._arn("dynamodb", f"table/{self.ref(logical_id)}")
         if kind == "AWS::KMS::Key" and attribute == "Arn":
             return self._arn("kms", f"key/{logical_id}")
         if kind == STATE_MACHINE_TYPE:

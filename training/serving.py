@@ -194,7 +194,10 @@ def create_app(
         name = request.path_params["name"]
         model = registry.get(name)
         if model is None:
-            await _read_body(request, max_body_bytes)
+            try:
+                await _read_body(request, max_body_bytes)
+            except PayloadError as e:  # too large: that is answered first
+                return _error(e.status, str(e))
             return _error(
                 400, f"Endpoint {name} of account {account} not found.", "ValidationError"
             )

@@ -7,6 +7,7 @@ without waiting. The definition itself is not changed.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,6 +240,9 @@ def test_stuck_tuning_loop_hits_its_bound_and_fails_with_a_cause(
         bounded.sagemaker.op_StopHyperParameterTuningJob({"HyperParameterTuningJobName": name})
 
 
+ROOT_DIR = Path(__file__).resolve().parents[2]
+
+
 def _worker_pids() -> set[int]:
     pids = set()
     for entry in Path("/proc").iterdir():
@@ -246,9 +250,11 @@ def _worker_pids() -> set[int]:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if b"training._worker" in cmdline:
+        # Workers run in their checkout: other checkouts' test runs are not ours.
+        if b"training._worker" in cmdline and cwd == str(ROOT_DIR):
             pids.add(int(entry.name))
     return pids
 

@@ -166,3 +166,30 @@ def test_response_shapes_are_checked_against_the_output_model() -> None:
     problems = response_errors("DescribeEndpoint", bad)
     assert any("enum" in p for p in problems) and any("not a member" in p for p in problems)
     assert any("'creationTime'" in p for p in problems)  # required
+
+
+def test_timestamps_go_out_as_epoch_seconds(url: str) -> None:
+    import httpx
+
+    sm = client(url)
+    sm.create_model(
+        ModelName="mnist-ll-ts", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE}
+    )
+    raw = httpx.post(
+        url,
+        content=b'{"ModelName": "mnist-ll-ts"}',
+        headers={
+            "X-Amz-Target": "SageMaker.DescribeModel",
+            "Content-Type": "application/x-amz-json-1.1",
+        },
+    ).json()
+    assert isinstance(raw["CreationTime"], float)
+    listed = httpx.post(
+        url,
+        content=b"{}",
+        headers={
+            "X-Amz-Target": "SageMaker.ListModels",
+            "Content-Type": "application/x-amz-json-1.1",
+        },
+    ).json()
+    assert all(isinstance(m["CreationTime"], float) for m in listed["Models"])

@@ -246,3 +246,102 @@ def test_endpoint_shows_production_variants_and_refuses_an_update_to_its_own_con
     assert info.value.code == "ValidationException" and "same endpoint configuration" in (
         info.value.message
     )
+
+
+def test_best_training_job_and_running_jobs_are_visible_while_tuning(tmp_path: Path) -> None:
+    from local.backend import LinearLearnerBackend
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        sm = LocalSageMaker(
+            backend=LinearLearnerBackend(work_dir=tmp_path / "backend"),
+            s3_client=s3,
+            work_dir=tmp_path,
+        )
+        x, y = _data(300, 4)
+        s3.put_object(Bucket=BUCKET, Key="t/train/data", Body=encode_dense(x, y))
+        s3.put_object(Bucket=BUCKET, Key="t/validation/data", Body=encode_dense(*_data(100, 5)))
+        definition = {
+            "StaticHyperParameters": {
+                "feature_dim": "6",
+                "predictor_type": "binary_classifier",
+                "epochs": "2",
+            },
+            "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
+            "RoleArn": ROLE,
+            "InputDataConfig": [
+                _channel("train", f"s3://{BUCKET}/t/train/data"),
+                _channel("validation", f"s3://{BUCKET}/t/validation/data"),
+            ],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/tuning"},
+            # what the SDK v2 sends instead of ResourceConfig
+            "HyperParameterTuningResourceConfig": {
+                "InstanceType": "ml.c4.xlarge",
+                "InstanceCount": 1,
+                "VolumeSizeInGB": 10,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        }
+        checked(
+            sm,
+            "CreateHyperParameterTuningJob",
+            HyperParameterTuningJobName="ll-while",
+            HyperParameterTuningJobConfig={
+                "Strategy": "Random",
+                "HyperParameterTuningJobObjective": {
+                    "Type": "Maximize",
+                    "MetricName": "validation:binary_f_beta",
+                },
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": 3, "MaxParallelTrainingJobs": 1},
+                "ParameterRanges": {
+                    "ContinuousParameterRanges": [
+                        {"Name": "wd", "MinValue": "1e-6", "MaxValue": "0.1"}
+                    ]
+                },
+            },
+            TrainingJobDefinition=definition,
+        )
+        seen_best_while_running = False
+        running_described: dict[str, Any] | None = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            tuning = checked(
+                sm, "DescribeHyperParameterTuningJob", HyperParameterTuningJobName="ll-while"
+            )
+            if tuning["HyperParameterTuningJobStatus"] != "InProgress":
+                break
+            if tuning["TrainingJobStatusCounters"]["Completed"] >= 1:
+                seen_best_while_running |= "BestTrainingJob" in tuning
+            jobs = checked(
+                sm,
+                "ListTrainingJobsForHyperParameterTuningJob",
+                HyperParameterTuningJobName="ll-while",
+                StatusEquals="InProgress",
+            )["TrainingJobSummaries"]
+            if jobs and running_described is None:
+                running_described = checked(
+                    sm, "DescribeTrainingJob", TrainingJobName=jobs[0]["TrainingJobName"]
+                )
+            time.sleep(0.05)
+        sm.wait_idle(60)
+        assert seen_best_while_running
+        assert running_described is not None
+        assert running_described["ResourceConfig"]["InstanceType"] == "ml.c4.xlarge"
+        done = checked(
+            sm, "DescribeHyperParameterTuningJob", HyperParameterTuningJobName="ll-while"
+        )
+        assert done["HyperParameterTuningJobStatus"] == "Completed"
+        best = checked(
+            sm, "DescribeTrainingJob", TrainingJobName=done["BestTrainingJob"]["TrainingJobName"]
+        )
+        names = {m["MetricName"] for m in best["FinalMetricDataList"]}
+        assert {"validation:binary_f_beta", "validation:precision", "train:objective_loss"} <= names
+        listed = checked(
+            sm,
+            "ListTrainingJobsForHyperParameterTuningJob",
+            HyperParameterTuningJobName="ll-while",
+            MaxResults=2,
+        )
+        assert len(listed["TrainingJobSummaries"]) == 2 and "NextToken" in listed
+        sm.shutdown()

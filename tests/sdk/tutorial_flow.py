@@ -84,6 +84,16 @@ linear.fit({"train": s3_train_data}, logs=os.environ.get("FLOW_FIT_LOGS", "All")
 out["fit_job"] = linear.latest_training_job.name
 out["fit_artifact"] = linear.model_data
 
+# The notebook's older path: deploy the fitted estimator itself.
+fit_predictor = linear.deploy(
+    initial_instance_count=1,
+    instance_type="ml.m4.xlarge",
+    serializer=CSVSerializer(),
+    deserializer=JSONDeserializer(),
+)
+out["fit_single"] = fit_predictor.predict(train_set[0][30:31])
+fit_predictor.delete_endpoint()
+
 hyperparameter_ranges = {
     "wd": ContinuousParameter(1e-7, 1, scaling_type="Auto"),
     "learning_rate": ContinuousParameter(1e-5, 1, scaling_type="Auto"),
@@ -102,6 +112,8 @@ tuner.fit(
 )
 tuner.wait()
 out["best_training_job"] = tuner.best_training_job()
+frame = tuner.analytics().dataframe()
+out["analytics_rows"] = len(frame)
 
 linear_predictor = tuner.deploy(initial_instance_count=1, instance_type="ml.m4.xlarge")
 linear_predictor.serializer = CSVSerializer()

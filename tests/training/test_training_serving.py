@@ -311,3 +311,9 @@ def _decode_label_records(body: bytes) -> list[dict[str, float]]:
             record[parts[1].decode()] = struct.unpack("<f", values)[0]
         records.append(record)
     return records
+
+
+def test_body_over_6_mb_to_an_unknown_endpoint_is_413_too(multi):
+    _, client, _ = multi
+    r = post(client, b"1" * (6 * 1024 * 1024 + 1), "text/csv", path="/endpoints/nope/invocations")
+    assert r.status_code == 413 and "larger than" in r.json()["message"]
