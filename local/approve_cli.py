@@ -79,9 +79,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        described = decide(
-            args.model_package_arn, reject=args.reject, description=args.description
-        )
+        described = decide(args.model_package_arn, reject=args.reject, description=args.description)
     status = described["ModelApprovalStatus"]
     execution = (described.get("CustomerMetadataProperties") or {}).get("execution", "?")
     print(f"{args.model_package_arn}: {status} (registered by execution {execution})")

@@ -709,6 +709,7 @@ class LocalSageMaker:
 
     def _guard_update(self, endpoint: _Endpoint) -> str | None:
         """Shift traffic by the DeploymentConfig; the alarm that fired, or None."""
+
         def quiet(_names: list[str]) -> list[str]:
             return []  # no CloudWatch: nothing can fire
 

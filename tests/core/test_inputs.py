@@ -87,8 +87,11 @@ BAD: list[tuple[str, Any, str]] = [
     ("source file uri without flag", {"source": "file:///tmp/mnist.pkl.gz"}, "source"),
     ("source no key", {"source": "s3://bucket-name/"}, "source"),
     ("approval unknown", {"approval": "later"}, "approval"),
-    ("model_package_arn not a version", {"model_package_arn": "arn:aws:s3:::b/k"},
-     "model_package_arn"),  # fmt: skip
+    (
+        "model_package_arn not a version",
+        {"model_package_arn": "arn:aws:s3:::b/k"},
+        "model_package_arn",
+    ),  # noqa: E501
     ("source bad bucket", {"source": "s3://B_ad/key"}, "source"),
     ("source not a string", {"source": 5}, "source"),
     ("target digit too big", {"target_digit": 10}, "target_digit"),
