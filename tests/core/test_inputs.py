@@ -91,7 +91,7 @@ BAD: list[tuple[str, Any, str]] = [
         "model_package_arn not a version",
         {"model_package_arn": "arn:aws:s3:::b/k"},
         "model_package_arn",
-    ),  # noqa: E501
+    ),
     ("source bad bucket", {"source": "s3://B_ad/key"}, "source"),
     ("source not a string", {"source": 5}, "source"),
     ("target digit too big", {"target_digit": 10}, "target_digit"),
