@@ -13,6 +13,7 @@ waits for endpoints still Creating/Updating and deletes what is left.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -48,7 +49,7 @@ def _stop_what_could_still_start_things(s: Settings) -> dict[str, Any]:
     """Executions, transform jobs and TTL schedules; each step on its own."""
     sfn, scheduler = _lifecycle_clients(s)
     done: dict[str, Any] = {}
-    steps = {
+    steps: dict[str, Callable[[], list[str]]] = {
         "executions": lambda: stop_executions(sfn, s.state_machine_arn, logger.warning),
         "transform_jobs": lambda: stop_transform_jobs(
             _clients(s), stack_tag=s.stack_tag, name_prefix=s.config.name_prefix,
@@ -59,6 +60,10 @@ def _stop_what_could_still_start_things(s: Settings) -> dict[str, Any]:
             log=logger.warning,
         ),
     }  # fmt: skip
+    if not s.state_machine_arn:
+        steps.pop("executions")
+    if not s.ttl_function_arn:
+        steps.pop("schedules")
     for name, step in steps.items():
         try:
             done[name] = step()

@@ -40,10 +40,11 @@ def _metrics_client(s: Settings) -> Any:
 def lifecycle_blocks(event: dict[str, Any], run: RunSpec, s: Settings) -> dict[str, Any]:
     """``endpoint`` and ``cost`` from the state the execution carries."""
     deployed = event.get("deploy") or {}
-    transform = event.get("transform") or {}
+    lifecycle = event.get("lifecycle") or {}
+    transform = lifecycle.get("transform") or {}
     return {
         "endpoint": endpoint_block(
-            run.endpoint_mode, deployed.get("endpoint_name"), event.get("ttl")
+            run.endpoint_mode, deployed.get("endpoint_name"), lifecycle.get("ttl")
         ),
         "cost": cost_block(
             mode=run.endpoint_mode,

@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     def note(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    # Handlers first: whoever reads the "is up" line may stop it at once.
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     dataset = ensure_mnist(progress=lambda m: note(f"dataset: {m}"))
     synth = None if args.no_pipeline else synthesize()
     with tempfile.TemporaryDirectory(prefix="mnist-ll-account-") as tmp:
@@ -102,9 +106,6 @@ def run(args: argparse.Namespace) -> int:
             note(f"tutorial object: {uri}")
             note(f"role ARN to pass: {account.role_arn}")
             note("local AWS account is up; Ctrl-C or SIGTERM stops it")
-            stop = threading.Event()
-            signal.signal(signal.SIGINT, lambda *_: stop.set())
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
             while not stop.wait(0.5):
                 pass
             note("stopping")

@@ -26,6 +26,7 @@ from local.mnist_cache import DatasetCacheError, ensure_mnist
 from local.runner import LocalPipeline, RunResult, reset_dir
 from local.synth import SynthError
 from pipeline_core import recordio
+from pipeline_core.costs import cost_line
 
 
 class UsageError(ValueError):
@@ -153,6 +154,11 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
         report["lambda_seconds"] = seconds
     if pipeline.sagemaker is not None:
         report["training_jobs"] = pipeline.sagemaker.training_job_count()
+    # What is left scheduled (the endpoint TTL) and what the topic was told.
+    report["schedules"] = pipeline.schedules()
+    report["notifications"] = pipeline.notifications()
+    if result.ended is not None:
+        report["ended"] = result.ended
     if result.status != "SUCCEEDED":
         report.update(
             {
@@ -186,6 +192,8 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
         "model_artifacts": best.get("model_artifacts"),
     }
     report["endpoint_name"] = summary.get("endpoint_name")
+    report["endpoint"] = summary.get("endpoint")
+    report["cost"] = summary.get("cost")
     report["target_digit"] = summary.get("target_digit", 0)
     report["single_prediction"] = summary.get("single_prediction")
     report["execution_output"] = summary
@@ -218,6 +226,10 @@ def _plots(report: dict[str, Any], out_dir: Path, prefix: str) -> None:
 
 def _serve(pipeline: LocalPipeline, endpoint: str | None) -> None:
     url = f"{pipeline.sagemaker_url}/endpoints/{endpoint}/invocations"
+    # Handlers first: whoever reads the URL below may interrupt at once.
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print("\nThe endpoint is serving. Press Ctrl-C to stop.")
     print(f"  URL:  {url}")
     print("  curl:")
@@ -231,9 +243,7 @@ def _serve(pipeline: LocalPipeline, endpoint: str | None) -> None:
         "region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x')"
         f".invoke_endpoint(EndpointName='{endpoint}', ContentType='text/csv', Body=row_csv)"
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sys.stdout.flush()
     while not stop.wait(0.5):
         pass
     print("\nstopping")
@@ -273,18 +283,22 @@ def run(args: argparse.Namespace) -> int:
             print(f"  source: {pipeline.account.seed_tutorial_object(dataset)}")
         try:
             result = pipeline.execute(execution_input, name, timeout=args.timeout)
-        except TimeoutError as e:
-            timeout_report: dict[str, Any] = {
-                "status": "FAILED",
+        except (TimeoutError, KeyboardInterrupt) as e:
+            timed_out = isinstance(e, TimeoutError)
+            message = str(e) if timed_out else "interrupted (Ctrl-C): the execution was stopped"
+            stop_report: dict[str, Any] = {
+                "status": "TIMED_OUT" if timed_out else "ABORTED",
                 "execution_name": name,
-                "error": "LocalTimeout",
-                "cause": str(e),
-                "message": str(e),
+                "error": "LocalTimeout" if timed_out else "Interrupted",
+                "cause": message,
+                "message": message,
                 "failed_state": None,
+                "schedules": pipeline.schedules(),
+                "notifications": pipeline.notifications(),
             }
-            path = rpt.write_report(out_dir, timeout_report)
-            print(f"\nFAILED: {e}\nreport: {path}")
-            return 1
+            path = rpt.write_report(out_dir, stop_report)
+            print(f"\n{stop_report['status']}: {message}\nreport: {path}")
+            return 1 if timed_out else 130
         bucket_dir = out_dir / "bucket"
         reset_dir(bucket_dir)
         count = pipeline.download_bucket(bucket_dir)
@@ -299,9 +313,18 @@ def run(args: argparse.Namespace) -> int:
             return 1
         for line in rpt.summary_lines(report):
             print(line)
+        if report.get("cost") and report.get("endpoint"):
+            print(cost_line(report["cost"], report["endpoint"]))
+        for schedule in report["schedules"]:
+            print(
+                f"schedule {schedule['name']}: {schedule['expression']} -> {schedule['target_arn']}"
+            )
         print(f"\nreport: {path}  ({count} bucket objects copied to {bucket_dir})")
         print(f"total {report['wall_seconds']:.1f}s")
         if args.serve:
+            if not report.get("endpoint_name"):
+                print("\n--serve: endpoint mode none keeps no endpoint to serve")
+                return 0
             _serve(pipeline, report.get("endpoint_name"))
     return 0
 

@@ -7,6 +7,9 @@
 3. Create the bucket and topic the template would create, then the state
    machine from the synthesized definition, and start an execution.
 4. Follow the execution history live, then collect the report.
+5. If the execution did not succeed (a Fail state, ``--timeout``, Ctrl-C),
+   call the ExecutionEnded handler with the event EventBridge would send
+   (moto emits none), so the run's jobs are stopped as in the cloud.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,9 @@ from local.synth import SynthesizedPipeline, synthesize
 Printer = Callable[[str], None]
 
 __all__ = ["STATE_MACHINE_NAME", "LocalPipeline", "RunResult", "reset_dir"]
+#: An SQS queue subscribed to the topic, so the run can show what was notified.
+NOTIFICATIONS_QUEUE = "mnist-ll-local-notifications"
+END_HANDLER = "lambdas.execution_ended.handler"
 
 
 @dataclass
@@ -43,6 +51,8 @@ class RunResult:
     timings: dict[str, float]
     events: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    #: What the ExecutionEnded handler answered (None: the execution succeeded).
+    ended: dict[str, Any] | None = None
 
 
 class LocalPipeline:
@@ -72,6 +82,7 @@ class LocalPipeline:
         self.state_machine_arn = ""
         self.topic_arn = ""
         self.bucket = ""
+        self.queue_url = ""
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -100,11 +111,107 @@ class LocalPipeline:
         self.state_machine_arn = deployment.state_machine_arn
         self.bucket = deployment.bucket
         self.topic_arn = deployment.topic_arn
+        self._subscribe_queue()
 
     def stop(self) -> None:
         if self.account is not None:
             self.account.stop()
             self.account = None
+
+    def _subscribe_queue(self) -> None:
+        if not self.topic_arn:
+            return
+        sqs = boto3.client("sqs")
+        self.queue_url = sqs.create_queue(QueueName=NOTIFICATIONS_QUEUE)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        boto3.client("sns").subscribe(
+            TopicArn=self.topic_arn,
+            Protocol="sqs",
+            Endpoint=queue_arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """SNS messages published since the last call (JSON-decoded when JSON)."""
+        if not self.queue_url:
+            return []
+        sqs = boto3.client("sqs")
+        out: list[dict[str, Any]] = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+            messages = got.get("Messages", [])
+            if not messages:
+                return out
+            for m in messages:
+                try:
+                    out.append(json.loads(m["Body"]))
+                except json.JSONDecodeError:
+                    out.append({"text": m["Body"]})
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """The EventBridge Scheduler schedules the run holds (moto never fires them)."""
+        scheduler = boto3.client("scheduler")
+        out: list[dict[str, Any]] = []
+        for page in scheduler.get_paginator("list_schedules").paginate():
+            for item in page.get("Schedules", []):
+                got = scheduler.get_schedule(
+                    Name=item["Name"], GroupName=item.get("GroupName", "default")
+                )
+                target = got.get("Target") or {}
+                out.append(
+                    {
+                        "name": got["Name"],
+                        "group": got.get("GroupName", "default"),
+                        "expression": got.get("ScheduleExpression"),
+                        "action_after_completion": got.get("ActionAfterCompletion"),
+                        "target_arn": target.get("Arn"),
+                        "target_input": json.loads(target.get("Input") or "null"),
+                    }
+                )
+        return out
+
+    def fire_schedule(self, name: str, group: str = "default") -> dict[str, Any]:
+        """Do what Scheduler does when the schedule is due: invoke its target
+        with its input (then delete it, as ActionAfterCompletion DELETE would)."""
+        assert self.dispatcher is not None
+        scheduler = boto3.client("scheduler")
+        got = scheduler.get_schedule(Name=name, GroupName=group)
+        target = got["Target"]
+        body, failed = self.dispatcher.invoke(target["Arn"], target.get("Input") or "{}")
+        result: dict[str, Any] = json.loads(body)
+        if failed:
+            raise RuntimeError(f"schedule {name}: target failed: {result}")
+        if got.get("ActionAfterCompletion") == "DELETE":
+            scheduler.delete_schedule(Name=name, GroupName=group)
+        return result
+
+    def end_handler_arn(self) -> str:
+        assert self.dispatcher is not None
+        for arn, fn in self.dispatcher.functions.items():
+            if fn.handler == END_HANDLER:
+                return arn
+        raise RuntimeError("the template has no ExecutionEnded function")
+
+    def execution_ended(
+        self, arn: str, status: str, *, error: str | None = None, cause: str | None = None
+    ) -> dict[str, Any]:
+        """Call ExecutionEnded with the "Step Functions Execution Status Change"
+        event EventBridge would deliver for this execution."""
+        assert self.dispatcher is not None
+        desc = boto3.client("stepfunctions").describe_execution(executionArn=arn)
+        now = datetime.now(UTC)
+        event = status_change_event(
+            desc, status=status, error=error or desc.get("error"), cause=cause or desc.get("cause"),
+            now=now,
+        )  # fmt: skip
+        body, failed = self.dispatcher.invoke(self.end_handler_arn(), json.dumps(event))
+        answer: dict[str, Any] = json.loads(body)
+        if failed:
+            raise RuntimeError(f"ExecutionEnded failed: {answer}")
+        return answer
 
     @property
     def sagemaker_url(self) -> str:
@@ -134,6 +241,22 @@ class LocalPipeline:
             name=name,
             input=json.dumps(execution_input),
         )["executionArn"]
+        try:
+            result = self._follow(sfn, arn, name, timeout)
+        except TimeoutError:
+            # As the state machine's own timeout would end it: TIMED_OUT.
+            self.execution_ended(arn, "TIMED_OUT", error="States.Timeout", cause="local --timeout")
+            raise
+        except KeyboardInterrupt:
+            # A console Stop: ABORTED.
+            sfn.stop_execution(executionArn=arn, error="Interrupted", cause="Ctrl-C")
+            self.execution_ended(arn, "ABORTED", error="Interrupted", cause="Ctrl-C")
+            raise
+        if result.status != "SUCCEEDED":
+            result.ended = self.execution_ended(arn, result.status)
+        return result
+
+    def _follow(self, sfn: Any, arn: str, name: str, timeout: float) -> RunResult:
         started = time.monotonic()
         seen = 0
         entered: dict[str, float] = {}
@@ -190,6 +313,43 @@ class LocalPipeline:
                 s3.download_file(self.bucket, obj["Key"], str(target))
                 count += 1
         return count
+
+
+def status_change_event(
+    desc: dict[str, Any],
+    *,
+    status: str,
+    error: str | None,
+    cause: str | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The EventBridge event Step Functions sends when an execution ends."""
+
+    def millis(value: Any) -> int | None:
+        return int(value.timestamp() * 1000) if isinstance(value, datetime) else None
+
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": desc["executionArn"].split(":")[4],
+        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": desc["executionArn"].split(":")[3],
+        "resources": [desc["executionArn"]],
+        "detail": {
+            "executionArn": desc["executionArn"],
+            "stateMachineArn": desc["stateMachineArn"],
+            "name": desc["name"],
+            "status": status,
+            "startDate": millis(desc.get("startDate")),
+            "stopDate": millis(desc.get("stopDate")) or int(now.timestamp() * 1000),
+            "input": desc.get("input"),
+            "output": desc.get("output"),
+            "error": error,
+            "cause": cause,
+        },
+    }
 
 
 def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:

@@ -45,6 +45,7 @@ from local.training_jobs import (
     output_data_config,
     resource_config,
 )
+from local.transform_jobs import TransformJobsMixin
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -111,6 +112,20 @@ def _split_s3(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
+def _billing(summary: dict[str, Any]) -> dict[str, Any]:
+    """TrainingTimeInSeconds and BillableTimeInSeconds: the measured job seconds
+    (no Managed Spot locally, so both are equal; SageMaker bills at least 1 s)."""
+    start, end = summary.get("TrainingStartTime"), summary.get("TrainingEndTime")
+    if start is None or end is None:
+        return {}
+
+    def stamp(value: Any) -> float:
+        return value.timestamp() if isinstance(value, datetime) else float(value)
+
+    seconds = max(1, round(stamp(end) - stamp(start)))
+    return {"TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds}
+
+
 @dataclass
 class _Endpoint:
     name: str
@@ -128,8 +143,9 @@ class _Endpoint:
     traffic_percent: int | None = None
 
 
-class LocalSageMaker:
-    """In-memory SageMaker control plane for one local run."""
+class LocalSageMaker(TransformJobsMixin):
+    """In-memory SageMaker control plane for one local run (Batch Transform
+    jobs: :mod:`local.transform_jobs`)."""
 
     def __init__(
         self,
@@ -221,6 +237,7 @@ class LocalSageMaker:
                 record["hang"].set()
         for standalone in list(self.training_jobs.jobs.values()):
             standalone["job"].stop()
+        self.stop_all_transforms()
         self.wait_idle(timeout)
 
     def wait_idle(self, timeout: float = 60.0) -> None:
@@ -305,6 +322,8 @@ class LocalSageMaker:
                 "created": _now(),
                 "job": None,
                 "failure": None,
+                # Set by StopHyperParameterTuningJob even before the job has started.
+                "hang": threading.Event(),
             }
         self._put_tags(arn, p.get("Tags"))
         self._start(lambda: self._run_tuning(name), f"tuning-{name}")
@@ -327,8 +346,11 @@ class LocalSageMaker:
                 raise RuntimeError(fault)
             if self._take_fault("tuning_hang") is not None:
                 # Never finishes on its own: only StopHyperParameterTuningJob ends it.
-                record["hang"] = threading.Event()
                 record["hang"].wait()
+                with self._lock:
+                    record["status"] = "Stopped"
+                return
+            if record["hang"].is_set():  # stopped while its channels downloaded
                 with self._lock:
                     record["status"] = "Stopped"
                 return
@@ -339,6 +361,8 @@ class LocalSageMaker:
                 on_event=lambda kind, data: self.on_event(kind, {"tuning_job": name, **data}),
             )
             record["job"] = job
+            if record["hang"].is_set():  # a Stop raced the start
+                job.stop()
             job.run()
             output_uri = request["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"]
             bucket, prefix = _split_s3(output_uri.rstrip("/") + "/")
@@ -539,6 +563,7 @@ class LocalSageMaker:
                 "S3ModelArtifacts": record["artifact"]
                 or artifact_uri(definition["OutputDataConfig"]["S3OutputPath"], name)
             },
+            **_billing(summary),
         }
         for key in ("TrainingStartTime", "TrainingEndTime"):
             if summary.get(key) is not None:

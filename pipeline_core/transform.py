@@ -185,7 +185,7 @@ def evaluate_transform_output(
             "predicted_label": int(predicted[0]),
             "actual_label": int(actual[0]),
         },
-        "rows": int(len(actual)),
+        "rows": len(actual),
         "requests": 0,
         "seconds": seconds,
     }

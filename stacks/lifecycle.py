@@ -64,5 +64,5 @@ class SchedulerRole(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
-            description="Assumed by EventBridge Scheduler to delete mnist-ll endpoints at their TTL",
+            description="Assumed by EventBridge Scheduler to delete mnist-ll endpoints (TTL)",
         )

@@ -149,7 +149,7 @@ def test_caps_come_from_the_config() -> None:
     )
     run = make_run("e", {"max_jobs": 50, "max_parallel_jobs": 10}, config=config)
     assert (run.max_jobs, run.max_parallel_jobs) == (50, 10)
-    with pytest.raises(InvalidInputError, match="^training_instance_type"):
+    with pytest.raises(InvalidInputError, match=r"^training_instance_type"):
         make_run("e", {"training_instance_type": "ml.m5.large"}, config=config)
 
 

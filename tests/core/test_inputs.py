@@ -336,7 +336,6 @@ def test_reverse_logarithmic_range_inside_zero_one_is_accepted() -> None:
 
 def test_every_execution_input_key_is_documented_and_checked() -> None:
     from pipeline_core.inputs import INPUT_KEYS
-
     from tests.core.test_endpoint_modes import BAD as LIFECYCLE_BAD
 
     # Each key but Comment has at least one rejection case (here or in test_endpoint_modes).

@@ -43,7 +43,7 @@ def add_billing(stub: Any, name: str) -> None:
             "TrainingJobSummaries": [
                 {
                     "TrainingJobName": job,
-                    "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{job}",
+                    "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{job}",  # noqa: E501
                     "CreationTime": when(0),
                     "TrainingJobStatus": "Completed",
                     "TunedHyperParameters": {},

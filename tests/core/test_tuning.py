@@ -331,7 +331,7 @@ def test_spot_tuning_uses_managed_spot_with_a_wait_bound_and_run_checkpoints() -
         stub.add_response(
             "create_hyper_parameter_tuning_job",
             {
-                "HyperParameterTuningJobArn": "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/x"
+                "HyperParameterTuningJobArn": "arn:aws:sagemaker:us-east-1:123456789012:hyper-parameter-tuning-job/x"  # noqa: E501
             },
             expected_params=request,
         )

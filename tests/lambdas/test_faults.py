@@ -101,11 +101,18 @@ def test_describe_tuning_handler_reports_failed_and_stopped_for_the_tuning_faile
             tuning_description(NAME, status, reason="AlgorithmError: out of memory"),
             expected_params={"HyperParameterTuningJobName": NAME},
         )
+        # An ended job is billed once (no training job ran here).
+        stub.add_response(
+            "list_training_jobs_for_hyper_parameter_tuning_job",
+            {"TrainingJobSummaries": []},
+            expected_params={"HyperParameterTuningJobName": NAME},
+        )
         out = describe_tuning.handler(_tuning_event(), FakeContext())
     # TuningStatus routes Failed/Stopped to TuningJobNotCompleted -> TuningFailed.
     assert out["status"] == status
     assert out["failure_reason"] == "AlgorithmError: out of memory"
     assert out["best"] is None and out["gate"]["passed"] is False
+    assert out["billing"]["billable_seconds"] == 0
 
 
 def test_describe_tuning_handler_completed_without_best_job_raises_tuning_failed(
@@ -424,7 +431,8 @@ def test_cleanup_handler_with_almost_no_time_left_answers_at_once(
         out = cleanup.handler(
             {"RequestType": "Delete", "PhysicalResourceId": "p"}, FakeContext(remaining_ms=20_000)
         )
-    assert out == {"PhysicalResourceId": "p", "Data": {"Failed": "0"}}
+    assert out["PhysicalResourceId"] == "p" and out["Data"]["Failed"] == "0"
+    assert int(out["Data"]["Deadline"]) > 0  # for isComplete
 
 
 def test_cleanup_handler_survives_every_call_failing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -439,4 +447,4 @@ def test_cleanup_handler_survives_every_call_failing(monkeypatch: pytest.MonkeyP
         ):
             stub.add_client_error(op, service_error_code="AccessDeniedException")
         out = cleanup.handler({"RequestType": "Delete", "PhysicalResourceId": "p"}, FakeContext())
-    assert out == {"PhysicalResourceId": "p", "Data": {"Failed": "4"}}
+    assert out["PhysicalResourceId"] == "p" and out["Data"]["Failed"] == "4"

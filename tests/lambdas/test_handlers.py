@@ -34,11 +34,17 @@ from pipeline_testlib import (
 
 from lambdas import (
     cleanup,
+    cleanup_complete,
     convert,
     deploy,
     describe_endpoint,
+    describe_transform,
     describe_tuning,
+    endpoint_ttl,
     evaluate,
+    execution_ended,
+    schedule_ttl,
+    start_transform,
     start_tuning,
     validate_input,
 )
@@ -57,6 +63,12 @@ HANDLERS = [
     describe_endpoint,
     evaluate,
     cleanup,
+    cleanup_complete,
+    schedule_ttl,
+    start_transform,
+    describe_transform,
+    endpoint_ttl,
+    execution_ended,
 ]
 
 

@@ -148,6 +148,24 @@ out["recordio_matches_json"] = [int(r["predicted_label"]) for r in out["recordio
     int(p) for p in predictions[:5]
 ]
 
+# Beyond the notebook: the SDK's own LinearLearner with record_set(), which
+# uploads recordIO shards and a ManifestFile channel.
+ll = sagemaker.LinearLearner(
+    role=role,
+    instance_count=1,
+    instance_type="ml.c4.xlarge",
+    predictor_type="binary_classifier",
+    epochs=2,
+    sagemaker_session=sess,
+)
+records = ll.record_set(
+    train_set[0][:500].astype("float32"),
+    labels=(train_set[1][:500] == 0).astype("float32"),
+)
+ll.fit(records, logs="None")
+out["record_set_channel"] = records.s3_data_type
+out["record_set_job_status"] = ll.latest_training_job.describe()["TrainingJobStatus"]
+
 linear_predictor.delete_model()
 linear_predictor.delete_endpoint()
 out["endpoint_deleted"] = False

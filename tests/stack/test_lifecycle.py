@@ -59,7 +59,7 @@ def test_iam_and_validate_input_enforce_the_same_list(synthesized: Synth) -> Non
         resolve_run({"endpoint": {"instance_type": t}}, **common)
     for t in ("ml.p5.48xlarge", "ml.m5.2xlarge", "ml.g5.xlarge"):  # ... and nothing more
         assert t not in iam_types
-        with pytest.raises(InvalidInputError, match="^training_instance_type"):
+        with pytest.raises(InvalidInputError, match=r"^training_instance_type"):
             resolve_run({"training_instance_type": t}, **common)
 
 
@@ -150,9 +150,8 @@ def test_destroy_waits_with_an_is_complete_handler_up_to_55_minutes(synthesized:
     framework = [
         r["Properties"]
         for r in synthesized.resources("AWS::Lambda::Function").values()
-        if "USER_IS_COMPLETE_FUNCTION_ARN" in r["Properties"].get("Environment", {}).get(
-            "Variables", {}
-        )
+        if "USER_IS_COMPLETE_FUNCTION_ARN"
+        in r["Properties"].get("Environment", {}).get("Variables", {})
     ]
     assert framework
     assert all(

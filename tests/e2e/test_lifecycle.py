@@ -1,0 +1,218 @@
+"""Cost and lifecycle, end to end on the embedded services: the three endpoint
+modes, the TTL schedule (created, moved, fired), and every way an execution
+ends without success leaving no InProgress tuning job and an SNS message."""
+
+from __future__ import annotations
+
+import _thread
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from local.runner import LocalPipeline, RunResult
+from tests.e2e.test_pipeline_faults import in_progress_tuning_jobs
+
+FAST = {"max_jobs": 2, "max_parallel_jobs": 2}
+TTL_ENDPOINT = "mnist-ll-ttl-e2e"
+
+
+def _run(pipeline: LocalPipeline, name: str, payload: dict[str, Any]) -> RunResult:
+    return pipeline.execute(payload, name, timeout=300)
+
+
+def _report(pipeline: LocalPipeline, name: str) -> dict[str, Any]:
+    body = (
+        boto3.client("s3")
+        .get_object(Bucket=pipeline.bucket, Key=f"runs/{name}/report.json")["Body"]
+        .read()
+    )
+    report: dict[str, Any] = json.loads(body)
+    return report
+
+
+def _deletes_at(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+# -- the three modes -----------------------------------------------------------------------
+
+
+def test_mode_none_scores_with_batch_transform_and_keeps_no_endpoint(
+    pipeline: LocalPipeline, small_dataset: Path
+) -> None:
+    sm = boto3.client("sagemaker")
+    before = {e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]}
+    payload = {"source": str(small_dataset), "endpoint": {"mode": "none"}, **FAST}
+    result = _run(pipeline, "e2e-mode-none", payload)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    out = result.output or {}
+    assert out["endpoint"] == {"mode": "none", "name": None, "deletes_at": None}
+    assert out["endpoint_name"] is None
+    cost = out["cost"]
+    assert cost["endpoint_usd_per_hour"] == 0.0
+    assert cost["training_billable_seconds"] >= 2  # two jobs, at least 1 s each
+    assert cost["transform_seconds"] > 0
+    assert cost["prices"]["source"] and cost["prices"]["date"]
+    # Scored by the transform job; nothing serves and nothing is scheduled.
+    (job,) = sm.list_transform_jobs(NameContains="e2e-mode-none")["TransformJobSummaries"]
+    assert job["TransformJobStatus"] == "Completed"
+    assert {e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]} == before
+    assert not [s for s in pipeline.schedules() if "e2e-mode-none" in json.dumps(s)]
+    report = _report(pipeline, "e2e-mode-none")
+    cm = report["confusion_matrix"]
+    assert sum(cm.values()) == report["rows"] == 400
+    assert report["metrics"]["accuracy"] > 0.8
+    assert report["endpoint"] == out["endpoint"] and report["cost"] == cost
+    assert report["predictions_uri"].endswith("/transform/test.rec.out")
+
+
+def test_realtime_ttl_is_scheduled_moved_by_a_later_run_and_firing_it_deletes_everything(
+    pipeline: LocalPipeline, small_dataset: Path
+) -> None:
+    pipeline.notifications()  # drain
+    sm = boto3.client("sagemaker")
+    started = datetime.now(UTC)
+    first = _run(
+        pipeline,
+        "e2e-ttl-1",
+        {
+            "source": str(small_dataset),
+            "endpoint_name": TTL_ENDPOINT,
+            "endpoint": {"mode": "realtime", "ttl_hours": 2},
+            **FAST,
+        },
+    )
+    assert first.status == "SUCCEEDED", (first.error, first.cause)
+    block = (first.output or {})["endpoint"]
+    assert (block["mode"], block["name"]) == ("realtime", TTL_ENDPOINT)
+    deletes_at = _deletes_at(block["deletes_at"])
+    assert timedelta(hours=2) - timedelta(minutes=1) <= deletes_at - started
+    assert deletes_at - started <= timedelta(hours=2, minutes=5)
+    assert (first.output or {})["cost"]["endpoint_usd_per_hour"] == pytest.approx(0.28)
+    (schedule,) = [
+        s for s in pipeline.schedules() if s["target_input"]["endpoint_name"] == TTL_ENDPOINT
+    ]
+    assert schedule["action_after_completion"] == "DELETE"
+    assert schedule["expression"] == f"at({deletes_at.strftime('%Y-%m-%dT%H:%M:%S')})"
+
+    # A later run on the same endpoint (now serverless) moves the one schedule.
+    second = _run(
+        pipeline,
+        "e2e-ttl-2",
+        {
+            "source": str(small_dataset),
+            "endpoint_name": TTL_ENDPOINT,
+            "endpoint": {"mode": "serverless", "memory_mb": 2048, "ttl_hours": 3},
+            **FAST,
+        },
+    )
+    assert second.status == "SUCCEEDED", (second.error, second.cause)
+    moved = _deletes_at((second.output or {})["endpoint"]["deletes_at"])
+    assert moved - deletes_at >= timedelta(minutes=59)
+    (schedule,) = [
+        s for s in pipeline.schedules() if s["target_input"]["endpoint_name"] == TTL_ENDPOINT
+    ]
+    assert schedule["expression"] == f"at({moved.strftime('%Y-%m-%dT%H:%M:%S')})"
+    config_name = sm.describe_endpoint(EndpointName=TTL_ENDPOINT)["EndpointConfigName"]
+    (variant,) = sm.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
+    assert variant["ServerlessConfig"]["MemorySizeInMB"] == 2048
+    model = variant["ModelName"]
+
+    # What Scheduler does at the TTL: invoke the target with its input.
+    result = pipeline.fire_schedule(schedule["name"])
+    assert {d["kind"] for d in result["deleted"]} == {"endpoint", "endpoint_config", "model"}
+    pipeline.sagemaker.wait_idle(5)  # type: ignore[union-attr]
+    time.sleep(0.6)  # Deleting -> gone
+    assert TTL_ENDPOINT not in {e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]}
+    assert config_name not in {
+        c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]
+    }
+    assert model not in {m["ModelName"] for m in sm.list_models()["Models"]}
+    assert not [s for s in pipeline.schedules() if s["name"] == schedule["name"]]
+    told = [n for n in pipeline.notifications() if n.get("status") == "ENDPOINT_TTL"]
+    assert told and told[0]["endpoint_name"] == TTL_ENDPOINT
+
+
+# -- every unsuccessful ending stops the tuning job and tells the topic ---------------------
+
+
+def _hang(pipeline: LocalPipeline) -> None:
+    assert pipeline.sagemaker is not None
+    pipeline.notifications()  # drain
+    pipeline.sagemaker.inject_fault("tuning_hang")
+
+
+def _ended_message(pipeline: LocalPipeline, status: str) -> dict[str, Any]:
+    found = [n for n in pipeline.notifications() if n.get("released")]
+    assert [n["status"] for n in found] == [status]
+    return found[0]
+
+
+def _wait_for_tuning(pipeline: LocalPipeline, execution: str) -> None:
+    """Until this execution's tuning job runs (a Stop while StartTuning is in
+    flight is a race the README names)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not [
+        j for j in in_progress_tuning_jobs(pipeline, wait=0) if execution in j
+    ]:
+        time.sleep(0.05)
+
+
+def test_a_fail_state_stops_the_running_tuning_job(
+    pipeline: LocalPipeline, small_dataset: Path
+) -> None:
+    assert pipeline.dispatcher is not None
+    _hang(pipeline)
+
+    def broken(_event: dict[str, Any]) -> None:
+        raise RuntimeError("DescribeTuning broke")
+
+    pipeline.dispatcher.fault_hooks["lambdas.describe_tuning.handler"] = broken
+    try:
+        result = _run(pipeline, "e2e-end-fail", {"source": str(small_dataset), **FAST})
+    finally:
+        pipeline.dispatcher.fault_hooks.clear()
+    assert result.status == "FAILED"
+    assert result.ended is not None
+    assert result.ended["released"]["tuning_job"]["stopped"] is True
+    assert not in_progress_tuning_jobs(pipeline)
+    assert _ended_message(pipeline, "FAILED")["execution"] == "e2e-end-fail"
+
+
+def test_a_timeout_stops_the_running_tuning_job(
+    pipeline: LocalPipeline, small_dataset: Path
+) -> None:
+    _hang(pipeline)
+    with pytest.raises(TimeoutError):
+        pipeline.execute({"source": str(small_dataset), **FAST}, "e2e-end-timeout", timeout=4)
+    assert not in_progress_tuning_jobs(pipeline)
+    message = _ended_message(pipeline, "TIMED_OUT")
+    assert message["released"]["tuning_job"]["stopped"] is True
+
+
+def test_ctrl_c_aborts_the_execution_and_stops_the_running_tuning_job(
+    pipeline: LocalPipeline, small_dataset: Path
+) -> None:
+    _hang(pipeline)
+
+    def interrupt_once_tuning() -> None:
+        _wait_for_tuning(pipeline, "e2e-end-abort")
+        _thread.interrupt_main()  # what Ctrl-C does
+
+    threading.Thread(target=interrupt_once_tuning, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.execute({"source": str(small_dataset), **FAST}, "e2e-end-abort", timeout=60)
+    desc = boto3.client("stepfunctions").describe_execution(
+        executionArn=f"{pipeline.state_machine_arn.replace(':stateMachine:', ':execution:')}"
+        ":e2e-end-abort"
+    )
+    assert desc["status"] == "ABORTED"
+    assert not in_progress_tuning_jobs(pipeline)
+    message = _ended_message(pipeline, "ABORTED")
+    assert message["released"]["tuning_job"]["stopped"] is True

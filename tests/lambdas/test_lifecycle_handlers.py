@@ -1,0 +1,233 @@
+"""The lifecycle handlers: thin, settings from the environment, clients injected."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from pipeline_testlib import (
+    BUCKET,
+    ENDPOINT,
+    IMAGE,
+    REGION,
+    ROLE,
+    STACK_TAG,
+    endpoint_description,
+    make_run,
+    sagemaker_client,
+    stubbed,
+    tuning_description,
+)
+
+from lambdas import cleanup, cleanup_complete, endpoint_ttl, execution_ended, schedule_ttl
+from pipeline_core.config import DEFAULTS
+from pipeline_core.errors import InvalidConfigError
+from pipeline_core.names import STACK_TAG_KEY
+from pipeline_core.teardown import TeardownIncompleteError
+from pipeline_core.ttl import schedule_name
+from tests.lambdas.test_handlers import FakeContext
+
+TOPIC = "arn:aws:sns:us-east-1:123456789012:PipelineTopic"
+TTL_ARN = "arn:aws:lambda:us-east-1:123456789012:function:EndpointTtl"
+STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:Pipeline"
+ENV = {
+    "PIPELINE_CONFIG": DEFAULTS.to_json(),
+    "DATA_BUCKET": BUCKET,
+    "SAGEMAKER_ROLE_ARN": ROLE,
+    "LINEAR_LEARNER_IMAGE": IMAGE,
+    "DEFAULT_ENDPOINT_NAME": ENDPOINT,
+    "STACK_TAG": STACK_TAG,
+    "AWS_REGION": REGION,
+    "TOPIC_ARN": TOPIC,
+    "TTL_FUNCTION_ARN": TTL_ARN,
+    "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/scheduler",
+    "STATE_MACHINE_ARN": STATE_MACHINE,
+}
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    return ENV
+
+
+def status_change(status: str, name: str = "exec-1") -> dict[str, Any]:
+    """The event EventBridge delivers (built by hand: moto emits none)."""
+    return {
+        "version": "0",
+        "id": "6f0d1b7e-0000-0000-0000-000000000000",
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": "123456789012",
+        "time": "2026-11-30T13:00:00Z",
+        "region": REGION,
+        "resources": [f"arn:aws:states:us-east-1:123456789012:execution:Pipeline:{name}"],
+        "detail": {
+            "executionArn": f"arn:aws:states:us-east-1:123456789012:execution:Pipeline:{name}",
+            "stateMachineArn": STATE_MACHINE,
+            "name": name,
+            "status": status,
+            "startDate": 1_796_000_000_000,
+            "stopDate": 1_796_000_600_000,
+            "input": "{}",
+            "output": None,
+            "error": "States.Timeout" if status == "TIMED_OUT" else None,
+            "cause": None,
+        },
+    }
+
+
+@pytest.mark.parametrize("status", ["TIMED_OUT", "ABORTED", "FAILED"])
+def test_execution_ended_stops_the_tuning_job_and_publishes_how_it_ended(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, status: str
+) -> None:
+    run = make_run("exec-1")
+    sm, sns = sagemaker_client(), boto3.client("sns", region_name=REGION)
+    monkeypatch.setattr(execution_ended, "_clients", lambda _s: (sm, sns))
+    tuning = run.names.tuning_job
+    with stubbed(sm) as s, stubbed(sns) as n:
+        s.add_response(
+            "describe_hyper_parameter_tuning_job", tuning_description(tuning, "InProgress")
+        )
+        s.add_response(
+            "stop_hyper_parameter_tuning_job",
+            {},
+            expected_params={"HyperParameterTuningJobName": tuning},
+        )
+        s.add_response(
+            "describe_transform_job",
+            {
+                "TransformJobName": f"{tuning}-transform",
+                "TransformJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{tuning}-transform",  # noqa: E501
+                "TransformJobStatus": "Completed",
+                "ModelName": "m",
+                "TransformInput": {
+                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/k"}}
+                },
+                "TransformResources": {"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
+                "CreationTime": "2026-11-30T13:00:00Z",
+            },
+        )
+        n.add_response("publish", {"MessageId": "m-1"})
+        out = execution_ended.handler(status_change(status), FakeContext())
+    assert out["status"] == status
+    assert out["released"]["tuning_job"]["stopped"] is True
+    assert out["released"]["transform_job"] == {
+        "name": f"{tuning}-transform",
+        "stopped": False,
+        "reason": "already Completed",
+    }
+
+
+def test_execution_ended_ignores_a_success(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(execution_ended, "_clients", lambda _s: pytest.fail("no calls"))
+    assert execution_ended.handler(status_change("SUCCEEDED"), FakeContext())["released"] == {}
+
+
+def test_schedule_ttl_needs_its_target(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TTL_FUNCTION_ARN")
+    with pytest.raises(InvalidConfigError, match="TTL_FUNCTION_ARN"):
+        schedule_ttl.handler(
+            {"run": make_run().to_dict(), "deploy": {"endpoint_name": ENDPOINT}}, FakeContext()
+        )
+
+
+def test_schedule_ttl_handler_creates_the_schedule(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scheduler = boto3.client("scheduler", region_name=REGION)
+    monkeypatch.setattr(schedule_ttl, "_clients", lambda _s: scheduler)
+    run = make_run("exec-1", {"endpoint": {"ttl_hours": 2}})
+    with stubbed(scheduler) as stub:
+        stub.add_response(
+            "create_schedule",
+            {
+                "ScheduleArn": f"arn:aws:scheduler:us-east-1:123456789012:schedule/default/{schedule_name(ENDPOINT)}"  # noqa: E501
+            },
+        )
+        out = schedule_ttl.handler(
+            {"run": run.to_dict(), "deploy": {"endpoint_name": ENDPOINT}}, FakeContext()
+        )
+    assert out["action"] == "created" and out["deletes_at"].endswith("Z")
+
+
+def test_endpoint_ttl_handler_deletes_and_notifies(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm, sns = sagemaker_client(), boto3.client("sns", region_name=REGION)
+    monkeypatch.setattr(endpoint_ttl, "_clients", lambda _s: (sm, sns))
+    with stubbed(sm) as s, stubbed(sns) as n:
+        s.add_client_error(
+            "describe_endpoint", "ValidationException", 'Could not find endpoint "x".'
+        )
+        n.add_response("publish", {"MessageId": "m-1"})
+        out = endpoint_ttl.handler(
+            {"endpoint_name": ENDPOINT, "schedule_name": "s", "deletes_at": "2026-11-30T15:00:00Z"},
+            FakeContext(),
+        )
+    assert out["deleted"] == [] and "already deleted" in out["skipped"]
+
+
+def test_cleanup_on_delete_hands_a_deadline_to_is_complete(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Empty:
+        def get_paginator(self, _op: str) -> Any:
+            class P:
+                def paginate(self, **_k: Any) -> list[dict[str, Any]]:
+                    return [{}]
+
+            return P()
+
+    monkeypatch.setattr(cleanup, "_clients", lambda _s: Empty())
+    monkeypatch.setattr(cleanup, "_lifecycle_clients", lambda _s: (Empty(), Empty()))
+    out = cleanup.handler({"RequestType": "Delete", "PhysicalResourceId": "p"}, FakeContext())
+    assert int(out["Data"]["Deadline"]) > 0
+
+
+def test_cleanup_complete_waits_then_names_what_is_left(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm = sagemaker_client()
+    monkeypatch.setattr(cleanup_complete, "_clients", lambda _s: sm)
+    creating = endpoint_description(ENDPOINT, "Creating", "c")
+    listing = {
+        "Endpoints": [
+            {
+                k: creating[k]
+                for k in (
+                    "EndpointName",
+                    "EndpointArn",
+                    "CreationTime",
+                    "LastModifiedTime",
+                    "EndpointStatus",
+                )
+            }
+        ]
+    }
+    tags = {"Tags": [{"Key": STACK_TAG_KEY, "Value": STACK_TAG}]}
+    event = {"RequestType": "Delete", "PhysicalResourceId": "p", "Data": {"Deadline": "1000"}}
+    monkeypatch.setattr(cleanup_complete, "_now", lambda: 500.0)
+    with stubbed(sm) as stub:
+        stub.add_response("list_endpoints", listing, expected_params={"NameContains": "mnist-ll"})
+        stub.add_response("list_tags", tags)
+        assert cleanup_complete.handler(event, FakeContext()) == {"IsComplete": False}
+    monkeypatch.setattr(cleanup_complete, "_now", lambda: 1000.0)
+    with stubbed(sm) as stub, pytest.raises(TeardownIncompleteError, match=creating["EndpointArn"]):
+        stub.add_response("list_endpoints", listing)
+        stub.add_response("list_tags", tags)
+        cleanup_complete.handler(event, FakeContext())
+    assert cleanup_complete.handler({"RequestType": "Create"}, FakeContext()) == {
+        "IsComplete": True
+    }
+
+
+def test_handlers_get_only_json_able_results(env: dict[str, str]) -> None:
+    json.dumps(status_change("ABORTED"))
