@@ -192,6 +192,8 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
         "model_artifacts": best.get("model_artifacts"),
     }
     report["endpoint_name"] = summary.get("endpoint_name")
+    report["model_package_arn"] = summary.get("model_package_arn")
+    report["approval_status"] = summary.get("approval_status")
     report["endpoint"] = summary.get("endpoint")
     report["cost"] = summary.get("cost")
     report["target_digit"] = summary.get("target_digit", 0)

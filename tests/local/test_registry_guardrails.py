@@ -108,3 +108,19 @@ def test_a_status_change_emits_the_state_change_event_once() -> None:
     assert events[-1]["resources"] == [arn]
     with pytest.raises(RegistryError):
         registry.dispatch("DeleteModelPackageGroup", {"ModelPackageGroupName": "g"})
+
+
+def test_the_local_run_summary_names_the_registered_version() -> None:
+    from local.report import summary_lines
+
+    lines = summary_lines(
+        {
+            "confusion_matrix": {"tp": 1, "fp": 0, "tn": 1, "fn": 0},
+            "metrics": {"accuracy": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0},
+            "model_package_arn": "arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1",
+            "approval_status": "Approved",
+        }
+    )
+    assert lines[-1] == (
+        "model version arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1 (Approved)"
+    )
