@@ -11,7 +11,7 @@ export ARGS
 PYTEST_ARGS ?=
 PACKAGES := pipeline_core lambdas stacks training local bench app.py
 
-.PHONY: help setup setup-run run services test check lint synth bootstrap deploy destroy bench clean
+.PHONY: help setup setup-run run services test check lint lock synth bootstrap deploy destroy bench clean
 
 help:
 	@echo "make run     run the whole pipeline locally (ARGS='--input {...} --out DIR --serve')"
@@ -23,6 +23,7 @@ help:
 	@echo "make deploy  cdk deploy (needs AWS credentials)"
 	@echo "make destroy cdk destroy"
 	@echo "make bench   run the benchmarks and rewrite BENCHMARKS.md"
+	@echo "make lock    regenerate lambdas/requirements.lock (hash-pinned Lambda deps, uv)"
 
 $(VENV)/.run-stamp: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +62,10 @@ lint: setup
 	$(VENV)/bin/mypy --strict $(PACKAGES)
 
 check: lint test
+
+# The Lambda bundle installs only from this lock (pip --require-hashes).
+lock: setup
+	$(PY) -m stacks.bundling lock
 
 synth: setup-run node_modules/.stamp
 	npx cdk synth --no-notices --quiet

@@ -85,7 +85,11 @@ def table(measures: list[Measure]) -> list[str]:
 
 
 def write_markdown(
-    path: Path, info: dict[str, str], measures: list[Measure], seconds: float
+    path: Path,
+    info: dict[str, str],
+    measures: list[Measure],
+    seconds: float,
+    extra: list[str] | None = None,
 ) -> None:
     lines = [
         "# Benchmarks",
@@ -102,6 +106,7 @@ def write_markdown(
         "",
         *table(measures),
         "",
+        *(extra or []),
         "## Details",
         "",
     ]
@@ -123,9 +128,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="repeats for the timed fits")
     parser.add_argument("--spread", type=int, default=8, help="default runs for the quality spread")
     parser.add_argument("--seeds", type=int, default=40, help="tuner seeds for the tuning spread")
+    parser.add_argument(
+        "--worker-seeds", type=int, default=5, help="seeds for 1 vs 2 training workers"
+    )
     args = parser.parse_args(argv)
 
-    from bench import endpoint, lambda_sizing, local_run, quality, recordio_write, training_job
+    from bench import (
+        endpoint,
+        lambda_sizing,
+        local_run,
+        quality,
+        recordio_write,
+        scale_out,
+        training_job,
+    )
     from local.mnist_cache import ensure_mnist
     from local.synth import synthesize
 
@@ -164,13 +180,33 @@ def main(argv: list[str] | None = None) -> int:
     measures.append(lambda_sizing.asset_size())
     step("6/6 cloud cost per execution")
     measures.append(local_run.cost(run_report, memory))
+    step("7/7 scale-out: Map child by shard count, 1 vs 2 training workers")
+    children = scale_out.shard_children(
+        data["train_x"], _digits(dataset), memory_mb=memory["lambdas.convert_shard.handler"]
+    )
+    measures.append(children)
+    training = scale_out.workers(data, seeds=args.worker_seeds)
+    measures.append(training)
+    from pipeline_core.config import DEFAULTS
+
+    extra = scale_out.cloud_model(children, training, DEFAULTS.map_max_concurrency)
     seconds = time.perf_counter() - started
-    write_markdown(args.out, info, measures, seconds)
+    write_markdown(args.out, info, measures, seconds, extra)
     print()
     for row in table(measures):
         print(row)
     print(f"\nwrote {args.out} ({seconds:.0f} s)")
     return 0
+
+
+def _digits(dataset: Path) -> Any:
+    """The train split's digit labels (the shards keep digits, not 0/1)."""
+    import gzip
+    import pickle
+
+    with gzip.open(dataset, "rb") as fh:
+        (_, digits), _, _ = pickle.load(fh)
+    return digits
 
 
 def _endpoint_model(data: dict[str, Any]) -> Path:

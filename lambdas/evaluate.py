@@ -16,6 +16,7 @@ from lambdas._env import Settings, client, field, load_settings
 from pipeline_core.costs import cost_block, endpoint_block
 from pipeline_core.evaluate import endpoint_invoker, evaluate_deployment, write_report
 from pipeline_core.inputs import RunSpec
+from pipeline_core.lease import release
 from pipeline_core.run_metrics import publish_run_metrics
 from pipeline_core.transform import transform_report
 
@@ -27,9 +28,13 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def _clients(s: Settings) -> tuple[Any, Any]:
-    """(s3, sagemaker-runtime)."""
-    return client("s3", s.region), client("sagemaker-runtime", s.region)
+def _clients(s: Settings) -> tuple[Any, Any, Any]:
+    """(s3, sagemaker-runtime, dynamodb)."""
+    return (
+        client("s3", s.region),
+        client("sagemaker-runtime", s.region),
+        client("dynamodb", s.region),
+    )
 
 
 def _metrics_client(s: Settings) -> Any:
@@ -49,7 +54,7 @@ def lifecycle_blocks(event: dict[str, Any], run: RunSpec, s: Settings) -> dict[s
         "cost": cost_block(
             mode=run.endpoint_mode,
             training_instance_type=run.training_instance_type,
-            training_instance_count=s.config.training_instance_count,
+            training_instance_count=run.training_instance_count,
             billing=(event.get("tuning") or {}).get("billing"),
             spot=run.spot,
             transform_instance_type=run.transform_instance_type,
@@ -72,7 +77,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         if event.get("registry"):
             # The registered version this run deployed (report.json carries it).
             extra["registry"] = event["registry"]
-        s3, runtime = _clients(s)
+        s3, runtime, ddb = _clients(s)
         if run.endpoint_mode == "none":
             report = transform_report(run, data, deployed, s.config, s3)
             evaluation = write_report(run, s3, report, extra)
@@ -86,6 +91,11 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
                 endpoint_invoker(runtime, str(deployed["endpoint_name"])),
                 extra,
             )
+            # The run is done with the endpoint: the next deploy to it may start.
+            if s.lock_table:
+                evaluation["lease_released"] = release(
+                    ddb, s.lock_table, endpoint_name=run.endpoint_name, holder=run.execution_name
+                )
     except Exception:
         logger.exception("Evaluate failed")
         raise

@@ -229,6 +229,7 @@ class LocalAccount:
         self.sagemaker: LocalSageMaker | None = None
         self._sm_server: BackgroundServer | None = None
         self._env_ctx: Any = None
+        self._lambda_env_ctx: Any = None
         self._undo_dispatch: Callable[[], None] | None = None
         self.deployment: Deployment | None = None
 
@@ -293,6 +294,9 @@ class LocalAccount:
         if self._sm_server:
             self._sm_server.stop()
             self._sm_server = None
+        if self._lambda_env_ctx is not None:
+            self._lambda_env_ctx.__exit__(None, None, None)
+            self._lambda_env_ctx = None
         if self._env_ctx is not None:
             self._env_ctx.__exit__(None, None, None)
             self._env_ctx = None
@@ -329,6 +333,13 @@ class LocalAccount:
             overrides=dict(function_overrides or {}),
             config_overrides=dict(config_overrides or {}),
         )
+        # Every Lambda variable stays set while the pipeline is deployed (each
+        # invocation only swaps values): a thread copying os.environ (the tuner
+        # starting a job) never meets a key that an ending invocation removes.
+        lambda_keys = {k: v for f in functions.values() for k, v in f.environment.items()}
+        lambda_keys.update(aws_environment(self.moto.url, self.sagemaker_url, self.log_level))
+        self._lambda_env_ctx = patched_environ(lambda_keys)
+        self._lambda_env_ctx.__enter__()
         definition = synth.definition(region=self.region, account=self.account)
         resolver = asl.Resolver(synth.template, self.region, self.account)
         created: dict[str, str] = {}
@@ -350,12 +361,16 @@ class LocalAccount:
         topics = sorted(_topic_arns(definition))
         dispatcher = LambdaDispatcher(functions)
         self._undo_dispatch = dispatcher.install()
-        arn = boto3.client("stepfunctions").create_state_machine(
+        sfn = boto3.client("stepfunctions")
+        arn = sfn.create_state_machine(
             name=STATE_MACHINE_NAME,
             definition=json.dumps(definition),
             roleArn=f"arn:aws:iam::{self.account}:role/{STATE_MACHINE_NAME}",
             type="STANDARD",
         )["stateMachineArn"]
+        # moto's state outlives a server in this process and its create returns an
+        # existing machine unchanged: make sure this pipeline's definition runs.
+        sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(definition))
         events = LocalEventRules(rules_from_template(synth.template, resolver), dispatcher)
         assert self.sagemaker is not None
         # The local SageMaker's model package state changes reach the rules.

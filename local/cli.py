@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import numpy as np
 
-from local import account_cli, approve_cli
+from local import account_cli, approve_cli, make_dataset
 from local import report as rpt
 from local.make_args import ArgsSyntaxError, split_args
 from local.mnist_cache import DatasetCacheError, ensure_mnist
@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     account_cli.add_parser(sub)
     approve_cli.add_parser(sub)
+    make_dataset.add_parser(sub)
     return parser
 
 
@@ -190,7 +191,9 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
             "value": best.get("objective_value"),
         },
         "model_artifacts": best.get("model_artifacts"),
+        "instance_count": best.get("instance_count"),
     }
+    report["data"] = {"splits": (stored.get("data") or {}).get("splits")}
     report["endpoint_name"] = summary.get("endpoint_name")
     report["model_package_arn"] = summary.get("model_package_arn")
     report["approval_status"] = summary.get("approval_status")
@@ -350,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             return account_cli.run(args)
         if args.command == "approve":
             return approve_cli.run(args)
+        if args.command == "make-dataset":
+            return make_dataset.main(args)
     except (UsageError, DatasetCacheError, SynthError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

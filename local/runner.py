@@ -4,7 +4,7 @@
    ASL and every Lambda's handler and environment from the template.
 2. Start moto (S3, SNS, Step Functions executing the ASL) and the local
    SageMaker service, all on 127.0.0.1.
-3. Create the bucket and topic the template would create, then the state
+3. Create the bucket, topic and tables the template would create, then the state
    machine from the synthesized definition, and start an execution.
 4. Follow the execution history live, then collect the report.
 5. If the execution did not succeed (a Fail state, ``--timeout``, Ctrl-C),
@@ -30,6 +30,7 @@ from local.account import STATE_MACHINE_NAME, LocalAccount
 from local.lambda_dispatch import LambdaDispatcher
 from local.sagemaker_service import LocalSageMaker
 from local.synth import SynthesizedPipeline, synthesize
+from pipeline_core.s3io import local_path
 
 Printer = Callable[[str], None]
 
@@ -122,7 +123,10 @@ class LocalPipeline:
         if not self.topic_arn:
             return
         sqs = boto3.client("sqs")
-        self.queue_url = sqs.create_queue(QueueName=NOTIFICATIONS_QUEUE)["QueueUrl"]
+        # One queue per run: moto keeps state per process, and a queue shared
+        # with an earlier run in it would still hold that run's messages.
+        name = f"{NOTIFICATIONS_QUEUE}-{uuid.uuid4().hex[:8]}"
+        self.queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
@@ -235,6 +239,7 @@ class LocalPipeline:
     def execute(
         self, execution_input: dict[str, Any], name: str, timeout: float = 1800.0
     ) -> RunResult:
+        execution_input = self.stage_source(execution_input, name)
         sfn = boto3.client("stepfunctions")
         arn = sfn.start_execution(
             stateMachineArn=self.state_machine_arn,
@@ -301,6 +306,27 @@ class LocalPipeline:
             events=events,
             seconds=time.monotonic() - started,
         )
+
+    def stage_source(self, execution_input: dict[str, Any], name: str) -> dict[str, Any]:
+        """A local folder ``source`` (a sharded dataset) is uploaded to the
+        embedded bucket under ``sources/<execution>/`` and the input names that
+        prefix instead: the Distributed Map lists S3, as it does in the cloud."""
+        source = execution_input.get("source")
+        if not isinstance(source, str) or "://" in source.replace("file://", "", 1):
+            return execution_input
+        folder = Path(local_path(source))
+        if not folder.is_dir():
+            return execution_input
+        prefix = f"sources/{name}/"
+        s3 = boto3.client("s3")
+        count = 0
+        for path in sorted(folder.rglob("*")):
+            relative = path.relative_to(folder)
+            if path.is_file() and not any(p.startswith(".") for p in relative.parts):
+                s3.upload_file(str(path), self.bucket, prefix + relative.as_posix())
+                count += 1
+        self.print(f"  staged {count} shard objects from {folder} to s3://{self.bucket}/{prefix}")
+        return {**execution_input, "source": f"s3://{self.bucket}/{prefix}"}
 
     def download_bucket(self, dest: Path, prefix: str = "") -> int:
         """Copy every object the pipeline wrote (under ``prefix``) to ``dest``."""

@@ -1,7 +1,7 @@
 """Embedded stand-ins for AWS, all bound to 127.0.0.1 and all stopped at exit.
 
-- moto, in-process as a threaded server: S3, SNS, Step Functions (with
-  ``execute_state_machine``, so the synthesized definition really runs),
+- moto, in-process as a threaded server: S3, SNS, DynamoDB, Step Functions
+  (with ``execute_state_machine``, so the synthesized definition really runs),
   EventBridge and EventBridge Scheduler (it holds the endpoint TTL schedules;
   moto never fires them, so tests invoke their target);
 - the local SageMaker (:mod:`local.sagemaker_service`), served by

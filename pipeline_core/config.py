@@ -23,6 +23,8 @@ ScalingType = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
 RangeKind = Literal["Continuous", "Integer"]
 ObjectiveType = Literal["Maximize", "Minimize"]
 Strategy = Literal["Bayesian", "Random"]
+#: What an execution does when another one is deploying to the same endpoint.
+EndpointBusyMode = Literal["wait", "fail"]
 
 #: Metrics Linear Learner emits that a tuning job may optimise, with the
 #: direction SageMaker documents for each.
@@ -156,9 +158,17 @@ class PipelineConfig:
     max_parallel_jobs: int = 2
     min_objective: float = 0.90
     evaluation_chunks: int = 100
+    #: Evaluate's requests in flight at once (the endpoint scores them in parallel).
+    evaluation_parallelism: int = 4
     poll_seconds: int = 60
     max_polls: int = 240
     extra_static_hyperparameters: Mapping[str, str] = field(default_factory=dict)
+    #: Sharded sources: Distributed Map children converting shards at once.
+    map_max_concurrency: int = 40
+    #: Largest shard object a Map child reads (and npz decompressed size).
+    shard_max_bytes: int = 1 << 30
+    #: Largest recordIO object a Map child writes (a shard may become several).
+    recordio_object_max_bytes: int = 64 << 20
     #: Endpoint defaults: ``mode`` (realtime/serverless/none), ``ttl_hours``
     #: (0 keeps it forever), serverless ``memory_mb`` and ``max_concurrency``.
     endpoint: Mapping[str, Any] = field(default_factory=lambda: dict(ENDPOINT_DEFAULTS))
@@ -176,6 +186,15 @@ class PipelineConfig:
     approval_timeout_minutes: int = 120
     #: UpdateEndpoint's blue/green DeploymentConfig (pipeline_core.rollout).
     rollout: Mapping[str, Any] = field(default_factory=lambda: dict(ROLLOUT_DEFAULTS))
+    #: One deploy at a time per endpoint: ``wait`` retries Deploy while another
+    #: execution holds the endpoint's lease (at most ``endpoint_busy_retries``
+    #: times, ``endpoint_busy_interval_seconds`` apart), ``fail`` ends at once
+    #: in ``EndpointBusy``.
+    endpoint_busy: EndpointBusyMode = "wait"
+    endpoint_busy_retries: int = 15
+    endpoint_busy_interval_seconds: int = 120
+    #: Lifetime of an endpoint lease: a crashed holder loses it after this.
+    endpoint_lease_seconds: int = 7200
 
     # -- validation ---------------------------------------------------------
 
@@ -226,8 +245,20 @@ class PipelineConfig:
         ):
             raise InvalidConfigError("min_objective: must be a finite number")
         _check_int("evaluation_chunks", self.evaluation_chunks, 1, 10_000)
+        _check_int("evaluation_parallelism", self.evaluation_parallelism, 1, 64)
         _check_int("poll_seconds", self.poll_seconds, 0, 3600)
         _check_int("max_polls", self.max_polls, 1, 10_000)
+        if self.endpoint_busy not in ("wait", "fail"):
+            raise InvalidConfigError(
+                f"endpoint_busy: '{self.endpoint_busy}' must be 'wait' or 'fail'"
+            )
+        _check_int("endpoint_busy_retries", self.endpoint_busy_retries, 1, 99)
+        _check_int("endpoint_busy_interval_seconds", self.endpoint_busy_interval_seconds, 1, 3600)
+        _check_int("endpoint_lease_seconds", self.endpoint_lease_seconds, 60, 86_400)
+        # Distributed Map children run at most 10,000 at once.
+        _check_int("map_max_concurrency", self.map_max_concurrency, 1, 10_000)
+        _check_int("shard_max_bytes", self.shard_max_bytes, 1 << 10, 4 << 30)
+        _check_int("recordio_object_max_bytes", self.recordio_object_max_bytes, 1 << 12, 4 << 30)
         for key, value in self.extra_static_hyperparameters.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise InvalidConfigError("extra_static_hyperparameters: strings to strings")

@@ -43,6 +43,7 @@ def data_result(run: RunSpec, manifest: dict[str, Any]) -> dict[str, Any]:
         "files": {split: run.s3_uri(f"data/{split}/{split}.rec") for split in SPLIT_NAMES},
         "manifest_uri": run.s3_uri("data/manifest.json"),
         "counts": dict(manifest["counts"]),
+        "splits": {s: {"rows": int(n), "objects": 1} for s, n in manifest["counts"].items()},
         "source_sha256": manifest["source_sha256"],
     }
 

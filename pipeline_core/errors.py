@@ -60,8 +60,22 @@ class EndpointBusyError(PipelineError):
     """The endpoint is being created, updated or deleted by someone else."""
 
 
+class NameCollisionError(PipelineError):
+    """A Create call found the name taken by a resource that is not this
+    execution's (other tags, or none): nothing was adopted or touched."""
+
+
 class EvaluationError(PipelineError):
     """The endpoint's answers cannot be evaluated (wrong count or format)."""
+
+
+class TooFewTrainObjectsError(PipelineError):
+    """More training instances were asked for than there are train objects to
+    shard between them (``ShardedByS3Key`` would leave an instance idle)."""
+
+
+class ShardConversionError(PipelineError):
+    """The conversion Map failed without a shard saying why (e.g. retries ran out)."""
 
 
 class InstanceTypeUnavailableError(PipelineError):

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,8 @@ from pipeline_core.s3io import read_bytes
 
 Invoke = Callable[[bytes, str], bytes]
 CSV = "text/csv"
+#: A real-time endpoint takes at most 6 MB per request (SageMaker quotas); a margin.
+MAX_PAYLOAD_BYTES = 5_000_000
 
 
 def endpoint_invoker(runtime: Any, endpoint_name: str) -> Invoke:
@@ -119,8 +123,11 @@ def evaluate_arrays(
     invoke: Invoke,
     *,
     chunks: int = 100,
+    parallel: int = 1,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
 ) -> dict[str, Any]:
-    """Single-row prediction, then the whole set in ``chunks`` requests."""
+    """Single-row prediction, then the whole set in ``chunks`` requests (more
+    if a chunk's CSV would exceed ``max_payload_bytes``), ``parallel`` at a time."""
     n = int(features.shape[0])
     if n == 0:
         raise EvaluationError("the test set is empty")
@@ -133,10 +140,19 @@ def evaluate_arrays(
         "actual_label": int(actual[0]),
     }
     predicted = np.empty(n, dtype=np.int64)
-    bounds = np.linspace(0, n, min(chunks, n) + 1).astype(np.int64)
-    for lo, hi in itertools.pairwise(bounds.tolist()):
-        _, pred = parse_predictions(invoke(format_csv(features[lo:hi]), CSV), int(hi - lo))
+    sample = features[: min(n, 64)]
+    row_bytes = (len(format_csv(sample)) + sample.shape[0]) / sample.shape[0]
+    needed = math.ceil(n * row_bytes * 1.25 / max_payload_bytes)  # margin: rows differ
+    bounds = np.linspace(0, n, min(max(chunks, needed), n) + 1).astype(np.int64)
+
+    def score(span: tuple[int, int]) -> None:
+        lo, hi = span
+        _, pred = parse_predictions(invoke(format_csv(features[lo:hi]), CSV), hi - lo)
         predicted[lo:hi] = pred
+
+    spans = list(itertools.pairwise(bounds.tolist()))
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        list(pool.map(score, spans))  # re-raises the first failure
     cm = confusion(actual, predicted)
     return {
         "confusion_matrix": cm,
@@ -156,6 +172,7 @@ def evaluate_run(
     *,
     feature_dim: int,
     chunks: int,
+    parallel: int = 1,
 ) -> dict[str, Any]:
     """Decode the test recordIO and evaluate. Returns the full report."""
     try:
@@ -164,8 +181,23 @@ def evaluate_run(
         raise EvaluationError(f"test data is not valid recordIO: {e}") from e
     if labels is None:
         raise EvaluationError("test data has no labels")
-    report = evaluate_arrays(features, labels, invoke, chunks=chunks)
+    report = evaluate_arrays(features, labels, invoke, chunks=chunks, parallel=parallel)
     return {**run_info, **report}
+
+
+def test_object_uris(s3: Any, data: dict[str, Any]) -> list[str]:
+    """The test objects: ``data.files.test``, or the manifest's list (sharded
+    sources keep object lists out of the state)."""
+    files = (data.get("files") or {}).get("test")
+    if isinstance(files, str):
+        return [files]
+    if "splits" in data and data.get("manifest_uri"):
+        manifest = json.loads(read_bytes(s3, data["manifest_uri"]))
+        listed = manifest.get("files", {}).get("test")
+        if isinstance(listed, list) and listed:
+            bucket = str(data["manifest_uri"])[len("s3://") :].split("/", 1)[0]
+            return [f"s3://{bucket}/{key}" for key in listed]
+    return [f"{data['test_uri'].rstrip('/')}/test.rec"]
 
 
 def evaluate_deployment(
@@ -177,9 +209,10 @@ def evaluate_deployment(
     invoke: Invoke,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the endpoint on ``data.files.test``, write ``report.json``;
-    returns ``$.evaluation``."""
-    test_uri = (data.get("files") or {}).get("test") or f"{data['test_uri'].rstrip('/')}/test.rec"
+    """Evaluate the endpoint on ``data.files.test`` (a sharded source: the
+    manifest's test objects), write ``report.json``; returns ``$.evaluation``."""
+    test_uris = test_object_uris(s3, data)
+    test_uri = test_uris[0] if len(test_uris) == 1 else data["test_uri"]
     report = evaluate_run(
         {
             "execution_name": run.execution_name,
@@ -188,11 +221,16 @@ def evaluate_deployment(
             "model_name": deployed.get("model_name"),
             "target_digit": run.target_digit,
             "test_uri": test_uri,
+            # rows and recordIO objects per split, as converted
+            "data": {"splits": data.get("splits")},
+            "training_instance_count": run.training_instance_count,
         },
-        read_bytes(s3, test_uri),
+        # recordIO records frame themselves: the objects' bytes concatenate.
+        b"".join(read_bytes(s3, uri) for uri in test_uris),
         invoke,
         feature_dim=config.feature_dim,
         chunks=config.evaluation_chunks,
+        parallel=config.evaluation_parallelism,
     )
     return write_report(run, s3, report, extra)
 

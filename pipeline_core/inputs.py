@@ -41,6 +41,7 @@ INPUT_KEYS = frozenset(
         "min_objective",
         "endpoint_name",
         "random_seed",
+        "training_instance_count",
         "endpoint",
         "spot",
         "approval",
@@ -60,6 +61,7 @@ TRAINING_ONLY_KEYS = frozenset(
         "max_jobs",
         "max_parallel_jobs",
         "training_instance_type",
+        "training_instance_count",
         "min_objective",
         "random_seed",
         "spot",
@@ -85,6 +87,11 @@ MODEL_PACKAGE_ARN = re.compile(
     r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/"
     r"(?P<group>[a-z0-9](-*[a-z0-9]){0,62})/(?P<version>[1-9]\d*)$"
 )
+#: Training instances per job this pipeline lets an execution ask for.
+INSTANCE_COUNT_MAX = 20
+#: ``source_kind`` values: one tutorial pickle, or an S3 prefix of shards.
+SOURCE_PICKLE = "pickle"
+SOURCE_SHARDED = "sharded"
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,14 @@ class RunSpec:
     tags: tuple[tuple[str, str], ...]
     #: The tuning job's ``RandomSeed`` (``None``: SageMaker picks one).
     random_seed: int | None = None
+    #: ``ResourceConfig.InstanceCount`` of every training job.
+    training_instance_count: int = 1
+    #: ``pickle`` (``source`` is one object) or ``sharded`` (``source`` is an
+    #: ``s3://bucket/prefix/`` of train/validation/test shards).
+    source_kind: str = SOURCE_PICKLE
+    #: For ``sharded``: the bucket and key prefix the Distributed Map lists.
+    source_bucket: str = ""
+    source_prefix: str = ""
     #: Endpoint mode (pipeline_core.endpoint_modes): realtime, serverless or none.
     endpoint_mode: str = "realtime"
     endpoint_instance_count: int = 1
@@ -175,6 +190,10 @@ class RunSpec:
                 names=ResourceNames.from_dict(data["names"]),
                 tags=tuple((str(t["Key"]), str(t["Value"])) for t in data["tags"]),
                 random_seed=(None if data.get("random_seed") is None else int(data["random_seed"])),
+                training_instance_count=int(data.get("training_instance_count", 1)),
+                source_kind=str(data.get("source_kind", SOURCE_PICKLE)),
+                source_bucket=str(data.get("source_bucket", "")),
+                source_prefix=str(data.get("source_prefix", "")),
                 endpoint_mode=str(data.get("endpoint_mode", "realtime")),
                 endpoint_instance_count=int(data.get("endpoint_instance_count", 1)),
                 serverless_memory_mb=int(data.get("serverless_memory_mb", 2048)),
@@ -273,16 +292,24 @@ def model_package_arn(value: Any, *, group: str) -> str:
     return value
 
 
+def source_kind(source: str) -> str:
+    """``sharded`` for an ``s3://bucket/prefix/`` (a trailing slash), else ``pickle``."""
+    return SOURCE_SHARDED if source.startswith("s3://") and source.endswith("/") else SOURCE_PICKLE
+
+
 def validate_source(source: Any, *, allow_local_sources: bool = False) -> str:
-    """An ``s3://bucket/key`` URI, or (local run only) a path or ``file://`` URI."""
+    """An ``s3://bucket/key`` URI, an ``s3://bucket/prefix/`` of shards, or
+    (local run only) a path or ``file://`` URI."""
     if not isinstance(source, str) or not source.strip():
         raise InvalidInputError(f"source: must be a non-empty string, got {source!r}")
     if source.startswith("s3://"):
         bucket, _, key = source[len("s3://") :].partition("/")
         if not _BUCKET.match(bucket) or ".." in bucket:
             raise InvalidInputError(f"source: {bucket!r} is not a valid S3 bucket name")
-        if not key or key.endswith("/"):
-            raise InvalidInputError(f"source: {source!r} names no object key")
+        if not key.strip("/"):
+            raise InvalidInputError(f"source: {source!r} names no object key or prefix")
+        if "//" in key or key.startswith("/"):
+            raise InvalidInputError(f"source: {source!r} has an empty path segment")
         if len(key.encode("utf-8")) > S3_KEY_MAX_BYTES:
             raise InvalidInputError(
                 f"source: object key is longer than S3's {S3_KEY_MAX_BYTES} bytes"
@@ -348,10 +375,12 @@ def resolve_run(
     default_endpoint_name: str,
     stack_tag: str,
     allow_local_sources: bool = False,
+    salt: str = "",
 ) -> RunSpec:
     """Validate the execution input ``raw`` and resolve it into a :class:`RunSpec`.
 
-    Raises :class:`InvalidInputError` naming the offending key.
+    ``salt`` (the deployment's, see :mod:`pipeline_core.names`) goes into every
+    resource name and tag. Raises :class:`InvalidInputError` naming the offending key.
     """
     if not isinstance(execution_name, str) or not 1 <= len(execution_name) <= EXECUTION_NAME_MAX:
         raise InvalidInputError(
@@ -427,8 +456,20 @@ def resolve_run(
     random_seed = raw.get("random_seed")
     if random_seed is not None:
         random_seed = _int(raw, "random_seed", 0, 0, RANDOM_SEED_MAX)
+    instance_count = _int(
+        raw, "training_instance_count", config.training_instance_count, 1, INSTANCE_COUNT_MAX
+    )
+    kind = source_kind(source)
+    source_bucket, _, source_prefix = (
+        source[len("s3://") :].partition("/") if kind == SOURCE_SHARDED else ("", "", "")
+    )
     if not bucket:
         raise InvalidInputError("bucket: no data bucket configured (DATA_BUCKET)")
+    if kind == SOURCE_SHARDED and source_bucket != bucket:
+        raise InvalidInputError(
+            f"source: a sharded source must be a prefix of the stack's bucket s3://{bucket}/ "
+            "(the Distributed Map may list no other bucket)"
+        )
 
     # The config's own checks as a final guard (they name the same keys).
     try:
@@ -448,7 +489,7 @@ def resolve_run(
     except InvalidConfigError as e:
         raise InvalidInputError(str(e)) from e
 
-    tags = resource_tags(stack_tag, execution_name)
+    tags = resource_tags(stack_tag, execution_name, salt)
     return RunSpec(
         execution_name=execution_name,
         bucket=bucket,
@@ -467,9 +508,13 @@ def resolve_run(
         endpoint_name=endpoint_name,
         poll_seconds=config.poll_seconds,
         max_polls=config.max_polls,
-        names=resource_names(config.name_prefix, execution_name),
+        names=resource_names(config.name_prefix, execution_name, salt),
         tags=tuple((t["Key"], t["Value"]) for t in tags),
         random_seed=random_seed,
+        training_instance_count=instance_count,
+        source_kind=kind,
+        source_bucket=source_bucket,
+        source_prefix=source_prefix,
         endpoint_mode=endpoint.mode,
         endpoint_instance_count=endpoint.instance_count,
         serverless_memory_mb=endpoint.memory_mb,

@@ -45,8 +45,13 @@ def summarize_tuning(
     polls: int,
     min_objective: float,
     objective_type: str,
+    instance_count: int = 1,
 ) -> dict[str, Any]:
-    """``$.tuning`` from DescribeHyperParameterTuningJob (+ DescribeTrainingJob of the best)."""
+    """``$.tuning`` from DescribeHyperParameterTuningJob (+ DescribeTrainingJob of the best).
+
+    ``best.instance_count`` is the best job's ``ResourceConfig.InstanceCount``
+    (``instance_count``, what the request asked for, when the description
+    lacks it)."""
     status = str(described["HyperParameterTuningJobStatus"])
     best: dict[str, Any] | None = None
     objective: float | None = None
@@ -76,6 +81,11 @@ def summarize_tuning(
                 str(k): str(v) for k, v in (raw_best.get("TunedHyperParameters") or {}).items()
             },
             "model_artifacts": str(artifacts),
+            "instance_count": int(
+                ((best_training_job or {}).get("ResourceConfig") or {}).get(
+                    "InstanceCount", instance_count
+                )
+            ),
         }
     return {
         "name": str(described["HyperParameterTuningJobName"]),
@@ -111,6 +121,7 @@ def describe_tuning(run: RunSpec, tuning: dict[str, Any], sm: Any) -> dict[str, 
         polls=polls,
         min_objective=run.min_objective,
         objective_type=run.objective_type,
+        instance_count=run.training_instance_count,
     )
     if status not in IN_PROGRESS_TUNING:
         # Once, when it has ended: what the training jobs billed (report cost block).

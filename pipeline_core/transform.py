@@ -20,7 +20,7 @@ from pipeline_core.awserrors import is_already_exists, is_not_found, named_error
 from pipeline_core.config import PipelineConfig, has_local_storage
 from pipeline_core.deploy import build_model_request
 from pipeline_core.errors import EvaluationError, TransformJobFailedError
-from pipeline_core.evaluate import confusion, metrics
+from pipeline_core.evaluate import confusion, metrics, test_object_uris
 from pipeline_core.inputs import RunSpec
 from pipeline_core.recordio import RecordIOError, decode
 from pipeline_core.s3io import read_bytes
@@ -40,7 +40,14 @@ def transform_job_name(run: RunSpec) -> str:
 
 
 def test_file_uri(data: dict[str, Any]) -> str:
-    return str((data.get("files") or {}).get("test") or f"{data['test_uri'].rstrip('/')}/test.rec")
+    """The transform input: the test file, or for a sharded source (no
+    ``files``: its objects are listed in the manifest) the test prefix."""
+    files = (data.get("files") or {}).get("test")
+    if files:
+        return str(files)
+    if "splits" in data:
+        return str(data["test_uri"])
+    return f"{data['test_uri'].rstrip('/')}/test.rec"
 
 
 def build_transform_request(
@@ -77,9 +84,10 @@ def build_transform_request(
 
 
 def output_uri(run: RunSpec, data: dict[str, Any]) -> str:
-    """Where the job writes the predictions of the test file."""
+    """Where the job writes the predictions of the test file (of a test
+    prefix: the folder holding ``<object name>.out`` for each object)."""
     name = test_file_uri(data).rsplit("/", 1)[-1]
-    return run.s3_uri(f"transform/{name}.out")
+    return run.s3_uri(f"transform/{name}.out" if name else "transform/")
 
 
 def start_transform(
@@ -195,11 +203,14 @@ def transform_report(
     run: RunSpec, data: dict[str, Any], deployed: dict[str, Any], config: PipelineConfig, s3: Any
 ) -> dict[str, Any]:
     """Read the test split and the job's output from S3 and evaluate."""
-    report = evaluate_transform_output(
-        read_bytes(s3, test_file_uri(data)),
-        read_bytes(s3, str(deployed["output_uri"])),
-        feature_dim=config.feature_dim,
-    )
+    out = str(deployed["output_uri"])
+    if out.endswith("/"):  # a sharded test split: one output per object, in order
+        uris = test_object_uris(s3, data)
+        test_bytes = b"".join(read_bytes(s3, u) for u in uris)
+        output = b"\n".join(read_bytes(s3, f"{out}{u.rsplit('/', 1)[-1]}.out") for u in uris)
+    else:
+        test_bytes, output = read_bytes(s3, test_file_uri(data)), read_bytes(s3, out)
+    report = evaluate_transform_output(test_bytes, output, feature_dim=config.feature_dim)
     return {
         "execution_name": run.execution_name,
         "transform_job_name": deployed.get("transform_job_name"),

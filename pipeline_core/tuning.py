@@ -11,8 +11,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline_core.adopt import adopt_or_collide
 from pipeline_core.awserrors import is_already_exists, named_error
 from pipeline_core.config import ParameterRange, PipelineConfig, has_local_storage
+from pipeline_core.errors import TooFewTrainObjectsError
 from pipeline_core.inputs import RunSpec
 
 RECORDIO_CONTENT_TYPE = "application/x-recordio-protobuf"
@@ -53,14 +55,14 @@ def static_hyperparameters(run: RunSpec, config: PipelineConfig) -> dict[str, st
     return {k: v for k, v in static.items() if k not in tuned}
 
 
-def _channel(name: str, uri: str) -> dict[str, Any]:
+def _channel(name: str, uri: str, distribution: str = "FullyReplicated") -> dict[str, Any]:
     return {
         "ChannelName": name,
         "DataSource": {
             "S3DataSource": {
                 "S3DataType": "S3Prefix",
                 "S3Uri": uri,
-                "S3DataDistributionType": "FullyReplicated",
+                "S3DataDistributionType": distribution,
             }
         },
         "ContentType": RECORDIO_CONTENT_TYPE,
@@ -88,7 +90,7 @@ def build_tuning_request(
     output: dict[str, str] = {"S3OutputPath": output_uri}
     resources: dict[str, Any] = {
         "InstanceType": run.training_instance_type,
-        "InstanceCount": config.training_instance_count,
+        "InstanceCount": run.training_instance_count,
         "VolumeSizeInGB": config.training_volume_gb,
     }
     if kms_key_arn:
@@ -130,9 +132,15 @@ def build_tuning_request(
             },
             "RoleArn": role_arn,
             "StaticHyperParameters": static_hyperparameters(run, config),
+            # Several instances split the train objects between them; Linear
+            # Learner needs the whole validation set on every instance.
             "InputDataConfig": [
-                _channel("train", train_uri),
-                _channel("validation", validation_uri),
+                _channel(
+                    "train",
+                    train_uri,
+                    "ShardedByS3Key" if run.training_instance_count > 1 else "FullyReplicated",
+                ),
+                _channel("validation", validation_uri, "FullyReplicated"),
             ],
             "OutputDataConfig": output,
             "ResourceConfig": resources,
@@ -155,9 +163,18 @@ def start_tuning(
     role_arn: str,
     kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Create the tuning job, or adopt it if a retry finds it already there.
+    """Create the tuning job, or adopt it if a retry finds it already there
+    (only if its tags are this run's: otherwise :class:`NameCollisionError`).
 
-    Returns ``$.tuning``: ``{name, status, polls: 0, created}``."""
+    Returns ``$.tuning``: ``{name, status, polls: 0, created}``. Raises
+    :class:`TooFewTrainObjectsError` when the data has fewer train objects
+    than ``training_instance_count`` (the tutorial pickle makes one)."""
+    train_objects = int((data.get("splits") or {}).get("train", {}).get("objects", 1))
+    if train_objects < run.training_instance_count:
+        raise TooFewTrainObjectsError(
+            f"training_instance_count: {run.training_instance_count} instances but only "
+            f"{train_objects} train object(s); use a sharded source with at least as many"
+        )
     request = build_tuning_request(
         run,
         config,
@@ -179,6 +196,9 @@ def start_tuning(
         described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     except ClientError as e:
         raise named_error(e, "DescribeHyperParameterTuningJob") from e
+    adopt_or_collide(
+        sm, "tuning job", name, str(described["HyperParameterTuningJobArn"]), request["Tags"]
+    )
     return {
         "name": name,
         "status": str(described["HyperParameterTuningJobStatus"]),

@@ -3,19 +3,56 @@
 Finding ids are built from the same values the stack uses, so they stay
 correct when the name prefix or logical ids change. Every acknowledgement is
 scoped to the construct that carries the finding.
+
+This module does not import the stack (the stack imports it): it states what
+it reads of the stack as the :class:`NaggedStack` protocol.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from aws_cdk import Acknowledgment as _Ack
 from aws_cdk import CfnElement, Stack, Validations
+from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
-if TYPE_CHECKING:
-    from stacks.pipeline_stack import PipelineStack
+from stacks.settings import StackSettings
+
+
+class _Function(Protocol):
+    @property
+    def role(self) -> iam.IRole: ...
+
+    @property
+    def function(self) -> Any: ...
+
+
+class NaggedStack(Protocol):
+    """The parts of the pipeline stack the acknowledgements name."""
+
+    @property
+    def settings(self) -> StackSettings: ...
+
+    @property
+    def storage(self) -> Any: ...
+
+    @property
+    def functions(self) -> Mapping[str, _Function]: ...
+
+    @property
+    def sagemaker_role(self) -> iam.IRole: ...
+
+    @property
+    def pipeline(self) -> Any: ...
+
+    @property
+    def cleanup(self) -> Any: ...
+
+    def get_logical_id(self, element: CfnElement) -> str: ...
+
 
 #: How cdk-nag renders the pseudo parameters in finding ids.
 _NAG_ARN_PREFIX = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:"
@@ -33,25 +70,25 @@ def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
     )
 
 
-def _ref(stack: Stack, element: IConstruct, attribute: str) -> str:
+def _ref(stack: NaggedStack | Stack, element: IConstruct, attribute: str) -> str:
     default_child = element.node.default_child
     assert isinstance(default_child, CfnElement)
     return f"<{stack.get_logical_id(default_child)}.{attribute}>"
 
 
-def _sagemaker_finding(stack: PipelineStack, resource: str) -> str:
+def _sagemaker_finding(stack: NaggedStack, resource: str) -> str:
     prefix = stack.settings.pipeline.name_prefix.lower()
     return f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='sagemaker')}{resource}/{prefix}-*]"
 
 
-def _framework_id(stack: Stack, provider: IConstruct, name: str) -> str:
+def _framework_id(stack: NaggedStack | Stack, provider: IConstruct, name: str) -> str:
     function = provider.node.find_child(f"framework-{name}")
     default_child = function.node.default_child
     assert isinstance(default_child, CfnElement)
     return stack.get_logical_id(default_child)
 
 
-def acknowledge_findings(stack: PipelineStack) -> None:
+def acknowledge_findings(stack: NaggedStack) -> None:
     """All acknowledgements of the pipeline stack."""
     prefix = stack.settings.pipeline.name_prefix.lower()
     bucket = _ref(stack, stack.storage.bucket, "Arn")
@@ -116,7 +153,7 @@ def acknowledge_findings(stack: PipelineStack) -> None:
         acknowledge(role, "IAM5[Resource::*]", star_reason)
         for kind in sagemaker_kinds.get(name, ()):
             acknowledge(role, _sagemaker_finding(stack, kind), name_reason)
-        if name in ("Convert", "Evaluate"):
+        if name in ("Convert", "Evaluate", "ConvertShard", "FinalizeDataset"):
             acknowledge(role, runs_objects, runs_reason)
         if name in ("ScheduleEndpointTtl", "Cleanup"):
             acknowledge(role, schedules, schedule_reason)
@@ -127,12 +164,13 @@ def acknowledge_findings(stack: PipelineStack) -> None:
         "On stack delete, every running execution of this stack's state machine is stopped; "
         "execution names are chosen at start time.",
     )
-    acknowledge(
-        stack.functions["Convert"].role,
-        f"IAM5[Resource::{bucket}/*]",
-        "Read only: any object of the stack's own bucket may be named as the dataset "
-        "source in the execution input (writes are limited to runs/*).",
-    )
+    for reader in ("Convert", "ConvertShard"):
+        acknowledge(
+            stack.functions[reader].role,
+            f"IAM5[Resource::{bucket}/*]",
+            "Read only: any object of the stack's own bucket may be named as the dataset "
+            "source (or a shard of it) in the execution input (writes are limited to runs/*).",
+        )
 
     acknowledge(
         stack.functions["Convert"].role,
@@ -165,9 +203,24 @@ def acknowledge_findings(stack: PipelineStack) -> None:
         XRAY_REASON + " CloudWatch Logs delivery actions (logs:CreateLogDelivery etc.) that "
         "Step Functions logging needs support no resource-level permissions either.",
     )
+    state_machine_name = (
+        '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"'
+        + stack.get_logical_id(state_machine.node.default_child)
+        + '"}]}]}'
+    )
+    executions = f"{_NAG_ARN_PREFIX.format(service='states')}execution:{state_machine_name}"
+    for pattern in (f"{executions}:*", f"{executions}/*:*"):
+        acknowledge(
+            state_machine,
+            f"IAM5[Resource::{pattern}]",
+            "CDK's DistributedMap grants Describe/StopExecution on this state machine's own "
+            "executions and their Map child executions, whose names are made at run time.",
+        )
     pipeline_functions = stack.pipeline.functions
     for field in fields(pipeline_functions):
         function = getattr(pipeline_functions, field.name)
+        if function is None:
+            continue
         acknowledge(
             state_machine,
             f"IAM5[Resource::{_ref(stack, function, 'Arn')}:*]",
@@ -211,7 +264,7 @@ def acknowledge_findings(stack: PipelineStack) -> None:
     )
 
 
-def _acknowledge_registry(stack: PipelineStack, runs_objects: str, runs_reason: str) -> None:
+def _acknowledge_registry(stack: NaggedStack, runs_objects: str, runs_reason: str) -> None:
     """Model registry: versions are numbered by SageMaker at run time."""
     group = stack.settings.pipeline.model_package_group.lower()
     versions = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -19,11 +20,12 @@ from stacks.phases.common import (
     RESOURCE_LIMIT_ERROR,
     THROTTLING_ERROR,
     UNEXPECTED_STATUS_ERROR,
+    BusyRetry,
     JsonPath,
     PipelineFunctions,
     Steps,
 )
-from stacks.phases.data import data_phase
+from stacks.phases.data import ShardSource, data_phase
 from stacks.phases.deploy import ENDPOINT_IN_PROGRESS, deploy_phase
 from stacks.phases.end import DEFAULT_FAILURE, FAILURE_ROUTES, failure_chain
 from stacks.phases.evaluate import evaluate_phase, summary_parameters
@@ -40,10 +42,15 @@ __all__ = [
     "THROTTLING_ERROR",
     "TUNING_IN_PROGRESS",
     "UNEXPECTED_STATUS_ERROR",
+    "BusyRetry",
     "PipelineFunctions",
     "PipelineStateMachine",
     "summary_parameters",
 ]
+
+
+#: Deploy waits for a busy endpoint by default (``endpoint_busy: wait``).
+DEFAULT_BUSY_RETRY = BusyRetry()
 
 
 class PipelineStateMachine(Construct):
@@ -62,9 +69,18 @@ class PipelineStateMachine(Construct):
         removal_policy: RemovalPolicy,
         timeout: Duration,
         approval_timeout: Duration | None = None,
+        endpoint_busy_retry: BusyRetry | None = DEFAULT_BUSY_RETRY,
+        data_bucket: s3.IBucket | None = None,
+        map_max_concurrency: int = 40,
     ) -> None:
         super().__init__(scope, construct_id)
         self.functions = functions
+        #: None: an endpoint busy with another deployment fails the run at once.
+        self.endpoint_busy_retry = endpoint_busy_retry
+        # Sharded sources: the bucket the Distributed Map lists, its concurrency.
+        self._shards = (
+            None if data_bucket is None else ShardSource(data_bucket, map_max_concurrency)
+        )
         self.log_group = logs.LogGroup(
             self,
             "Logs",
@@ -93,12 +109,16 @@ class PipelineStateMachine(Construct):
     def _definition(self) -> sfn.IChainable:
         """Back to front, so each phase is built knowing where it continues."""
         f = self.functions
-        steps = Steps(self, failure_chain(self, self._topic))
+        steps = Steps(
+            self,
+            failure_chain(self, self._topic),
+            endpoint_busy_retry=self.endpoint_busy_retry,
+        )
         evaluate = evaluate_phase(steps, f, self._topic)
         deploy = deploy_phase(steps, f, evaluate)
         registry = registry_phase(steps, f, deploy, approval_timeout=self._approval_timeout)
         tuning = tuning_phase(steps, f, registry)
-        data = data_phase(steps, f, tuning)
+        data = data_phase(steps, f, tuning, self._shards)
         source = model_source(steps, f, data=data, deploy=deploy)
         validate = steps.invoke(
             "ValidateInput",

@@ -62,12 +62,23 @@ def main() -> int:
                     },
                 )
 
-        result = run_training_job(
-            {name: Path(path) for name, path in spec["channels"].items()},
-            spec["hyperparameters"],
-            Path(spec["model_dir"]),
-            on_event=forward,
-        )
+        channels = {name: Path(path) for name, path in spec["channels"].items()}
+        instances = int(spec.get("instance_count", 1))
+        if instances > 1:
+            from training.distributed import run_distributed_training_job
+
+            result = run_distributed_training_job(
+                channels,
+                spec["hyperparameters"],
+                Path(spec["model_dir"]),
+                instances,
+                distribution=spec.get("distribution"),
+                on_event=forward,
+            )
+        else:
+            result = run_training_job(
+                channels, spec["hyperparameters"], Path(spec["model_dir"]), on_event=forward
+            )
         _send(
             protocol,
             {
@@ -76,6 +87,7 @@ def main() -> int:
                 "epochs_run": result.epochs_run,
                 "stopped_early": result.stopped_early,
                 "seconds": result.seconds,
+                "instance_count": instances,
                 "pid": os.getpid(),
             },
         )

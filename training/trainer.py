@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +36,9 @@ from training.metrics import (
     sigmoid,
 )
 from training.model import LinearModel
+
+if TYPE_CHECKING:
+    from training.distributed import ParameterSync
 
 log = logging.getLogger("training")
 
@@ -201,12 +205,17 @@ def train(
     raw_hyperparameters: Mapping[str, str] | None = None,
     overwrite_input: bool = False,
     seed: int = _SEED,
+    sync: ParameterSync | None = None,
 ) -> TrainingResult:
     """Train a binary Linear Learner on in-memory data and return the model.
 
     ``train_x`` is ``(N, D)`` float32 and ``train_y`` 0/1. With
     ``overwrite_input`` the (owned) feature matrices are normalised in place.
-    Deterministic for a given ``seed``.
+    Deterministic for a given ``seed``. With ``sync`` this is one worker of a
+    data-parallel job (``training.distributed``): the scaler and counts are
+    pooled, every worker takes the same number of steps per epoch, and the
+    parameters and optimizer state are averaged every few steps and at the
+    end of every epoch, so all workers validate (and stop) identically.
     """
     started = time.perf_counter()
     x, y = _check_xy(train_x, train_y, "train", hp)
@@ -216,9 +225,12 @@ def train(
             raise DataChannelError(f"validation has {vx.shape[1]} features, train has {x.shape[1]}")
     n, d = x.shape
     n_pos = int(np.count_nonzero(y))
-    settings = model_settings(hp, n_pos, n - n_pos)
+    n_all = n
+    if sync is not None:
+        n_pos, n_all = sync.totals(n_pos, n)
+    settings = model_settings(hp, n_pos, n_all - n_pos)
     k = settings.count
-    mean, std = fit_scaler(x, hp)
+    mean, std = fit_scaler(x, hp) if sync is None else sync.fit_scaler(x, hp)
     if hp.normalize_data:
         x = _scaled(x, mean, std, overwrite_input)
         if validation is not None:
@@ -241,9 +253,10 @@ def train(
     grad = np.empty_like(params)
     avg = params.copy()
     avg_tmp = np.empty_like(params)
-    bs = min(hp.mini_batch_size, n)
+    bs = min(hp.mini_batch_size if sync is None else sync.local_batch(hp.mini_batch_size), n)
     starts = np.arange(0, n, bs)
-    avg_rate = np.float32(1.0 / max(1.0, AVERAGE_SPAN_EPOCHS * len(starts)))
+    steps = len(starts) if sync is None else sync.agree_steps(len(starts))
+    avg_rate = np.float32(1.0 / max(1.0, AVERAGE_SPAN_EPOCHS * steps))
 
     best = avg.copy()
     best_loss = np.full(k, np.inf)
@@ -266,7 +279,10 @@ def train(
             loss_sum = np.zeros(k, dtype=np.float64)
             weight_sum = np.zeros(k, dtype=np.float64)
             w, b = params[:d], params[d:]
-            for s in rng.permutation(starts):
+            order = rng.permutation(starts)
+            if steps != len(order):
+                order = np.resize(order, steps)  # a smaller share wraps around
+            for step, s in enumerate(order):
                 xb = x[s : s + bs]
                 yb = y_col[s : s + bs]
                 z = xb @ w
@@ -293,6 +309,8 @@ def train(
                 np.subtract(params, avg, out=avg_tmp)
                 avg_tmp *= avg_rate
                 avg += avg_tmp
+                if sync is not None:
+                    sync.after_step(step, steps, (params, avg, opt.m, opt.v))
             epochs_run = epoch
             train_loss = loss_sum / weight_sum
             train_losses.append(train_loss)
@@ -382,7 +400,7 @@ def train(
             "num_models": k,
             "selected_model": best_k,
             "selected_settings": settings.describe(best_k),
-            "train_rows": n,
+            "train_rows": n_all,
             "validation_rows": int(vx.shape[0]) if validation is not None else 0,
         },
     )

@@ -291,6 +291,7 @@ class TuningJob:
             raise TuningRequestError(f"hyperparameters both static and tuned: {clash}")
         self.static = dict(static)
         self.channels = _channels(definition.get("InputDataConfig"), channels)
+        self.instance_count, self.distribution = _instances(definition)
         stopping = definition.get("StoppingCondition", {}) or {}
         runtime = stopping.get("MaxRuntimeInSeconds") if isinstance(stopping, Mapping) else None
         self.max_runtime = float(runtime) if isinstance(runtime, (int, float)) else None
@@ -467,6 +468,8 @@ class TuningJob:
             "channels": {k: str(v) for k, v in self.channels.items()},
             "hyperparameters": job.hyperparameters,
             "model_dir": str(job_dir / "output"),
+            "instance_count": self.instance_count,
+            "distribution": self.distribution,
         }
         with open(job_dir / "training.log", "wb") as log_file:
             process = subprocess.Popen(
@@ -713,3 +716,18 @@ def _channels(config: Any, given: Mapping[str, Path]) -> dict[str, Path]:
     if "train" not in names:
         raise TuningRequestError("InputDataConfig needs a 'train' channel")
     return {name: Path(given[name]) for name in names}
+
+
+def _instances(definition: Mapping[str, Any]) -> tuple[int, dict[str, str]]:
+    """``ResourceConfig.InstanceCount`` and each channel's ``S3DataDistributionType``."""
+    resources = definition.get("ResourceConfig") or {}
+    count = resources.get("InstanceCount", 1) if isinstance(resources, Mapping) else 1
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise TuningRequestError("ResourceConfig.InstanceCount must be a positive integer")
+    distribution: dict[str, str] = {}
+    for channel in definition.get("InputDataConfig") or []:
+        source = (channel.get("DataSource") or {}).get("S3DataSource") or {}
+        distribution[str(channel.get("ChannelName"))] = str(
+            source.get("S3DataDistributionType", "FullyReplicated")
+        )
+    return count, distribution

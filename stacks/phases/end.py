@@ -14,7 +14,10 @@ from stacks.phases.common import JsonPath, Steps, any_of
 
 #: RouteFailure: error name → Fail state. Anything else ends in PipelineFailed.
 FAILURE_ROUTES: dict[str, tuple[str, ...]] = {
-    "InvalidInput": (errors.InvalidInputError.__name__,),
+    "InvalidInput": (
+        errors.InvalidInputError.__name__,
+        errors.TooFewTrainObjectsError.__name__,
+    ),
     "InvalidDataset": (
         errors.InvalidDatasetError.__name__,
         errors.SourceNotFoundError.__name__,
@@ -22,10 +25,9 @@ FAILURE_ROUTES: dict[str, tuple[str, ...]] = {
     ),
     "TuningFailed": (errors.TuningJobFailedError.__name__,),
     "QualityGateFailed": (errors.QualityGateFailedError.__name__,),
-    "EndpointFailed": (
-        errors.EndpointDeploymentFailedError.__name__,
-        errors.EndpointBusyError.__name__,
-    ),
+    "EndpointFailed": (errors.EndpointDeploymentFailedError.__name__,),
+    "EndpointBusy": (errors.EndpointBusyError.__name__,),
+    "NameCollision": (errors.NameCollisionError.__name__,),
     "TransformFailed": (errors.TransformJobFailedError.__name__,),
     "InstanceTypeUnavailable": (errors.InstanceTypeUnavailableError.__name__,),
     "ModelRejected": (errors.ModelPackageRejectedError.__name__,),

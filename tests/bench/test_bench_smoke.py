@@ -108,3 +108,19 @@ def test_linear_ceiling_picks_the_best_weight_decay_on_test() -> None:
     grid = m.details["grid"]
     assert [g["wd"] for g in grid] == [1e-3, 10.0]
     assert m.ours == max(g["f1"] for g in grid)
+
+
+def test_scale_out_measures_a_map_child_and_two_workers() -> None:
+    from bench import scale_out
+
+    x, digits = _data(400, 11)
+    children = scale_out.shard_children(
+        x, digits, total_rows=600, shard_counts=(2, 4), memory_mb=3008
+    )
+    rows = children.details["by_shard_count"]
+    assert [r["rows_per_shard"] for r in rows] == [300, 150]
+    assert all(0 < r["child_peak_mb"] < 3008 and r["recordio_objects"] == 1 for r in rows)
+    workers = scale_out.workers(_split((1200, 300, 300), 12), seeds=1)
+    assert set(workers.details["mean_test_f1"]) == {"1", "2"}
+    lines = scale_out.cloud_model(children, workers, max_concurrency=40)
+    assert any(line.startswith("| 1,000,000 |") for line in lines)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -138,6 +139,38 @@ def test_evaluation_of_fewer_rows_than_chunks_sends_one_row_per_request() -> Non
     endpoint = FakeEndpoint()
     evaluate_arrays(x, y, endpoint, chunks=100)
     assert len(endpoint.calls) == 8
+
+
+def test_chunks_run_in_parallel_and_land_in_order() -> None:
+    x, y = _data(400)
+    endpoint = FakeEndpoint()
+    in_flight, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow(body: bytes, content_type: str) -> bytes:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.01)
+        try:
+            return endpoint(body, content_type)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    report = evaluate_arrays(x, y, slow, chunks=20, parallel=4)
+    assert 1 < most[0] <= 4
+    assert report["confusion_matrix"] == confusion(y, (x.mean(axis=1) > 0.5).astype(int))
+
+
+def test_chunks_stay_under_the_payload_limit() -> None:
+    x, y = _data(1000, dim=784)
+    endpoint = FakeEndpoint()
+    limit = 200_000
+    report = evaluate_arrays(x, y, endpoint, chunks=2, max_payload_bytes=limit)
+    sizes = [len(format_csv(x[:n])) for n, _ in endpoint.calls[1:]]
+    assert report["requests"] > 3 and max(sizes) < limit
+    assert sum(n for n, _ in endpoint.calls[1:]) == 1000
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pipeline_testlib import BUCKET, ENDPOINT, STACK_TAG, make_run
+from pipeline_testlib import BUCKET, ENDPOINT, SALT, STACK_TAG, make_run
 
 from pipeline_core.config import DEFAULTS
 from pipeline_core.errors import InvalidInputError
@@ -20,7 +20,11 @@ def test_empty_input_resolves_to_the_defaults() -> None:
     assert run.bucket == BUCKET
     assert run.prefix == "runs/exec-1/"
     assert run.poll_seconds == DEFAULTS.poll_seconds
-    assert dict(run.tags) == {"mnist-ll:stack": STACK_TAG, "mnist-ll:execution": "exec-1"}
+    assert dict(run.tags) == {
+        "mnist-ll:stack": STACK_TAG,
+        "mnist-ll:execution": "exec-1",
+        "mnist-ll:deployment": SALT,
+    }
     assert len(run.names.tuning_job) <= 32
 
 
@@ -94,6 +98,12 @@ BAD: list[tuple[str, Any, str]] = [
     ),
     ("source bad bucket", {"source": "s3://B_ad/key"}, "source"),
     ("source not a string", {"source": 5}, "source"),
+    ("source empty prefix segment", {"source": "s3://bucket-name/data//"}, "source"),
+    ("sharded source in another bucket", {"source": "s3://other-bucket/sets/"}, "source"),
+    ("instance count zero", {"training_instance_count": 0}, "training_instance_count"),
+    ("instance count too big", {"training_instance_count": 21}, "training_instance_count"),
+    ("instance count string", {"training_instance_count": "2"}, "training_instance_count"),
+    ("instance count bool", {"training_instance_count": True}, "training_instance_count"),
     ("target digit too big", {"target_digit": 10}, "target_digit"),
     ("target digit negative", {"target_digit": -1}, "target_digit"),
     ("target digit bool", {"target_digit": True}, "target_digit"),
@@ -348,3 +358,21 @@ def test_random_seed_is_optional_and_survives_the_run_spec_round_trip() -> None:
     run = make_run("e", {"random_seed": 2**31 - 1})
     assert run.random_seed == 2**31 - 1
     assert RunSpec.from_dict(run.to_dict()) == run
+
+
+def test_a_prefix_source_is_sharded_and_carries_its_bucket_and_prefix() -> None:
+    source = f"s3://{BUCKET}/sets/big/"
+    run = make_run("e", {"source": source, "training_instance_count": 2})
+    assert (run.source_kind, run.source_bucket, run.source_prefix) == (
+        "sharded",
+        BUCKET,
+        "sets/big/",
+    )
+    assert run.training_instance_count == 2
+    again = RunSpec.from_dict(run.to_dict())
+    assert again == run
+
+
+def test_an_object_source_stays_the_pickle_path_with_one_instance() -> None:
+    run = make_run("e", {"source": "s3://my-bucket/data/mnist.pkl.gz"})
+    assert (run.source_kind, run.source_prefix, run.training_instance_count) == ("pickle", "", 1)

@@ -105,6 +105,7 @@ def test_describe_tuning_completed_reports_best_job_and_passes_the_gate() -> Non
             "objective_value": 0.93,
             "hyperparameters": {"wd": "0.001", "learning_rate": "0.1", "mini_batch_size": "200"},
             "model_artifacts": ARTIFACTS,
+            "instance_count": 1,
         },
         "gate": {"passed": True, "objective": 0.93, "threshold": 0.9, "objective_type": "Maximize"},
         "failure_reason": None,
@@ -115,6 +116,26 @@ def test_describe_tuning_completed_reports_best_job_and_passes_the_gate() -> Non
             "spot_savings_percent": 25.0,
         },
     }
+
+
+def test_best_job_reports_its_instance_count_from_the_training_job() -> None:
+    run = make_run("exec-1", {"training_instance_count": 3})
+    name = run.names.tuning_job
+    best = best_job(f"{name}-001-abcdef12", 0.95)
+    described = training_description(best["TrainingJobName"], ARTIFACTS)
+    described["ResourceConfig"]["InstanceCount"] = 3
+    out = _poll(
+        run,
+        [
+            (
+                "describe_hyper_parameter_tuning_job",
+                tuning_description(name, "Completed", best=best),
+                {"HyperParameterTuningJobName": name},
+            ),
+            ("describe_training_job", described, {"TrainingJobName": best["TrainingJobName"]}),
+        ],
+    )
+    assert out["best"]["instance_count"] == 3
 
 
 @pytest.mark.parametrize(

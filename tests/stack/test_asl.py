@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from stacks.asl import extract_definition, lambda_functions, lambda_functions_by_arn, stack_outputs
+from stacks.state_machine import PipelineFunctions
 from tests.stack.conftest import Synth
 from tests.stack.helpers import ROOT
 
@@ -19,13 +22,22 @@ def test_definition_has_no_unresolved_intrinsics(synthesized: Synth) -> None:
 
 def test_every_lambda_resource_maps_to_a_handler_and_its_env(synthesized: Synth) -> None:
     by_arn = lambda_functions_by_arn(synthesized.json)
+
+    def states(machine: dict[str, Any]) -> list[dict[str, Any]]:
+        found = list(machine["States"].values())
+        for st in machine["States"].values():
+            if "ItemProcessor" in st:  # a Map's child workflow
+                found += states(st["ItemProcessor"])
+        return found
+
     arns = {
         st["Resource"]
-        for st in synthesized.asl["States"].values()
+        for st in states(synthesized.asl)
         if st.get("Resource", "").startswith("arn:aws:lambda:")
     }
-    # Every PipelineFunctions member but WaitForApproval (a task-token callback).
-    assert len(arns) == 12
+    # Every function the state machine is given but WaitForApproval (a task-token
+    # callback, invoked through the states integration), and nothing else.
+    assert len(arns) == len(fields(PipelineFunctions)) - 1
     for arn in arns:
         info = by_arn[arn]
         assert info["handler"].startswith("lambdas.") and info["handler"].endswith(".handler")
@@ -64,7 +76,8 @@ def test_functions_keyed_by_logical_id(synthesized: Synth) -> None:
 
 def test_outputs_resolve(synthesized: Synth) -> None:
     outputs = stack_outputs(synthesized.json)
-    assert outputs["EndpointName"] == "mnist-ll-endpoint"
+    assert outputs["EndpointName"] == synthesized.stack.endpoint_name
+    assert outputs["EndpointName"].startswith("mnist-ll-mnistlinearlearnerpipeline-")
     assert outputs["StateMachineArn"].startswith("arn:aws:states:us-east-1:123456789012:")
     assert outputs["StartExecutionUrl"] == (
         "https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1"

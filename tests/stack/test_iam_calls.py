@@ -24,14 +24,27 @@ from tests.stack.helpers import ROOT
 from tests.stack.test_iam import actions_of, role_statements
 
 #: Action prefixes this file is about (logs/X-Ray come with every function, KMS: test_kms.py).
-SERVICES = ("sagemaker:", "s3:", "iam:", "sns:", "scheduler:", "states:", "cloudwatch:")
+SERVICES = (
+    "sagemaker:",
+    "s3:",
+    "iam:",
+    "sns:",
+    "scheduler:",
+    "states:",
+    "dynamodb:",
+    "cloudwatch:",
+)
 
 EXPECTED: dict[str, set[str]] = {
     "ValidateInput": set(),
     "Convert": {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"},
+    "ConvertShard": {"s3:GetObject", "s3:PutObject", "s3:ListBucket"},
+    "FinalizeDataset": {"s3:GetObject", "s3:PutObject", "s3:ListBucket"},
     "StartTuning": {
         "sagemaker:CreateHyperParameterTuningJob",
-        "sagemaker:DescribeHyperParameterTuningJob",  # a retry adopts the existing job
+        # a retry adopts the existing job, only if its tags are this run's
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:ListTags",
         "sagemaker:AddTags",
         "iam:PassRole",
     },
@@ -42,6 +55,8 @@ EXPECTED: dict[str, set[str]] = {
     },
     "Deploy": {
         "sagemaker:DescribeEndpoint",
+        "sagemaker:DescribeModel",  # adopt only this run's model and config
+        "sagemaker:DescribeEndpointConfig",
         "sagemaker:ListTags",
         "sagemaker:CreateModel",
         "sagemaker:CreateEndpointConfig",
@@ -50,9 +65,12 @@ EXPECTED: dict[str, set[str]] = {
         "sagemaker:DeleteEndpoint",
         "sagemaker:AddTags",
         "iam:PassRole",
+        "dynamodb:PutItem",  # the endpoint's lease
+        "dynamodb:DeleteItem",
     },
     "DescribeEndpoint": {
         "sagemaker:DescribeEndpoint",
+        "dynamodb:DeleteItem",  # a failed deployment frees the lease
         "sagemaker:ListEndpointConfigs",
         "sagemaker:ListModels",
         "sagemaker:ListTags",
@@ -63,6 +81,7 @@ EXPECTED: dict[str, set[str]] = {
         "sagemaker:InvokeEndpoint",
         "s3:GetObject",
         "s3:PutObject",
+        "dynamodb:DeleteItem",  # done with the endpoint: release the lease
         "cloudwatch:PutMetricData",  # the dashboard's run metrics
     },
     "RegisterModel": {"sagemaker:CreateModelPackage", "sagemaker:AddTags"},
@@ -136,6 +155,8 @@ EXPECTED: dict[str, set[str]] = {
         "sagemaker:DescribeTransformJob",
         "sagemaker:StopHyperParameterTuningJob",
         "sagemaker:StopTransformJob",
+        "dynamodb:Scan",  # the endpoint leases the run still holds
+        "dynamodb:DeleteItem",
         "sns:Publish",
     },
 }
@@ -143,6 +164,9 @@ EXPECTED: dict[str, set[str]] = {
 #: Granted for a call that never names them: ``Tags`` in a Create request needs
 #: AddTags, a ``RoleArn`` needs PassRole, ListBucket turns a missing key's 403 into 404.
 IMPLIED = {"sagemaker:AddTags", "iam:PassRole", "s3:ListBucket"}
+
+#: API operations whose IAM action has another name.
+IAM_ACTION_OF = {"s3:ListObjectsV2": "s3:ListBucket"}
 
 #: boto3 service → IAM action prefix.
 ACTION_PREFIX = {
@@ -153,6 +177,7 @@ ACTION_PREFIX = {
     "scheduler": "scheduler",
     "stepfunctions": "states",
     "cloudwatch": "cloudwatch",
+    "dynamodb": "dynamodb",
 }
 
 
@@ -242,7 +267,8 @@ def reached_identifiers(handler_module: str) -> tuple[set[str], set[str]]:
 def _operations(service: str) -> dict[str, str]:
     """snake_case method name → IAM action, for one boto3 service."""
     model = boto3.client(service, region_name="us-east-1").meta.service_model
-    return {xform_name(op): f"{ACTION_PREFIX[service]}:{op}" for op in model.operation_names}
+    actions = {xform_name(op): f"{ACTION_PREFIX[service]}:{op}" for op in model.operation_names}
+    return {method: IAM_ACTION_OF.get(action, action) for method, action in actions.items()}
 
 
 #: Same method name in two services a handler uses: SNS's DeleteEndpoint

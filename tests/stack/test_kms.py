@@ -66,6 +66,8 @@ def test_lambdas_get_only_what_their_calls_need(synthesized_kms: Synth) -> None:
     expected = {
         "ValidateInput": set(),
         "Convert": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "ConvertShard": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "FinalizeDataset": {"kms:Decrypt", "kms:GenerateDataKey"},
         "StartTuning": {"kms:DescribeKey", "kms:CreateGrant"},
         "DescribeTuning": set(),
         "Deploy": {"kms:DescribeKey", "kms:CreateGrant"},

@@ -49,8 +49,8 @@ def test_state_change_rule_sends_decisions_to_the_approval_function(synthesized:
 def test_model_source_routes_by_model_package_arn(synthesized: Synth) -> None:
     source = synthesized.asl["States"]["ModelSource"]
     assert choose(source, {"run": {"model_package_arn": ARN}}) == "LoadModelPackage"
-    assert choose(source, {"run": {"model_package_arn": None}}) == "ConvertDataset"
-    assert choose(source, {"run": {}}) == "ConvertDataset"
+    assert choose(source, {"run": {"model_package_arn": None}}) == "SourceKind"
+    assert choose(source, {"run": {}}) == "SourceKind"
     use = synthesized.asl["States"]["UseModelPackage"]
     assert use["Parameters"] == {
         "run.$": "$.run",

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline_core import errors
 from stacks.asl import lambda_functions_by_arn
-from tests.stack.conftest import Synth
+from tests.stack.conftest import Synth, make_synth
 from tests.stack.helpers import ROOT
 
 LAMBDA_RETRY = {
@@ -33,6 +33,8 @@ FAIL_STATES = {
     "ApprovalTimedOut",
     "ModelNotApproved",
     "EndpointRolledBack",
+    "EndpointBusy",
+    "NameCollision",
     "PipelineFailed",
 }
 
@@ -103,7 +105,17 @@ def test_standard_type_with_timeout_tracing_and_full_logging(synthesized: Synth)
     group_ref = props["LoggingConfiguration"]["Destinations"][0]["CloudWatchLogsLogGroup"]
     group_lid = group_ref["LogGroupArn"]["Fn::GetAtt"][0]
     group = synthesized.json["Resources"][group_lid]["Properties"]
-    assert group["LogGroupName"].startswith("/aws/vendedlogs/states/")
+    # Unique per create of the stack (the stack id's UUID): a log group retained by
+    # `removal_policy: retain` never blocks the next deploy of the same stack name.
+    assert group["LogGroupName"] == {
+        "Fn::Join": [
+            "",
+            [
+                "/aws/vendedlogs/states/MnistLinearLearnerPipeline-pipeline-",
+                {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]},
+            ],
+        ]
+    }
     assert group["RetentionInDays"] == 30
 
 
@@ -122,6 +134,9 @@ def test_flow_follows_design(synthesized: Synth) -> None:
     chain = {
         "ValidateInput": "ModelSource",
         "ConvertDataset": "StartTuning",
+        "ConvertShards": "FinalizeDataset",
+        "FinalizeDataset": "StartTuning",
+        "ShardConversionFailed": "StartTuning",
         "RegisterModel": "ApprovalMode",
         "WaitForApproval": "StartDeployment",
         "LoadModelPackage": "UseModelPackage",
@@ -222,7 +237,7 @@ def test_waits_read_poll_seconds_from_the_run(synthesized: Synth) -> None:
 
 def test_every_task_retries_transient_errors_and_catches_all_last(synthesized: Synth) -> None:
     tasks = states(synthesized, "Task")
-    assert len(tasks) == 15
+    assert len(tasks) == 17
     for name, task in tasks.items():
         assert task.get("Retry"), name
         catches = task["Catch"]
@@ -230,7 +245,9 @@ def test_every_task_retries_transient_errors_and_catches_all_last(synthesized: S
         if task["Resource"].startswith("arn:aws:lambda:"):
             retried = {e for r in task["Retry"] for e in r["ErrorEquals"]}
             assert LAMBDA_RETRY | {"ThrottlingError"} <= retried, name
-            assert all(r["BackoffRate"] >= 2 for r in task["Retry"]), name
+            # Waiting for another execution's endpoint lease is a fixed-interval wait.
+            backoff = [r for r in task["Retry"] if r["ErrorEquals"] != ["EndpointBusyError"]]
+            assert all(r["BackoffRate"] >= 2 for r in backoff), name
             named = catches[0]["ErrorEquals"]
             assert {
                 "InvalidInputError",
@@ -286,13 +303,16 @@ def test_fail_states_carry_the_error_and_its_cause(synthesized: Synth) -> None:
     ("error", "fail_state"),
     [
         ("InvalidInputError", "InvalidInput"),
+        ("TooFewTrainObjectsError", "InvalidInput"),
+        ("ShardConversionError", "PipelineFailed"),
         ("InvalidDatasetError", "InvalidDataset"),
         ("SourceNotFoundError", "InvalidDataset"),
         ("SourceAccessDeniedError", "InvalidDataset"),
         ("TuningJobFailedError", "TuningFailed"),
         ("QualityGateFailedError", "QualityGateFailed"),
         ("EndpointDeploymentFailedError", "EndpointFailed"),
-        ("EndpointBusyError", "EndpointFailed"),
+        ("EndpointBusyError", "EndpointBusy"),
+        ("NameCollisionError", "NameCollision"),
         ("PollLimitExceededError", "PipelineFailed"),
         ("ResourceLimitError", "PipelineFailed"),
         ("States.Timeout", "PipelineFailed"),
@@ -313,6 +333,7 @@ def test_route_failure_sends_each_error_to_its_fail_state(
 def test_every_choice_has_a_default(synthesized: Synth) -> None:
     choices = states(synthesized, "Choice")
     assert set(choices) == {
+        "SourceKind",
         "TuningStatus",
         "QualityGate",
         "EndpointMode",
@@ -324,6 +345,60 @@ def test_every_choice_has_a_default(synthesized: Synth) -> None:
     }
     for name, choice in choices.items():
         assert choice["Default"], name
+
+
+@pytest.mark.parametrize(
+    ("run", "next_state"),
+    [
+        ({"source_kind": "sharded"}, "ConvertShards"),
+        ({"source_kind": "pickle"}, "ConvertDataset"),
+        ({}, "ConvertDataset"),
+    ],
+)
+def test_source_kind_picks_the_distributed_map_only_for_sharded_sources(
+    synthesized: Synth, run: dict[str, Any], next_state: str
+) -> None:
+    assert choose(synthesized.asl["States"]["SourceKind"], {"run": run}) == next_state
+
+
+def test_shards_convert_in_a_bounded_distributed_map_over_the_source_prefix(
+    synthesized: Synth,
+) -> None:
+    dmap = synthesized.asl["States"]["ConvertShards"]
+    assert dmap["Type"] == "Map"
+    assert dmap["ItemProcessor"]["ProcessorConfig"] == {
+        "Mode": "DISTRIBUTED",
+        "ExecutionType": "STANDARD",
+    }
+    assert dmap["MaxConcurrency"] == synthesized.stack.settings.pipeline.map_max_concurrency
+    reader = dmap["ItemReader"]
+    assert reader["Resource"] == "arn:aws:states:::s3:listObjectsV2"
+    assert reader["Parameters"]["Prefix.$"] == "$.run.source_prefix"
+    buckets = {
+        f["environment"].get("DATA_BUCKET")
+        for f in lambda_functions_by_arn(synthesized.json).values()
+    } - {None}
+    assert reader["Parameters"]["Bucket"] in buckets
+    # moto parses none of these, and none is needed.
+    assert not {"ItemBatcher", "ResultWriter", "ToleratedFailurePercentage"} & set(dmap)
+    assert dmap["ItemSelector"] == {"run.$": "$.run", "item.$": "$$.Map.Item.Value"}
+    assert dmap["ResultPath"] is None  # children write receipts; the state stays small
+    child = dmap["ItemProcessor"]["States"]["ConvertShard"]
+    assert lambda_module(synthesized, child) == "convert_shard"
+    assert child["Parameters"] == {"run.$": "$.run", "item.$": "$.item"}
+    retried = {e for r in child["Retry"] for e in r["ErrorEquals"]}
+    assert LAMBDA_RETRY | {"ThrottlingError"} <= retried
+    assert dmap["Catch"] == [
+        {
+            "ErrorEquals": ["States.ALL"],
+            "ResultPath": "$.map_error",
+            "Next": "ShardConversionFailed",
+        }
+    ]
+    assert synthesized.asl["States"]["ShardConversionFailed"]["Parameters"] == {
+        "run.$": "$.run",
+        "map_error.$": "$.map_error",
+    }
 
 
 @pytest.mark.parametrize(
@@ -536,3 +611,41 @@ def test_asl_validator_accepts_the_extracted_definition(synthesized: Synth, tmp_
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _busy_retries(s: Synth) -> list[dict[str, Any]]:
+    """Retries on EndpointBusyError; only Deploy may have one."""
+    found: list[dict[str, Any]] = []
+    for name, task in states(s, "Task").items():
+        for retry in task["Retry"]:
+            if "EndpointBusyError" in retry["ErrorEquals"]:
+                assert name == "Deploy", name
+                found.append(retry)
+    return found
+
+
+def test_deploy_waits_its_turn_for_a_busy_endpoint_a_bounded_number_of_times(
+    synthesized: Synth,
+) -> None:
+    """cdk.json `endpoint_busy: wait` (the default): Deploy retries at a fixed interval."""
+    config = synthesized.stack.settings.pipeline
+    assert config.endpoint_busy == "wait"
+    assert _busy_retries(synthesized) == [
+        {
+            "ErrorEquals": ["EndpointBusyError"],
+            "IntervalSeconds": config.endpoint_busy_interval_seconds,
+            "MaxAttempts": config.endpoint_busy_retries,
+            "BackoffRate": 1,
+        }
+    ]
+
+
+def test_deploy_fails_fast_on_a_busy_endpoint_when_configured_to() -> None:
+    fail_fast = make_synth({"pipeline": {"endpoint_busy": "fail"}})
+    assert _busy_retries(fail_fast) == []
+    route = fail_fast.asl["States"]["RouteFailure"]
+    assert choose(route, {"error": {"Error": "EndpointBusyError", "Cause": "{}"}}) == "EndpointBusy"
+    custom = make_synth(
+        {"pipeline": {"endpoint_busy_retries": 4, "endpoint_busy_interval_seconds": 30}}
+    )
+    assert [(r["IntervalSeconds"], r["MaxAttempts"]) for r in _busy_retries(custom)] == [(30, 4)]

@@ -1,0 +1,122 @@
+"""Sharded sources through the real local run: the synthesized Distributed Map,
+executed by moto, with the real ConvertShard/FinalizeDataset handlers, and a
+two-instance training job in the local SageMaker."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from conftest import make_digits
+
+from local.runner import LocalPipeline, RunResult
+
+FAST = {"max_jobs": 1, "max_parallel_jobs": 1}
+
+
+def write_set(root: Path, fmt: str, train_shards: int, *, bad: bool = False) -> Path:
+    plan = [("train", i, 300) for i in range(train_shards)]
+    plan += [("validation", 0, 300), ("test", 0, 250)]
+    for split, i, rows in plan:
+        x, y = make_digits(rows, 100 + 10 * i + len(split))
+        if bad and split == "validation":
+            x[3, 5] = np.nan
+        path = root / split / f"part-{i:05d}.{fmt}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "npz":
+            np.savez(path, x=x, y=y)
+        else:
+            lines = [
+                ",".join([str(int(d)), *(f"{v:.4f}" for v in row)])
+                for d, row in zip(y, x, strict=True)
+            ]
+            path.write_text("\n".join(lines) + "\n")
+    return root
+
+
+def visited(result: RunResult) -> set[str]:
+    return {
+        e["stateEnteredEventDetails"]["name"]
+        for e in result.events
+        if e["type"].endswith("StateEntered")
+    }
+
+
+def fail_state(result: RunResult) -> str | None:
+    for event in result.events:
+        if event["type"] == "FailStateEntered":
+            name: str = event["stateEnteredEventDetails"]["name"]
+            return name
+    return None
+
+
+def stored(pipeline: LocalPipeline, key: str) -> dict[str, Any]:
+    body = boto3.client("s3").get_object(Bucket=pipeline.bucket, Key=key)["Body"].read()
+    loaded: dict[str, Any] = json.loads(body)
+    return loaded
+
+
+def test_npz_shards_convert_in_the_map_and_train_on_two_instances(
+    pipeline: LocalPipeline, tmp_path: Path
+) -> None:
+    source = write_set(tmp_path / "npz", "npz", train_shards=4)
+    payload = {"source": str(source), "training_instance_count": 2, **FAST}
+    result = pipeline.execute(payload, "e2e-shards-npz", timeout=300)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    assert {"SourceKind", "ConvertShards", "FinalizeDataset"} <= visited(result)
+    assert "ConvertDataset" not in visited(result)
+    report = stored(pipeline, "runs/e2e-shards-npz/report.json")
+    assert report["data"]["splits"] == {
+        "train": {"rows": 1200, "objects": 4},
+        "validation": {"rows": 300, "objects": 1},
+        "test": {"rows": 250, "objects": 1},
+    }
+    assert report["training_instance_count"] == 2
+    best = (result.output or {})["best_training_job"]
+    assert best["instance_count"] == 2
+    job = boto3.client("sagemaker").describe_training_job(TrainingJobName=best["training_job_name"])
+    assert job["ResourceConfig"]["InstanceCount"] == 2
+    cm = report["confusion_matrix"]
+    assert sum(cm.values()) == 250 and report["metrics"]["accuracy"] > 0.8
+
+
+def test_csv_shards_relabel_for_the_target_digit(pipeline: LocalPipeline, tmp_path: Path) -> None:
+    source = write_set(tmp_path / "csv", "csv", train_shards=2)
+    # One job on 600 rows: the gate is not what this checks.
+    payload = {"source": str(source), "target_digit": 7, "min_objective": 0.0, **FAST}
+    result = pipeline.execute(payload, "e2e-shards-csv", timeout=300)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    manifest = stored(pipeline, "runs/e2e-shards-csv/data/manifest.json")
+    assert manifest["label"] == "1.0 if digit == 7 else 0.0"
+    _, y = make_digits(300, 100 + len("train"))
+    _, y2 = make_digits(300, 110 + len("train"))
+    assert manifest["positives"]["train"] == int((y == 7).sum() + (y2 == 7).sum())
+    assert (result.output or {})["best_training_job"]["instance_count"] == 1
+
+
+def test_a_bad_shard_fails_the_run_naming_it(pipeline: LocalPipeline, tmp_path: Path) -> None:
+    source = write_set(tmp_path / "bad", "csv", train_shards=2, bad=True)
+    result = pipeline.execute({"source": str(source), **FAST}, "e2e-shards-bad", timeout=300)
+    assert result.status == "FAILED"
+    assert fail_state(result) == "InvalidDataset"
+    assert "validation/part-00000.csv" in (result.cause or "")
+    assert "NaN" in (result.cause or "")
+    assert "StartTuning" not in visited(result)
+    with pytest.raises(boto3.client("s3").exceptions.NoSuchKey):
+        stored(pipeline, "runs/e2e-shards-bad/data/manifest.json")
+
+
+def test_fewer_train_objects_than_instances_fails_before_tuning(
+    pipeline: LocalPipeline, tmp_path: Path
+) -> None:
+    source = write_set(tmp_path / "few", "npz", train_shards=2)
+    payload = {"source": str(source), "training_instance_count": 3, **FAST}
+    result = pipeline.execute(payload, "e2e-shards-few", timeout=300)
+    assert fail_state(result) == "InvalidInput"
+    assert result.error == "TooFewTrainObjectsError"
+    assert "3 instances but only 2 train objects" in (result.cause or "")
+    assert "StartTuning" not in visited(result)
