@@ -45,6 +45,8 @@ class Settings:
     state_machine_arn: str = ""
     ttl_function_arn: str = ""
     scheduler_role_arn: str = ""
+    #: Cleanup: the stack keeps its Model Package Group (removal policy retain).
+    registry_retained: bool = False
     #: The deployment's salt (UUID of the stack id): part of every name and tag.
     salt: str = ""
     #: DynamoDB table of the endpoint leases (one deploy at a time per endpoint).
@@ -77,6 +79,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
         ttl_function_arn=env.get("TTL_FUNCTION_ARN", ""),
         scheduler_role_arn=env.get("SCHEDULER_ROLE_ARN", ""),
+        registry_retained=env.get("MODEL_REGISTRY_RETAINED", "").lower() == "true",
         salt=env.get("DEPLOYMENT_SALT", ""),
         lock_table=env.get("LOCK_TABLE", ""),
     )

@@ -20,6 +20,7 @@ from aws_lambda_powertools import Logger, Tracer
 
 from lambdas._env import Settings, client, load_settings, remaining_seconds
 from pipeline_core.cleanup import cleanup_stack_resources
+from pipeline_core.registry import delete_versions
 from pipeline_core.teardown import delete_ttl_schedules, stop_executions, stop_transform_jobs
 
 logger = Logger()
@@ -71,6 +72,17 @@ def _stop_what_could_still_start_things(s: Settings) -> dict[str, Any]:
     return done
 
 
+def _delete_registry_versions(s: Settings) -> list[str]:
+    """The Model Package Group's versions, unless the stack retains its registry."""
+    if s.registry_retained:
+        return []
+    try:
+        return delete_versions(_clients(s), group=s.config.model_package_group, log=logger.warning)
+    except Exception:  # never block the deletion
+        logger.exception("cleanup: cannot delete the registry's versions")
+        return []
+
+
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
@@ -102,7 +114,10 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     except Exception:  # a failed cleanup must never block the stack deletion
         logger.exception("cleanup failed")
         return {"PhysicalResourceId": physical_id, "Data": data}
-    logger.info("cleanup done", extra={"summary": summary, "stopped": stopped})
+    registry = _delete_registry_versions(s)
+    logger.info(
+        "cleanup done", extra={"summary": summary, "stopped": stopped, "registry": registry}
+    )
     return {
         "PhysicalResourceId": physical_id,
         "Data": {**data, "Failed": str(len(summary["failed"]))},

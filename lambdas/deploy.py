@@ -10,6 +10,7 @@ from lambdas._env import Settings, client, field, load_settings, remaining_secon
 from pipeline_core.deploy import deploy
 from pipeline_core.inputs import RunSpec
 from pipeline_core.lease import held_for_deploy
+from pipeline_core.rollout import alarm_names, deployment_config
 
 logger = Logger()
 tracer = Tracer()
@@ -25,6 +26,15 @@ def _settings() -> Settings:
 def _clients(s: Settings) -> tuple[Any, Any]:
     """(sagemaker, dynamodb)."""
     return client("sagemaker", s.region), client("dynamodb", s.region)
+
+
+def rollout_for(run: RunSpec, s: Settings) -> dict[str, Any] | None:
+    """Blue/green DeploymentConfig for a realtime update; auto-rollback on the
+    stack's alarms, which watch the stack's own endpoint only."""
+    if run.endpoint_mode != "realtime":
+        return None
+    alarms = alarm_names(run.endpoint_name) if run.endpoint_name == s.default_endpoint_name else ()
+    return deployment_config(s.config.rollout, alarms)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -59,6 +69,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
                 role_arn=s.role_arn,
                 kms_key_arn=s.kms_key_arn,
                 deletion_timeout=max(0.0, remaining_seconds(context) - MARGIN_SECONDS),
+                deployment_config=rollout_for(run, s),
             )
     except Exception:
         logger.exception("Deploy failed")

@@ -17,6 +17,7 @@ from pipeline_core.costs import cost_block, endpoint_block
 from pipeline_core.evaluate import endpoint_invoker, evaluate_deployment, write_report
 from pipeline_core.inputs import RunSpec
 from pipeline_core.lease import release
+from pipeline_core.run_metrics import publish_run_metrics
 from pipeline_core.transform import transform_report
 
 logger = Logger()
@@ -34,6 +35,11 @@ def _clients(s: Settings) -> tuple[Any, Any, Any]:
         client("sagemaker-runtime", s.region),
         client("dynamodb", s.region),
     )
+
+
+def _metrics_client(s: Settings) -> Any:
+    """CloudWatch, for the dashboard's custom metrics."""
+    return client("cloudwatch", s.region)
 
 
 def lifecycle_blocks(event: dict[str, Any], run: RunSpec, s: Settings) -> dict[str, Any]:
@@ -68,6 +74,9 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         run = RunSpec.from_dict(field(event, "run"))
         data, deployed = field(event, "data"), field(event, "deploy")
         extra = lifecycle_blocks(event, run, s)
+        if event.get("registry"):
+            # The registered version this run deployed (report.json carries it).
+            extra["registry"] = event["registry"]
         s3, runtime, ddb = _clients(s)
         if run.endpoint_mode == "none":
             report = transform_report(run, data, deployed, s.config, s3)
@@ -90,5 +99,12 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     except Exception:
         logger.exception("Evaluate failed")
         raise
+    publish_run_metrics(
+        _metrics_client(s),
+        stack_tag=s.stack_tag,
+        tuning=event.get("tuning"),
+        metrics=evaluation["metrics"],
+        log=logger.warning,
+    )
     logger.info("evaluation done", extra={"metrics": evaluation["metrics"]})
     return evaluation

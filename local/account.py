@@ -29,6 +29,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from local.event_rules import LocalEventRules, rules_from_template
 from local.lambda_dispatch import LambdaDispatcher
 from local.sagemaker_service import LocalSageMaker
 from local.services import (
@@ -126,6 +127,38 @@ def _create_table(ctx: ResourceContext) -> None:
         client.update_time_to_live(TableName=kwargs["TableName"], TimeToLiveSpecification=ttl)
 
 
+def _create_model_package_group(ctx: ResourceContext) -> None:
+    props = ctx.properties
+    boto3.client("sagemaker").create_model_package_group(
+        ModelPackageGroupName=props["ModelPackageGroupName"],
+        ModelPackageGroupDescription=props.get("ModelPackageGroupDescription", ""),
+    )
+
+
+def _create_alarm(ctx: ResourceContext) -> None:
+    props = ctx.properties
+    kwargs: dict[str, Any] = {
+        key: props[key]
+        for key in (
+            "AlarmName",
+            "AlarmDescription",
+            "MetricName",
+            "Namespace",
+            "Statistic",
+            "Period",
+            "EvaluationPeriods",
+            "Threshold",
+            "ComparisonOperator",
+            "TreatMissingData",
+            "Dimensions",
+        )
+        if key in props
+    }
+    kwargs.setdefault("AlarmName", ctx.logical_id)
+    kwargs["Threshold"] = float(kwargs.get("Threshold", 0))
+    boto3.client("cloudwatch").put_metric_alarm(**kwargs)
+
+
 def _create_log_group(ctx: ResourceContext) -> None:
     name = ctx.physical_name
     if name != ctx.logical_id:  # only named groups: the handlers' own are made on use
@@ -139,6 +172,8 @@ RESOURCE_CREATORS: dict[str, ResourceCreator] = {
     "AWS::SNS::Topic": _create_topic,
     "AWS::DynamoDB::Table": _create_table,
     "AWS::Logs::LogGroup": _create_log_group,
+    "AWS::SageMaker::ModelPackageGroup": _create_model_package_group,
+    "AWS::CloudWatch::Alarm": _create_alarm,
 }
 
 
@@ -156,6 +191,8 @@ class Deployment:
     topic_arn: str
     dispatcher: LambdaDispatcher
     resources: dict[str, str]
+    #: The template's EventBridge rules, for events moto does not emit.
+    events: LocalEventRules | None = None
 
 
 class LocalAccount:
@@ -231,6 +268,14 @@ class LocalAccount:
             on_event=self._on_event,
         )
         self.sagemaker.logs = logs_for_service
+        # Deployment guardrails read the alarms' state (local/guardrails.py).
+        self.sagemaker.cloudwatch = boto3.client(
+            "cloudwatch",
+            endpoint_url=self.moto.url,
+            region_name=self.region,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - not a secret
+        )
         self._sm_server = BackgroundServer(
             self.sagemaker.app(), host=LOOPBACK, port=self._sagemaker_port
         )
@@ -326,12 +371,17 @@ class LocalAccount:
         # moto's state outlives a server in this process and its create returns an
         # existing machine unchanged: make sure this pipeline's definition runs.
         sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(definition))
+        events = LocalEventRules(rules_from_template(synth.template, resolver), dispatcher)
+        assert self.sagemaker is not None
+        # The local SageMaker's model package state changes reach the rules.
+        self.sagemaker.registry.on_state_change = events.put
         self.deployment = Deployment(
             state_machine_arn=arn,
             bucket=str(buckets.pop()),
             topic_arn=topics[-1] if topics else "",
             dispatcher=dispatcher,
             resources=created,
+            events=events,
         )
         return self.deployment
 

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import numpy as np
 
-from local import account_cli, make_dataset
+from local import account_cli, approve_cli, make_dataset
 from local import report as rpt
 from local.make_args import ArgsSyntaxError, split_args
 from local.mnist_cache import DatasetCacheError, ensure_mnist
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Wait-state seconds for the polling loops (cloud default 60; local 1)",
     )
     account_cli.add_parser(sub)
+    approve_cli.add_parser(sub)
     make_dataset.add_parser(sub)
     return parser
 
@@ -194,6 +195,8 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
     }
     report["data"] = {"splits": (stored.get("data") or {}).get("splits")}
     report["endpoint_name"] = summary.get("endpoint_name")
+    report["model_package_arn"] = summary.get("model_package_arn")
+    report["approval_status"] = summary.get("approval_status")
     report["endpoint"] = summary.get("endpoint")
     report["cost"] = summary.get("cost")
     report["target_digit"] = summary.get("target_digit", 0)
@@ -348,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(args)
         if args.command == "services":
             return account_cli.run(args)
+        if args.command == "approve":
+            return approve_cli.run(args)
         if args.command == "make-dataset":
             return make_dataset.main(args)
     except (UsageError, DatasetCacheError, SynthError) as e:

@@ -48,6 +48,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             lines.append(f"  tuned hyperparameters: {hp}")
     if report.get("endpoint_name"):
         lines.append(f"endpoint {report['endpoint_name']}")
+    if report.get("model_package_arn"):
+        # Registered in this run's (embedded) account; a rollback by ARN needs
+        # an account that lives on: python -m local services.
+        lines.append(
+            f"model version {report['model_package_arn']} ({report.get('approval_status')})"
+        )
     return lines
 
 

@@ -35,6 +35,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from local.channels import download_channel
+from local.guardrails import cloudwatch_alarm_check, shift_traffic
+from local.model_registry import ModelRegistry, RegistryError
 from local.paging import listing, page
 from local.training_backend import TrainingBackend
 from local.training_jobs import (
@@ -135,6 +137,10 @@ class _Endpoint:
     failure_reason: str | None = None
     pending_config: str | None = None
     tags: list[dict[str, str]] = field(default_factory=list)
+    #: UpdateEndpoint's DeploymentConfig (in progress, then the last one).
+    deployment_config: dict[str, Any] | None = None
+    #: Traffic on the new fleet during a blue/green update (percent).
+    traffic_percent: int | None = None
 
 
 class LocalSageMaker(TransformJobsMixin):
@@ -177,6 +183,12 @@ class LocalSageMaker(TransformJobsMixin):
         self.training_jobs = TrainingJobService(self)
         #: How long a deleted endpoint stays ``Deleting``.
         self.delete_seconds = 0.5
+        #: Model Package Groups and versions (local/model_registry.py).
+        self.registry = ModelRegistry(region=region, account=account, put_tags=self._put_tags)
+        #: CloudWatch client for the guardrails' alarms (the local account sets it).
+        self.cloudwatch: Any = None
+        #: Baking time after each traffic shift of a blue/green update.
+        self.bake_seconds = 0.2
 
     # -- helpers ----------------------------------------------------------------
 
@@ -245,7 +257,11 @@ class LocalSageMaker(TransformJobsMixin):
         limit = self._take_fault(f"resource_limit:{operation}")
         if limit is not None:
             raise ServiceError("ResourceLimitExceeded", limit)
-        handler = getattr(self, f"op_{operation}", None)
+        handler = (
+            self._registry_operation(operation)
+            if self.registry.handles(operation)
+            else getattr(self, f"op_{operation}", None)
+        )
         if handler is None:
             raise ServiceError(
                 "UnknownOperationException", f"{operation} is not implemented locally"
@@ -272,6 +288,17 @@ class LocalSageMaker(TransformJobsMixin):
                     "InternalFailure", f"{operation} response breaks its shape: {problems}", 500
                 )
         return result
+
+    def _registry_operation(self, operation: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """A model-registry operation (local/model_registry.py) as an op_ handler."""
+
+        def handler(params: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return self.registry.dispatch(operation, params)
+            except RegistryError as e:
+                raise ServiceError(e.code, e.message) from e
+
+        return handler
 
     def _put_tags(self, arn: str, tags: list[dict[str, str]] | None) -> None:
         with self._lock:
@@ -683,6 +710,11 @@ class LocalSageMaker(TransformJobsMixin):
             self.s3.download_file(bucket, key, str(artifact))
             with tarfile.open(artifact):  # must be a readable archive
                 pass
+            if updating and endpoint.deployment_config is not None:
+                fired = self._guard_update(endpoint)
+                if fired is not None:
+                    self._roll_back(endpoint, config_name, fired)
+                    return
             self.backend.load_endpoint_model(endpoint.name, artifact)
             with self._lock:
                 endpoint.config_name = config_name
@@ -699,6 +731,42 @@ class LocalSageMaker(TransformJobsMixin):
                 # A failed update rolls back: the old config keeps serving.
                 endpoint.status = "InService" if updating else "Failed"
         self.on_event("endpoint", {"endpoint": endpoint.name, "status": endpoint.status})
+
+    def _guard_update(self, endpoint: _Endpoint) -> str | None:
+        """Shift traffic by the DeploymentConfig; the alarm that fired, or None."""
+
+        def quiet(_names: list[str]) -> list[str]:
+            return []  # no CloudWatch: nothing can fire
+
+        check = quiet if self.cloudwatch is None else cloudwatch_alarm_check(self.cloudwatch)
+
+        def step(percent: int) -> None:
+            with self._lock:
+                endpoint.traffic_percent = percent
+
+        return shift_traffic(
+            endpoint.deployment_config,
+            alarms_in_alarm=check,
+            bake_seconds=self.bake_seconds,
+            on_step=step,
+        )
+
+    def _roll_back(self, endpoint: _Endpoint, config_name: str, alarm: str) -> None:
+        """As SageMaker: RollingBack, then InService on the old config."""
+        with self._lock:
+            endpoint.status = "RollingBack"
+            endpoint.modified = _now()
+        time.sleep(min(self.bake_seconds, 0.2))
+        with self._lock:
+            endpoint.status = "InService"
+            endpoint.pending_config = None
+            endpoint.traffic_percent = None
+            endpoint.failure_reason = (
+                f"Deployment of {config_name} was rolled back: alarm {alarm} is in ALARM; "
+                f"{endpoint.config_name} still serves"
+            )
+            endpoint.modified = _now()
+        self.on_event("endpoint", {"endpoint": endpoint.name, "status": "RolledBack"})
 
     def op_CreateEndpoint(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["EndpointName"]
@@ -756,6 +824,8 @@ class LocalSageMaker(TransformJobsMixin):
                 )
             endpoint.status = "Updating"
             endpoint.pending_config = p["EndpointConfigName"]
+            endpoint.deployment_config = p.get("DeploymentConfig")
+            endpoint.traffic_percent = None
             endpoint.modified = _now()
         self._start(
             lambda: self._load_into(endpoint, p["EndpointConfigName"], True), f"ep-{endpoint.name}"
@@ -778,6 +848,8 @@ class LocalSageMaker(TransformJobsMixin):
                 out["ProductionVariants"] = variants
             if endpoint.failure_reason:
                 out["FailureReason"] = endpoint.failure_reason
+            if endpoint.deployment_config is not None:
+                out["LastDeploymentConfig"] = endpoint.deployment_config
             if endpoint.pending_config is not None:
                 # As SageMaker reports an update in progress.
                 out["PendingDeploymentSummary"] = {

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pipeline_core.endpoint_modes import ENDPOINT_DEFAULTS, parse_endpoint_defaults
 from pipeline_core.errors import InvalidConfigError
+from pipeline_core.rollout import ROLLOUT_DEFAULTS, parse_rollout
 
 ScalingType = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
 RangeKind = Literal["Continuous", "Integer"]
@@ -69,6 +70,9 @@ DEFAULT_ALLOWED_INSTANCE_TYPES: tuple[str, ...] = (
     "ml.m5.large",
     "ml.m5.xlarge",
 )
+
+#: Input/config ``approval``.
+APPROVAL_MODES = ("auto", "manual")
 
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.(?:[0-9]*x?large|medium|small|metal)$")
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
@@ -176,6 +180,12 @@ class PipelineConfig:
     max_parallel_limit: int = 4
     #: Managed Spot Training (input ``spot``): MaxWaitTimeInSeconds (>= max_runtime_seconds).
     spot_max_wait_seconds: int = 3600
+    #: Model registry: ``auto`` approves a version that passed the quality
+    #: gate; ``manual`` waits (at most ``approval_timeout_minutes``) for a person.
+    approval: str = "auto"
+    approval_timeout_minutes: int = 120
+    #: UpdateEndpoint's blue/green DeploymentConfig (pipeline_core.rollout).
+    rollout: Mapping[str, Any] = field(default_factory=lambda: dict(ROLLOUT_DEFAULTS))
     #: One deploy at a time per endpoint: ``wait`` retries Deploy while another
     #: execution holds the endpoint's lease (at most ``endpoint_busy_retries``
     #: times, ``endpoint_busy_interval_seconds`` apart), ``fail`` ends at once
@@ -253,7 +263,19 @@ class PipelineConfig:
             if not isinstance(key, str) or not isinstance(value, str):
                 raise InvalidConfigError("extra_static_hyperparameters: strings to strings")
         self._validate_lifecycle()
+        self._validate_registry()
         return self
+
+    def _validate_registry(self) -> None:
+        if self.approval not in APPROVAL_MODES:
+            raise InvalidConfigError(f"approval: one of {list(APPROVAL_MODES)}")
+        _check_int("approval_timeout_minutes", self.approval_timeout_minutes, 1, 7 * 24 * 60)
+        parse_rollout(self.rollout)
+
+    @property
+    def model_package_group(self) -> str:
+        """The stack's Model Package Group (the registry)."""
+        return f"{self.name_prefix}-models"
 
     def _validate_lifecycle(self) -> None:
         """Endpoint defaults and the cost caps (the defaults must respect the caps)."""
@@ -307,6 +329,7 @@ class PipelineConfig:
         data["extra_static_hyperparameters"] = dict(self.extra_static_hyperparameters)
         data["endpoint"] = dict(self.endpoint)
         data["allowed_instance_types"] = list(self.allowed_instance_types)
+        data["rollout"] = dict(self.rollout)
         return data
 
     def to_json(self) -> str:
@@ -331,6 +354,8 @@ class PipelineConfig:
             if not isinstance(values["endpoint"], Mapping):
                 raise InvalidConfigError("endpoint: must be an object")
             values["endpoint"] = {**ENDPOINT_DEFAULTS, **values["endpoint"]}
+        if "rollout" in values:
+            values["rollout"] = parse_rollout(values["rollout"])
         if "allowed_instance_types" in values:
             if not isinstance(values["allowed_instance_types"], list | tuple):
                 raise InvalidConfigError("allowed_instance_types: must be a list")

@@ -101,9 +101,11 @@ def build_model_request(
     artifacts = best.get("model_artifacts")
     if not artifacts:
         raise TuningJobFailedError("no best training job with model artifacts to deploy")
+    # A registered version brings its own image (its InferenceSpecification).
+    image = str(best.get("image") or image_uri)
     return {
         "ModelName": run.names.model,
-        "PrimaryContainer": {"Image": image_uri, "ModelDataUrl": str(artifacts)},
+        "PrimaryContainer": {"Image": image, "ModelDataUrl": str(artifacts)},
         "ExecutionRoleArn": role_arn,
         "EnableNetworkIsolation": True,
         "Tags": deploy_tags(run),
@@ -152,8 +154,12 @@ def plan_deploy(
     image_uri: str,
     role_arn: str,
     kms_key_arn: str | None = None,
+    deployment_config: dict[str, Any] | None = None,
 ) -> DeployPlan:
-    """Decide create vs update from DescribeEndpoint (``existing``, None if absent)."""
+    """Decide create vs update from DescribeEndpoint (``existing``, None if absent).
+
+    ``deployment_config`` (pipeline_core.rollout) makes an update blue/green
+    with traffic shifting and auto-rollback."""
     model = build_model_request(run, tuning, image_uri=image_uri, role_arn=role_arn)
     cfg = build_endpoint_config_request(run, config, kms_key_arn=kms_key_arn)
     ours = run.names.endpoint_config
@@ -191,7 +197,9 @@ def plan_deploy(
             f"endpoint {name} is {status} (config {pending or current}); "
             "another deployment is in progress"
         )
-    update = {"EndpointName": name, "EndpointConfigName": ours}
+    update: dict[str, Any] = {"EndpointName": name, "EndpointConfigName": ours}
+    if deployment_config:
+        update["DeploymentConfig"] = deployment_config
     return plan("update", str(current) if current else None, update)
 
 
@@ -297,6 +305,7 @@ def deploy(
     kms_key_arn: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
     deletion_timeout: float = 240.0,
+    deployment_config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Describe the endpoint, plan, execute. Returns ``$.deploy``."""
     existing = _describe_or_none(sm, run.endpoint_name)
@@ -316,6 +325,7 @@ def deploy(
         image_uri=image_uri,
         role_arn=role_arn,
         kms_key_arn=kms_key_arn,
+        deployment_config=deployment_config,
     )
     return execute_deploy(plan, sm, sleep=sleep, deletion_timeout=deletion_timeout)
 

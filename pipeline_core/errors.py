@@ -84,3 +84,19 @@ class InstanceTypeUnavailableError(PipelineError):
 
 class TransformJobFailedError(PipelineError):
     """The Batch Transform job (endpoint mode ``none``) ended Failed or Stopped."""
+
+
+class ModelPackageRejectedError(PipelineError):
+    """A person rejected the registered model version (manual approval)."""
+
+
+class ModelPackageNotApprovedError(PipelineError):
+    """The model version to deploy (input ``model_package_arn``) is not Approved."""
+
+
+class ApprovalTimedOutError(PipelineError):
+    """Nobody approved or rejected the model version within the approval timeout."""
+
+
+class EndpointUpdateRolledBackError(PipelineError):
+    """The blue/green update was rolled back (an alarm fired); the old config serves."""

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pipeline_core.config import (
+    APPROVAL_MODES,
     OBJECTIVE_METRICS,
     TUNABLE_LIMITS,
     ParameterRange,
@@ -43,7 +44,28 @@ INPUT_KEYS = frozenset(
         "training_instance_count",
         "endpoint",
         "spot",
+        "approval",
+        "model_package_arn",
         "Comment",
+    }
+)
+#: Keys that only mean something when the run tunes a new model: with
+#: ``model_package_arn`` (deploy a registered version) they are refused.
+TRAINING_ONLY_KEYS = frozenset(
+    {
+        "source",
+        "ranges",
+        "objective_metric",
+        "objective_type",
+        "strategy",
+        "max_jobs",
+        "max_parallel_jobs",
+        "training_instance_type",
+        "training_instance_count",
+        "min_objective",
+        "random_seed",
+        "spot",
+        "approval",
     }
 )
 
@@ -60,6 +82,11 @@ MAX_JOBS_LIMIT = 500
 MAX_PARALLEL_LIMIT = 100
 #: ``RandomSeed`` of a tuning job: a non-negative 32-bit integer.
 RANDOM_SEED_MAX = 2**31 - 1
+#: A versioned model package (names are lower case in ARNs).
+MODEL_PACKAGE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/"
+    r"(?P<group>[a-z0-9](-*[a-z0-9]){0,62})/(?P<version>[1-9]\d*)$"
+)
 #: Training instances per job this pipeline lets an execution ask for.
 INSTANCE_COUNT_MAX = 20
 #: ``source_kind`` values: one tutorial pickle, or an S3 prefix of shards.
@@ -110,6 +137,10 @@ class RunSpec:
     #: Managed Spot Training for the tuning job.
     spot: bool = False
     transform_instance_type: str = "ml.m4.xlarge"
+    #: Registry: ``auto`` or ``manual`` approval of the version this run registers.
+    approval: str = "auto"
+    #: Deploy this registered version instead of converting and tuning.
+    model_package_arn: str | None = None
 
     def tag_list(self) -> list[dict[str, str]]:
         return [{"Key": k, "Value": v} for k, v in self.tags]
@@ -170,6 +201,12 @@ class RunSpec:
                 ttl_hours=int(data.get("ttl_hours", 0)),
                 spot=bool(data.get("spot", False)),
                 transform_instance_type=str(data.get("transform_instance_type", "ml.m4.xlarge")),
+                approval=str(data.get("approval", "auto")),
+                model_package_arn=(
+                    None
+                    if data.get("model_package_arn") is None
+                    else str(data["model_package_arn"])
+                ),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidInputError(f"run: malformed run spec ({e!r})") from e
@@ -234,6 +271,23 @@ def _endpoint_name(raw: Mapping[str, Any], default: str, name_prefix: str) -> st
         raise InvalidInputError(
             f"endpoint_name: {value!r} must start with '{name_prefix}-' "
             "(the stack may only manage endpoints with its name prefix)"
+        )
+    return value
+
+
+def model_package_arn(value: Any, *, group: str) -> str:
+    """A version of the stack's Model Package Group (IAM allows no other)."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"model_package_arn: must be a string, got {value!r}")
+    match = MODEL_PACKAGE_ARN.match(value)
+    if match is None:
+        raise InvalidInputError(
+            f"model_package_arn: {value!r} is not a model package version ARN "
+            "(arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>)"
+        )
+    if match.group("group") != group.lower():
+        raise InvalidInputError(
+            f"model_package_arn: {value!r} is not in this stack's registry ({group})"
         )
     return value
 
@@ -339,6 +393,17 @@ def resolve_run(
     unknown = sorted(set(raw) - INPUT_KEYS)
     if unknown:
         raise InvalidInputError(f"{unknown[0]}: unknown input key (unknown keys: {unknown})")
+
+    package_arn: str | None = None
+    if "model_package_arn" in raw:
+        package_arn = model_package_arn(raw["model_package_arn"], group=config.model_package_group)
+        clashing = sorted(set(raw) & TRAINING_ONLY_KEYS)
+        if clashing:
+            raise InvalidInputError(
+                f"{clashing[0]}: does not apply with model_package_arn "
+                "(that run deploys a registered version, it trains nothing)"
+            )
+    approval = _choice(raw, "approval", config.approval, APPROVAL_MODES)
 
     source_default = config.source_template.format(region=region)
     source = validate_source(
@@ -457,4 +522,6 @@ def resolve_run(
         ttl_hours=endpoint.ttl_hours,
         spot=spot,
         transform_instance_type=config.transform_instance_type,
+        approval=approval,
+        model_package_arn=package_arn,
     )

@@ -155,12 +155,19 @@ def summarize_endpoint(
     else:  # Failed, OutOfService, Deleting
         status = "Failed"
         reason = reason or f"endpoint is {raw}"
-    return {
+    out: dict[str, Any] = {
         "status": status,
         "polls": polls,
         "failure_reason": reason if status != "InService" else None,
         "endpoint_config_name": config_name,
     }
+    if status == "UpdateFailed":
+        # Blue/green: the new fleet never took over (it failed, or an alarm
+        # rolled it back), so the previous config still serves.
+        out["message"] = (
+            f"the update to {expected_config} was rolled back; {config_name} still serves"
+        )
+    return out
 
 
 def describe_endpoint_status(

@@ -128,6 +128,7 @@ def acknowledge_findings(stack: NaggedStack) -> None:
         f"limited to this stack's name prefix '{prefix}-' in the default group."
     )
 
+    _acknowledge_registry(stack, runs_objects, runs_reason)
     for name, function in stack.functions.items():
         role = function.role
         star_reason = XRAY_REASON
@@ -136,10 +137,16 @@ def acknowledge_findings(stack: NaggedStack) -> None:
                 " sagemaker:ListEndpointConfigs/ListModels (finding superseded configs and "
                 "models to retire) support no resource-level permissions either."
             )
+        if name == "Evaluate":
+            star_reason += (
+                " cloudwatch:PutMetricData (the dashboard's run metrics) supports no "
+                "resource-level permissions; it is limited to one namespace by condition."
+            )
         if name in ("Cleanup", "CleanupComplete"):
             star_reason += (
                 " sagemaker:ListEndpoints/ListEndpointConfigs/ListModels/ListTransformJobs/"
-                "ListHyperParameterTuningJobs and scheduler:ListSchedules support no "
+                "ListHyperParameterTuningJobs/ListModelPackages and scheduler:ListSchedules "
+                "support no "
                 "resource-level permissions; deletes are restricted by name prefix and by the "
                 "stack tag condition (schedules: by their target, this stack's function)."
             )
@@ -255,3 +262,25 @@ def acknowledge_findings(stack: NaggedStack) -> None:
         "the log delivery actions (logs:CreateLogDelivery etc.) and X-Ray's "
         "PutTraceSegments/PutTelemetryRecords support no resource-level permissions.",
     )
+
+
+def _acknowledge_registry(stack: NaggedStack, runs_objects: str, runs_reason: str) -> None:
+    """Model registry: versions are numbered by SageMaker at run time."""
+    group = stack.settings.pipeline.model_package_group.lower()
+    versions = (
+        f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='sagemaker')}model-package/{group}/*]"
+    )
+    reason = (
+        f"Versions of this stack's Model Package Group '{group}' are numbered by SageMaker "
+        "when registered; the grant covers that group's versions only."
+    )
+    for name in (
+        "RegisterModel",
+        "LoadModelPackage",
+        "WaitForApproval",
+        "ApprovalDecided",
+        "Cleanup",
+    ):
+        acknowledge(stack.functions[name].role, versions, reason)
+    for name in ("WaitForApproval", "ApprovalDecided"):
+        acknowledge(stack.functions[name].role, runs_objects, runs_reason)

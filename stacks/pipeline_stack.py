@@ -13,17 +13,21 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from pipeline_core import run_metrics
 from pipeline_core.config import CONFIG_ENV
 from pipeline_core.names import default_endpoint_name
 from stacks.bundling import lambda_code
 from stacks.cleanup import ExecutionCleanup
+from stacks.dashboard import PipelineDashboard
 from stacks.functions import RUNTIME, FunctionSpec, PipelineFunction
 from stacks.image_uris import LinearLearnerImage
 from stacks.leases import EndpointLeases
 from stacks.lifecycle import ExecutionEndRule, SchedulerRole
 from stacks.nag import acknowledge_findings
 from stacks.notifications import NotificationTopic
+from stacks.registry import EndpointAlarms, ModelRegistry
 from stacks.sagemaker_role import SageMakerExecutionRole
+from stacks.schedule import RetrainingScheduleConstruct
 from stacks.settings import LOG_RETENTION_DAYS, StackSettings
 from stacks.state_machine import BusyRetry, PipelineFunctions, PipelineStateMachine
 from stacks.storage import DataStorage
@@ -94,6 +98,22 @@ FUNCTION_SPECS: Mapping[str, FunctionSpec] = {
     ),
     "DescribeTransform": FunctionSpec(
         module="describe_transform", description="Poll the Batch Transform job"
+    ),
+    "RegisterModel": FunctionSpec(
+        module="register_model",
+        description="Register the tuned model as a version of the Model Package Group",
+    ),
+    "LoadModelPackage": FunctionSpec(
+        module="load_model_package",
+        description="Input model_package_arn: load an Approved version to deploy (rollback)",
+    ),
+    "WaitForApproval": FunctionSpec(
+        module="await_approval",
+        description="Manual approval: keep the task token until the version is decided",
+    ),
+    "ApprovalDecided": FunctionSpec(
+        module="approval_decided",
+        description="A version was approved or rejected: release the waiting execution",
     ),
     "EndpointTtl": FunctionSpec(
         module="endpoint_ttl",
@@ -218,6 +238,9 @@ class PipelineStack(Stack):
                 schedule_ttl=fn["ScheduleEndpointTtl"],
                 start_transform=fn["StartTransform"],
                 describe_transform=fn["DescribeTransform"],
+                register_model=fn["RegisterModel"],
+                load_model_package=fn["LoadModelPackage"],
+                await_approval=fn["WaitForApproval"],
             ),
             data_bucket=self.storage.bucket,
             map_max_concurrency=config.map_max_concurrency,
@@ -229,6 +252,7 @@ class PipelineStack(Stack):
             log_retention=retention,
             removal_policy=removal,
             timeout=Duration.hours(settings.execution_timeout_hours),
+            approval_timeout=Duration.minutes(config.approval_timeout_minutes),
             endpoint_busy_retry=(
                 BusyRetry(
                     interval_seconds=config.endpoint_busy_interval_seconds,
@@ -238,6 +262,33 @@ class PipelineStack(Stack):
                 else None
             ),
         )
+        self.registry = ModelRegistry(
+            self,
+            "ModelRegistry",
+            group_name=config.model_package_group,
+            approval_handler=fn["ApprovalDecided"],
+            removal_policy=removal,
+        )
+        self.endpoint_alarms = EndpointAlarms(
+            self, "EndpointAlarms", endpoint_name=self.endpoint_name, rollout=config.rollout
+        )
+        self.dashboard = PipelineDashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{settings.stack_name}-pipeline",
+            state_machine=self.pipeline.state_machine,
+            stack_tag=self.stack_tag,
+            endpoint=self.endpoint_alarms,
+        )
+        self.retraining: RetrainingScheduleConstruct | None = None
+        if settings.schedule is not None:
+            self.retraining = RetrainingScheduleConstruct(
+                self,
+                "Retraining",
+                schedule=settings.schedule,
+                state_machine=self.pipeline.state_machine,
+                name=f"{settings.stack_name}-retraining",
+            )
         self.scheduler_role = SchedulerRole(self, "EndpointTtlScheduler").role
         self.execution_end = ExecutionEndRule(
             self,
@@ -259,6 +310,8 @@ class PipelineStack(Stack):
         self.cleanup.resource.node.add_dependency(
             self.pipeline, self.sagemaker_role, self.storage, *self.functions.values()
         )
+        # Before the group: a group with versions cannot be deleted.
+        self.cleanup.resource.node.add_dependency(self.registry.group)
 
         self._grant_sagemaker_role()
         self._grant_functions()
@@ -279,6 +332,8 @@ class PipelineStack(Stack):
             "Cleanup": {
                 "STATE_MACHINE_ARN": self.pipeline.state_machine.state_machine_arn,
                 "TTL_FUNCTION_ARN": ttl_arn,
+                # Versions are deleted with the group, unless the stack retains it.
+                "MODEL_REGISTRY_RETAINED": str(not self.settings.destroy_on_delete).lower(),
             },
         }
         for name, variables in extra.items():
@@ -320,6 +375,12 @@ class PipelineStack(Stack):
             f"arn:{Aws.PARTITION}:scheduler:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
             f"schedule/default/{prefix}-*"
         )
+
+    def model_package_arns(self) -> tuple[str, str]:
+        """(the group, its versions)."""
+        group = self.settings.pipeline.model_package_group.lower()
+        base = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+        return f"{base}:model-package-group/{group}", f"{base}:model-package/{group}/*"
 
     def _tag_condition(self) -> dict[str, Any]:
         """The resource carries this stack's tag."""
@@ -666,6 +727,10 @@ class PipelineStack(Stack):
         )
 
         cleanup = roles["Cleanup"]
+        # The registry's versions go with the group (removal policy destroy).
+        _group, versions = self.model_package_arns()
+        self._allow(cleanup, ["sagemaker:ListModelPackages"], ["*"])
+        self._allow(cleanup, ["sagemaker:DeleteModelPackage"], [versions])
         state_machine = self.pipeline.state_machine
         self._allow(cleanup, ["states:ListExecutions"], [state_machine.state_machine_arn])
         self._allow(cleanup, ["states:StopExecution"], [self.executions_arn()])
@@ -698,8 +763,54 @@ class PipelineStack(Stack):
             self._tag_condition(),
         )
 
+        self._grant_registry(roles)
+
         # The topic uses our key: the state machine must encrypt to publish.
         self._grant_key_use(self.pipeline.state_machine.role, KMS_ENCRYPT_DECRYPT)
+
+    def _grant_registry(self, roles: Mapping[str, iam.IRole]) -> None:
+        group, versions = self.model_package_arns()
+        register = roles["RegisterModel"]
+        self._allow(register, ["sagemaker:CreateModelPackage"], [group, versions])
+        # Tags in the request need AddTags on the new version.
+        self._allow(register, ["sagemaker:AddTags"], [versions])
+        self._allow(roles["LoadModelPackage"], ["sagemaker:DescribeModelPackage"], [versions])
+        state_machine = self.pipeline.state_machine.state_machine_arn
+        for name in ("WaitForApproval", "ApprovalDecided"):
+            role = roles[name]
+            self._allow(role, ["sagemaker:DescribeModelPackage"], [versions])
+            # A policy of its own: the state machine invokes WaitForApproval, so
+            # the function must not depend on a policy naming the state machine.
+            iam.Policy(
+                self,
+                f"{name}TaskResponse",
+                roles=[role],
+                statements=[
+                    iam.PolicyStatement(
+                        actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
+                        resources=[state_machine],
+                    )
+                ],
+            )
+        self._grant_objects(roles["WaitForApproval"], read=False, write=True)
+        self._grant_objects(roles["ApprovalDecided"], read=True, write=False)
+        # AutoRollbackConfiguration: SageMaker reads the alarms' state as the
+        # endpoint's execution role.
+        alarms = [a.alarm_arn for a in self.endpoint_alarms.alarms]
+        self._allow(self.sagemaker_role, ["cloudwatch:DescribeAlarms"], alarms)
+        # The dashboard's custom metrics (PutMetricData has no resource scope).
+        self._allow(
+            roles["Evaluate"],
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            {"StringEquals": {"cloudwatch:namespace": run_metrics.NAMESPACE}},
+        )
+        if self.retraining is not None:
+            self._allow(
+                self.retraining.role,
+                ["states:StartExecution"],
+                [self.pipeline.state_machine.state_machine_arn],
+            )
 
     # -- outputs -----------------------------------------------------------------
 
@@ -718,3 +829,12 @@ class PipelineStack(Stack):
         )
         CfnOutput(self, "EndpointName", value=self.endpoint_name)
         CfnOutput(self, "TopicArn", value=self.notifications.topic.topic_arn)
+        CfnOutput(self, "ModelPackageGroupName", value=self.registry.group_name)
+        CfnOutput(
+            self,
+            "DashboardUrl",
+            value=(
+                f"https://{Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region="
+                f"{Aws.REGION}#dashboards:name={self.settings.stack_name}-pipeline"
+            ),
+        )

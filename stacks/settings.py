@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pipeline_core.config import PipelineConfig
 from pipeline_core.errors import InvalidConfigError
+from stacks.schedule import RetrainingSchedule, parse_schedule
 
 RemovalPolicyName = Literal["destroy", "retain"]
 
@@ -38,6 +39,7 @@ KNOWN_KEYS: frozenset[str] = frozenset(
         "log_retention_days",
         "enable_kms",
         "execution_timeout_hours",
+        "schedule",
     }
 )
 
@@ -54,6 +56,8 @@ class StackSettings:
     log_retention_days: int = 30
     enable_kms: bool = False
     execution_timeout_hours: int = 6
+    #: Scheduled retraining (stacks/schedule.py); None: off.
+    schedule: RetrainingSchedule | None = None
 
     @property
     def destroy_on_delete(self) -> bool:
@@ -70,7 +74,10 @@ class StackSettings:
         pipeline_raw = values.pop("pipeline", {})
         pipeline = PipelineConfig.from_mapping(pipeline_raw)
         email = values.pop("notification_email", "")
-        settings = cls(pipeline=pipeline, notification_email=email or None, **values)
+        schedule = parse_schedule(values.pop("schedule", None), pipeline)
+        settings = cls(
+            pipeline=pipeline, notification_email=email or None, schedule=schedule, **values
+        )
         return settings.validate()
 
     def validate(self) -> StackSettings:

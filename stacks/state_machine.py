@@ -29,6 +29,7 @@ from stacks.phases.data import ShardSource, data_phase
 from stacks.phases.deploy import ENDPOINT_IN_PROGRESS, deploy_phase
 from stacks.phases.end import DEFAULT_FAILURE, FAILURE_ROUTES, failure_chain
 from stacks.phases.evaluate import evaluate_phase, summary_parameters
+from stacks.phases.registry import model_source, registry_phase
 from stacks.phases.tuning import TUNING_IN_PROGRESS, tuning_phase
 
 __all__ = [
@@ -53,7 +54,8 @@ DEFAULT_BUSY_RETRY = BusyRetry()
 
 
 class PipelineStateMachine(Construct):
-    """Validate → data → tuning (gate) → deploy (endpoint or transform) → evaluate → notify."""
+    """Validate → (``model_package_arn``: load that version | data → tuning (gate) →
+    register, approve) → deploy (endpoint or transform) → evaluate → notify."""
 
     def __init__(
         self,
@@ -66,6 +68,7 @@ class PipelineStateMachine(Construct):
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
         timeout: Duration,
+        approval_timeout: Duration | None = None,
         endpoint_busy_retry: BusyRetry | None = DEFAULT_BUSY_RETRY,
         data_bucket: s3.IBucket | None = None,
         map_max_concurrency: int = 40,
@@ -86,6 +89,7 @@ class PipelineStateMachine(Construct):
             removal_policy=removal_policy,
         )
         self._topic = topic
+        self._approval_timeout = approval_timeout or Duration.hours(2)
         definition = self._definition()
         self.state_machine = sfn.StateMachine(
             self,
@@ -112,12 +116,14 @@ class PipelineStateMachine(Construct):
         )
         evaluate = evaluate_phase(steps, f, self._topic)
         deploy = deploy_phase(steps, f, evaluate)
-        tuning = tuning_phase(steps, f, deploy)
+        registry = registry_phase(steps, f, deploy, approval_timeout=self._approval_timeout)
+        tuning = tuning_phase(steps, f, registry)
         data = data_phase(steps, f, tuning, self._shards)
+        source = model_source(steps, f, data=data, deploy=deploy)
         validate = steps.invoke(
             "ValidateInput",
             f.validate_input,
             {"input": JsonPath.entire_payload, "execution_name": JsonPath.execution_name},
             "$.run",
         )
-        return validate.next(data)
+        return validate.next(source)

@@ -57,6 +57,9 @@ class PipelineFunctions:
     schedule_ttl: lambda_.IFunction
     start_transform: lambda_.IFunction
     describe_transform: lambda_.IFunction
+    register_model: lambda_.IFunction
+    load_model_package: lambda_.IFunction
+    await_approval: lambda_.IFunction
     #: Sharded sources (stacks/phases/data.py); without them only the pickle path.
     convert_shard: lambda_.IFunction | None = None
     finalize_dataset: lambda_.IFunction | None = None

@@ -86,11 +86,15 @@ def _endpoint_branch(steps: Steps, f: PipelineFunctions, then: sfn.IChainable) -
         "EndpointNotInService", errors.EndpointDeploymentFailedError.__name__, "$.endpoint"
     )
     unexpected = steps.error_pass("UnexpectedEndpointStatus", UNEXPECTED_STATUS_ERROR, "$.endpoint")
+    rolled_back = steps.error_pass(
+        "EndpointUpdateRolledBack", errors.EndpointUpdateRolledBackError.__name__, "$.endpoint"
+    )
     status = (
         sfn.Choice(steps.scope, "EndpointStatus")
         .when(sfn.Condition.is_not_present("$.endpoint.status"), unexpected)
         .when(sfn.Condition.string_equals("$.endpoint.status", "InService"), then)
-        .when(any_of("$.endpoint.status", ("Failed", "UpdateFailed")), failed)
+        .when(sfn.Condition.string_equals("$.endpoint.status", "Failed"), failed)
+        .when(sfn.Condition.string_equals("$.endpoint.status", "UpdateFailed"), rolled_back)
         .when(any_of("$.endpoint.status", ENDPOINT_IN_PROGRESS), wait)
         .otherwise(unexpected)
     )

@@ -30,6 +30,10 @@ FAILURE_ROUTES: dict[str, tuple[str, ...]] = {
     "NameCollision": (errors.NameCollisionError.__name__,),
     "TransformFailed": (errors.TransformJobFailedError.__name__,),
     "InstanceTypeUnavailable": (errors.InstanceTypeUnavailableError.__name__,),
+    "ModelRejected": (errors.ModelPackageRejectedError.__name__,),
+    "ApprovalTimedOut": (errors.ApprovalTimedOutError.__name__,),
+    "ModelNotApproved": (errors.ModelPackageNotApprovedError.__name__,),
+    "EndpointRolledBack": (errors.EndpointUpdateRolledBackError.__name__,),
 }
 DEFAULT_FAILURE = "PipelineFailed"
 

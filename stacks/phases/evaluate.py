@@ -25,6 +25,8 @@ def summary_parameters() -> dict[str, object]:
         "endpoint_config_name": JsonPath.string_at("$.deploy.endpoint_config_name"),
         "endpoint": JsonPath.object_at("$.evaluation.endpoint"),
         "cost": JsonPath.object_at("$.evaluation.cost"),
+        "model_package_arn": JsonPath.string_at("$.registry.model_package_arn"),
+        "approval_status": JsonPath.string_at("$.registry.approval_status"),
     }
 
 
@@ -40,6 +42,7 @@ def evaluate_phase(steps: Steps, f: PipelineFunctions, topic: sns.ITopic) -> sfn
             "deploy": JsonPath.object_at("$.deploy"),
             "tuning": JsonPath.object_at("$.tuning"),
             "lifecycle": JsonPath.object_at("$.lifecycle"),
+            "registry": JsonPath.object_at("$.registry"),
         },
         "$.evaluation",
     )

@@ -90,6 +90,12 @@ BAD: list[tuple[str, Any, str]] = [
     ("source local path without flag", {"source": "/tmp/mnist.pkl.gz"}, "source"),
     ("source file uri without flag", {"source": "file:///tmp/mnist.pkl.gz"}, "source"),
     ("source no key", {"source": "s3://bucket-name/"}, "source"),
+    ("approval unknown", {"approval": "later"}, "approval"),
+    (
+        "model_package_arn not a version",
+        {"model_package_arn": "arn:aws:s3:::b/k"},
+        "model_package_arn",
+    ),
     ("source bad bucket", {"source": "s3://B_ad/key"}, "source"),
     ("source not a string", {"source": 5}, "source"),
     ("source empty prefix segment", {"source": "s3://bucket-name/data//"}, "source"),

@@ -196,7 +196,7 @@ def test_failed_update_keeps_old_config_serving(
     pipeline.sagemaker.inject_fault("endpoint_update_failed", "injected: capacity error")
     result = _run(pipeline, "e2e-update-failed", {"source": str(small_dataset), **FAST})
     assert result.status == "FAILED"
-    assert _fail_state(result) == "EndpointFailed"
+    assert _fail_state(result) == "EndpointRolledBack"
     described = _endpoint(endpoint)
     assert described["EndpointStatus"] == "InService"
     assert described["EndpointConfigName"] == before

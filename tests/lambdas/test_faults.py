@@ -51,6 +51,7 @@ from pipeline_core.errors import (
     TuningJobFailedError,
 )
 from pipeline_core.recordio import encode_dense
+from pipeline_core.rollout import alarm_names, deployment_config
 from pipeline_core.tuning import build_tuning_request
 
 RUN = make_run("exec-1")
@@ -397,6 +398,8 @@ def test_failed_update_keeps_the_old_config_serving_and_reports_update_failed(
             expected_params={
                 "EndpointName": ENDPOINT,
                 "EndpointConfigName": RUN.names.endpoint_config,
+                # Blue/green, canary first, rolled back on the stack's alarms.
+                "DeploymentConfig": deployment_config(DEFAULTS.rollout, alarm_names(ENDPOINT)),
             },
         )
         deployed = deploy.handler({"run": RUN.to_dict(), "tuning": tuning_result()}, FakeContext())

@@ -455,6 +455,12 @@ def test_evaluate_handler_invokes_the_endpoint_101_times(
     assert out["confusion_matrix"] == {"tp": 50, "fp": 150, "tn": 0, "fn": 0}
     assert out["metrics"]["recall"] == 1.0
     assert out["report_uri"] == f"s3://{BUCKET}/runs/exec-1/report.json"
+    # The dashboard's custom metrics (moto's CloudWatch, inside the s3 fixture's mock).
+    listed = boto3.client("cloudwatch", region_name=REGION).list_metrics(
+        Namespace="MnistLinearLearner"
+    )["Metrics"]
+    assert {m["MetricName"] for m in listed} == {"TestAccuracy", "TestF1"}
+    assert all(m["Dimensions"] == [{"Name": "Stack", "Value": STACK_TAG}] for m in listed)
 
 
 # -- Cleanup ------------------------------------------------

@@ -35,7 +35,10 @@ def make_synth(overrides: dict[str, Any] | None = None) -> Synth:
     _app, stack, assembly = synth(overrides)
     template = Template.from_stack(stack)
     data = template.to_json()
-    return Synth(stack, template, data, extract_definition(data), assembly.directory)
+    pipeline_id = stack.get_logical_id(stack.pipeline.state_machine.node.default_child)
+    return Synth(
+        stack, template, data, extract_definition(data, logical_id=pipeline_id), assembly.directory
+    )
 
 
 @pytest.fixture(scope="module")

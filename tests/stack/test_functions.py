@@ -42,13 +42,21 @@ MODULES = {
     "describe_transform",
     "endpoint_ttl",
     "execution_ended",
+    "register_model",
+    "load_model_package",
+    "await_approval",
+    "approval_decided",
 }
 #: Variables only some functions get (pipeline_stack._lifecycle_environment).
 EXTRA_ENV = {
     "lambdas.schedule_ttl.handler": {"TTL_FUNCTION_ARN", "SCHEDULER_ROLE_ARN"},
     "lambdas.endpoint_ttl.handler": {"TOPIC_ARN"},
     "lambdas.execution_ended.handler": {"TOPIC_ARN"},
-    "lambdas.cleanup.handler": {"STATE_MACHINE_ARN", "TTL_FUNCTION_ARN"},
+    "lambdas.cleanup.handler": {
+        "STATE_MACHINE_ARN",
+        "TTL_FUNCTION_ARN",
+        "MODEL_REGISTRY_RETAINED",
+    },
 }
 CUSTOM_PIPELINE = {
     "objective_metric": "validation:roc_auc_score",

@@ -117,12 +117,18 @@ def test_sagemaker_actions_are_scoped_to_our_name_prefix(synthesized: Synth) -> 
             "transform-job",
         )
     }
+    # The registry: the stack's one Model Package Group and its versions.
+    allowed |= {
+        PREFIX_ARN.replace("{kind}/mnist-ll-*", "model-package-group/mnist-ll-models"),
+        PREFIX_ARN.replace("{kind}/mnist-ll-*", "model-package/mnist-ll-models/*"),
+    }
     list_only = {
         "sagemaker:ListEndpointConfigs",
         "sagemaker:ListEndpoints",
         "sagemaker:ListHyperParameterTuningJobs",
         "sagemaker:ListModels",
         "sagemaker:ListTransformJobs",
+        "sagemaker:ListModelPackages",
     }
     seen = 0
     for _, st in statements(synthesized):

@@ -24,7 +24,16 @@ from tests.stack.helpers import ROOT
 from tests.stack.test_iam import actions_of, role_statements
 
 #: Action prefixes this file is about (logs/X-Ray come with every function, KMS: test_kms.py).
-SERVICES = ("sagemaker:", "s3:", "iam:", "sns:", "scheduler:", "states:", "dynamodb:")
+SERVICES = (
+    "sagemaker:",
+    "s3:",
+    "iam:",
+    "sns:",
+    "scheduler:",
+    "states:",
+    "dynamodb:",
+    "cloudwatch:",
+)
 
 EXPECTED: dict[str, set[str]] = {
     "ValidateInput": set(),
@@ -73,6 +82,21 @@ EXPECTED: dict[str, set[str]] = {
         "s3:GetObject",
         "s3:PutObject",
         "dynamodb:DeleteItem",  # done with the endpoint: release the lease
+        "cloudwatch:PutMetricData",  # the dashboard's run metrics
+    },
+    "RegisterModel": {"sagemaker:CreateModelPackage", "sagemaker:AddTags"},
+    "LoadModelPackage": {"sagemaker:DescribeModelPackage"},
+    "WaitForApproval": {
+        "s3:PutObject",  # the task token, under runs/<execution>/
+        "sagemaker:DescribeModelPackage",  # decided before the token was stored?
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
+    },
+    "ApprovalDecided": {
+        "s3:GetObject",
+        "sagemaker:DescribeModelPackage",
+        "states:SendTaskSuccess",
+        "states:SendTaskFailure",
     },
     "Cleanup": {
         "sagemaker:ListEndpoints",
@@ -90,6 +114,8 @@ EXPECTED: dict[str, set[str]] = {
         "states:StopExecution",
         "scheduler:ListSchedules",
         "scheduler:DeleteSchedule",
+        "sagemaker:ListModelPackages",  # the registry's versions go with the group
+        "sagemaker:DeleteModelPackage",
     },
     "CleanupComplete": {
         "sagemaker:ListEndpoints",
@@ -154,6 +180,7 @@ ACTION_PREFIX = {
     "sns": "sns",
     "scheduler": "scheduler",
     "stepfunctions": "states",
+    "cloudwatch": "cloudwatch",
     "dynamodb": "dynamodb",
 }
 

@@ -82,6 +82,11 @@ def test_lambdas_get_only_what_their_calls_need(synthesized_kms: Synth) -> None:
         # They publish to the topic, which the key encrypts.
         "EndpointTtl": {"kms:Decrypt", "kms:GenerateDataKey"},
         "ExecutionEnded": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "RegisterModel": set(),
+        "LoadModelPackage": set(),
+        # The approval task token under runs/<execution>/ (SSE-KMS).
+        "WaitForApproval": {"kms:Decrypt", "kms:GenerateDataKey"},
+        "ApprovalDecided": {"kms:Decrypt"},
     }
     got = {
         name: actions_of(_kms(role_statements(synthesized_kms, fn.role)))

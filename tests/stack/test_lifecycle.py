@@ -84,7 +84,11 @@ def test_a_custom_allowlist_reaches_iam() -> None:
 def test_end_of_execution_rule_targets_the_handler_for_this_state_machine(
     synthesized: Synth,
 ) -> None:
-    (rule,) = synthesized.resources("AWS::Events::Rule").values()
+    (rule,) = [  # the registry's approval rule is the other one
+        r
+        for r in synthesized.resources("AWS::Events::Rule").values()
+        if r["Properties"]["EventPattern"]["source"] == ["aws.states"]
+    ]
     props = rule["Properties"]
     pattern = props["EventPattern"]
     assert pattern["source"] == ["aws.states"]

@@ -29,6 +29,10 @@ FAIL_STATES = {
     "EndpointFailed",
     "TransformFailed",
     "InstanceTypeUnavailable",
+    "ModelRejected",
+    "ApprovalTimedOut",
+    "ModelNotApproved",
+    "EndpointRolledBack",
     "EndpointBusy",
     "NameCollision",
     "PipelineFailed",
@@ -69,6 +73,8 @@ def _matches(rule: dict[str, Any], doc: Any) -> bool:
         return (value is not _MISSING) == rule["IsPresent"]
     if value is _MISSING:
         raise AssertionError(f"Choice reads missing {rule['Variable']} (States.Runtime on AWS)")
+    if "IsString" in rule:
+        return isinstance(value, str) == rule["IsString"]
     if "StringEquals" in rule:
         return value == rule["StringEquals"]
     if "BooleanEquals" in rule:
@@ -126,11 +132,15 @@ def test_flow_follows_design(synthesized: Synth) -> None:
     s = synthesized.asl["States"]
     assert synthesized.asl["StartAt"] == "ValidateInput"
     chain = {
-        "ValidateInput": "SourceKind",
+        "ValidateInput": "ModelSource",
         "ConvertDataset": "StartTuning",
         "ConvertShards": "FinalizeDataset",
         "FinalizeDataset": "StartTuning",
         "ShardConversionFailed": "StartTuning",
+        "RegisterModel": "ApprovalMode",
+        "WaitForApproval": "StartDeployment",
+        "LoadModelPackage": "UseModelPackage",
+        "UseModelPackage": "StartDeployment",
         "StartTuning": "WaitForTuning",
         "WaitForTuning": "DescribeTuning",
         "DescribeTuning": "TuningStatus",
@@ -181,9 +191,16 @@ def test_lambda_payloads_and_result_paths_match_design(synthesized: Synth) -> No
                 "deploy.$": "$.deploy",
                 "tuning.$": "$.tuning",
                 "lifecycle.$": "$.lifecycle",
+                "registry.$": "$.registry",
             },
             "$.evaluation",
         ),
+        "RegisterModel": (
+            "register_model",
+            {"run.$": "$.run", "tuning.$": "$.tuning", "data.$": "$.data"},
+            "$.registry",
+        ),
+        "LoadModelPackage": ("load_model_package", {"run.$": "$.run"}, "$.package"),
         "ScheduleEndpointTtl": (
             "schedule_ttl",
             {"run.$": "$.run", "deploy.$": "$.deploy"},
@@ -220,7 +237,7 @@ def test_waits_read_poll_seconds_from_the_run(synthesized: Synth) -> None:
 
 def test_every_task_retries_transient_errors_and_catches_all_last(synthesized: Synth) -> None:
     tasks = states(synthesized, "Task")
-    assert len(tasks) == 14
+    assert len(tasks) == 17
     for name, task in tasks.items():
         assert task.get("Retry"), name
         catches = task["Catch"]
@@ -300,6 +317,10 @@ def test_fail_states_carry_the_error_and_its_cause(synthesized: Synth) -> None:
         ("ResourceLimitError", "PipelineFailed"),
         ("States.Timeout", "PipelineFailed"),
         ("UnexpectedStatusError", "PipelineFailed"),
+        ("ModelPackageRejectedError", "ModelRejected"),
+        ("ApprovalTimedOutError", "ApprovalTimedOut"),
+        ("ModelPackageNotApprovedError", "ModelNotApproved"),
+        ("EndpointUpdateRolledBackError", "EndpointRolledBack"),
     ],
 )
 def test_route_failure_sends_each_error_to_its_fail_state(
@@ -319,6 +340,8 @@ def test_every_choice_has_a_default(synthesized: Synth) -> None:
         "EndpointStatus",
         "TransformStatus",
         "RouteFailure",
+        "ModelSource",
+        "ApprovalMode",
     }
     for name, choice in choices.items():
         assert choice["Default"], name
@@ -402,7 +425,7 @@ def test_tuning_status_never_loops_on_unknown_or_missing_status(
         ({"status": "InService"}, "Evaluate"),
         ({"status": "InProgress"}, "WaitForEndpoint"),
         ({"status": "Failed"}, "EndpointNotInService"),
-        ({"status": "UpdateFailed"}, "EndpointNotInService"),
+        ({"status": "UpdateFailed"}, "EndpointUpdateRolledBack"),
         ({"status": "OutOfService"}, "UnexpectedEndpointStatus"),
         ({}, "UnexpectedEndpointStatus"),
     ],
@@ -416,7 +439,7 @@ def test_endpoint_status_never_loops_on_unknown_or_missing_status(
 @pytest.mark.parametrize(
     ("tuning", "next_state"),
     [
-        ({"gate": {"passed": True}}, "StartDeployment"),
+        ({"gate": {"passed": True}}, "RegisterModel"),
         ({"gate": {"passed": False}}, "QualityGateNotMet"),
         ({"gate": {}}, "QualityGateNotMet"),
         ({}, "QualityGateNotMet"),
@@ -435,6 +458,8 @@ def test_choice_detected_failures_set_error_like_a_catch(synthesized: Synth) -> 
         "QualityGateNotMet": ("QualityGateFailedError", "$.tuning"),
         "EndpointNotInService": ("EndpointDeploymentFailedError", "$.endpoint"),
         "UnexpectedEndpointStatus": ("UnexpectedStatusError", "$.endpoint"),
+        "EndpointUpdateRolledBack": ("EndpointUpdateRolledBackError", "$.endpoint"),
+        "NoApprovalInTime": ("ApprovalTimedOutError", "$.registry"),
     }
     for name, (error, path) in expected.items():
         step = synthesized.asl["States"][name]
@@ -474,6 +499,8 @@ SUMMARY_PARAMETERS = {
     "endpoint_config_name.$": "$.deploy.endpoint_config_name",
     "endpoint.$": "$.evaluation.endpoint",
     "cost.$": "$.evaluation.cost",
+    "model_package_arn.$": "$.registry.model_package_arn",
+    "approval_status.$": "$.registry.approval_status",
 }
 
 
@@ -492,6 +519,9 @@ def _apply(parameters: dict[str, Any], doc: Any, execution_name: str) -> dict[st
             assert got is not _MISSING, f"{key}: {value} is missing (States.Runtime on AWS)"
             out[key[:-2]] = got
     return out
+
+
+PACKAGE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mnist-ll-models/1"
 
 
 def _final_state() -> dict[str, Any]:
@@ -523,6 +553,7 @@ def _final_state() -> dict[str, Any]:
         },
         "endpoint": {"status": "InService", "polls": 7, "retired": []},
         "evaluation": evaluation,
+        "registry": {"model_package_arn": PACKAGE_ARN, "approval_status": "Approved"},
     }
 
 
@@ -553,6 +584,8 @@ def test_succeeded_receives_the_summary_that_notify_success_publishes(
         "endpoint_config_name": "mnist-ll-exec-1-abcd1234-config",
         "endpoint": {"mode": "realtime", "name": "mnist-ll-endpoint", "deletes_at": None},
         "cost": {"usd_estimate": 0.1},
+        "model_package_arn": PACKAGE_ARN,
+        "approval_status": "Approved",
     }
 
     notify = s["NotifySuccess"]

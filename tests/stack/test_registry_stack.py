@@ -1,0 +1,216 @@
+"""Template assertions for the model registry, approval, safe rollout, the
+dashboard and the optional retraining schedule."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+
+from pipeline_core.errors import InvalidConfigError
+from tests.stack.conftest import Synth, make_synth
+from tests.stack.test_iam import actions_of, role_statements
+from tests.stack.test_state_machine import choose
+
+ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mnist-ll-models/2"
+
+
+def test_the_stack_owns_the_model_package_group(synthesized: Synth) -> None:
+    synthesized.template.has_resource_properties(
+        "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": "mnist-ll-models"}
+    )
+    outputs = synthesized.json["Outputs"]
+    assert outputs["ModelPackageGroupName"]["Value"] == "mnist-ll-models"
+
+
+def test_state_change_rule_sends_decisions_to_the_approval_function(synthesized: Synth) -> None:
+    rules = [
+        r["Properties"]
+        for r in synthesized.resources("AWS::Events::Rule").values()
+        if r["Properties"].get("EventPattern", {}).get("source") == ["aws.sagemaker"]
+    ]
+    assert len(rules) == 1
+    rule = rules[0]
+    assert rule["EventPattern"] == {
+        "source": ["aws.sagemaker"],
+        "detail-type": ["SageMaker Model Package State Change"],
+        "detail": {
+            "ModelPackageGroupName": ["mnist-ll-models"],
+            "ModelApprovalStatus": ["Approved", "Rejected"],
+        },
+    }
+    target = rule["Targets"][0]["Arn"]["Fn::GetAtt"][0]
+    function = synthesized.json["Resources"][target]["Properties"]
+    assert function["Handler"] == "lambdas.approval_decided.handler"
+
+
+def test_model_source_routes_by_model_package_arn(synthesized: Synth) -> None:
+    source = synthesized.asl["States"]["ModelSource"]
+    assert choose(source, {"run": {"model_package_arn": ARN}}) == "LoadModelPackage"
+    assert choose(source, {"run": {"model_package_arn": None}}) == "SourceKind"
+    assert choose(source, {"run": {}}) == "SourceKind"
+    use = synthesized.asl["States"]["UseModelPackage"]
+    assert use["Parameters"] == {
+        "run.$": "$.run",
+        "data.$": "$.package.data",
+        "tuning.$": "$.package.tuning",
+        "registry.$": "$.package.registry",
+    }
+
+
+def test_approval_mode_waits_only_for_a_pending_version(synthesized: Synth) -> None:
+    mode = synthesized.asl["States"]["ApprovalMode"]
+    assert choose(mode, {"registry": {"approval_status": "Approved"}}) == "StartDeployment"
+    pending = {"registry": {"approval_status": "PendingManualApproval"}}
+    assert choose(mode, pending) == "WaitForApproval"
+
+
+def test_wait_for_approval_is_a_bounded_task_token_callback(synthesized: Synth) -> None:
+    wait = synthesized.asl["States"]["WaitForApproval"]
+    assert wait["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    payload = wait["Parameters"]["Payload"]
+    assert payload["task_token.$"] == "$$.Task.Token"
+    assert payload["registry.$"] == "$.registry"
+    assert wait["TimeoutSeconds"] == 120 * 60
+    assert wait["ResultPath"] == "$.registry"
+    assert wait["Next"] == "StartDeployment"
+    first, *rest = wait["Catch"]
+    assert first == {
+        "ErrorEquals": ["States.Timeout"],
+        "ResultPath": "$.approval_error",
+        "Next": "NoApprovalInTime",
+    }
+    assert rest[-1]["ErrorEquals"] == ["States.ALL"]
+    assert "ModelPackageRejectedError" in rest[0]["ErrorEquals"]
+
+
+def _alarm(s: Synth, metric: str) -> dict[str, Any]:
+    found = [
+        a["Properties"]
+        for a in s.resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["MetricName"] == metric
+    ]
+    assert len(found) == 1, metric
+    return found[0]
+
+
+@pytest.mark.parametrize(
+    ("metric", "name", "statistic", "threshold"),
+    [
+        ("Invocation5XXErrors", "mnist-ll-endpoint-invocation-5xx", "Sum", 0),
+        ("ModelLatency", "mnist-ll-endpoint-model-latency", "Average", 1_000_000),
+    ],
+)
+def test_rollback_alarms_watch_the_stack_endpoint(
+    synthesized: Synth, metric: str, name: str, statistic: str, threshold: int
+) -> None:
+    alarm = _alarm(synthesized, metric)
+    assert alarm["AlarmName"] == name
+    assert alarm["Namespace"] == "AWS/SageMaker"
+    assert alarm["Statistic"] == statistic
+    assert alarm["Threshold"] == threshold
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+        "EndpointName": "mnist-ll-endpoint",
+        "VariantName": "AllTraffic",
+    }
+
+
+def test_sagemaker_may_read_the_rollback_alarms(synthesized: Synth) -> None:
+    statements = role_statements(synthesized, synthesized.stack.sagemaker_role)
+    described = [s for s in statements if s["Action"] == "cloudwatch:DescribeAlarms"]
+    assert len(described) == 1
+    assert len(described[0]["Resource"]) == 2
+
+
+def test_evaluate_may_publish_only_the_dashboard_namespace(synthesized: Synth) -> None:
+    statements = role_statements(synthesized, synthesized.stack.functions["Evaluate"].role)
+    put = [s for s in statements if s["Action"] == "cloudwatch:PutMetricData"]
+    assert put == [
+        {
+            "Action": "cloudwatch:PutMetricData",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": "MnistLinearLearner"}},
+            "Effect": "Allow",
+            "Resource": "*",
+        }
+    ]
+
+
+def test_dashboard_shows_executions_run_quality_and_the_endpoint(synthesized: Synth) -> None:
+    dashboards = synthesized.resources("AWS::CloudWatch::Dashboard")
+    assert len(dashboards) == 1
+    body = json.dumps(next(iter(dashboards.values()))["Properties"]["DashboardBody"])
+    for needle in (
+        "ExecutionsStarted",
+        "ExecutionsSucceeded",
+        "ExecutionsFailed",
+        "MnistLinearLearner",
+        "TuningObjective",
+        "Invocations",
+        "ModelLatency",
+        "Invocation5XXErrors",
+    ):
+        assert needle in body, needle
+
+
+def test_no_retraining_schedule_by_default(synthesized: Synth) -> None:
+    assert synthesized.resources("AWS::Scheduler::Schedule") == {}
+
+
+def test_schedule_starts_executions_with_the_configured_input() -> None:
+    s = make_synth(
+        {"schedule": {"expression": "rate(7 days)", "input": {"target_digit": 3, "max_jobs": 4}}}
+    )
+    schedules = s.resources("AWS::Scheduler::Schedule")
+    assert len(schedules) == 1
+    props = next(iter(schedules.values()))["Properties"]
+    assert props["ScheduleExpression"] == "rate(7 days)"
+    assert props["State"] == "ENABLED"
+    assert json.loads(props["Target"]["Input"]) == {"max_jobs": 4, "target_digit": 3}
+    machine = s.stack.get_logical_id(s.stack.pipeline.state_machine.node.default_child)
+    assert props["Target"]["Arn"] == {"Ref": machine}
+    assert s.stack.retraining is not None
+    statements = role_statements(s, s.stack.retraining.role)
+    assert actions_of(statements) == {"states:StartExecution"}
+    s.template.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "AssumeRolePolicyDocument": Match.object_like(
+                {
+                    "Statement": [
+                        Match.object_like({"Principal": {"Service": "scheduler.amazonaws.com"}})
+                    ]
+                }
+            )
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("schedule", "key"),
+    [
+        ({"expression": "every monday"}, "schedule.expression"),
+        ({"expression": "rate(1 day)", "input": {"target_digit": 12}}, "schedule.input"),
+        ({"expression": "rate(1 day)", "when": "now"}, "schedule"),
+    ],
+)
+def test_bad_schedule_fails_the_synth(schedule: dict[str, Any], key: str) -> None:
+    from pipeline_core.config import DEFAULTS
+    from stacks.schedule import parse_schedule
+
+    with pytest.raises(InvalidConfigError, match=f"^{key}"):
+        parse_schedule(schedule, DEFAULTS)
+
+
+def test_cdk_json_sets_auto_approval_and_a_ten_percent_canary() -> None:
+    from stacks.settings import StackSettings
+    from tests.stack.helpers import cdk_json_context
+
+    settings = StackSettings.from_context(cdk_json_context())
+    assert settings.pipeline.approval == "auto"
+    assert settings.pipeline.rollout["traffic"] == "CANARY"
+    assert settings.pipeline.rollout["step_percent"] == 10
+    assert settings.pipeline.rollout["wait_seconds"] == 300
+    assert settings.schedule is None
