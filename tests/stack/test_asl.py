@@ -24,7 +24,7 @@ def test_every_lambda_resource_maps_to_a_handler_and_its_env(synthesized: Synth)
         for st in synthesized.asl["States"].values()
         if st.get("Resource", "").startswith("arn:aws:lambda:")
     }
-    assert len(arns) == 7
+    assert len(arns) == 10  # seven pipeline steps, the TTL schedule and the transform pair
     for arn in arns:
         info = by_arn[arn]
         assert info["handler"].startswith("lambdas.") and info["handler"].endswith(".handler")
