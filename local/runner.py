@@ -183,7 +183,7 @@ class LocalPipeline:
         ]["QueueArn"]
         # moto's state is process-wide: an earlier run in this process may have
         # subscribed the queue already (a second subscription doubles messages).
-        sqs.purge_queue(QueueUrl=self.queue_url)
+        self.notifications()  # drop what an earlier run left
         sns = boto3.client("sns")
         subscribed = {
             sub["Endpoint"]
