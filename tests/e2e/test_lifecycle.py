@@ -232,3 +232,26 @@ def test_an_instance_type_the_region_does_not_offer_fails_named_with_the_key_to_
     assert fail[0]["stateEnteredEventDetails"]["name"] == "InstanceTypeUnavailable"
     assert result.error == "InstanceTypeUnavailableError"
     assert "training_instance_type" in (result.cause or "")
+
+
+def test_spot_tuning_runs_and_reports_the_saving(
+    pipeline: LocalPipeline, small_dataset: Path
+) -> None:
+    payload = {"source": str(small_dataset), "spot": True, "endpoint": {"mode": "none"}, **FAST}
+    result = _run(pipeline, "e2e-spot", payload)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    cost = (result.output or {})["cost"]
+    # Locally every trained second is billed (no interruption market): a 0 % saving.
+    assert cost["spot"] is True and cost["spot_savings_percent"] == 0.0
+    sm = boto3.client("sagemaker")
+    (job,) = [
+        j
+        for j in sm.list_hyper_parameter_tuning_jobs(NameContains="e2e-spot")[
+            "HyperParameterTuningJobSummaries"
+        ]
+    ]
+    definition = sm.describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=job["HyperParameterTuningJobName"]
+    )["TrainingJobDefinition"]
+    assert definition["EnableManagedSpotTraining"] is True
+    assert definition["CheckpointConfig"]["S3Uri"].endswith("/runs/e2e-spot/checkpoints/")
