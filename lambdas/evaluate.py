@@ -62,7 +62,12 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     try:
         run = RunSpec.from_dict(field(event, "run"))
         data, deployed = field(event, "data"), field(event, "deploy")
-        extra = lifecycle_blocks(event, run, s)
+        extra = {
+            **lifecycle_blocks(event, run, s),
+            # rows and recordIO objects per split, as converted; the jobs' instances
+            "data": {"splits": data.get("splits")},
+            "training_instance_count": run.training_instance_count,
+        }
         s3, runtime = _clients(s)
         if run.endpoint_mode == "none":
             report = transform_report(run, data, deployed, s.config, s3)
