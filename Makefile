@@ -11,10 +11,11 @@ export ARGS
 PYTEST_ARGS ?=
 PACKAGES := pipeline_core lambdas stacks training local bench app.py
 
-.PHONY: help setup setup-run run test check lint synth bootstrap deploy destroy bench clean
+.PHONY: help setup setup-run run services test check lint lock synth bootstrap deploy destroy bench clean
 
 help:
 	@echo "make run     run the whole pipeline locally (ARGS='--input {...} --out DIR --serve')"
+	@echo "make services start a local AWS account until Ctrl-C (ARGS='--env-file .local-aws.env')"
 	@echo "make test    set up and run the test suite"
 	@echo "make check   ruff format --check, ruff check, mypy --strict, then the tests"
 	@echo "make synth   synthesize the CloudFormation template into cdk.out/"
@@ -22,6 +23,7 @@ help:
 	@echo "make deploy  cdk deploy (needs AWS credentials)"
 	@echo "make destroy cdk destroy"
 	@echo "make bench   run the benchmarks and rewrite BENCHMARKS.md"
+	@echo "make lock    regenerate lambdas/requirements.lock (hash-pinned Lambda deps, uv)"
 
 $(VENV)/.run-stamp: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +50,9 @@ setup: $(VENV)/.dev-stamp $(SDK_VENV)/.stamp node_modules/.stamp
 run: setup-run
 	MNIST_LL_MAKE_ARGS=1 $(PY) -m local
 
+services: setup-run
+	MNIST_LL_MAKE_ARGS=1 MNIST_LL_MAKE_COMMAND=services $(PY) -m local
+
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
@@ -57,6 +62,10 @@ lint: setup
 	$(VENV)/bin/mypy --strict $(PACKAGES)
 
 check: lint test
+
+# The Lambda bundle installs only from this lock (pip --require-hashes).
+lock: setup
+	$(PY) -m stacks.bundling lock
 
 synth: setup-run node_modules/.stamp
 	npx cdk synth --no-notices --quiet

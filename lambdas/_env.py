@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from pipeline_core.config import CONFIG_ENV, DEFAULTS, PipelineConfig
 from pipeline_core.errors import InvalidConfigError, InvalidInputError
+from pipeline_core.names import default_endpoint_name
 
 #: Standard retry mode retries throttling with backoff inside the Lambda
 #: (5 attempts in all, the first included).
@@ -44,6 +45,10 @@ class Settings:
     state_machine_arn: str = ""
     ttl_function_arn: str = ""
     scheduler_role_arn: str = ""
+    #: The deployment's salt (UUID of the stack id): part of every name and tag.
+    salt: str = ""
+    #: DynamoDB table of the endpoint leases (one deploy at a time per endpoint).
+    lock_table: str = ""
 
     def require(self, **values: str) -> None:
         """Raise InvalidConfigError naming the first empty setting."""
@@ -56,13 +61,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     raw = env.get(CONFIG_ENV)
     config = PipelineConfig.from_json(raw) if raw else DEFAULTS
+    stack_tag = env.get("STACK_TAG", "")
     return Settings(
         config=config,
         bucket=env.get("DATA_BUCKET", ""),
         role_arn=env.get("SAGEMAKER_ROLE_ARN", ""),
         image_uri=env.get("LINEAR_LEARNER_IMAGE", ""),
-        default_endpoint_name=env.get("DEFAULT_ENDPOINT_NAME", "mnist-ll-endpoint"),
-        stack_tag=env.get("STACK_TAG", ""),
+        default_endpoint_name=env.get("DEFAULT_ENDPOINT_NAME")
+        or default_endpoint_name(config.name_prefix, stack_tag or "default"),
+        stack_tag=stack_tag,
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         allow_local_sources=env.get("ALLOW_LOCAL_SOURCES", "").lower() == "true",
         kms_key_arn=env.get("KMS_KEY_ARN") or None,
@@ -70,6 +77,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
         ttl_function_arn=env.get("TTL_FUNCTION_ARN", ""),
         scheduler_role_arn=env.get("SCHEDULER_ROLE_ARN", ""),
+        salt=env.get("DEPLOYMENT_SALT", ""),
+        lock_table=env.get("LOCK_TABLE", ""),
     )
 
 

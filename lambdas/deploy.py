@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger, Tracer
 from lambdas._env import Settings, client, field, load_settings, remaining_seconds
 from pipeline_core.deploy import deploy
 from pipeline_core.inputs import RunSpec
+from pipeline_core.lease import held_for_deploy
 
 logger = Logger()
 tracer = Tracer()
@@ -21,8 +22,9 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def _clients(s: Settings) -> Any:
-    return client("sagemaker", s.region)
+def _clients(s: Settings) -> tuple[Any, Any]:
+    """(sagemaker, dynamodb)."""
+    return client("sagemaker", s.region), client("dynamodb", s.region)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -31,19 +33,33 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     s = _settings()
     try:
         s.require(
-            SAGEMAKER_ROLE_ARN=s.role_arn, LINEAR_LEARNER_IMAGE=s.image_uri, STACK_TAG=s.stack_tag
+            SAGEMAKER_ROLE_ARN=s.role_arn,
+            LINEAR_LEARNER_IMAGE=s.image_uri,
+            STACK_TAG=s.stack_tag,
+            LOCK_TABLE=s.lock_table,
         )
-        result = deploy(
-            RunSpec.from_dict(field(event, "run")),
-            s.config,
-            field(event, "tuning"),
-            _clients(s),
-            stack_tag=s.stack_tag,
-            image_uri=s.image_uri,
-            role_arn=s.role_arn,
-            kms_key_arn=s.kms_key_arn,
-            deletion_timeout=max(0.0, remaining_seconds(context) - MARGIN_SECONDS),
-        )
+        run = RunSpec.from_dict(field(event, "run"))
+        sm, ddb = _clients(s)
+        # One deploy at a time per endpoint: EndpointBusyError while another holds it.
+        with held_for_deploy(
+            ddb,
+            s.lock_table,
+            endpoint_name=run.endpoint_name,
+            holder=run.execution_name,
+            ttl_seconds=s.config.endpoint_lease_seconds,
+            log=logger.warning,
+        ):
+            result = deploy(
+                run,
+                s.config,
+                field(event, "tuning"),
+                sm,
+                stack_tag=s.stack_tag,
+                image_uri=s.image_uri,
+                role_arn=s.role_arn,
+                kms_key_arn=s.kms_key_arn,
+                deletion_timeout=max(0.0, remaining_seconds(context) - MARGIN_SECONDS),
+            )
     except Exception:
         logger.exception("Deploy failed")
         raise

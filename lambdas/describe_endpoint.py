@@ -8,7 +8,9 @@ from aws_lambda_powertools import Logger, Tracer
 
 from lambdas._env import Settings, client, field, load_settings
 from pipeline_core.deploy import retire_superseded
+from pipeline_core.errors import PollLimitExceededError
 from pipeline_core.inputs import RunSpec
+from pipeline_core.lease import release
 from pipeline_core.status import describe_endpoint_status
 
 logger = Logger()
@@ -19,8 +21,23 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def _clients(s: Settings) -> Any:
-    return client("sagemaker", s.region)
+#: Statuses that end the execution: the run no longer needs the endpoint's lease.
+FINAL_FAILURES = frozenset({"Failed", "UpdateFailed"})
+
+
+def _clients(s: Settings) -> tuple[Any, Any]:
+    """(sagemaker, dynamodb)."""
+    return client("sagemaker", s.region), client("dynamodb", s.region)
+
+
+def _release(ddb: Any, s: Settings, run: RunSpec) -> None:
+    """The deployment failed for good: free the endpoint for the next execution."""
+    if not s.lock_table:
+        return
+    try:
+        release(ddb, s.lock_table, endpoint_name=run.endpoint_name, holder=run.execution_name)
+    except Exception as e:  # the lease expires anyway; report the endpoint's failure
+        logger.warning(f"could not release the lease of {run.endpoint_name}: {e}")
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -30,8 +47,14 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     try:
         run = RunSpec.from_dict(field(event, "run"))
         deployed = field(event, "deploy")
-        sm = _clients(s)
-        endpoint = describe_endpoint_status(run, deployed, event.get("endpoint"), sm)
+        sm, ddb = _clients(s)
+        try:
+            endpoint = describe_endpoint_status(run, deployed, event.get("endpoint"), sm)
+        except PollLimitExceededError:
+            _release(ddb, s, run)
+            raise
+        if endpoint["status"] in FINAL_FAILURES:
+            _release(ddb, s, run)
         endpoint["retired"] = []
         if endpoint["status"] == "InService" and s.stack_tag:
             endpoint["retired"] = retire_superseded(

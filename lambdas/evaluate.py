@@ -16,6 +16,7 @@ from lambdas._env import Settings, client, field, load_settings
 from pipeline_core.costs import cost_block, endpoint_block
 from pipeline_core.evaluate import endpoint_invoker, evaluate_deployment, write_report
 from pipeline_core.inputs import RunSpec
+from pipeline_core.lease import release
 from pipeline_core.transform import transform_report
 
 logger = Logger()
@@ -26,9 +27,13 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def _clients(s: Settings) -> tuple[Any, Any]:
-    """(s3, sagemaker-runtime)."""
-    return client("s3", s.region), client("sagemaker-runtime", s.region)
+def _clients(s: Settings) -> tuple[Any, Any, Any]:
+    """(s3, sagemaker-runtime, dynamodb)."""
+    return (
+        client("s3", s.region),
+        client("sagemaker-runtime", s.region),
+        client("dynamodb", s.region),
+    )
 
 
 def lifecycle_blocks(event: dict[str, Any], run: RunSpec, s: Settings) -> dict[str, Any]:
@@ -68,7 +73,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             "data": {"splits": data.get("splits")},
             "training_instance_count": run.training_instance_count,
         }
-        s3, runtime = _clients(s)
+        s3, runtime, ddb = _clients(s)
         if run.endpoint_mode == "none":
             report = transform_report(run, data, deployed, s.config, s3)
             evaluation = write_report(run, s3, report, extra)
@@ -82,6 +87,11 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
                 endpoint_invoker(runtime, str(deployed["endpoint_name"])),
                 extra,
             )
+            # The run is done with the endpoint: the next deploy to it may start.
+            if s.lock_table:
+                evaluation["lease_released"] = release(
+                    ddb, s.lock_table, endpoint_name=run.endpoint_name, holder=run.execution_name
+                )
     except Exception:
         logger.exception("Evaluate failed")
         raise

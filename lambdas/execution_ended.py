@@ -29,9 +29,9 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def _clients(s: Settings) -> tuple[Any, Any]:
-    """(sagemaker, sns)."""
-    return client("sagemaker", s.region), client("sns", s.region)
+def _clients(s: Settings) -> tuple[Any, Any, Any]:
+    """(sagemaker, sns, dynamodb)."""
+    return client("sagemaker", s.region), client("sns", s.region), client("dynamodb", s.region)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -44,11 +44,15 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         if ended.status not in ENDED_STATUSES:
             logger.info("nothing to do", extra={"status": ended.status})
             return {"status": ended.status, "released": {}}
-        sm, sns = _clients(s)
+        sm, sns, ddb = _clients(s)
         released = release_run(
             ended,
             ReleaseContext(
-                clients={"sagemaker": sm}, name_prefix=s.config.name_prefix, stack_tag=s.stack_tag
+                clients={"sagemaker": sm, "dynamodb": ddb},
+                name_prefix=s.config.name_prefix,
+                stack_tag=s.stack_tag,
+                salt=s.salt,
+                lock_table=s.lock_table,
             ),
             log=logger.warning,
         )

@@ -22,6 +22,7 @@ def _settings() -> Settings:
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     s = _settings()
     try:
+        s.require(STACK_TAG=s.stack_tag, DEPLOYMENT_SALT=s.salt)
         run = resolve_run(
             event.get("input"),
             execution_name=event.get("execution_name", ""),
@@ -31,6 +32,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             default_endpoint_name=s.default_endpoint_name,
             stack_tag=s.stack_tag,
             allow_local_sources=s.allow_local_sources,
+            salt=s.salt,
         )
     except Exception:
         logger.exception("ValidateInput failed")

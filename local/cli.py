@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import numpy as np
 
-from local import make_dataset
+from local import account_cli, make_dataset
 from local import report as rpt
 from local.make_args import ArgsSyntaxError, split_args
 from local.mnist_cache import DatasetCacheError, ensure_mnist
@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Wait-state seconds for the polling loops (cloud default 60; local 1)",
     )
     make_dataset.add_parser(sub)
+    account_cli.add_parser(sub)
     return parser
 
 
@@ -257,15 +258,17 @@ def run(args: argparse.Namespace) -> int:
     name = _execution_name(args.name)
     out_dir: Path = args.out or Path("runs") / name
     t0 = time.monotonic()
-    if "source" not in execution_input:
-        execution_input = {
-            **execution_input,
-            "source": str(ensure_mnist(progress=lambda m: print(f"dataset: {m}"))),
-        }
+    # Without a source the pipeline reads its default, the tutorial's public
+    # object, which the local account holds at its real bucket and key.
+    dataset = (
+        None
+        if "source" in execution_input
+        else ensure_mnist(progress=lambda m: print(f"dataset: {m}"))
+    )
     print(f"execution {name}")
     print(f"  input: {json.dumps(execution_input)}")
     print(f"  output folder: {out_dir}")
-    print("starting local AWS stand-ins (moto S3/SNS/Step Functions, local SageMaker)...")
+    print("starting the local AWS account (moto, local SageMaker)...")
     work_tmp = tempfile.TemporaryDirectory(prefix="mnist-ll-run-")
     work = Path(work_tmp.name)
     with (
@@ -278,6 +281,8 @@ def run(args: argparse.Namespace) -> int:
         ) as pipeline,
     ):
         print(f"  state machine from {pipeline.synth.source}")
+        if dataset is not None and pipeline.account is not None:
+            print(f"  source: {pipeline.account.seed_tutorial_object(dataset)}")
         try:
             result = pipeline.execute(execution_input, name, timeout=args.timeout)
         except (TimeoutError, KeyboardInterrupt) as e:
@@ -331,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and os.environ.get("MNIST_LL_MAKE_ARGS") == "1":
         # `make run ARGS='…'`: the arguments come whole through the environment.
         try:
-            argv = ["run", *split_args(os.environ.get("ARGS", ""))]
+            command = os.environ.get("MNIST_LL_MAKE_COMMAND", "run")
+            argv = [command, *split_args(os.environ.get("ARGS", ""))]
         except ArgsSyntaxError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -342,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(args)
         if args.command == "make-dataset":
             return make_dataset.main(args)
+        if args.command == "services":
+            return account_cli.run(args)
     except (UsageError, DatasetCacheError, SynthError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -96,24 +96,27 @@ class LambdaDispatcher:
         event = json.loads(payload or b"{}")
         started = time.monotonic()
         error: str | None = None
-        with self._lock, patched_environ(fn.environment):
-            try:
-                hook = self.fault_hooks.get(fn.handler)
-                if hook is not None:
-                    hook(event)
+        body = b""
+        hook = self.fault_hooks.get(fn.handler)
+        try:
+            # Outside the lock: a hook may hold one execution back while the
+            # others go on (e.g. to make two deploys to one endpoint overlap).
+            if hook is not None:
+                hook(event)
+            with self._lock, patched_environ(fn.environment):
                 result = _resolve(fn.handler)(
                     event, FakeContext(fn, arn, started + fn.timeout_seconds)
                 )
                 body = json.dumps(result, default=str).encode()
-            except Exception as e:  # reported to Step Functions, as Lambda does
-                error = type(e).__name__
-                body = json.dumps(
-                    {
-                        "errorType": error,
-                        "errorMessage": str(e),
-                        "stackTrace": traceback.format_exception(e)[-6:],
-                    }
-                ).encode()
+        except Exception as e:  # reported to Step Functions, as Lambda does
+            error = type(e).__name__
+            body = json.dumps(
+                {
+                    "errorType": error,
+                    "errorMessage": str(e),
+                    "stackTrace": traceback.format_exception(e)[-6:],
+                }
+            ).encode()
         self.invocations.append(Invocation(fn.handler, started, time.monotonic() - started, error))
         return body, error is not None
 

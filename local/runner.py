@@ -4,7 +4,7 @@
    ASL and every Lambda's handler and environment from the template.
 2. Start moto (S3, SNS, Step Functions executing the ASL) and the local
    SageMaker service, all on 127.0.0.1.
-3. Create the bucket and topic the template would create, then the state
+3. Create the bucket, topic and tables the template would create, then the state
    machine from the synthesized definition, and start an execution.
 4. Follow the execution history live, then collect the report.
 5. If the execution did not succeed (a Fail state, ``--timeout``, Ctrl-C),
@@ -26,23 +26,15 @@ from typing import Any
 
 import boto3
 
+from local.account import STATE_MACHINE_NAME, LocalAccount
 from local.lambda_dispatch import LambdaDispatcher
 from local.sagemaker_service import LocalSageMaker
-from local.services import (
-    ACCOUNT,
-    LOOPBACK,
-    REGION,
-    MotoServer,
-    aws_environment,
-    patched_environ,
-)
 from local.synth import SynthesizedPipeline, synthesize
 from pipeline_core.s3io import local_path
-from training.serving import BackgroundServer
 
 Printer = Callable[[str], None]
 
-STATE_MACHINE_NAME = "mnist-ll-local-pipeline"
+__all__ = ["STATE_MACHINE_NAME", "LocalPipeline", "RunResult", "reset_dir"]
 #: An SQS queue subscribed to the topic, so the run can show what was notified.
 NOTIFICATIONS_QUEUE = "mnist-ll-local-notifications"
 END_HANDLER = "lambdas.execution_ended.handler"
@@ -84,12 +76,9 @@ class LocalPipeline:
         self.print = printer
         self.synth = synthesized or synthesize()
         self.poll_seconds = poll_seconds
-        self.moto = MotoServer()
         self.backend = backend
-        self._env_ctx: Any = None
+        self.account: LocalAccount | None = None
         self.sagemaker: LocalSageMaker | None = None
-        self._sm_server: BackgroundServer | None = None
-        self._undo_dispatch: Callable[[], None] | None = None
         self.dispatcher: LambdaDispatcher | None = None
         self.state_machine_arn = ""
         self.topic_arn = ""
@@ -106,79 +95,38 @@ class LocalPipeline:
         self.stop()
 
     def start(self) -> None:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.moto.start()
-        s3_for_service = boto3.client(
-            "s3",
-            endpoint_url=self.moto.url,
-            region_name=REGION,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - not a secret
-        )
-        self.sagemaker = LocalSageMaker(
+        self.account = LocalAccount(
+            work_dir=self.work_dir,
             backend=self.backend,
-            s3_client=s3_for_service,
-            work_dir=self.work_dir / "sagemaker",
-            region=REGION,
-            account=ACCOUNT,
-            on_event=self._on_sagemaker_event,
+            on_sagemaker_event=self._on_sagemaker_event,
+            log_level=self.lambda_log_level,
         )
-        self._sm_server = BackgroundServer(self.sagemaker.app(), host=LOOPBACK)
-        self._sm_server.start()
-        env = aws_environment(self.moto.url, self._sm_server.url, self.lambda_log_level)
-        self._env_ctx = patched_environ(env)
-        self._env_ctx.__enter__()
-
-        functions = self.synth.lambda_functions(
-            region=REGION,
-            account=ACCOUNT,
-            overrides={"ALLOW_LOCAL_SOURCES": "true"},
+        self.account.start()
+        self.sagemaker = self.account.sagemaker
+        deployment = self.account.deploy_pipeline(
+            self.synth,
+            function_overrides={"ALLOW_LOCAL_SOURCES": "true"},
             config_overrides={"poll_seconds": self.poll_seconds, **self.config_overrides},
         )
-        definition = self.synth.definition(region=REGION, account=ACCOUNT)
-        # Create what the stack would have created, under the names the
-        # resolved template uses.
-        buckets = {f.environment.get("DATA_BUCKET") for f in functions.values()} - {None}
-        if len(buckets) != 1:
-            raise RuntimeError(f"expected one DATA_BUCKET across the Lambdas, got {buckets}")
-        self.bucket = str(buckets.pop())
-        boto3.client("s3").create_bucket(Bucket=self.bucket)
-        sns = boto3.client("sns")
-        for topic_arn in sorted(_topic_arns(definition)):
-            created = sns.create_topic(Name=topic_arn.rsplit(":", 1)[-1])["TopicArn"]
-            if created != topic_arn:
-                raise RuntimeError(f"topic {topic_arn} resolved differently locally: {created}")
-            self.topic_arn = created
+        self.dispatcher = deployment.dispatcher
+        self.state_machine_arn = deployment.state_machine_arn
+        self.bucket = deployment.bucket
+        self.topic_arn = deployment.topic_arn
         self._subscribe_queue()
-        self.dispatcher = LambdaDispatcher(functions)
-        self._undo_dispatch = self.dispatcher.install()
-        sfn = boto3.client("stepfunctions")
-        self.state_machine_arn = sfn.create_state_machine(
-            name=STATE_MACHINE_NAME,
-            definition=json.dumps(definition),
-            roleArn=f"arn:aws:iam::{ACCOUNT}:role/{STATE_MACHINE_NAME}",
-            type="STANDARD",
-        )["stateMachineArn"]
 
     def stop(self) -> None:
-        if self.sagemaker is not None:
-            self.sagemaker.shutdown()
-        if self._undo_dispatch:
-            self._undo_dispatch()
-            self._undo_dispatch = None
-        if self._sm_server:
-            self._sm_server.stop()
-            self._sm_server = None
-        if self._env_ctx is not None:
-            self._env_ctx.__exit__(None, None, None)
-            self._env_ctx = None
-        self.moto.stop()
+        if self.account is not None:
+            self.account.stop()
+            self.account = None
 
     def _subscribe_queue(self) -> None:
         if not self.topic_arn:
             return
         sqs = boto3.client("sqs")
-        self.queue_url = sqs.create_queue(QueueName=NOTIFICATIONS_QUEUE)["QueueUrl"]
+        # One queue per run: moto keeps state per process, and a queue shared
+        # with an earlier run in it would still hold that run's messages.
+        name = f"{NOTIFICATIONS_QUEUE}-{uuid.uuid4().hex[:8]}"
+        self.queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
@@ -271,8 +219,8 @@ class LocalPipeline:
 
     @property
     def sagemaker_url(self) -> str:
-        assert self._sm_server is not None
-        return self._sm_server.url
+        assert self.account is not None
+        return self.account.sagemaker_url
 
     # -- progress -------------------------------------------------------------------
 
@@ -440,21 +388,6 @@ def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
         if not token:
             return events
         kwargs["nextToken"] = token
-
-
-def _topic_arns(node: Any) -> set[str]:
-    """Every SNS ``TopicArn`` parameter in the definition."""
-    found: set[str] = set()
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "TopicArn" and isinstance(value, str):
-                found.add(value)
-            else:
-                found |= _topic_arns(value)
-    elif isinstance(node, list):
-        for item in node:
-            found |= _topic_arns(item)
-    return found
 
 
 def _first_failed_task(events: list[dict[str, Any]]) -> str | None:

@@ -17,7 +17,9 @@ tests with :meth:`LocalSageMaker.inject_fault`.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 import tarfile
 import threading
 import time
@@ -32,7 +34,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from local.channels import download_channel
+from local.paging import listing, page
 from local.training_backend import TrainingBackend
+from local.training_jobs import (
+    TrainingJobService,
+    artifact_uri,
+    output_data_config,
+    resource_config,
+)
 from local.transform_jobs import TransformJobsMixin
 
 Event = Callable[[str, dict[str, Any]], None]
@@ -50,6 +60,47 @@ class ServiceError(Exception):
 
 def _now() -> float:
     return datetime.now(UTC).timestamp()
+
+
+def _wire_value(value: Any) -> Any:
+    """Timestamps go out as epoch seconds, as SageMaker's JSON protocol sends them."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return str(value)
+
+
+#: TrainingJobStatus -> the SecondaryStatus a running/ended job shows.
+_SECONDARY = {
+    "InProgress": "Training",
+    "Completed": "Completed",
+    "Failed": "Failed",
+    "Stopped": "Stopped",
+}
+
+
+def _counters(record: dict[str, Any]) -> dict[str, int]:
+    job = record.get("job")
+    described = job.describe() if job is not None else {}
+    counters: dict[str, int] = described.get(
+        "TrainingJobStatusCounters",
+        {
+            "Completed": 0,
+            "InProgress": 0,
+            "RetryableError": 0,
+            "NonRetryableError": 0,
+            "Stopped": 0,
+        },
+    )
+    return counters
+
+
+def _objective_counters(record: dict[str, Any]) -> dict[str, int]:
+    job = record.get("job")
+    described = job.describe() if job is not None else {}
+    counters: dict[str, int] = described.get(
+        "ObjectiveStatusCounters", {"Succeeded": 0, "Pending": 0, "Failed": 0}
+    )
+    return counters
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -116,6 +167,14 @@ class LocalSageMaker(TransformJobsMixin):
         self._faults: dict[str, tuple[str, int]] = {}
         self._threads: list[threading.Thread] = []
         self.calls: list[str] = []
+        #: Check every request against botocore's model first (local.aws_validation).
+        self.validate_requests = True
+        #: Check every response against botocore's output shape (tests turn it on).
+        self.check_responses = os.environ.get("MNIST_LL_CHECK_RESPONSES") == "1"
+        self.response_problems: list[tuple[str, list[str]]] = []
+        #: CloudWatch Logs client for training logs (the local account sets it).
+        self.logs: Any = None
+        self.training_jobs = TrainingJobService(self)
         #: How long a deleted endpoint stays ``Deleting``.
         self.delete_seconds = 0.5
 
@@ -164,6 +223,8 @@ class LocalSageMaker(TransformJobsMixin):
                 record["job"].stop()
             if record.get("hang") is not None:
                 record["hang"].set()
+        for standalone in list(self.training_jobs.jobs.values()):
+            standalone["job"].stop()
         self.stop_all_transforms()
         self.wait_idle(timeout)
 
@@ -189,7 +250,27 @@ class LocalSageMaker(TransformJobsMixin):
             raise ServiceError(
                 "UnknownOperationException", f"{operation} is not implemented locally"
             )
+        if self.validate_requests:
+            from local.aws_validation import validate_request
+
+            validate_request(operation, params)
         result: dict[str, Any] = handler(params)
+        if self.check_responses:
+            from local.aws_validation import response_errors
+
+            # Round-trip through the wire encoding first (timestamps as numbers).
+            wire = json.loads(json.dumps(result, default=_wire_value))
+            problems = response_errors(operation, wire)
+            if problems:
+                self.response_problems.append((operation, problems))
+                print(
+                    f"local SageMaker: {operation} response breaks its shape: {problems}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                raise ServiceError(
+                    "InternalFailure", f"{operation} response breaks its shape: {problems}", 500
+                )
         return result
 
     def _put_tags(self, arn: str, tags: list[dict[str, str]] | None) -> None:
@@ -221,23 +302,6 @@ class LocalSageMaker(TransformJobsMixin):
         self._start(lambda: self._run_tuning(name), f"tuning-{name}")
         return {"HyperParameterTuningJobArn": arn}
 
-    def _download_channel(self, uri: str, dest: Path) -> Path:
-        bucket, prefix = _split_s3(uri)
-        dest.mkdir(parents=True, exist_ok=True)
-        paginator = self.s3.get_paginator("list_objects_v2")
-        count = 0
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                if key.endswith("/"):
-                    continue
-                target = dest / key[len(prefix) :].lstrip("/").replace("/", "_")
-                self.s3.download_file(bucket, key, str(target))
-                count += 1
-        if count == 0:
-            raise RuntimeError(f"ClientError: no data found in channel {uri}")
-        return dest
-
     def _run_tuning(self, name: str) -> None:
         record = self._tuning[name]
         request = record["request"]
@@ -247,9 +311,8 @@ class LocalSageMaker(TransformJobsMixin):
                 shutil.rmtree(work)
             channels: dict[str, Path] = {}
             for channel in request["TrainingJobDefinition"]["InputDataConfig"]:
-                uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-                channels[channel["ChannelName"]] = self._download_channel(
-                    uri, work / "input" / channel["ChannelName"]
+                channels[channel["ChannelName"]] = download_channel(
+                    self.s3, channel, work / "input" / channel["ChannelName"]
                 )
             fault = self._take_fault("tuning_failed")
             if fault is not None:
@@ -286,7 +349,7 @@ class LocalSageMaker(TransformJobsMixin):
                     s3_uri = f"s3://{bucket}/{key}"
                 with self._lock:
                     self._training[tj_name] = {
-                        "summary": summary,
+                        "summary": job.training_job(tj_name),
                         "artifact": s3_uri,
                         "tuning_job": name,
                         "definition": request["TrainingJobDefinition"],
@@ -349,7 +412,8 @@ class LocalSageMaker(TransformJobsMixin):
         if "ended" in record and record["status"] != "InProgress":
             out["HyperParameterTuningEndTime"] = record["ended"]
         best = described.get("BestTrainingJob")
-        if best and record["status"] != "InProgress" and not record.get("drop_best"):
+        # As SageMaker: the best job so far appears while the tuning job runs.
+        if best and not record.get("drop_best"):
             best = dict(best)
             best["TrainingJobArn"] = self.arn("training-job", best["TrainingJobName"])
             out["BestTrainingJob"] = best
@@ -361,7 +425,15 @@ class LocalSageMaker(TransformJobsMixin):
         record = self._tuning_record(p["HyperParameterTuningJobName"])
         job = record["job"]
         summaries = job.training_jobs() if job is not None else []
-        return {"TrainingJobSummaries": summaries}
+        items, token = page(
+            summaries,
+            p,
+            name_key="TrainingJobName",
+            status_key="TrainingJobStatus",
+            default_sort="Name",
+            default_order="Ascending",
+        )
+        return listing("TrainingJobSummaries", items, token)
 
     def op_StopHyperParameterTuningJob(self, p: dict[str, Any]) -> dict[str, Any]:
         record = self._tuning_record(p["HyperParameterTuningJobName"])
@@ -383,18 +455,59 @@ class LocalSageMaker(TransformJobsMixin):
                     "HyperParameterTuningJobStatus": r["status"],
                     "Strategy": r["request"]["HyperParameterTuningJobConfig"]["Strategy"],
                     "CreationTime": r["created"],
-                    "TrainingJobStatusCounters": {},
-                    "ObjectiveStatusCounters": {},
+                    "ResourceLimits": r["request"]["HyperParameterTuningJobConfig"][
+                        "ResourceLimits"
+                    ],
+                    "TrainingJobStatusCounters": _counters(r),
+                    "ObjectiveStatusCounters": _objective_counters(r),
                 }
                 for n, r in self._tuning.items()
-                if not p.get("StatusEquals") or r["status"] == p["StatusEquals"]
             ]
-        return {"HyperParameterTuningJobSummaries": items}
+        chunk, token = page(
+            items,
+            p,
+            name_key="HyperParameterTuningJobName",
+            status_key="HyperParameterTuningJobStatus",
+        )
+        return listing("HyperParameterTuningJobSummaries", chunk, token)
+
+    def op_CreateTrainingJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self.training_jobs.create(p)
+
+    def op_StopTrainingJob(self, p: dict[str, Any]) -> dict[str, Any]:
+        if not self.training_jobs.has(p["TrainingJobName"]):
+            raise ServiceError(
+                "ValidationException", f"Requested resource not found: {p['TrainingJobName']}"
+            )
+        return self.training_jobs.stop(p["TrainingJobName"])
+
+    def op_ListTrainingJobs(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self.training_jobs.list(p)
+
+    def _running_training_job(self, name: str) -> dict[str, Any] | None:
+        """A training job of a tuning job still running (describable, as on AWS)."""
+        for tuning_name, tuning in self._tuning.items():
+            job = tuning.get("job")
+            if job is None or not name.startswith(tuning_name):
+                continue
+            try:
+                summary = job.training_job(name)
+            except KeyError:
+                continue
+            return {
+                "summary": summary,
+                "artifact": None,
+                "tuning_job": tuning_name,
+                "definition": tuning["request"]["TrainingJobDefinition"],
+            }
+        return None
 
     def op_DescribeTrainingJob(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["TrainingJobName"]
+        if self.training_jobs.has(name):
+            return self.training_jobs.describe(name)
         with self._lock:
-            record = self._training.get(name)
+            record = self._training.get(name) or self._running_training_job(name)
         if record is None:
             raise ServiceError("ValidationException", f"Requested resource not found: {name}")
         summary = record["summary"]
@@ -404,7 +517,9 @@ class LocalSageMaker(TransformJobsMixin):
             "TrainingJobArn": self.arn("training-job", name),
             "TuningJobArn": self.arn("hyper-parameter-tuning-job", record["tuning_job"]),
             "TrainingJobStatus": summary.get("TrainingJobStatus", "Completed"),
-            "SecondaryStatus": summary.get("TrainingJobStatus", "Completed"),
+            "SecondaryStatus": _SECONDARY.get(
+                summary.get("TrainingJobStatus", "Completed"), "Completed"
+            ),
             "HyperParameters": {
                 **definition.get("StaticHyperParameters", {}),
                 **summary.get("TunedHyperParameters", {}),
@@ -412,18 +527,24 @@ class LocalSageMaker(TransformJobsMixin):
             "AlgorithmSpecification": definition["AlgorithmSpecification"],
             "RoleArn": definition["RoleArn"],
             "InputDataConfig": definition["InputDataConfig"],
-            "OutputDataConfig": definition["OutputDataConfig"],
-            "ResourceConfig": definition["ResourceConfig"],
+            "OutputDataConfig": output_data_config(definition["OutputDataConfig"]),
+            # The SDK v2 sends HyperParameterTuningResourceConfig instead.
+            "ResourceConfig": resource_config(definition),
             "StoppingCondition": definition["StoppingCondition"],
             "CreationTime": summary.get("CreationTime", _now()),
-            "ModelArtifacts": {"S3ModelArtifacts": record["artifact"] or ""},
+            "ModelArtifacts": {
+                "S3ModelArtifacts": record["artifact"]
+                or artifact_uri(definition["OutputDataConfig"]["S3OutputPath"], name)
+            },
             **_billing(summary),
         }
-        metric = summary.get("FinalHyperParameterTuningJobObjectiveMetric")
-        if metric:
-            out["FinalMetricDataList"] = [
-                {"MetricName": metric["MetricName"], "Value": metric["Value"], "Timestamp": _now()}
-            ]
+        for key in ("TrainingStartTime", "TrainingEndTime"):
+            if summary.get(key) is not None:
+                out[key] = summary[key]
+        out["LastModifiedTime"] = summary.get("TrainingEndTime") or out["CreationTime"]
+        if summary.get("FinalMetricDataList"):
+            # Every metric the algorithm emitted, not only the objective.
+            out["FinalMetricDataList"] = summary["FinalMetricDataList"]
         if summary.get("FailureReason"):
             out["FailureReason"] = summary["FailureReason"]
         return out
@@ -472,13 +593,11 @@ class LocalSageMaker(TransformJobsMixin):
 
     def op_ListModels(self, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return {
-                "Models": [
-                    {"ModelName": n, "ModelArn": m["arn"], "CreationTime": m["created"]}
-                    for n, m in self._models.items()
-                    if p.get("NameContains", "") in n
-                ]
-            }
+            items = [
+                {"ModelName": n, "ModelArn": m["arn"], "CreationTime": m["created"]}
+                for n, m in self._models.items()
+            ]
+        return listing("Models", *page(items, p, name_key="ModelName"))
 
     def op_CreateEndpointConfig(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["EndpointConfigName"]
@@ -524,17 +643,15 @@ class LocalSageMaker(TransformJobsMixin):
 
     def op_ListEndpointConfigs(self, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return {
-                "EndpointConfigs": [
-                    {
-                        "EndpointConfigName": n,
-                        "EndpointConfigArn": c["arn"],
-                        "CreationTime": c["created"],
-                    }
-                    for n, c in self._configs.items()
-                    if p.get("NameContains", "") in n
-                ]
-            }
+            items = [
+                {
+                    "EndpointConfigName": n,
+                    "EndpointConfigArn": c["arn"],
+                    "CreationTime": c["created"],
+                }
+                for n, c in self._configs.items()
+            ]
+        return listing("EndpointConfigs", *page(items, p, name_key="EndpointConfigName"))
 
     # -- endpoints ------------------------------------------------------------------
 
@@ -631,6 +748,12 @@ class LocalSageMaker(TransformJobsMixin):
                     "ValidationException",
                     f'Could not find endpoint configuration "{p["EndpointConfigName"]}".',
                 )
+            if p["EndpointConfigName"] == endpoint.config_name:
+                raise ServiceError(
+                    "ValidationException",
+                    "Cannot update endpoint with the same endpoint configuration "
+                    f'"{endpoint.config_name}" it is using.',
+                )
             endpoint.status = "Updating"
             endpoint.pending_config = p["EndpointConfigName"]
             endpoint.modified = _now()
@@ -650,6 +773,9 @@ class LocalSageMaker(TransformJobsMixin):
                 "CreationTime": endpoint.created,
                 "LastModifiedTime": endpoint.modified,
             }
+            variants = self._variant_summaries(endpoint)
+            if variants:
+                out["ProductionVariants"] = variants
             if endpoint.failure_reason:
                 out["FailureReason"] = endpoint.failure_reason
             if endpoint.pending_config is not None:
@@ -658,6 +784,36 @@ class LocalSageMaker(TransformJobsMixin):
                     "EndpointConfigName": endpoint.pending_config,
                     "StartTime": endpoint.modified,
                 }
+        return out
+
+    def _variant_summaries(self, endpoint: _Endpoint) -> list[dict[str, Any]]:
+        """DescribeEndpoint's ``ProductionVariants`` once the config serves."""
+        if endpoint.status not in ("InService", "Updating", "SystemUpdating", "RollingBack"):
+            return []
+        config = self._configs.get(endpoint.config_name)
+        if config is None:
+            return []
+        out = []
+        for variant in config["request"]["ProductionVariants"]:
+            model = self._models.get(variant["ModelName"], {}).get("request", {})
+            image = (model.get("PrimaryContainer") or {}).get("Image")
+            count = variant.get("InitialInstanceCount", 1)
+            summary: dict[str, Any] = {
+                "VariantName": variant["VariantName"],
+                "CurrentWeight": float(variant.get("InitialVariantWeight", 1.0)),
+                "DesiredWeight": float(variant.get("InitialVariantWeight", 1.0)),
+                "CurrentInstanceCount": count,
+                "DesiredInstanceCount": count,
+            }
+            if image:
+                summary["DeployedImages"] = [
+                    {
+                        "SpecifiedImage": image,
+                        "ResolvedImage": image,
+                        "ResolutionTime": endpoint.modified,
+                    }
+                ]
+            out.append(summary)
         return out
 
     def op_DeleteEndpoint(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -682,20 +838,18 @@ class LocalSageMaker(TransformJobsMixin):
 
     def op_ListEndpoints(self, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return {
-                "Endpoints": [
-                    {
-                        "EndpointName": e.name,
-                        "EndpointArn": e.arn,
-                        "EndpointStatus": e.status,
-                        "CreationTime": e.created,
-                        "LastModifiedTime": e.modified,
-                    }
-                    for e in self._endpoints.values()
-                    if p.get("NameContains", "") in e.name
-                    and (not p.get("StatusEquals") or e.status == p["StatusEquals"])
-                ]
-            }
+            items = [
+                {
+                    "EndpointName": e.name,
+                    "EndpointArn": e.arn,
+                    "EndpointStatus": e.status,
+                    "CreationTime": e.created,
+                    "LastModifiedTime": e.modified,
+                }
+                for e in self._endpoints.values()
+            ]
+        chunk, token = page(items, p, name_key="EndpointName", status_key="EndpointStatus")
+        return listing("Endpoints", chunk, token)
 
     # -- tags -----------------------------------------------------------------------
 
@@ -734,7 +888,7 @@ class LocalSageMaker(TransformJobsMixin):
                     media_type="application/x-amz-json-1.1",
                 )
             return Response(
-                json.dumps(result, default=str), media_type="application/x-amz-json-1.1"
+                json.dumps(result, default=_wire_value), media_type="application/x-amz-json-1.1"
             )
 
         return Starlette(

@@ -1,7 +1,7 @@
 """Embedded stand-ins for AWS, all bound to 127.0.0.1 and all stopped at exit.
 
-- moto, in-process as a threaded server: S3, SNS, Step Functions (with
-  ``execute_state_machine``, so the synthesized definition really runs),
+- moto, in-process as a threaded server: S3, SNS, DynamoDB, Step Functions
+  (with ``execute_state_machine``, so the synthesized definition really runs),
   EventBridge and EventBridge Scheduler (it holds the endpoint TTL schedules;
   moto never fires them, so tests invoke their target);
 - the local SageMaker (:mod:`local.sagemaker_service`), served by
@@ -35,7 +35,7 @@ def free_port() -> int:
 class MotoServer:
     """moto's threaded server with Step Functions execution switched on."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         from moto.core.config import default_user_config
         from moto.server import ThreadedMotoServer
 
@@ -44,7 +44,7 @@ class MotoServer:
             "stepfunctions": default_user_config.get("stepfunctions"),
             "lambda": default_user_config.get("lambda"),
         }
-        self.port = free_port()
+        self.port = port or free_port()
         self._saved_port: str | None = None
         self._server = ThreadedMotoServer(ip_address=LOOPBACK, port=self.port, verbose=False)
 
@@ -77,27 +77,59 @@ class MotoServer:
             self._config["lambda"] = self._saved["lambda"]
 
 
+#: botocore service ids (as in ``AWS_ENDPOINT_URL_<ID>``) that moto serves.
+#: Add one with :func:`register_moto_service`; moto answers every service on
+#: its one port, so registering is all it takes.
+MOTO_SERVICES: list[str] = [
+    "S3",
+    "STS",
+    "IAM",
+    "CLOUDWATCH_LOGS",
+    "CLOUDWATCH",
+    "SNS",
+    "SFN",
+    "LAMBDA",
+    "SCHEDULER",
+    "DYNAMODB",
+    "EVENTBRIDGE",
+    "SQS",
+]
+
+
+def register_moto_service(service_id: str) -> None:
+    """Serve one more AWS service from moto (``"SQS"``, ``"SECRETS_MANAGER"``...)."""
+    key = service_id.upper().replace(" ", "_").replace("-", "_")
+    if key not in MOTO_SERVICES:
+        MOTO_SERVICES.append(key)
+
+
+def credentials_environment() -> dict[str, str]:
+    """Dummy credentials and the region: all a client needs besides endpoints."""
+    return {
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_SESSION_TOKEN": "local",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }
+
+
+def endpoint_environment(moto_url: str, sagemaker_url: str) -> dict[str, str]:
+    """``AWS_ENDPOINT_URL_<SERVICE>`` for every service of the local account."""
+    env = {f"AWS_ENDPOINT_URL_{service}": moto_url for service in MOTO_SERVICES}
+    env["AWS_ENDPOINT_URL_SAGEMAKER"] = sagemaker_url
+    env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = sagemaker_url
+    return env
+
+
 def aws_environment(
     moto_url: str, sagemaker_url: str, log_level: str = "WARNING"
 ) -> dict[str, str]:
     """Environment that points boto3 at the local stand-ins."""
     return {
         "POWERTOOLS_LOG_LEVEL": log_level,
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_SESSION_TOKEN": "local",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_ENDPOINT_URL_S3": moto_url,
-        "AWS_ENDPOINT_URL_SNS": moto_url,
-        "AWS_ENDPOINT_URL_SFN": moto_url,
-        "AWS_ENDPOINT_URL_LAMBDA": moto_url,
-        "AWS_ENDPOINT_URL_STS": moto_url,
-        "AWS_ENDPOINT_URL_SCHEDULER": moto_url,
-        "AWS_ENDPOINT_URL_SQS": moto_url,
-        "AWS_ENDPOINT_URL_EVENTBRIDGE": moto_url,
-        "AWS_ENDPOINT_URL_SAGEMAKER": sagemaker_url,
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_url,
+        **credentials_environment(),
+        **endpoint_environment(moto_url, sagemaker_url),
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_NAMESPACE": "mnist-ll-local",
         "AWS_XRAY_SDK_ENABLED": "false",

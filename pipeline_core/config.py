@@ -22,6 +22,8 @@ ScalingType = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
 RangeKind = Literal["Continuous", "Integer"]
 ObjectiveType = Literal["Maximize", "Minimize"]
 Strategy = Literal["Bayesian", "Random"]
+#: What an execution does when another one is deploying to the same endpoint.
+EndpointBusyMode = Literal["wait", "fail"]
 
 #: Metrics Linear Learner emits that a tuning job may optimise, with the
 #: direction SageMaker documents for each.
@@ -174,6 +176,15 @@ class PipelineConfig:
     max_parallel_limit: int = 4
     #: Managed Spot Training (input ``spot``): MaxWaitTimeInSeconds (>= max_runtime_seconds).
     spot_max_wait_seconds: int = 3600
+    #: One deploy at a time per endpoint: ``wait`` retries Deploy while another
+    #: execution holds the endpoint's lease (at most ``endpoint_busy_retries``
+    #: times, ``endpoint_busy_interval_seconds`` apart), ``fail`` ends at once
+    #: in ``EndpointBusy``.
+    endpoint_busy: EndpointBusyMode = "wait"
+    endpoint_busy_retries: int = 15
+    endpoint_busy_interval_seconds: int = 120
+    #: Lifetime of an endpoint lease: a crashed holder loses it after this.
+    endpoint_lease_seconds: int = 7200
 
     # -- validation ---------------------------------------------------------
 
@@ -231,6 +242,13 @@ class PipelineConfig:
         _check_int("map_max_concurrency", self.map_max_concurrency, 1, 10_000)
         _check_int("shard_max_bytes", self.shard_max_bytes, 1 << 10, 4 << 30)
         _check_int("recordio_object_max_bytes", self.recordio_object_max_bytes, 1 << 12, 4 << 30)
+        if self.endpoint_busy not in ("wait", "fail"):
+            raise InvalidConfigError(
+                f"endpoint_busy: '{self.endpoint_busy}' must be 'wait' or 'fail'"
+            )
+        _check_int("endpoint_busy_retries", self.endpoint_busy_retries, 1, 99)
+        _check_int("endpoint_busy_interval_seconds", self.endpoint_busy_interval_seconds, 1, 3600)
+        _check_int("endpoint_lease_seconds", self.endpoint_lease_seconds, 60, 86_400)
         for key, value in self.extra_static_hyperparameters.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise InvalidConfigError("extra_static_hyperparameters: strings to strings")

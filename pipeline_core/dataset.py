@@ -5,7 +5,10 @@ labels)``. ``pickle.load`` on an untrusted object runs arbitrary code, so we
 unpickle with :class:`SafeUnpickler`, whose ``find_class`` hands out only
 guarded stand-ins for the few numpy callables an array pickle needs
 (protocols 0-5, and Python 2 pickles read with ``encoding='latin1'``).
-Anything else raises :class:`InvalidDatasetError` before it can run.
+Anything else raises :class:`InvalidDatasetError` before it can run. Not even
+numpy's own ``__setstate__`` sees the pickle's data: dtypes are rebuilt from
+(kind, itemsize, byte order) after their claimed state is compared with
+numpy's, and arrays are made from their raw bytes with that rebuilt dtype.
 
 Decompression is streamed straight into the unpickler through a reader that
 refuses to go beyond ``max_bytes`` decompressed, so a gzip bomb or a pickle
@@ -42,13 +45,128 @@ class _NDArrayType:
     would allocate whatever a hostile pickle asks for)."""
 
 
-def _check_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
-    if dtype.hasobject:
-        raise InvalidDatasetError("dataset pickle holds an object array, which is not allowed")
-    return dtype
+#: Array kinds a dataset may hold: booleans, integers, floats. Nothing that
+#: carries Python objects, pointers, fields, sub-arrays or metadata.
+_PLAIN_KINDS = frozenset("biuf")
+_BYTE_ORDERS = frozenset("<>|")
 
 
-def _safe_reconstruct(subtype: Any, shape: Any, dtype: Any) -> npt.NDArray[Any]:
+class _DtypeSpec:
+    """What ``numpy.dtype(spec, align, copy)`` yields inside the pickle: a plain
+    record of the spec and, after the BUILD opcode, of the state the pickle
+    claims. Never a live ``np.dtype``: a pickle can rewrite a dtype's flags
+    through ``dtype.__setstate__`` (say, claim that float32 holds Python
+    objects), and numpy trusts them. :func:`_rebuild_dtype` makes the real
+    dtype from (kind, itemsize, byte order) only, after comparing the claimed
+    state with the state numpy itself gives that dtype."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def _not_plain(what: Any) -> InvalidDatasetError:
+    return InvalidDatasetError(
+        f"dataset pickle holds an array of dtype {what!r}, which is not allowed: only "
+        "numeric arrays (booleans, integers, floats) are"
+    )
+
+
+def _rebuild_dtype(spec: Any) -> np.dtype[Any]:
+    """The real dtype for a :class:`_DtypeSpec`, rebuilt from a plain description."""
+    if not isinstance(spec, _DtypeSpec):
+        raise InvalidDatasetError("dataset pickle passes something other than a dtype")
+    try:
+        fresh = np.dtype(spec.spec)
+    except TypeError as e:
+        raise InvalidDatasetError(f"dataset pickle has a bad dtype spec {spec.spec!r}") from e
+    if fresh.kind not in _PLAIN_KINDS or fresh.hasobject or fresh.fields or fresh.subdtype:
+        raise _not_plain(spec.spec)
+    state = spec.state
+    order = fresh.byteorder if fresh.byteorder != "=" else ("<" if _LITTLE else ">")
+    if state is not None:
+        expected = fresh.__reduce__()[2]
+        if not isinstance(state, tuple) or len(state) != len(expected):
+            raise InvalidDatasetError(
+                f"dataset pickle gives dtype {spec.spec!r} a malformed state {state!r}"
+            )
+        if state[1] not in _BYTE_ORDERS or (state[1] == "|") != (expected[1] == "|"):
+            raise InvalidDatasetError(
+                f"dataset pickle gives dtype {spec.spec!r} the byte order {state[1]!r}"
+            )
+        order = state[1]
+        claimed, wanted = state[-1], expected[-1]
+        if claimed != wanted:
+            raise InvalidDatasetError(
+                f"dataset pickle rewrites the flags of dtype {spec.spec!r} to {claimed!r} "
+                f"(numpy gives it {wanted!r}); refusing to load it"
+            )
+        if tuple(state[:1]) + tuple(state[2:]) != tuple(expected[:1]) + tuple(expected[2:]):
+            raise InvalidDatasetError(
+                f"dataset pickle rewrites the state of dtype {spec.spec!r} to {state!r}"
+            )
+    kind = "b" if fresh.kind == "b" else fresh.kind
+    rebuilt = np.dtype(f"{order}{kind}{fresh.itemsize}")
+    if rebuilt.hasobject or rebuilt.flags != np.dtype(rebuilt.str).flags:
+        raise _not_plain(spec.spec)  # pragma: no cover - numpy invariant
+    return rebuilt
+
+
+class _ArrayBuilder:
+    """What ``_reconstruct(ndarray, (0,), b'b')`` yields inside the pickle. The
+    BUILD opcode hands it ``ndarray.__setstate__``'s state, from which it makes
+    the array itself (rebuilt dtype, checked size): numpy's own ``__setstate__``
+    never sees anything from the pickle."""
+
+    def __init__(self) -> None:
+        self.array: npt.NDArray[Any] | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise InvalidDatasetError("dataset pickle has a malformed array state")
+        if len(state) == 5:
+            version, *rest = state
+            if version != 1:
+                raise InvalidDatasetError(f"dataset pickle has array state version {version!r}")
+            state = tuple(rest)
+        shape, dtype_spec, fortran, raw = state
+        dtype = _rebuild_dtype(dtype_spec)
+        if not isinstance(fortran, (bool, int)):
+            raise InvalidDatasetError("dataset pickle has a bad array order flag")
+        if isinstance(raw, str):  # Python 2 pickles read with encoding='latin1'
+            raw = raw.encode("latin1")
+        if not isinstance(raw, (bytes, bytearray)):
+            raise InvalidDatasetError("dataset pickle gives an array no raw data")
+        self.array = _from_bytes(raw, dtype, shape, "F" if fortran else "C")
+
+
+_LITTLE = np.little_endian
+
+
+def _from_bytes(buf: Any, dtype: np.dtype[Any], shape: Any, order: str) -> npt.NDArray[Any]:
+    if not isinstance(shape, tuple) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise InvalidDatasetError("dataset pickle has a bad array shape")
+    count = 1
+    for d in shape:
+        count *= d
+    size = memoryview(buf).nbytes
+    if size != count * dtype.itemsize:
+        raise InvalidDatasetError(
+            f"dataset pickle has inconsistent array data: {size} bytes for shape {shape} "
+            f"of {dtype.str}"
+        )
+    try:
+        return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)  # type: ignore[call-overload,no-any-return]
+    except (TypeError, ValueError) as e:
+        raise InvalidDatasetError(f"dataset pickle has inconsistent array data: {e}") from e
+
+
+def _safe_reconstruct(subtype: Any, shape: Any, dtype: Any) -> _ArrayBuilder:
     if subtype is not _NDArrayType:
         raise InvalidDatasetError("dataset pickle reconstructs something other than ndarray")
     if not isinstance(shape, tuple) or len(shape) != 1 or shape[0] != 0:
@@ -57,31 +175,49 @@ def _safe_reconstruct(subtype: Any, shape: Any, dtype: Any) -> npt.NDArray[Any]:
         dtype = dtype.encode("latin1")
     if not isinstance(dtype, bytes) or dtype not in (b"b", b"B"):
         raise InvalidDatasetError("dataset pickle uses an unexpected array placeholder dtype")
-    return np.ndarray.__new__(np.ndarray, (0,), dtype.decode("latin1"))
+    return _ArrayBuilder()
 
 
-def _safe_dtype(obj: Any, align: Any = False, copy: Any = False) -> np.dtype[Any]:
+def _safe_dtype(obj: Any, align: Any = False, copy: Any = False) -> _DtypeSpec:
     if not isinstance(obj, str) or len(obj) > 8:
         raise InvalidDatasetError(f"dataset pickle has an unexpected dtype spec {obj!r}")
-    try:
-        dtype = np.dtype(obj, align=bool(align), copy=bool(copy))
-    except TypeError as e:
-        raise InvalidDatasetError(f"dataset pickle has a bad dtype spec {obj!r}") from e
-    return _check_dtype(dtype)
+    if align not in (False, True, 0, 1) or copy not in (False, True, 0, 1):
+        raise InvalidDatasetError(f"dataset pickle calls numpy.dtype({obj!r}) unexpectedly")
+    return _DtypeSpec(obj)
 
 
 def _safe_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> npt.NDArray[Any]:
-    if not isinstance(dtype, np.dtype):
-        raise InvalidDatasetError("dataset pickle passes a non-dtype to _frombuffer")
-    _check_dtype(dtype)
+    rebuilt = _rebuild_dtype(dtype)
     if order not in ("C", "F"):
         raise InvalidDatasetError(f"dataset pickle has bad array order {order!r}")
-    if not isinstance(shape, tuple) or not all(isinstance(d, int) for d in shape):
-        raise InvalidDatasetError("dataset pickle has a bad array shape")
-    try:
-        return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
-    except (TypeError, ValueError) as e:
-        raise InvalidDatasetError(f"dataset pickle has inconsistent array data: {e}") from e
+    if not isinstance(buf, (bytes, bytearray, pickle.PickleBuffer)):
+        raise InvalidDatasetError("dataset pickle gives _frombuffer no buffer")
+    return _from_bytes(buf, rebuilt, shape, order)
+
+
+def _materialize(obj: Any, seen: dict[int, Any] | None = None) -> Any:
+    """The unpickled object with every array builder replaced by its array; a
+    stray dtype (or an array whose state never came) is refused."""
+    seen = {} if seen is None else seen
+    if id(obj) in seen:
+        return seen[id(obj)]
+    out: Any
+    if isinstance(obj, _ArrayBuilder):
+        if obj.array is None:
+            raise InvalidDatasetError("dataset pickle leaves an array without data")
+        out = obj.array
+    elif isinstance(obj, _DtypeSpec):
+        raise InvalidDatasetError("dataset pickle holds a bare dtype, which is not allowed")
+    elif isinstance(obj, tuple):
+        out = tuple(_materialize(item, seen) for item in obj)
+    elif isinstance(obj, list):
+        out = [_materialize(item, seen) for item in obj]
+    elif isinstance(obj, dict):
+        out = {k: _materialize(v, seen) for k, v in obj.items()}
+    else:
+        out = obj
+    seen[id(obj)] = out
+    return out
 
 
 def _safe_codecs_encode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
@@ -201,7 +337,7 @@ def unpickle_gzip(data: bytes | BinaryIO, *, max_bytes: int = MAX_DECOMPRESSED_B
         raise InvalidDatasetError("dataset is not gzip-compressed (bad magic bytes)")
     reader = _BoundedReader(raw, max_bytes)
     try:
-        obj = SafeUnpickler(reader, encoding="latin1").load()
+        obj = _materialize(SafeUnpickler(reader, encoding="latin1").load())
         reader.drain()
     except InvalidDatasetError:
         raise

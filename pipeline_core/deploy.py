@@ -11,7 +11,9 @@ carry our stack tag *and* the endpoint tag, are not the serving ones and are
 older than the serving config (younger ones may belong to an execution still
 deploying).
 
-Idempotent: a retry finds its model/config already there and carries on; if
+Idempotent: a retry finds its model/config already there and carries on (only
+if their tags show this stack, deployment and execution: anything else by that
+name is a :class:`NameCollisionError` and is left alone); if
 the endpoint already runs (or is moving to) our config, nothing is re-sent. A
 ``Failed`` endpoint (left by an earlier failed create) allows only
 DeleteEndpoint, so it is deleted and created anew.
@@ -27,6 +29,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
+from pipeline_core.adopt import adopt_or_collide
 from pipeline_core.awserrors import is_already_exists, is_not_found, named_error
 from pipeline_core.config import PipelineConfig, has_local_storage
 from pipeline_core.errors import (
@@ -35,7 +38,12 @@ from pipeline_core.errors import (
     TuningJobFailedError,
 )
 from pipeline_core.inputs import RunSpec
-from pipeline_core.names import ENDPOINT_TAG_KEY, STACK_TAG_KEY, tag_value, tags_to_dict
+from pipeline_core.names import (
+    ENDPOINT_TAG_KEY,
+    STACK_TAG_KEY,
+    tag_value,
+    tags_to_dict,
+)
 
 VARIANT_NAME = "AllTraffic"
 BUSY_STATES = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
@@ -187,14 +195,35 @@ def plan_deploy(
     return plan("update", str(current) if current else None, update)
 
 
-def _create_ignoring_existing(
-    call: Callable[..., Any], action: str, request: dict[str, Any]
+#: Create call -> (kind, Describe call, its name parameter, its ARN field).
+_DESCRIBE_FOR = {
+    "CreateModel": ("model", "describe_model", "ModelName", "ModelArn"),
+    "CreateEndpointConfig": (
+        "endpoint config",
+        "describe_endpoint_config",
+        "EndpointConfigName",
+        "EndpointConfigArn",
+    ),
+    "CreateEndpoint": ("endpoint", "describe_endpoint", "EndpointName", "EndpointArn"),
+}
+
+
+def _create_or_adopt(
+    sm: Any, call: Callable[..., Any], action: str, request: dict[str, Any]
 ) -> None:
     try:
         call(**request)
+        return
     except ClientError as e:
         if not is_already_exists(e):
             raise named_error(e, action) from e
+    kind, describe, param, arn_field = _DESCRIBE_FOR[action]
+    name = str(request[param])
+    try:
+        arn = str(getattr(sm, describe)(**{param: name})[arn_field])
+    except ClientError as e:
+        raise named_error(e, describe) from e
+    adopt_or_collide(sm, kind, name, arn, list(request.get("Tags") or []))
 
 
 def _describe_or_none(sm: Any, name: str) -> dict[str, Any] | None:
@@ -228,9 +257,9 @@ def execute_deploy(
     deletion_interval: float = 5.0,
 ) -> dict[str, Any]:
     """Run ``plan``; returns ``$.deploy``."""
-    _create_ignoring_existing(sm.create_model, "CreateModel", plan.model_request)
-    _create_ignoring_existing(
-        sm.create_endpoint_config, "CreateEndpointConfig", plan.endpoint_config_request
+    _create_or_adopt(sm, sm.create_model, "CreateModel", plan.model_request)
+    _create_or_adopt(
+        sm, sm.create_endpoint_config, "CreateEndpointConfig", plan.endpoint_config_request
     )
     if plan.delete_endpoint_first:
         try:
@@ -246,12 +275,8 @@ def execute_deploy(
     if plan.endpoint_request is not None:
         request = plan.endpoint_request
         if plan.action == "create":
-            try:
-                sm.create_endpoint(**request)
-            except ClientError as e:
-                if not is_already_exists(e):
-                    raise named_error(e, "CreateEndpoint") from e
-                # A concurrent retry created it; DescribeEndpoint will tell.
+            # An "already exists" is adopted only if this execution created it.
+            _create_or_adopt(sm, sm.create_endpoint, "CreateEndpoint", request)
         else:
             try:
                 sm.update_endpoint(**request)

@@ -60,6 +60,11 @@ class EndpointBusyError(PipelineError):
     """The endpoint is being created, updated or deleted by someone else."""
 
 
+class NameCollisionError(PipelineError):
+    """A Create call found the name taken by a resource that is not this
+    execution's (other tags, or none): nothing was adopted or touched."""
+
+
 class EvaluationError(PipelineError):
     """The endpoint's answers cannot be evaluated (wrong count or format)."""
 

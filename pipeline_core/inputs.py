@@ -321,10 +321,12 @@ def resolve_run(
     default_endpoint_name: str,
     stack_tag: str,
     allow_local_sources: bool = False,
+    salt: str = "",
 ) -> RunSpec:
     """Validate the execution input ``raw`` and resolve it into a :class:`RunSpec`.
 
-    Raises :class:`InvalidInputError` naming the offending key.
+    ``salt`` (the deployment's, see :mod:`pipeline_core.names`) goes into every
+    resource name and tag. Raises :class:`InvalidInputError` naming the offending key.
     """
     if not isinstance(execution_name, str) or not 1 <= len(execution_name) <= EXECUTION_NAME_MAX:
         raise InvalidInputError(
@@ -422,7 +424,7 @@ def resolve_run(
     except InvalidConfigError as e:
         raise InvalidInputError(str(e)) from e
 
-    tags = resource_tags(stack_tag, execution_name)
+    tags = resource_tags(stack_tag, execution_name, salt)
     return RunSpec(
         execution_name=execution_name,
         bucket=bucket,
@@ -441,7 +443,7 @@ def resolve_run(
         endpoint_name=endpoint_name,
         poll_seconds=config.poll_seconds,
         max_polls=config.max_polls,
-        names=resource_names(config.name_prefix, execution_name),
+        names=resource_names(config.name_prefix, execution_name, salt),
         tags=tuple((t["Key"], t["Value"]) for t in tags),
         random_seed=random_seed,
         training_instance_count=instance_count,

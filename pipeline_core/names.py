@@ -7,6 +7,11 @@ SageMaker wants ``^[a-zA-Z0-9](-*[a-zA-Z0-9])*`` and at most 32 characters for
 a tuning job (its training jobs append ``-NNN-xxxxxxxx``) or 63 otherwise. A
 readable slug of the execution name is kept when it fits, and a hash of the
 *full* name keeps names of distinct executions distinct.
+
+The hash also covers the deployment's *salt* (the UUID of the CloudFormation
+stack id, new on every create of the stack), so two stacks in one account, or
+one stack destroyed and deployed again, never derive the same names from the
+same execution name.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ EXECUTION_TAG_KEY = "mnist-ll:execution"
 #: Extra tag on models and endpoint configs: the endpoint they were made for,
 #: so retiring superseded configs never touches another endpoint's.
 ENDPOINT_TAG_KEY = "mnist-ll:endpoint"
+#: The deployment's salt: tells this stack from an earlier one of the same name.
+DEPLOYMENT_TAG_KEY = "mnist-ll:deployment"
 
 TUNING_JOB_MAX = 32
 RESOURCE_MAX = 63
@@ -50,9 +57,10 @@ class ResourceNames:
         )
 
 
-def execution_hash(execution_name: str) -> str:
-    """Short stable hash of the full execution name (hex, so name-safe)."""
-    return hashlib.sha256(execution_name.encode("utf-8")).hexdigest()[:HASH_LEN]
+def execution_hash(execution_name: str, salt: str = "") -> str:
+    """Short stable hash of the deployment salt and the full execution name (hex)."""
+    text = f"{salt}/{execution_name}" if salt else execution_name
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_LEN]
 
 
 def slug(text: str) -> str:
@@ -60,8 +68,10 @@ def slug(text: str) -> str:
     return _NOT_ALNUM.sub("-", text.lower()).strip("-")
 
 
-def _compose(prefix: str, execution_name: str, max_len: int, suffix: str = "") -> str:
-    parts_fixed = [prefix, execution_hash(execution_name)] + ([suffix] if suffix else [])
+def _compose(
+    prefix: str, execution_name: str, max_len: int, suffix: str = "", salt: str = ""
+) -> str:
+    parts_fixed = [prefix, execution_hash(execution_name, salt)] + ([suffix] if suffix else [])
     fixed = sum(len(p) for p in parts_fixed) + len(parts_fixed) - 1
     room = max_len - fixed - 1  # minus the hyphen before the slug
     body = slug(execution_name)[: max(room, 0)].strip("-")
@@ -72,27 +82,34 @@ def _compose(prefix: str, execution_name: str, max_len: int, suffix: str = "") -
     return name
 
 
-def tuning_job_name(prefix: str, execution_name: str) -> str:
+def tuning_job_name(prefix: str, execution_name: str, salt: str = "") -> str:
     """``<prefix>-<slug>-<hash>``, at most 32 characters."""
-    return _compose(prefix, execution_name, TUNING_JOB_MAX)
+    return _compose(prefix, execution_name, TUNING_JOB_MAX, salt=salt)
 
 
-def model_name(prefix: str, execution_name: str) -> str:
+def model_name(prefix: str, execution_name: str, salt: str = "") -> str:
     """``<prefix>-<slug>-<hash>-model``, at most 63 characters."""
-    return _compose(prefix, execution_name, RESOURCE_MAX, "model")
+    return _compose(prefix, execution_name, RESOURCE_MAX, "model", salt=salt)
 
 
-def endpoint_config_name(prefix: str, execution_name: str) -> str:
+def endpoint_config_name(prefix: str, execution_name: str, salt: str = "") -> str:
     """``<prefix>-<slug>-<hash>-config``, at most 63 characters."""
-    return _compose(prefix, execution_name, RESOURCE_MAX, "config")
+    return _compose(prefix, execution_name, RESOURCE_MAX, "config", salt=salt)
 
 
-def resource_names(prefix: str, execution_name: str) -> ResourceNames:
+def resource_names(prefix: str, execution_name: str, salt: str = "") -> ResourceNames:
     return ResourceNames(
-        tuning_job=tuning_job_name(prefix, execution_name),
-        model=model_name(prefix, execution_name),
-        endpoint_config=endpoint_config_name(prefix, execution_name),
+        tuning_job=tuning_job_name(prefix, execution_name, salt),
+        model=model_name(prefix, execution_name, salt),
+        endpoint_config=endpoint_config_name(prefix, execution_name, salt),
     )
+
+
+def default_endpoint_name(prefix: str, stack_name: str) -> str:
+    """``<prefix>-<slug of the stack name>-<hash>-endpoint`` (at most 63 characters):
+    each stack's own default endpoint, known at synth time. The hash of the full
+    stack name keeps stacks whose slugs are equal (or cut short) apart."""
+    return _compose(prefix, stack_name, RESOURCE_MAX, "endpoint")
 
 
 def tag_value(text: str) -> str:
@@ -100,12 +117,20 @@ def tag_value(text: str) -> str:
     return _TAG_UNSAFE.sub("_", text)[:256]
 
 
-def resource_tags(stack_tag: str, execution_name: str) -> list[dict[str, str]]:
+def resource_tags(stack_tag: str, execution_name: str, salt: str = "") -> list[dict[str, str]]:
     """The tags every SageMaker resource an execution creates carries."""
-    return [
+    tags = [
         {"Key": STACK_TAG_KEY, "Value": tag_value(stack_tag)},
         {"Key": EXECUTION_TAG_KEY, "Value": tag_value(execution_name)},
     ]
+    if salt:
+        tags.append({"Key": DEPLOYMENT_TAG_KEY, "Value": tag_value(salt)})
+    return tags
+
+
+def carries_tags(tags: dict[str, str], expected: list[dict[str, str]]) -> bool:
+    """True if ``tags`` hold every key/value of ``expected`` (a run's own tags)."""
+    return all(tags.get(t["Key"]) == t["Value"] for t in expected)
 
 
 def tags_to_dict(tags: list[dict[str, str]] | None) -> dict[str, str]:

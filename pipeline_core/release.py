@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from pipeline_core.awserrors import code_of, is_not_found, named_error
+from pipeline_core.lease import release_held_by
 from pipeline_core.names import resource_names
 
 ENDED_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
@@ -60,6 +61,10 @@ class ReleaseContext:
     clients: Mapping[str, Any]
     name_prefix: str
     stack_tag: str
+    #: The deployment's salt: part of every name the run derived.
+    salt: str = ""
+    #: DynamoDB table of the endpoint leases ("" when the stack has none).
+    lock_table: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -88,7 +93,7 @@ def _stop(call: Callable[..., Any], describe: Callable[..., Any], status_key: st
 def stop_tuning_job(ended: EndedExecution, ctx: ReleaseContext) -> dict[str, Any]:
     """The run's tuning job (its name derives from the execution name)."""
     sm = ctx.clients["sagemaker"]
-    name = resource_names(ctx.name_prefix, ended.execution_name).tuning_job
+    name = resource_names(ctx.name_prefix, ended.execution_name, ctx.salt).tuning_job
     result = _stop(
         sm.stop_hyper_parameter_tuning_job,
         sm.describe_hyper_parameter_tuning_job,
@@ -102,7 +107,8 @@ def stop_tuning_job(ended: EndedExecution, ctx: ReleaseContext) -> dict[str, Any
 def stop_transform_job(ended: EndedExecution, ctx: ReleaseContext) -> dict[str, Any]:
     """The run's Batch Transform job (endpoint mode none)."""
     sm = ctx.clients["sagemaker"]
-    name = f"{resource_names(ctx.name_prefix, ended.execution_name).tuning_job}-transform"
+    names = resource_names(ctx.name_prefix, ended.execution_name, ctx.salt)
+    name = f"{names.tuning_job}-transform"
     result = _stop(
         sm.stop_transform_job,
         sm.describe_transform_job,
@@ -113,10 +119,19 @@ def stop_transform_job(ended: EndedExecution, ctx: ReleaseContext) -> dict[str, 
     return {"name": name, **result}
 
 
+def release_endpoint_leases(ended: EndedExecution, ctx: ReleaseContext) -> dict[str, Any]:
+    """Every endpoint lease the run still holds (one deploy at a time per endpoint)."""
+    if not ctx.lock_table:
+        return {"released": [], "reason": "no lease table"}
+    released = release_held_by(ctx.clients["dynamodb"], ctx.lock_table, holder=ended.execution_name)
+    return {"released": released}
+
+
 #: The steps, in order. Add to it with :func:`register_release_step`.
 RELEASE_STEPS: list[tuple[str, ReleaseStep]] = [
     ("tuning_job", stop_tuning_job),
     ("transform_job", stop_transform_job),
+    ("endpoint_leases", release_endpoint_leases),
 ]
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from pipeline_core.adopt import adopt_or_collide
 from pipeline_core.awserrors import is_already_exists, named_error
 from pipeline_core.config import ParameterRange, PipelineConfig, has_local_storage
 from pipeline_core.errors import TooFewTrainObjectsError
@@ -162,7 +163,8 @@ def start_tuning(
     role_arn: str,
     kms_key_arn: str | None = None,
 ) -> dict[str, Any]:
-    """Create the tuning job, or adopt it if a retry finds it already there.
+    """Create the tuning job, or adopt it if a retry finds it already there
+    (only if its tags are this run's: otherwise :class:`NameCollisionError`).
 
     Returns ``$.tuning``: ``{name, status, polls: 0, created}``. Raises
     :class:`TooFewTrainObjectsError` when the data has fewer train objects
@@ -194,6 +196,9 @@ def start_tuning(
         described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     except ClientError as e:
         raise named_error(e, "DescribeHyperParameterTuningJob") from e
+    adopt_or_collide(
+        sm, "tuning job", name, str(described["HyperParameterTuningJobArn"]), request["Tags"]
+    )
     return {
         "name": name,
         "status": str(described["HyperParameterTuningJobStatus"]),

@@ -23,6 +23,7 @@ import argparse
 import json
 import re
 import sys
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "123456789012"
 STATE_MACHINE_TYPE = "AWS::StepFunctions::StateMachine"
 FUNCTION_TYPE = "AWS::Lambda::Function"
+TABLE_TYPE = "AWS::DynamoDB::Table"
 
 _URL_SUFFIXES = {
     "aws-cn": "amazonaws.com.cn",
@@ -88,6 +90,15 @@ class Resolver:
     def url_suffix(self) -> str:
         return _URL_SUFFIXES.get(self.partition, "amazonaws.com")
 
+    @property
+    def stack_id(self) -> str:
+        """A deterministic stand-in for the stack id: its UUID (the deployment
+        salt of the pipeline) depends only on account, region and stack name."""
+        salt = uuid.uuid5(
+            uuid.NAMESPACE_URL, f"local/{self.account}/{self.region}/{self.stack_name}"
+        )
+        return self._arn("cloudformation", f"stack/{self.stack_name}/{salt}")
+
     def _resource(self, logical_id: str) -> Mapping[str, Any]:
         resources: Mapping[str, Any] = self.template.get("Resources", {})
         if logical_id not in resources:
@@ -114,7 +125,7 @@ class Resolver:
             "AWS::Partition": self.partition,
             "AWS::URLSuffix": self.url_suffix,
             "AWS::StackName": self.stack_name,
-            "AWS::StackId": self._arn("cloudformation", f"stack/{self.stack_name}/local"),
+            "AWS::StackId": self.stack_id,
         }
         if name in pseudo:
             return pseudo[name]
@@ -134,6 +145,8 @@ class Resolver:
             return self._name(name, "RoleName")
         if kind == "AWS::Logs::LogGroup":
             return self._name(name, "LogGroupName")
+        if kind == TABLE_TYPE:
+            return self._name(name, "TableName")
         if kind == STATE_MACHINE_TYPE:
             return self._arn("states", f"stateMachine:{self._name(name, 'StateMachineName')}")
         return name
@@ -164,6 +177,8 @@ class Resolver:
                 return self._name(logical_id, "TopicName")
         if kind == "AWS::Logs::LogGroup" and attribute == "Arn":
             return self._arn("logs", f"log-group:{self.ref(logical_id)}:*")
+        if kind == TABLE_TYPE and attribute == "Arn":
+            return self._arn("dynamodb", f"table/{self.ref(logical_id)}")
         if kind == "AWS::KMS::Key" and attribute == "Arn":
             return self._arn("kms", f"key/{logical_id}")
         if kind == STATE_MACHINE_TYPE:
@@ -327,6 +342,37 @@ def lambda_functions_by_arn(
     """Same as :func:`lambda_functions`, keyed by the ARN the ASL ``Resource`` uses."""
     functions = lambda_functions(template, region=region, account=account)
     return {info["arn"]: info for info in functions.values()}
+
+
+class TableInfo(TypedDict):
+    """One ``AWS::DynamoDB::Table`` of the template, as CreateTable kwargs."""
+
+    TableName: str
+    KeySchema: list[dict[str, str]]
+    AttributeDefinitions: list[dict[str, str]]
+    BillingMode: str
+
+
+def dynamodb_tables(
+    template: Any, *, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT
+) -> list[TableInfo]:
+    """Every DynamoDB table of the template, resolved, as CreateTable arguments."""
+    resolved_template = _as_template(template)
+    resolver = Resolver(resolved_template, region, account, _stack_name(template))
+    out: list[TableInfo] = []
+    for lid, res in resolved_template.get("Resources", {}).items():
+        if res.get("Type") != TABLE_TYPE:
+            continue
+        props = resolver.resolve(res.get("Properties", {}))
+        out.append(
+            TableInfo(
+                TableName=str(resolver.ref(lid)),
+                KeySchema=list(props["KeySchema"]),
+                AttributeDefinitions=list(props["AttributeDefinitions"]),
+                BillingMode=str(props.get("BillingMode", "PROVISIONED")),
+            )
+        )
+    return out
 
 
 def stack_outputs(

@@ -3,19 +3,56 @@
 Finding ids are built from the same values the stack uses, so they stay
 correct when the name prefix or logical ids change. Every acknowledgement is
 scoped to the construct that carries the finding.
+
+This module does not import the stack (the stack imports it): it states what
+it reads of the stack as the :class:`NaggedStack` protocol.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from aws_cdk import Acknowledgment as _Ack
 from aws_cdk import CfnElement, Stack, Validations
+from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
-if TYPE_CHECKING:
-    from stacks.pipeline_stack import PipelineStack
+from stacks.settings import StackSettings
+
+
+class _Function(Protocol):
+    @property
+    def role(self) -> iam.IRole: ...
+
+    @property
+    def function(self) -> Any: ...
+
+
+class NaggedStack(Protocol):
+    """The parts of the pipeline stack the acknowledgements name."""
+
+    @property
+    def settings(self) -> StackSettings: ...
+
+    @property
+    def storage(self) -> Any: ...
+
+    @property
+    def functions(self) -> Mapping[str, _Function]: ...
+
+    @property
+    def sagemaker_role(self) -> iam.IRole: ...
+
+    @property
+    def pipeline(self) -> Any: ...
+
+    @property
+    def cleanup(self) -> Any: ...
+
+    def get_logical_id(self, element: CfnElement) -> str: ...
+
 
 #: How cdk-nag renders the pseudo parameters in finding ids.
 _NAG_ARN_PREFIX = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:"
@@ -33,25 +70,25 @@ def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
     )
 
 
-def _ref(stack: Stack, element: IConstruct, attribute: str) -> str:
+def _ref(stack: NaggedStack | Stack, element: IConstruct, attribute: str) -> str:
     default_child = element.node.default_child
     assert isinstance(default_child, CfnElement)
     return f"<{stack.get_logical_id(default_child)}.{attribute}>"
 
 
-def _sagemaker_finding(stack: PipelineStack, resource: str) -> str:
+def _sagemaker_finding(stack: NaggedStack, resource: str) -> str:
     prefix = stack.settings.pipeline.name_prefix.lower()
     return f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='sagemaker')}{resource}/{prefix}-*]"
 
 
-def _framework_id(stack: Stack, provider: IConstruct, name: str) -> str:
+def _framework_id(stack: NaggedStack | Stack, provider: IConstruct, name: str) -> str:
     function = provider.node.find_child(f"framework-{name}")
     default_child = function.node.default_child
     assert isinstance(default_child, CfnElement)
     return stack.get_logical_id(default_child)
 
 
-def acknowledge_findings(stack: PipelineStack) -> None:
+def acknowledge_findings(stack: NaggedStack) -> None:
     """All acknowledgements of the pipeline stack."""
     prefix = stack.settings.pipeline.name_prefix.lower()
     bucket = _ref(stack, stack.storage.bucket, "Arn")
@@ -161,7 +198,7 @@ def acknowledge_findings(stack: PipelineStack) -> None:
     )
     state_machine_name = (
         '{"Fn::Select":[6,{"Fn::Split":[":",{"Ref":"'
-        + stack.get_logical_id(state_machine.node.default_child)  # type: ignore[arg-type]
+        + stack.get_logical_id(state_machine.node.default_child)
         + '"}]}]}'
     )
     executions = f"{_NAG_ARN_PREFIX.format(service='states')}execution:{state_machine_name}"

@@ -7,23 +7,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import Aws, CfnOutput, Duration, Fn, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from pipeline_core.config import CONFIG_ENV
+from pipeline_core.names import default_endpoint_name
 from stacks.bundling import lambda_code
 from stacks.cleanup import ExecutionCleanup
 from stacks.functions import RUNTIME, FunctionSpec, PipelineFunction
 from stacks.image_uris import LinearLearnerImage
+from stacks.leases import EndpointLeases
 from stacks.lifecycle import ExecutionEndRule, SchedulerRole
 from stacks.nag import acknowledge_findings
 from stacks.notifications import NotificationTopic
 from stacks.sagemaker_role import SageMakerExecutionRole
 from stacks.settings import LOG_RETENTION_DAYS, StackSettings
-from stacks.state_machine import PipelineFunctions, PipelineStateMachine
+from stacks.state_machine import BusyRetry, PipelineFunctions, PipelineStateMachine
 from stacks.storage import DataStorage
 
 #: Tag key on everything an execution creates; value = :attr:`PipelineStack.stack_tag`.
@@ -135,7 +137,12 @@ class PipelineStack(Stack):
         retention = _RETENTION[settings.log_retention_days]
         #: Value of the ``mnist-ll:stack`` tag: the stack name is unique per account/region.
         self.stack_tag = settings.stack_name
-        self.endpoint_name = f"{config.name_prefix}-endpoint"
+        #: Each stack its own default endpoint (two stacks never share one).
+        self.endpoint_name = default_endpoint_name(config.name_prefix, settings.stack_name)
+        #: The UUID of the stack id: new on every create of the stack, so every
+        #: name a run derives differs between stacks and between a destroyed
+        #: stack and its redeployment (pipeline_core.names).
+        self.salt = Fn.select(2, Fn.split("/", Aws.STACK_ID))
         Tags.of(self).add("project", "mnist-linear-learner")
 
         self.key: kms.Key | None = None
@@ -162,6 +169,7 @@ class PipelineStack(Stack):
             self, "Notifications", master_key=sns_key, email=settings.notification_email
         )
         self.image = LinearLearnerImage(self, "LinearLearnerImage")
+        self.leases = EndpointLeases(self, "EndpointLeases")
         self.sagemaker_role = SageMakerExecutionRole(
             self, "SageMakerExecution", description="Assumed by SageMaker for mnist-ll jobs"
         ).role
@@ -173,6 +181,8 @@ class PipelineStack(Stack):
             "LINEAR_LEARNER_IMAGE": self.image.image_uri,
             "DEFAULT_ENDPOINT_NAME": self.endpoint_name,
             "STACK_TAG": self.stack_tag,
+            "DEPLOYMENT_SALT": self.salt,
+            "LOCK_TABLE": self.leases.table.table_name,
         }
         if self.key is not None:
             environment["KMS_KEY_ARN"] = self.key.key_arn
@@ -212,10 +222,21 @@ class PipelineStack(Stack):
             data_bucket=self.storage.bucket,
             map_max_concurrency=config.map_max_concurrency,
             topic=self.notifications.topic,
-            log_group_name=f"/aws/vendedlogs/states/{settings.stack_name}-pipeline",
+            # Unique per create of the stack: a retained log group never blocks a redeploy.
+            log_group_name=Fn.join(
+                "", [f"/aws/vendedlogs/states/{settings.stack_name}-pipeline-", self.salt]
+            ),
             log_retention=retention,
             removal_policy=removal,
             timeout=Duration.hours(settings.execution_timeout_hours),
+            endpoint_busy_retry=(
+                BusyRetry(
+                    interval_seconds=config.endpoint_busy_interval_seconds,
+                    max_attempts=config.endpoint_busy_retries,
+                )
+                if config.endpoint_busy == "wait"
+                else None
+            ),
         )
         self.scheduler_role = SchedulerRole(self, "EndpointTtlScheduler").role
         self.execution_end = ExecutionEndRule(
@@ -301,7 +322,12 @@ class PipelineStack(Stack):
         )
 
     def _tag_condition(self) -> dict[str, Any]:
+        """The resource carries this stack's tag."""
         return {"StringEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": self.stack_tag}}
+
+    def _request_tag_condition(self) -> dict[str, Any]:
+        """The Create request tags the new resource with this stack."""
+        return {"StringEquals": {f"aws:RequestTag/{STACK_TAG_KEY}": self.stack_tag}}
 
     # -- grants ------------------------------------------------------------------
 
@@ -367,7 +393,7 @@ class PipelineStack(Stack):
             {"StringLike": {"s3:prefix": ["runs/*"]}},
         )
         self._allow(role, ["s3:GetBucketLocation"], [bucket.bucket_arn])
-        self._allow(role, ["s3:GetObject"], [self.tutorial_object_arn()])
+        # No read of the tutorial object: Convert copies it into runs/ first.
         self._allow(
             role,
             ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
@@ -442,10 +468,20 @@ class PipelineStack(Stack):
             start,
             ["sagemaker:CreateHyperParameterTuningJob"],
             [tuning_job],
-            self.instance_types_condition(),
+            {**self._request_tag_condition(), **self.instance_types_condition()},
         )
-        self._allow(start, ["sagemaker:DescribeHyperParameterTuningJob"], [tuning_job])
-        self._allow(start, ["sagemaker:AddTags"], [tuning_job, training_job])
+        # An existing job of that name is adopted only if its tags are this run's.
+        self._allow(
+            start,
+            ["sagemaker:DescribeHyperParameterTuningJob", "sagemaker:ListTags"],
+            [tuning_job],
+        )
+        self._allow(
+            start,
+            ["sagemaker:AddTags"],
+            [tuning_job, training_job],
+            self._request_tag_condition(),
+        )
         self._grant_pass_role(start)
         # No S3: SageMaker reads the channels and writes artifacts as its own role.
         self._grant_key_for_sagemaker_calls(start)
@@ -462,21 +498,49 @@ class PipelineStack(Stack):
 
         deploy = roles["Deploy"]
         # The model artifacts come in $.tuning.best: nothing of the tuning job is read.
-        self._allow(deploy, ["sagemaker:CreateModel"], [model])
+        # Creates only with this stack's tag in the request; updates only of
+        # endpoints (and to configs) that carry it.
+        self._allow(deploy, ["sagemaker:CreateModel"], [model], self._request_tag_condition())
         self._allow(
             deploy,
             ["sagemaker:CreateEndpointConfig"],
             [endpoint_config],
-            self.instance_types_condition(),
+            {**self._request_tag_condition(), **self.instance_types_condition()},
         )
         self._allow(
             deploy,
-            ["sagemaker:CreateEndpoint", "sagemaker:UpdateEndpoint"],
+            ["sagemaker:CreateEndpoint"],
             [endpoint, endpoint_config],
+            self._request_tag_condition(),
         )
-        # ListTags: an existing endpoint is only touched if this stack tagged it.
-        self._allow(deploy, ["sagemaker:DescribeEndpoint", "sagemaker:ListTags"], [endpoint])
-        self._allow(deploy, ["sagemaker:AddTags"], [model, endpoint_config, endpoint])
+        self._allow(
+            deploy,
+            ["sagemaker:UpdateEndpoint"],
+            [endpoint, endpoint_config],
+            self._tag_condition(),
+        )
+        # ListTags: an existing endpoint is only touched if this stack tagged it,
+        # an existing model/config (or endpoint) only adopted if this run created it.
+        self._allow(
+            deploy,
+            [
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:DescribeModel",
+                "sagemaker:ListTags",
+            ],
+            [endpoint, endpoint_config, model],
+        )
+        self._allow(
+            deploy,
+            ["sagemaker:AddTags"],
+            [model, endpoint_config, endpoint],
+            self._request_tag_condition(),
+        )
+        # The endpoint's lease: one deploy at a time (released at once on failure).
+        self._allow(
+            deploy, ["dynamodb:PutItem", "dynamodb:DeleteItem"], [self.leases.table.table_arn]
+        )
         # A Failed endpoint can only be deleted; only ever one this stack tagged.
         self._allow(deploy, ["sagemaker:DeleteEndpoint"], [endpoint], self._tag_condition())
         self._grant_pass_role(deploy)
@@ -484,6 +548,8 @@ class PipelineStack(Stack):
 
         describe_endpoint = roles["DescribeEndpoint"]
         self._allow(describe_endpoint, ["sagemaker:DescribeEndpoint"], [endpoint])
+        # A failed deployment frees the endpoint's lease.
+        self._allow(describe_endpoint, ["dynamodb:DeleteItem"], [self.leases.table.table_arn])
         # Finding superseded configs/models: List* APIs have no resource-level scope.
         self._allow(
             describe_endpoint, ["sagemaker:ListEndpointConfigs", "sagemaker:ListModels"], ["*"]
@@ -497,7 +563,9 @@ class PipelineStack(Stack):
         )
 
         evaluate = roles["Evaluate"]
-        self._allow(evaluate, ["sagemaker:InvokeEndpoint"], [endpoint])
+        self._allow(evaluate, ["sagemaker:InvokeEndpoint"], [endpoint], self._tag_condition())
+        # Done with the endpoint: release its lease.
+        self._allow(evaluate, ["dynamodb:DeleteItem"], [self.leases.table.table_arn])
         self._grant_objects(evaluate, read=True, write=True)
 
         schedule = roles["ScheduleEndpointTtl"]
@@ -519,14 +587,21 @@ class PipelineStack(Stack):
         )
 
         start_transform = roles["StartTransform"]
-        self._allow(start_transform, ["sagemaker:CreateModel"], [model])
+        self._allow(
+            start_transform, ["sagemaker:CreateModel"], [model], self._request_tag_condition()
+        )
         self._allow(
             start_transform,
             ["sagemaker:CreateTransformJob"],
             [transform_job, model],
-            self.instance_types_condition(),
+            {**self._request_tag_condition(), **self.instance_types_condition()},
         )
-        self._allow(start_transform, ["sagemaker:AddTags"], [model, transform_job])
+        self._allow(
+            start_transform,
+            ["sagemaker:AddTags"],
+            [model, transform_job],
+            self._request_tag_condition(),
+        )
         self._grant_pass_role(start_transform)
         self._grant_key_for_sagemaker_calls(start_transform)
         self._allow(roles["DescribeTransform"], ["sagemaker:DescribeTransformJob"], [transform_job])
@@ -554,6 +629,8 @@ class PipelineStack(Stack):
             [tuning_job, transform_job],
             self._tag_condition(),
         )
+        # Whatever endpoint lease the run still holds is given back at once.
+        self._allow(ended, ["dynamodb:Scan", "dynamodb:DeleteItem"], [self.leases.table.table_arn])
         self._grant_publish(ended)
 
         complete = roles["CleanupComplete"]

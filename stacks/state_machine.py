@@ -20,6 +20,7 @@ from stacks.phases.common import (
     RESOURCE_LIMIT_ERROR,
     THROTTLING_ERROR,
     UNEXPECTED_STATUS_ERROR,
+    BusyRetry,
     JsonPath,
     PipelineFunctions,
     Steps,
@@ -40,10 +41,15 @@ __all__ = [
     "THROTTLING_ERROR",
     "TUNING_IN_PROGRESS",
     "UNEXPECTED_STATUS_ERROR",
+    "BusyRetry",
     "PipelineFunctions",
     "PipelineStateMachine",
     "summary_parameters",
 ]
+
+
+#: Deploy waits for a busy endpoint by default (``endpoint_busy: wait``).
+DEFAULT_BUSY_RETRY = BusyRetry()
 
 
 class PipelineStateMachine(Construct):
@@ -60,11 +66,14 @@ class PipelineStateMachine(Construct):
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
         timeout: Duration,
+        endpoint_busy_retry: BusyRetry | None = DEFAULT_BUSY_RETRY,
         data_bucket: s3.IBucket | None = None,
         map_max_concurrency: int = 40,
     ) -> None:
         super().__init__(scope, construct_id)
         self.functions = functions
+        #: None: an endpoint busy with another deployment fails the run at once.
+        self.endpoint_busy_retry = endpoint_busy_retry
         # Sharded sources: the bucket the Distributed Map lists, its concurrency.
         self._shards = (
             None if data_bucket is None else ShardSource(data_bucket, map_max_concurrency)
@@ -96,7 +105,11 @@ class PipelineStateMachine(Construct):
     def _definition(self) -> sfn.IChainable:
         """Back to front, so each phase is built knowing where it continues."""
         f = self.functions
-        steps = Steps(self, failure_chain(self, self._topic))
+        steps = Steps(
+            self,
+            failure_chain(self, self._topic),
+            endpoint_busy_retry=self.endpoint_busy_retry,
+        )
         evaluate = evaluate_phase(steps, f, self._topic)
         deploy = deploy_phase(steps, f, evaluate)
         tuning = tuning_phase(steps, f, deploy)

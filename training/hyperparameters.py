@@ -33,20 +33,10 @@ CRITERIA: tuple[Criterion, ...] = (
 Optimizer = Literal["adam", "sgd", "rmsprop"]
 
 #: Documented Linear Learner hyperparameters that only apply to regressors or
-#: multiclass classifiers. They are rejected by name, not silently ignored.
-OTHER_PREDICTOR_ONLY = frozenset(
-    {
-        "num_classes",
-        "accuracy_top_k",
-        "balance_multiclass_weights",
-        "huber_delta",
-        "quantile",
-        "loss_insensitivity",
-        "margin",
-        "unbias_data",
-        "unbias_label",
-    }
-)
+#: multiclass classifiers (or to a loss other than logistic). The real
+#: algorithm accepts and ignores them for a binary classifier, and so do we
+#: (their values must still parse as the documentation says).
+IGNORED_FOR_BINARY: dict[str, Callable[[str, str], Any]] = {}
 
 #: Names SageMaker itself adds to a training job's hyperparameters. Accepted
 #: and ignored (``_tuning_objective_metric`` is kept for the record).
@@ -72,6 +62,7 @@ class Hyperparameters:
     bias_wd_mult: float = 0.0
     use_bias: bool = True
     normalize_data: bool = True
+    unbias_data: bool | None = None
     num_point_for_scaler: int = 10_000
     num_models: int | None = None
     num_calibration_samples: int = 10_000_000
@@ -188,6 +179,7 @@ def _loss(name: str, raw: str) -> str:
     if value in ("auto", "logistic"):
         return "logistic"
     if value in ("hinge_loss",):
+        # The real algorithm trains an SVM-style classifier with it; not implemented here.
         raise HyperparameterError(name, "'hinge_loss' is not supported locally; use logistic")
     raise HyperparameterError(name, f"expected auto or logistic, got {raw!r}")
 
@@ -205,6 +197,13 @@ def _normalize_label(name: str, raw: str) -> None:
         raise HyperparameterError(name, "label normalization only applies to regressors")
     if value not in ("auto", "false"):
         raise HyperparameterError(name, f"expected auto or false, got {raw!r}")
+
+
+def _fixed_auto_bool(default: bool) -> Callable[[str, str], bool]:
+    def parse_fixed(name: str, raw: str) -> bool:
+        return default if raw.strip().lower() == "auto" else _bool(name, raw)
+
+    return parse_fixed
 
 
 def _fixed_auto(default: float, parse: Callable[[str, str], float]) -> Callable[[str, str], float]:
@@ -229,7 +228,8 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "bias_lr_mult": _auto(_float(0.0, lo_open=True)),
     "bias_wd_mult": _fixed_auto(0.0, _float(0.0)),
     "use_bias": _bool,
-    "normalize_data": _bool,
+    "normalize_data": _fixed_auto_bool(True),
+    "unbias_data": _auto(_bool),
     "normalize_label": _normalize_label,
     "num_point_for_scaler": _int(1),
     "num_models": _auto(_int(1, 256)),
@@ -269,10 +269,11 @@ def parse_hyperparameters(raw: Mapping[str, str]) -> Hyperparameters:
         value = raw[name]
         if not isinstance(name, str):
             raise HyperparameterError(str(name), "names must be strings")
-        if name in OTHER_PREDICTOR_ONLY:
-            raise HyperparameterError(
-                name, "applies only to regressor or multiclass_classifier predictors"
-            )
+        if name in IGNORED_FOR_BINARY:
+            if not isinstance(value, str):
+                raise HyperparameterError(name, f"values must be strings, got {value!r}")
+            IGNORED_FOR_BINARY[name](name, value)  # checked, then ignored
+            continue
         if name not in SUPPORTED:
             raise HyperparameterError(name, "unknown Linear Learner hyperparameter")
         if not isinstance(value, str):
@@ -307,3 +308,17 @@ def to_strings(values: Mapping[str, Any]) -> dict[str, str]:
         else:
             raise HyperparameterError(str(name), f"cannot be given as {type(value).__name__}")
     return out
+
+
+IGNORED_FOR_BINARY.update(
+    {
+        "num_classes": _int(3, 1_000_000),
+        "accuracy_top_k": _int(1),
+        "balance_multiclass_weights": _bool,
+        "huber_delta": _float(0.0),
+        "quantile": _float(0.0, 1.0, lo_open=True, hi_open=True),
+        "loss_insensitivity": _float(0.0, lo_open=True),
+        "margin": _float(0.0, lo_open=True),
+        "unbias_label": _auto(_bool),
+    }
+)

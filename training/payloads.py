@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
 import threading
 from typing import Any
 
@@ -31,7 +32,7 @@ from training.errors import PayloadError
 F32 = npt.NDArray[np.float32]
 
 CONTENT_TYPES = ("text/csv", "application/json", "application/x-recordio-protobuf")
-ACCEPT_TYPES = ("application/json", "application/jsonlines")
+ACCEPT_TYPES = ("application/json", "application/jsonlines", "application/x-recordio-protobuf")
 
 
 def media_type(header: str | None) -> str:
@@ -353,7 +354,10 @@ def parse_recordio(body: bytes, feature_dim: int) -> F32:
 
 
 def render(scores: F32, labels: npt.NDArray[np.int8], accept: str) -> bytes:
-    """Serialise predictions as ``accept`` (``application/json`` or ``jsonlines``)."""
+    """Serialise predictions as ``accept`` (``application/json``, ``jsonlines``
+    or ``application/x-recordio-protobuf``)."""
+    if accept == "application/x-recordio-protobuf":
+        return render_recordio(scores, labels)
     items = [
         f'{{"score":{s!r},"predicted_label":{lab}}}'
         for s, lab in zip(scores.astype(np.float64).tolist(), labels.tolist(), strict=True)
@@ -361,3 +365,34 @@ def render(scores: F32, labels: npt.NDArray[np.int8], accept: str) -> bytes:
     if accept == "application/jsonlines":
         return ("\n".join(items) + "\n").encode()
     return ('{"predictions":[' + ",".join(items) + "]}").encode()
+
+
+def _pb_len(tag: int, payload: bytes) -> bytes:
+    size = len(payload)
+    varint = bytearray()
+    while True:
+        byte = size & 0x7F
+        size >>= 7
+        varint.append(byte | 0x80 if size else byte)
+        if not size:
+            break
+    return bytes([tag]) + bytes(varint) + payload
+
+
+def _label_entry(key: str, value: float) -> bytes:
+    """One ``Record.label`` map entry: ``key`` -> Value{float32_tensor{values: [value]}}."""
+    tensor = _pb_len(0x0A, np.float32(value).astype("<f4").tobytes())  # values, packed
+    entry = _pb_len(0x0A, key.encode()) + _pb_len(0x12, _pb_len(0x12, tensor))
+    return _pb_len(0x12, entry)  # Record.label (field 2)
+
+
+def render_recordio(scores: F32, labels: npt.NDArray[np.int8]) -> bytes:
+    """Linear Learner's recordIO-protobuf response: one ``Record`` per row whose
+    ``label`` map holds ``predicted_label`` and ``score`` (what the SDK's
+    ``LinearLearnerPredictor`` reads with ``RecordDeserializer``)."""
+    out = bytearray()
+    for score, label in zip(scores.tolist(), labels.tolist(), strict=True):
+        payload = _label_entry("predicted_label", float(label)) + _label_entry("score", score)
+        out += struct.pack("<II", 0xCED7230A, len(payload)) + payload
+        out += b"\x00" * (-len(payload) % 4)
+    return bytes(out)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import json
 import logging
 import threading
 import time
@@ -110,17 +111,44 @@ def _error(status: int, message: str, kind: str | None = None) -> JSONResponse:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadError(f"request body is larger than {limit} bytes", 413)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise PayloadError(f"request body is larger than {limit} bytes", 413)
-        chunks.append(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        # Past the limit the rest is read and dropped: answering before the
+        # client has sent its body makes the client see a reset connection
+        # instead of the 413.
+    if size > limit:
+        raise PayloadError(f"request body is larger than {limit} bytes", 413)
     return b"".join(chunks)
+
+
+def _model_error(endpoint: str, account: str, region: str, error: PayloadError) -> JSONResponse:
+    """A container's 4xx/5xx as the runtime API relays it: HTTP 424
+    ``ModelError`` with ``OriginalStatusCode`` and ``OriginalMessage``."""
+    original = json.dumps({"message": str(error), "error": "ModelError"})
+    group = f"/aws/sagemaker/Endpoints/{endpoint}"
+    kind = "client" if error.status < 500 else "server"
+    message = (
+        f"Received {kind} error ({error.status}) from primary with message "
+        f'"{error}". See https://{region}.console.aws.amazon.com/cloudwatch/home?'
+        f"region={region}#logEventViewer:group={group} in account {account} "
+        "for more information."
+    )
+    return JSONResponse(
+        {
+            "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
+            "LogStreamArn": f"arn:aws:logs:{region}:{account}:log-group:{group}",
+            "Message": message,
+            "message": message,
+            "OriginalMessage": original,
+            "OriginalStatusCode": error.status,
+        },
+        status_code=424,
+        headers={"x-amzn-ErrorType": "ModelError"},
+    )
 
 
 def create_app(
@@ -128,21 +156,27 @@ def create_app(
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
     account: str = "000000000000",
+    region: str = "us-east-1",
 ) -> Starlette:
     """The ASGI app serving ``registry``."""
 
     async def ping(request: Request) -> Response:
         return JSONResponse({"status": "healthy", "endpoints": registry.names()})
 
-    async def answer(request: Request, model: LinearModel) -> Response:
+    async def answer(request: Request, model: LinearModel, endpoint: str | None = None) -> Response:
         try:
             body = await _read_body(request, max_body_bytes)
+        except PayloadError as e:
+            return _error(e.status, str(e))
+        try:
             args = (model, body, request.headers.get("content-type"), request.headers.get("accept"))
             if len(body) > _OFFLOAD_BYTES:
                 content, kind = await run_in_threadpool(invoke, *args)
             else:
                 content, kind = invoke(*args)
         except PayloadError as e:
+            if endpoint is not None:  # through the runtime API, as AWS relays it
+                return _model_error(endpoint, account, region, e)
             return _error(e.status, str(e))
         return Response(
             content,
@@ -160,8 +194,14 @@ def create_app(
         name = request.path_params["name"]
         model = registry.get(name)
         if model is None:
-            return _error(404, f"Endpoint {name} of account {account} not found.")
-        return await answer(request, model)
+            try:
+                await _read_body(request, max_body_bytes)
+            except PayloadError as e:  # too large: that is answered first
+                return _error(e.status, str(e))
+            return _error(
+                400, f"Endpoint {name} of account {account} not found.", "ValidationError"
+            )
+        return await answer(request, model, name)
 
     return Starlette(
         routes=[

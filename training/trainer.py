@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from training.data import load_channel
 from training.errors import DataChannelError, HyperparameterError
 from training.hyperparameters import Hyperparameters, parse_hyperparameters
+from training.metric_definitions import metric_lines
 from training.metrics import (
     METRIC_KEYS,
     BinaryMetrics,
@@ -166,7 +167,8 @@ def fit_scaler(x: F32, hp: Hyperparameters) -> tuple[F32, F32]:
     if not hp.normalize_data:
         return np.zeros(d, dtype=np.float32), np.ones(d, dtype=np.float32)
     sample = x[: hp.num_point_for_scaler].astype(np.float64)
-    mean = sample.mean(axis=0)
+    # unbias_data=false scales without centring (auto/true: centred).
+    mean = sample.mean(axis=0) if hp.unbias_data is not False else np.zeros(d)
     std = sample.std(axis=0)
     std[~(std > 1e-12)] = 1.0
     return mean.astype(np.float32), std.astype(np.float32)
@@ -184,11 +186,13 @@ def _emit(on_event: EventCallback | None, event: TrainingEvent) -> None:
         on_event(event)
 
 
-def _log_metrics(metrics: Mapping[str, float], epoch: int | None) -> None:
-    where = f"epoch={epoch}" if epoch is not None else "final"
-    for name, value in metrics.items():
-        channel, key = name.split(":", 1)
-        log.info("#quality_metric: host=algo-1, %s, %s %s <score>=%s", where, channel, key, value)
+def _log_metrics(
+    metrics: Mapping[str, float], epoch: int | None, hp: Hyperparameters | None = None
+) -> None:
+    # In the format of the algorithm's MetricDefinitions (training.metric_definitions).
+    f_beta = hp.f_beta if hp is not None else 1.0
+    for line in metric_lines(metrics, epoch, f_beta=f_beta):
+        log.info("%s", line)
 
 
 def train(
@@ -333,7 +337,7 @@ def train(
             history.append({**named, "epoch": float(epoch)})
             for name, value in named.items():
                 _emit(on_event, MetricEvent(name, value, epoch))
-            _log_metrics(named, epoch)
+            _log_metrics(named, epoch, hp)
             rate = n / seconds if seconds > 0 else float("inf")
             _emit(
                 on_event,
@@ -379,7 +383,7 @@ def train(
     final.update(best_metrics.named(channel))
     for name, value in final.items():
         _emit(on_event, MetricEvent(name, value, None))
-    _log_metrics(final, None)
+    _log_metrics(final, None, hp)
 
     model = LinearModel(
         weights=best[:d, best_k].copy(),
@@ -574,7 +578,7 @@ def run_training_job(
     hp = parse_hyperparameters(hyperparameters)
     unknown = sorted(set(channels) - {"train", "validation", "test"})
     if unknown:
-        raise DataChannelError(f"unknown channels {unknown} (expected train, validation)")
+        raise DataChannelError(f"unknown channels {unknown} (expected train, validation, test)")
     if "train" not in channels:
         raise DataChannelError("the train channel is required")
     log.info("#data: reading channels %s", sorted(channels))
@@ -593,9 +597,19 @@ def run_training_job(
         raw_hyperparameters=dict(hyperparameters),
         overwrite_input=True,
     )
+    if "test" in channels:
+        result.metrics.update(_test_metrics(result.model, Path(channels["test"]), hp))
     path = result.model.save(Path(model_dir) / "model.tar.gz")
     log.info("#model: wrote %s", path)
     return result
+
+
+def _test_metrics(model: LinearModel, path: Path, hp: Hyperparameters) -> dict[str, float]:
+    """The final model scored on the ``test`` channel: the ``test:*`` metrics."""
+    x, y = load_channel(path, feature_dim=hp.feature_dim, name="test")
+    named = binary_metrics(y, model.logits(x), model.threshold, hp.f_beta).named("test")
+    _log_metrics(named, None, hp)
+    return named
 
 
 __all__ = [

@@ -58,6 +58,13 @@ OBJECTIVE_METRICS = frozenset(
         "validation:roc_auc_score",
         "validation:objective_loss",
         "train:objective_loss",
+        # with a test channel
+        "test:binary_f_beta",
+        "test:binary_classification_accuracy",
+        "test:precision",
+        "test:recall",
+        "test:roc_auc_score",
+        "test:objective_loss",
     }
 )
 _THREAD_VARS = (

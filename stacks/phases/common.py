@@ -67,12 +67,30 @@ def any_of(path: str, values: Sequence[str]) -> sfn.Condition:
     return conditions[0] if len(conditions) == 1 else sfn.Condition.or_(*conditions)
 
 
+@dataclass(frozen=True, kw_only=True)
+class BusyRetry:
+    """Deploy's Retry on ``EndpointBusyError``: another execution holds the
+    endpoint's lease (``endpoint_busy: wait``); the wait is bounded by these."""
+
+    interval_seconds: int = 120
+    max_attempts: int = 3
+    backoff_rate: float = 1.0
+
+
 class Steps:
     """Creates states in ``scope``; every task's Catch goes to ``notify_failure``."""
 
-    def __init__(self, scope: Construct, notify_failure: sfn.IChainable) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        notify_failure: sfn.IChainable,
+        *,
+        endpoint_busy_retry: BusyRetry | None = None,
+    ) -> None:
         self.scope = scope
         self.notify_failure = notify_failure
+        #: None: an endpoint busy with another deployment fails the run at once.
+        self.endpoint_busy_retry = endpoint_busy_retry
 
     def invoke(
         self,
@@ -116,13 +134,14 @@ class Steps:
                 max_attempts=3,
                 backoff_rate=2,
             )
-        if endpoint_busy:
-            # Another update of the same endpoint is running; it ends on its own.
+        if endpoint_busy and self.endpoint_busy_retry is not None:
+            # Another execution is deploying to the endpoint; wait for its turn.
+            busy = self.endpoint_busy_retry
             task.add_retry(
                 errors=[errors.EndpointBusyError.__name__],
-                interval=Duration.minutes(2),
-                max_attempts=3,
-                backoff_rate=2,
+                interval=Duration.seconds(busy.interval_seconds),
+                max_attempts=busy.max_attempts,
+                backoff_rate=busy.backoff_rate,
             )
         task.add_catch(self.notify_failure, errors=list(NAMED_ERRORS), result_path="$.error")
         task.add_catch(self.notify_failure, errors=[sfn.Errors.ALL], result_path="$.error")

@@ -25,10 +25,9 @@ FAILURE_ROUTES: dict[str, tuple[str, ...]] = {
     ),
     "TuningFailed": (errors.TuningJobFailedError.__name__,),
     "QualityGateFailed": (errors.QualityGateFailedError.__name__,),
-    "EndpointFailed": (
-        errors.EndpointDeploymentFailedError.__name__,
-        errors.EndpointBusyError.__name__,
-    ),
+    "EndpointFailed": (errors.EndpointDeploymentFailedError.__name__,),
+    "EndpointBusy": (errors.EndpointBusyError.__name__,),
+    "NameCollision": (errors.NameCollisionError.__name__,),
     "TransformFailed": (errors.TransformJobFailedError.__name__,),
     "InstanceTypeUnavailable": (errors.InstanceTypeUnavailableError.__name__,),
 }

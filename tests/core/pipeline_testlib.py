@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import numpy as np
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 
 from pipeline_core.config import DEFAULTS, PipelineConfig
 from pipeline_core.deploy import build_endpoint_config_request, build_model_request
@@ -35,6 +35,9 @@ WIDE_CONFIG = PipelineConfig.from_mapping(
         ]
     }
 )
+#: The deployment salt (the UUID of the stack id) of the tests' stack.
+SALT = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+LOCK_TABLE = "Pipeline-EndpointLeasesTable-ABC123"
 
 
 def make_run(
@@ -51,6 +54,7 @@ def make_run(
         region=REGION,
         default_endpoint_name=ENDPOINT,
         stack_tag=kwargs.pop("stack_tag", STACK_TAG),
+        salt=kwargs.pop("salt", SALT),
         **kwargs,
     )
 
@@ -73,6 +77,56 @@ def pickle_gz(obj: Any, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:
 
 def sagemaker_client() -> Any:
     return boto3.client("sagemaker", region_name=REGION)
+
+
+def dynamodb_client() -> Any:
+    return boto3.client("dynamodb", region_name=REGION)
+
+
+def stub_acquire(stub: Stubber, endpoint: str, holder: str, *, busy_by: str | None = None) -> None:
+    """Deploy's conditional PutItem of the endpoint lease (``busy_by``: held by another)."""
+    expected = {
+        "TableName": LOCK_TABLE,
+        "Item": {
+            "pk": {"S": f"endpoint#{endpoint}"},
+            "holder": {"S": holder},
+            "expires_at": {"N": ANY},
+            "acquired_at": {"N": ANY},
+        },
+        "ConditionExpression": (
+            "attribute_not_exists(pk) OR expires_at < :now OR holder = :holder"
+        ),
+        "ExpressionAttributeValues": {":now": {"N": ANY}, ":holder": {"S": holder}},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+    if busy_by is None:
+        stub.add_response("put_item", {}, expected_params=expected)
+    else:
+        stub.add_client_error(
+            "put_item",
+            service_error_code="ConditionalCheckFailedException",
+            service_message="The conditional request failed",
+            expected_params=expected,
+            response_meta={},
+        )
+
+
+def stub_release(stub: Stubber, endpoint: str, holder: str, *, held: bool = True) -> None:
+    expected = {
+        "TableName": LOCK_TABLE,
+        "Key": {"pk": {"S": f"endpoint#{endpoint}"}},
+        "ConditionExpression": "holder = :holder",
+        "ExpressionAttributeValues": {":holder": {"S": holder}},
+    }
+    if held:
+        stub.add_response("delete_item", {}, expected_params=expected)
+    else:
+        stub.add_client_error(
+            "delete_item",
+            service_error_code="ConditionalCheckFailedException",
+            service_message="The conditional request failed",
+            expected_params=expected,
+        )
 
 
 @contextmanager
@@ -234,3 +288,64 @@ def stub_create_endpoint(stub: Stubber, run: RunSpec) -> None:
         {"EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{run.endpoint_name}"},
         expected_params=create_endpoint_params(run),
     )
+
+
+#: Create call -> (describe method, name parameter, ARN field, ARN resource type).
+_ADOPT = {
+    "create_model": ("describe_model", "ModelName", "ModelArn", "model"),
+    "create_endpoint_config": (
+        "describe_endpoint_config",
+        "EndpointConfigName",
+        "EndpointConfigArn",
+        "endpoint-config",
+    ),
+    "create_endpoint": ("describe_endpoint", "EndpointName", "EndpointArn", "endpoint"),
+    "create_hyper_parameter_tuning_job": (
+        "describe_hyper_parameter_tuning_job",
+        "HyperParameterTuningJobName",
+        "HyperParameterTuningJobArn",
+        "hyper-parameter-tuning-job",
+    ),
+}
+
+
+def stub_already_exists(
+    stub: Stubber,
+    create: str,
+    request: dict[str, Any],
+    tags: list[dict[str, str]] | None,
+    description: dict[str, Any] | None = None,
+) -> str:
+    """``create`` says the name exists; the adopt check describes it and lists
+    its ``tags`` (``None``: stop after the create). Returns the ARN."""
+    describe, param, _arn_field, kind = _ADOPT[create]
+    name = request[param]
+    arn = f"arn:aws:sagemaker:us-east-1:123456789012:{kind}/{name.lower()}"
+    stub.add_client_error(
+        create,
+        service_error_code="ValidationException",
+        service_message=f'Cannot create already existing {kind} "{arn}".',
+        expected_params=request,
+    )
+    if tags is None:
+        return arn
+    if description is None:
+        description = _minimal_description(describe, name, arn)
+    stub.add_response(describe, description, expected_params={param: name})
+    stub.add_response("list_tags", {"Tags": tags}, expected_params={"ResourceArn": arn})
+    return arn
+
+
+def _minimal_description(describe: str, name: str, arn: str) -> dict[str, Any]:
+    if describe == "describe_model":
+        return {"ModelName": name, "ModelArn": arn, "CreationTime": when(0)}
+    if describe == "describe_endpoint_config":
+        return {
+            "EndpointConfigName": name,
+            "EndpointConfigArn": arn,
+            "ProductionVariants": [{"VariantName": "AllTraffic"}],
+            "CreationTime": when(0),
+        }
+    if describe == "describe_endpoint":
+        return endpoint_description(name, "Creating", None)
+    return tuning_description(name, "InProgress")

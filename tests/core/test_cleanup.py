@@ -178,9 +178,8 @@ def test_cleanup_stops_only_our_in_progress_tuning_jobs(sm: Any, seeded: dict[st
     assert summary["deleted"]["tuning_job"] == seeded["stops"]
     jobs = sm.list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"]
     status = {j["HyperParameterTuningJobName"]: j["HyperParameterTuningJobStatus"] for j in jobs}
-    assert [n for n, st in status.items() if st == "InProgress"] == [
-        "mnist-ll-exec-theirs-598239c1"
-    ]
+    theirs = _run("exec-theirs", "mnist-ll-x", stack_tag=OTHER_STACK).names.tuning_job
+    assert [n for n, st in status.items() if st == "InProgress"] == [theirs]
 
 
 def test_cleanup_lists_by_name_prefix_and_never_reads_tags_of_foreign_names(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import builtins
 import gzip
+import io
 import os
 import pickle
 import struct
@@ -328,3 +329,91 @@ def test_relabel_marks_the_target_digit_as_one() -> None:
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, [1, 0, 0, 1, 0])
     np.testing.assert_array_equal(relabel(np.array([7, 1, 7]), 7), [1, 0, 1])
+
+
+# -- dtype state rewritten by the pickle ---------------------------------------------
+
+
+class _RewritingPickler(pickle.Pickler):
+    """Pickles dtypes of ``kind`` with their ``__setstate__`` state rewritten."""
+
+    def __init__(self, f: Any, protocol: int, kind: str, rewrite: Any) -> None:
+        super().__init__(f, protocol)
+        self.kind, self.rewrite = kind, rewrite
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, np.dtype) and obj.kind == self.kind:
+            fn, args, state = obj.__reduce__()
+            return fn, args, self.rewrite(tuple(state))
+        return NotImplemented
+
+
+def _rewritten(kind: str, rewrite: Any, protocol: int) -> bytes:
+    buf = io.BytesIO()
+    _RewritingPickler(buf, protocol, kind, rewrite).dump(make_dataset())
+    return gzip.compress(buf.getvalue())
+
+
+def _with_flags(flags: int) -> Any:
+    return lambda state: (*state[:-1], flags)
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 5])
+@pytest.mark.parametrize("kind", ["f", "i"], ids=["float32-images", "int64-labels"])
+@pytest.mark.parametrize("bit", range(8))
+def test_rejects_every_dtype_flag_bit_the_pickle_sets(protocol: int, kind: str, bit: int) -> None:
+    """Bit 0 claims the float32/int64 array holds Python objects (numpy then fails
+    inside with "get_clear_loop not set"); each other bit is refused alike."""
+    data = _rewritten(kind, _with_flags(1 << bit), protocol)
+    with pytest.raises(InvalidDatasetError, match=f"rewrites the flags of dtype .* to {1 << bit}"):
+        load_mnist(data)
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "message"),
+    [
+        (lambda st: (st[0], st[1], None, ("a",), None, -1, -1, 0), "rewrites the state"),
+        (lambda st: (st[0], st[1], None, None, None, 2, -1, 0), "rewrites the state"),
+        (lambda st: (st[0], st[1], None, None, None, -1, 16, 0), "rewrites the state"),
+        (lambda st: (st[0], "|", None, None, None, -1, -1, 0), "byte order"),
+        (lambda st: (st[0], "?", None, None, None, -1, -1, 0), "byte order"),
+        (lambda st: (*st, "extra"), "malformed state"),
+        (lambda st: [*st], "malformed state"),
+        (lambda st: (st[0], st[1], None, None, None, -1, -1, 255), "flags"),
+    ],
+)
+def test_rejects_any_other_rewritten_dtype_state(rewrite: Any, message: str) -> None:
+    with pytest.raises(InvalidDatasetError, match=message):
+        load_mnist(_rewritten("f", rewrite, 2))
+
+
+def test_a_big_endian_pickle_is_rebuilt_as_big_endian_and_loads() -> None:
+    ds = make_dataset()
+    swapped = tuple((x.astype(">f4"), y.astype(">i8")) for x, y in ds)
+    splits = load_mnist(pickle_gz(swapped, 2))
+    np.testing.assert_array_equal(splits.train.images, ds[0][0])
+    np.testing.assert_array_equal(splits.train.labels, ds[0][1])
+
+
+@pytest.mark.parametrize("protocol", [2, 5])
+def test_loaded_arrays_have_dtypes_numpy_built_itself(protocol: int) -> None:
+    splits = load_mnist(pickle_gz(make_dataset(), protocol))
+    for _, split in splits.items():
+        for arr in (split.images, split.labels):
+            assert arr.dtype.flags == np.dtype(arr.dtype.str).flags == 0
+            assert not arr.dtype.hasobject
+
+
+def test_rejects_array_data_of_the_wrong_size() -> None:
+    images, labels = make_split(4, 0)
+    state = images.__reduce__()[2]
+    short = (state[0], state[1], state[2], state[3], state[4][:-4])
+
+    class Short:
+        def __reduce__(self) -> Any:
+            from numpy._core.multiarray import _reconstruct
+
+            return _reconstruct, (np.ndarray, (0,), b"b"), short
+
+    with pytest.raises(InvalidDatasetError, match="inconsistent array data"):
+        load_mnist(pickle_gz(((Short(), labels), make_split(5, 1), make_split(5, 2)), 2))

@@ -9,12 +9,14 @@ from pipeline_testlib import (
     ENDPOINT,
     IMAGE,
     ROLE,
+    SALT,
     STACK_TAG,
     WIDE_CONFIG,
     create_endpoint_params,
     endpoint_description,
     make_run,
     sagemaker_client,
+    stub_already_exists,
     stub_create_endpoint,
     stub_endpoint_missing,
     stub_model_and_config,
@@ -29,17 +31,24 @@ from pipeline_core.deploy import (
     build_endpoint_config_request,
     build_model_request,
     deploy,
+    deploy_tags,
     retire_superseded,
     select_retirements,
 )
 from pipeline_core.errors import (
     EndpointBusyError,
     EndpointDeploymentFailedError,
+    NameCollisionError,
     ResourceLimitError,
     ThrottlingError,
     TuningJobFailedError,
 )
-from pipeline_core.names import ENDPOINT_TAG_KEY, STACK_TAG_KEY
+from pipeline_core.names import (
+    DEPLOYMENT_TAG_KEY,
+    ENDPOINT_TAG_KEY,
+    EXECUTION_TAG_KEY,
+    STACK_TAG_KEY,
+)
 
 ARN = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"
 OURS = [{"Key": STACK_TAG_KEY, "Value": STACK_TAG}]
@@ -90,6 +99,7 @@ def test_model_request_uses_the_best_job_artifacts_with_network_isolation() -> N
         "Tags": [
             {"Key": "mnist-ll:stack", "Value": STACK_TAG},
             {"Key": "mnist-ll:execution", "Value": "exec-1"},
+            {"Key": DEPLOYMENT_TAG_KEY, "Value": SALT},
             {"Key": ENDPOINT_TAG_KEY, "Value": ENDPOINT},
         ],
     }
@@ -247,20 +257,55 @@ def test_deploy_retry_carries_on_when_model_and_config_already_exist() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
         _existing(stub, "Creating", RUN.names.endpoint_config)
-        stub.add_client_error(
-            "create_model",
-            service_error_code="ValidationException",
-            service_message=f'Cannot create already existing model "arn:aws:sagemaker:us-east-1:1:model/{RUN.names.model}".',  # noqa: E501
-            expected_params=_model_request(),
-        )
-        stub.add_client_error(
-            "create_endpoint_config",
-            service_error_code="ValidationException",
-            service_message="Cannot create already existing endpoint configuration",
-            expected_params=_config_request(),
-        )
+        # Both are this execution's (its tags): adopted.
+        stub_already_exists(stub, "create_model", _model_request(), deploy_tags(RUN))
+        stub_already_exists(stub, "create_endpoint_config", _config_request(), deploy_tags(RUN))
         out = _deploy(sm)  # and no CreateEndpoint: it is already being created
     assert out["action"] == "create"
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        [],  # untagged: someone else's
+        [{"Key": STACK_TAG_KEY, "Value": "OtherStack"}],
+        # Same stack name, execution and endpoint, but an earlier deployment of it.
+        [
+            {**t, "Value": "an-earlier-salt"} if t["Key"] == DEPLOYMENT_TAG_KEY else t
+            for t in deploy_tags(RUN)
+        ],
+        # This stack and deployment, another execution.
+        [
+            {**t, "Value": "exec-2"} if t["Key"] == EXECUTION_TAG_KEY else t
+            for t in deploy_tags(RUN)
+        ],
+    ],
+)
+def test_deploy_never_adopts_a_model_that_is_not_this_executions(
+    tags: list[dict[str, str]],
+) -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub_endpoint_missing(stub)
+        stub_already_exists(stub, "create_model", _model_request(), tags)
+        # Nothing else: no config, no endpoint, no delete.
+        with pytest.raises(NameCollisionError, match=f"model {RUN.names.model} already exists"):
+            _deploy(sm)
+
+
+def test_deploy_never_adopts_an_endpoint_config_of_another_stack() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub_endpoint_missing(stub)
+        stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:1:model/m"})
+        stub_already_exists(
+            stub,
+            "create_endpoint_config",
+            _config_request(),
+            [{"Key": STACK_TAG_KEY, "Value": "Beta"}],
+        )
+        with pytest.raises(NameCollisionError, match="endpoint config"):
+            _deploy(sm)
 
 
 def test_deploy_retry_after_update_sent_does_not_update_twice() -> None:
@@ -290,13 +335,20 @@ def test_deploy_create_race_resource_in_use_carries_on() -> None:
     with stubbed(sm) as stub:
         stub_endpoint_missing(stub)
         stub_model_and_config(stub, RUN, TUNING)
-        stub.add_client_error(
-            "create_endpoint",
-            service_error_code="ValidationException",
-            service_message=f'Cannot create already existing endpoint "{ARN}".',
-            expected_params=create_endpoint_params(RUN),
-        )
+        stub_already_exists(stub, "create_endpoint", create_endpoint_params(RUN), RUN.tag_list())
         assert _deploy(sm)["action"] == "create"
+
+
+def test_deploy_create_race_with_a_foreign_endpoint_is_a_name_collision() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub_endpoint_missing(stub)
+        stub_model_and_config(stub, RUN, TUNING)
+        stub_already_exists(
+            stub, "create_endpoint", create_endpoint_params(RUN), [{"Key": "owner", "Value": "x"}]
+        )
+        with pytest.raises(NameCollisionError, match=f"endpoint {RUN.endpoint_name}"):
+            _deploy(sm)
 
 
 def test_deploy_refuses_to_touch_an_endpoint_this_stack_did_not_create() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pipeline_testlib import BUCKET, ENDPOINT, STACK_TAG, make_run
+from pipeline_testlib import BUCKET, ENDPOINT, SALT, STACK_TAG, make_run
 
 from pipeline_core.config import DEFAULTS
 from pipeline_core.errors import InvalidInputError
@@ -20,7 +20,11 @@ def test_empty_input_resolves_to_the_defaults() -> None:
     assert run.bucket == BUCKET
     assert run.prefix == "runs/exec-1/"
     assert run.poll_seconds == DEFAULTS.poll_seconds
-    assert dict(run.tags) == {"mnist-ll:stack": STACK_TAG, "mnist-ll:execution": "exec-1"}
+    assert dict(run.tags) == {
+        "mnist-ll:stack": STACK_TAG,
+        "mnist-ll:execution": "exec-1",
+        "mnist-ll:deployment": SALT,
+    }
     assert len(run.names.tuning_job) <= 32
 
 

@@ -16,6 +16,7 @@ from pipeline_testlib import (
     IMAGE,
     REGION,
     ROLE,
+    SALT,
     STACK_TAG,
     endpoint_description,
     make_run,
@@ -394,9 +395,12 @@ def test_release_stops_the_running_tuning_job_and_skips_a_transform_never_starte
         )
         released = release_run(
             _ended(),
-            ReleaseContext(clients={"sagemaker": sm}, name_prefix="mnist-ll", stack_tag=STACK_TAG),
+            ReleaseContext(
+                clients={"sagemaker": sm}, name_prefix="mnist-ll", stack_tag=STACK_TAG, salt=SALT
+            ),
         )
     assert released["tuning_job"] == {"name": tuning, "stopped": True}
+    assert released["endpoint_leases"]["released"] == []  # no lease table given
     assert released["transform_job"]["stopped"] is False
     message = ended_message(_ended(), released)
     assert message["status"] == "ABORTED" and "was stopped" in message["summary"]

@@ -5,8 +5,11 @@ import re
 import pytest
 
 from pipeline_core.names import (
+    DEPLOYMENT_TAG_KEY,
     EXECUTION_TAG_KEY,
     STACK_TAG_KEY,
+    carries_tags,
+    default_endpoint_name,
     endpoint_config_name,
     model_name,
     resource_names,
@@ -75,3 +78,53 @@ def test_tags_carry_stack_and_execution_with_valid_values(execution: str) -> Non
     assert tags[0]["Value"] == "MyStack"
     for tag in tags:
         assert TAG_VALUE.match(tag["Value"]) and len(tag["Value"]) <= 256
+
+
+def test_the_deployment_salt_changes_every_name_of_the_same_execution() -> None:
+    """Two stacks, or a stack destroyed and deployed again, never share names."""
+    alpha = resource_names("mnist-ll", "demo", "7f0c2a9e-0000-4000-8000-000000000001")
+    beta = resource_names("mnist-ll", "demo", "7f0c2a9e-0000-4000-8000-000000000002")
+    for a, b in zip(alpha.to_dict().values(), beta.to_dict().values(), strict=True):
+        assert a != b
+        assert a.startswith("mnist-ll-demo-") and b.startswith("mnist-ll-demo-")
+    assert resource_names("mnist-ll", "demo", "s") == resource_names("mnist-ll", "demo", "s")
+
+
+@pytest.mark.parametrize("execution", NASTY)
+def test_salted_names_fit_sagemaker_limits(execution: str) -> None:
+    names = resource_names("abcdefghijkl", execution, "1b4e28ba-2fa1-11d2-883f-0016d3cca427")
+    assert len(names.tuning_job) <= 32
+    assert max(len(names.model), len(names.endpoint_config)) <= 63
+    for name in names.to_dict().values():
+        assert SAGEMAKER.match(name), name
+
+
+@pytest.mark.parametrize(
+    "stack", ["Alpha", "Beta", "MnistLinearLearnerPipeline", "A" + "b-" * 63, "x-" * 60 + "y"]
+)
+def test_default_endpoint_name_is_per_stack_and_valid(stack: str) -> None:
+    name = default_endpoint_name("mnist-ll", stack)
+    assert len(name) <= 63 and SAGEMAKER.match(name) and name.startswith("mnist-ll-")
+    assert name.endswith("-endpoint")
+    assert name == default_endpoint_name("mnist-ll", stack)
+
+
+def test_default_endpoint_names_of_different_stacks_differ_even_with_equal_slugs() -> None:
+    stacks = ["Alpha", "alpha", "Beta", "a" * 120 + "X", "a" * 120 + "Y"]
+    assert len({default_endpoint_name("mnist-ll", s) for s in stacks}) == len(stacks)
+    assert default_endpoint_name("mnist-ll", "Alpha").startswith("mnist-ll-alpha-")
+
+
+def test_tags_carry_the_deployment_salt_when_there_is_one() -> None:
+    tags = resource_tags("MyStack", "e", "1b4e28ba-2fa1-11d2-883f-0016d3cca427")
+    assert tags[-1] == {
+        "Key": DEPLOYMENT_TAG_KEY,
+        "Value": "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+    }
+
+
+def test_carries_tags_needs_every_expected_tag() -> None:
+    expected = resource_tags("S", "e", "salt")
+    assert carries_tags({t["Key"]: t["Value"] for t in expected} | {"x": "y"}, expected)
+    assert not carries_tags({t["Key"]: t["Value"] for t in expected[:2]}, expected)
+    assert not carries_tags({}, expected)

@@ -8,16 +8,24 @@ from pipeline_testlib import (
     BUCKET,
     IMAGE,
     ROLE,
+    SALT,
     STACK_TAG,
     WIDE_CONFIG,
     make_run,
     sagemaker_client,
+    stub_already_exists,
     stubbed,
     tuning_description,
 )
 
 from pipeline_core.config import DEFAULTS
-from pipeline_core.errors import ResourceLimitError, ThrottlingError, TooFewTrainObjectsError
+from pipeline_core.errors import (
+    NameCollisionError,
+    ResourceLimitError,
+    ThrottlingError,
+    TooFewTrainObjectsError,
+)
+from pipeline_core.names import STACK_TAG_KEY
 from pipeline_core.tuning import build_tuning_request, start_tuning
 
 DATA = {
@@ -109,6 +117,7 @@ def test_tuning_request_has_the_exact_shape_for_the_defaults() -> None:
         "Tags": [
             {"Key": "mnist-ll:stack", "Value": STACK_TAG},
             {"Key": "mnist-ll:execution", "Value": "exec-1"},
+            {"Key": "mnist-ll:deployment", "Value": SALT},
         ],
     }
 
@@ -241,8 +250,39 @@ def test_start_tuning_adopts_the_job_a_previous_attempt_created() -> None:
             tuning_description(name, "Completed"),
             expected_params={"HyperParameterTuningJobName": name},
         )
+        stub.add_response(
+            "list_tags",
+            {"Tags": run.tag_list()},
+            expected_params={
+                "ResourceArn": tuning_description(name, "Completed")["HyperParameterTuningJobArn"]
+            },
+        )
         out = start_tuning(run, DEFAULTS, DATA, sm, image_uri=IMAGE, role_arn=ROLE)
     assert out == {"name": name, "status": "Completed", "polls": 0, "created": False}
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        [],
+        [{"Key": STACK_TAG_KEY, "Value": "Beta"}],
+        # The same stack name and execution name in an earlier deployment (destroy +
+        # redeploy): its artifacts lived in the deleted bucket.
+        [
+            {**t, "Value": "0000"} if t["Key"] == "mnist-ll:deployment" else t
+            for t in make_run("exec-1").tag_list()
+        ],
+    ],
+)
+def test_start_tuning_never_adopts_a_job_that_is_not_this_executions(
+    tags: list[dict[str, str]],
+) -> None:
+    run = make_run("exec-1")
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub_already_exists(stub, "create_hyper_parameter_tuning_job", _request(run), tags)
+        with pytest.raises(NameCollisionError, match=f"tuning job {run.names.tuning_job}"):
+            start_tuning(run, DEFAULTS, DATA, sm, image_uri=IMAGE, role_arn=ROLE)
 
 
 @pytest.mark.parametrize(

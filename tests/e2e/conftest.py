@@ -45,4 +45,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         poll_seconds=0,
         printer=lines.append,
     ) as running:
+        assert running.sagemaker is not None
+        # Every local SageMaker response is checked against botocore's output shape.
+        running.sagemaker.check_responses = True
         yield running
+        assert running.sagemaker.response_problems == []

@@ -7,6 +7,7 @@ without waiting. The definition itself is not changed.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -258,6 +259,9 @@ def in_progress_tuning_jobs(pipeline: LocalPipeline, wait: float = 5.0) -> list[
         time.sleep(0.05)
 
 
+ROOT_DIR = Path(__file__).resolve().parents[2]
+
+
 def _worker_pids() -> set[int]:
     pids = set()
     for entry in Path("/proc").iterdir():
@@ -265,9 +269,11 @@ def _worker_pids() -> set[int]:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if b"training._worker" in cmdline:
+        # Workers run in their checkout: other checkouts' test runs are not ours.
+        if b"training._worker" in cmdline and cwd == str(ROOT_DIR):
             pids.add(int(entry.name))
     return pids
 

@@ -18,12 +18,15 @@ from pipeline_testlib import (
     ROLE,
     STACK_TAG,
     best_job,
+    dynamodb_client,
     endpoint_description,
     make_run,
     sagemaker_client,
+    stub_acquire,
     stub_create_endpoint,
     stub_endpoint_missing,
     stub_model_and_config,
+    stub_release,
     stubbed,
     training_description,
     tuning_description,
@@ -183,6 +186,12 @@ def test_retried_start_tuning_adopts_the_job_and_never_starts_a_second_one(
             tuning_description(NAME, "InProgress"),
             expected_params={"HyperParameterTuningJobName": NAME},
         )
+        # Adopted because its tags are this run's (stack, deployment, execution).
+        stub.add_response(
+            "list_tags",
+            {"Tags": RUN.tag_list()},
+            expected_params={"ResourceArn": TUNING_ARN + NAME},
+        )
         first = start_tuning.handler(event, FakeContext())
         retry = start_tuning.handler(event, FakeContext())
     assert creates == [NAME, NAME]
@@ -213,10 +222,12 @@ def test_start_tuning_handler_quota_raises_resource_limit_error_naming_it(
 def test_deploy_handler_endpoint_quota_raises_resource_limit_error_naming_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sm = sagemaker_client()
-    _inject(monkeypatch, deploy, sm)
+    sm, ddb = sagemaker_client(), dynamodb_client()
+    _inject(monkeypatch, deploy, (sm, ddb))
     quota = "The account-level service limit 'ml.m4.xlarge for endpoint usage' is 0 Instances"
-    with stubbed(sm) as stub:
+    with stubbed(sm) as stub, stubbed(ddb) as leases:
+        stub_acquire(leases, ENDPOINT, "exec-1")
+        stub_release(leases, ENDPOINT, "exec-1")  # nothing was created: free it for the retry
         stub.add_client_error(
             "describe_endpoint",
             service_error_code="ValidationException",
@@ -313,13 +324,14 @@ def test_invoke_endpoint_throttling_that_outlasts_the_client_retries_raises_thro
     runtime = _env.client("sagemaker-runtime", "us-east-1")
     calls: list[str] = []
     runtime.meta.events.register_first("before-send.sagemaker-runtime", _always_throttled(calls))
-    _inject(monkeypatch, evaluate, (s3, runtime))
+    ddb = dynamodb_client()
+    _inject(monkeypatch, evaluate, (s3, runtime, ddb))
     data = {
         "test_uri": RUN.s3_uri("data/test/"),
         "files": {"test": RUN.s3_uri("data/test/test.rec")},
     }
     deployed = {"endpoint_name": ENDPOINT, "endpoint_config_name": "c", "model_name": "m"}
-    with stubbed(s3) as stub:
+    with stubbed(s3) as stub, stubbed(ddb):  # the lease stays held for the retry
         stub.add_response(
             "get_object",
             {"Body": StreamingBody(io.BytesIO(test_rec), len(test_rec))},
@@ -338,9 +350,10 @@ def test_invoke_endpoint_throttling_that_outlasts_the_client_retries_raises_thro
 def test_deploy_handler_deletes_a_failed_endpoint_and_creates_it_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sm = sagemaker_client()
-    _inject(monkeypatch, deploy, sm)
-    with stubbed(sm) as stub:
+    sm, ddb = sagemaker_client(), dynamodb_client()
+    _inject(monkeypatch, deploy, (sm, ddb))
+    with stubbed(sm) as stub, stubbed(ddb) as leases:
+        stub_acquire(leases, ENDPOINT, "exec-1")
         stub.add_response(
             "describe_endpoint",
             endpoint_description(
@@ -361,10 +374,12 @@ def test_failed_update_keeps_the_old_config_serving_and_reports_update_failed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     old = "mnist-ll-exec-0-0a0a0a0a-config"
-    sm = sagemaker_client()
-    _inject(monkeypatch, deploy, sm)
-    _inject(monkeypatch, describe_endpoint, sm)
-    with stubbed(sm) as stub:
+    sm, ddb = sagemaker_client(), dynamodb_client()
+    _inject(monkeypatch, deploy, (sm, ddb))
+    _inject(monkeypatch, describe_endpoint, (sm, ddb))
+    with stubbed(sm) as stub, stubbed(ddb) as leases:
+        stub_acquire(leases, ENDPOINT, "exec-1")
+        stub_release(leases, ENDPOINT, "exec-1")  # the update failed for good
         stub.add_response(
             "describe_endpoint",
             endpoint_description(ENDPOINT, "InService", old),

@@ -16,17 +16,22 @@ from pipeline_testlib import (
     BUCKET,
     ENDPOINT,
     IMAGE,
+    LOCK_TABLE,
     REGION,
     ROLE,
+    SALT,
     STACK_TAG,
+    dynamodb_client,
     endpoint_description,
     make_dataset,
     make_run,
     pickle_gz,
     sagemaker_client,
+    stub_acquire,
     stub_create_endpoint,
     stub_endpoint_missing,
     stub_model_and_config,
+    stub_release,
     stubbed,
     tuning_description,
     tuning_result,
@@ -52,7 +57,7 @@ from lambdas import (
 )
 from lambdas._env import BOTO_CONFIG, Settings, client, load_settings
 from pipeline_core.config import DEFAULTS
-from pipeline_core.errors import InvalidInputError
+from pipeline_core.errors import EndpointBusyError, InvalidInputError, ThrottlingError
 from pipeline_core.recordio import encode_dense
 from pipeline_core.tuning import build_tuning_request
 
@@ -99,6 +104,8 @@ ENV = {
     "LINEAR_LEARNER_IMAGE": IMAGE,
     "DEFAULT_ENDPOINT_NAME": ENDPOINT,
     "STACK_TAG": STACK_TAG,
+    "DEPLOYMENT_SALT": SALT,
+    "LOCK_TABLE": LOCK_TABLE,
     "AWS_REGION": REGION,
 }
 
@@ -301,9 +308,10 @@ def test_describe_tuning_handler_polls(
 def test_deploy_handler_creates_the_endpoint(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sm = sagemaker_client()
-    _inject(monkeypatch, deploy, sm)
-    with stubbed(sm) as stub:
+    sm, ddb = sagemaker_client(), dynamodb_client()
+    _inject(monkeypatch, deploy, (sm, ddb))
+    with stubbed(sm) as stub, stubbed(ddb) as leases:
+        stub_acquire(leases, ENDPOINT, "exec-1")  # the lease first, then the endpoint
         stub_endpoint_missing(stub)
         stub_model_and_config(stub, RUN, tuning_result())
         stub_create_endpoint(stub, RUN)
@@ -311,11 +319,37 @@ def test_deploy_handler_creates_the_endpoint(
     assert out["action"] == "create" and out["endpoint_name"] == ENDPOINT
 
 
+def test_deploy_handler_fails_busy_without_touching_the_endpoint_while_another_holds_it(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm, ddb = sagemaker_client(), dynamodb_client()
+    _inject(monkeypatch, deploy, (sm, ddb))
+    with stubbed(sm), stubbed(ddb) as leases:  # no SageMaker call at all
+        stub_acquire(leases, ENDPOINT, "exec-1", busy_by="exec-0")
+        with pytest.raises(EndpointBusyError, match=f"endpoint {ENDPOINT} is being deployed"):
+            deploy.handler({"run": RUN.to_dict(), "tuning": tuning_result()}, FakeContext())
+
+
+def test_deploy_handler_releases_the_lease_when_the_deploy_fails(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm, ddb = sagemaker_client(), dynamodb_client()
+    _inject(monkeypatch, deploy, (sm, ddb))
+    with stubbed(sm) as stub, stubbed(ddb) as leases:
+        stub_acquire(leases, ENDPOINT, "exec-1")
+        stub.add_client_error(
+            "describe_endpoint", service_error_code="ThrottlingException", http_status_code=400
+        )
+        stub_release(leases, ENDPOINT, "exec-1")
+        with pytest.raises(ThrottlingError):
+            deploy.handler({"run": RUN.to_dict(), "tuning": tuning_result()}, FakeContext())
+
+
 def test_describe_endpoint_handler_retires_on_in_service(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sm = sagemaker_client()
-    _inject(monkeypatch, describe_endpoint, sm)
+    _inject(monkeypatch, describe_endpoint, (sm, dynamodb_client()))
     deployed = {
         "endpoint_name": ENDPOINT,
         "endpoint_config_name": RUN.names.endpoint_config,
@@ -357,14 +391,15 @@ def test_describe_endpoint_handler_retires_on_in_service(
 def test_describe_endpoint_handler_reports_update_failed(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sm = sagemaker_client()
-    _inject(monkeypatch, describe_endpoint, sm)
+    sm, ddb = sagemaker_client(), dynamodb_client()
+    _inject(monkeypatch, describe_endpoint, (sm, ddb))
     deployed = {
         "endpoint_name": ENDPOINT,
         "endpoint_config_name": RUN.names.endpoint_config,
         "model_name": RUN.names.model,
     }
-    with stubbed(sm) as stub:
+    with stubbed(sm) as stub, stubbed(ddb) as leases:
+        stub_release(leases, ENDPOINT, "exec-1")  # failed for good: the endpoint is free
         stub.add_response(
             "describe_endpoint",
             endpoint_description(
@@ -388,7 +423,8 @@ def test_evaluate_handler_invokes_the_endpoint_101_times(
     y[:50] = 1
     s3.put_object(Bucket=BUCKET, Key="runs/exec-1/data/test/test.rec", Body=encode_dense(x, y))
     runtime = boto3.client("sagemaker-runtime", region_name=REGION)
-    _inject(monkeypatch, evaluate, (s3, runtime))
+    ddb = dynamodb_client()
+    _inject(monkeypatch, evaluate, (s3, runtime, ddb))
 
     def answer(rows: int) -> dict[str, Any]:
         body = json.dumps({"predictions": [{"score": 0.9, "predicted_label": 1}] * rows}).encode()
@@ -408,10 +444,11 @@ def test_evaluate_handler_invokes_the_endpoint_101_times(
         "files": {"test": RUN.s3_uri("data/test/test.rec")},
     }
     deployed = {"endpoint_name": ENDPOINT, "endpoint_config_name": "c", "model_name": "m"}
-    with stubbed(runtime) as stub:
+    with stubbed(runtime) as stub, stubbed(ddb) as leases:
         stub.add_response("invoke_endpoint", answer(1), expected_params=expected)
         for _ in range(100):
             stub.add_response("invoke_endpoint", answer(2), expected_params=expected)
+        stub_release(leases, ENDPOINT, "exec-1")  # done with the endpoint
         out = evaluate.handler(
             {"run": RUN.to_dict(), "data": data, "deploy": deployed}, FakeContext()
         )

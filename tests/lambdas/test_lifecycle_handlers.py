@@ -11,8 +11,10 @@ from pipeline_testlib import (
     BUCKET,
     ENDPOINT,
     IMAGE,
+    LOCK_TABLE,
     REGION,
     ROLE,
+    SALT,
     STACK_TAG,
     endpoint_description,
     make_run,
@@ -44,6 +46,8 @@ ENV = {
     "TTL_FUNCTION_ARN": TTL_ARN,
     "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/scheduler",
     "STATE_MACHINE_ARN": STATE_MACHINE,
+    "DEPLOYMENT_SALT": SALT,
+    "LOCK_TABLE": LOCK_TABLE,
 }
 
 
@@ -86,9 +90,10 @@ def test_execution_ended_stops_the_tuning_job_and_publishes_how_it_ended(
 ) -> None:
     run = make_run("exec-1")
     sm, sns = sagemaker_client(), boto3.client("sns", region_name=REGION)
-    monkeypatch.setattr(execution_ended, "_clients", lambda _s: (sm, sns))
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    monkeypatch.setattr(execution_ended, "_clients", lambda _s: (sm, sns, ddb))
     tuning = run.names.tuning_job
-    with stubbed(sm) as s, stubbed(sns) as n:
+    with stubbed(sm) as s, stubbed(sns) as n, stubbed(ddb) as d:
         s.add_response(
             "describe_hyper_parameter_tuning_job", tuning_description(tuning, "InProgress")
         )
@@ -111,9 +116,32 @@ def test_execution_ended_stops_the_tuning_job_and_publishes_how_it_ended(
                 "CreationTime": "2026-11-30T13:00:00Z",
             },
         )
+        # The endpoint lease the run still held is given back.
+        d.add_response(
+            "scan",
+            {"Items": [{"pk": {"S": f"endpoint#{ENDPOINT}"}}]},
+            expected_params={
+                "TableName": LOCK_TABLE,
+                "FilterExpression": "#h = :holder",
+                "ExpressionAttributeNames": {"#h": "holder"},
+                "ExpressionAttributeValues": {":holder": {"S": "exec-1"}},
+                "ProjectionExpression": "pk",
+            },
+        )
+        d.add_response(
+            "delete_item",
+            {},
+            expected_params={
+                "TableName": LOCK_TABLE,
+                "Key": {"pk": {"S": f"endpoint#{ENDPOINT}"}},
+                "ConditionExpression": "holder = :holder",
+                "ExpressionAttributeValues": {":holder": {"S": "exec-1"}},
+            },
+        )
         n.add_response("publish", {"MessageId": "m-1"})
         out = execution_ended.handler(status_change(status), FakeContext())
     assert out["status"] == status
+    assert out["released"]["endpoint_leases"] == {"released": [ENDPOINT]}
     assert out["released"]["tuning_job"]["stopped"] is True
     assert out["released"]["transform_job"] == {
         "name": f"{tuning}-transform",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from stacks.asl import extract_definition, lambda_functions, lambda_functions_by_arn, stack_outputs
+from stacks.state_machine import PipelineFunctions
 from tests.stack.conftest import Synth
 from tests.stack.helpers import ROOT
 
@@ -33,7 +35,8 @@ def test_every_lambda_resource_maps_to_a_handler_and_its_env(synthesized: Synth)
         for st in states(synthesized.asl)
         if st.get("Resource", "").startswith("arn:aws:lambda:")
     }
-    assert len(arns) == 12  # the state machine's functions, ConvertShard in the Map
+    # Every function the state machine is given, and nothing else.
+    assert len(arns) == len(fields(PipelineFunctions))
     for arn in arns:
         info = by_arn[arn]
         assert info["handler"].startswith("lambdas.") and info["handler"].endswith(".handler")
@@ -72,7 +75,8 @@ def test_functions_keyed_by_logical_id(synthesized: Synth) -> None:
 
 def test_outputs_resolve(synthesized: Synth) -> None:
     outputs = stack_outputs(synthesized.json)
-    assert outputs["EndpointName"] == "mnist-ll-endpoint"
+    assert outputs["EndpointName"] == synthesized.stack.endpoint_name
+    assert outputs["EndpointName"].startswith("mnist-ll-mnistlinearlearnerpipeline-")
     assert outputs["StateMachineArn"].startswith("arn:aws:states:us-east-1:123456789012:")
     assert outputs["StartExecutionUrl"] == (
         "https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1"

@@ -10,6 +10,7 @@ import pytest
 from aws_cdk import aws_lambda as lambda_
 
 from pipeline_core.config import CONFIG_ENV, PipelineConfig
+from pipeline_core.names import default_endpoint_name
 from stacks.asl import lambda_functions
 from tests.stack.conftest import Synth, make_synth
 
@@ -20,6 +21,8 @@ DESIGN_ENV = {
     "LINEAR_LEARNER_IMAGE",
     "DEFAULT_ENDPOINT_NAME",
     "STACK_TAG",
+    "DEPLOYMENT_SALT",
+    "LOCK_TABLE",
     "POWERTOOLS_SERVICE_NAME",
 }
 MODULES = {
@@ -111,7 +114,18 @@ def test_environment_matches_design(synthesized: Synth) -> None:
         assert set(env) == DESIGN_ENV | extra, lid
         assert env["POWERTOOLS_SERVICE_NAME"] == "mnist-ll-pipeline"
         assert env["STACK_TAG"] == "MnistLinearLearnerPipeline"
-        assert env["DEFAULT_ENDPOINT_NAME"] == "mnist-ll-endpoint"
+        assert env["DEFAULT_ENDPOINT_NAME"] == default_endpoint_name(
+            "mnist-ll", "MnistLinearLearnerPipeline"
+        )
+        # The UUID of the stack id: new on every create of the stack.
+        assert env["DEPLOYMENT_SALT"] == {
+            "Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]
+        }
+        assert env["LOCK_TABLE"] == {
+            "Ref": synthesized.stack.get_logical_id(
+                synthesized.stack.leases.table.node.default_child
+            )
+        }
         assert PipelineConfig.from_json(env[CONFIG_ENV]) == PipelineConfig()
 
 

@@ -173,7 +173,7 @@ def test_sagemaker_role_is_trusted_by_sagemaker_only_and_has_no_managed_policies
     assert "ManagedPolicyArns" not in role
 
 
-def test_sagemaker_role_touches_only_runs_prefix_and_the_tutorial_object(
+def test_sagemaker_role_touches_only_the_runs_prefix(
     synthesized: Synth,
 ) -> None:
     sts = role_statements(synthesized, synthesized.stack.sagemaker_role)
@@ -185,16 +185,12 @@ def test_sagemaker_role_touches_only_runs_prefix_and_the_tutorial_object(
         for r in _as_list(st["Resource"])
     }
     bucket = synthesized.stack.get_logical_id(synthesized.stack.storage.bucket.node.default_child)
-    tutorial = (
-        "arn:${AWS::Partition}:s3:::sagemaker-example-files-prod-${AWS::Region}"
-        "/datasets/image/MNIST/mnist.pkl.gz"
-    )
+    # Training reads the channels Convert wrote under runs/, never the tutorial object.
     assert rendered == {
         ("s3:GetObject", "${" + bucket + ".Arn}/runs/*"),
         ("s3:PutObject", "${" + bucket + ".Arn}/runs/*"),
         ("s3:ListBucket", "${" + bucket + ".Arn}"),
         ("s3:GetBucketLocation", "${" + bucket + ".Arn}"),
-        ("s3:GetObject", tutorial),
     }
     listing = next(st for st in s3 if st["Action"] == "s3:ListBucket")
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["runs/*"]}}

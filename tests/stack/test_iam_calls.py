@@ -24,7 +24,7 @@ from tests.stack.helpers import ROOT
 from tests.stack.test_iam import actions_of, role_statements
 
 #: Action prefixes this file is about (logs/X-Ray come with every function, KMS: test_kms.py).
-SERVICES = ("sagemaker:", "s3:", "iam:", "sns:", "scheduler:", "states:")
+SERVICES = ("sagemaker:", "s3:", "iam:", "sns:", "scheduler:", "states:", "dynamodb:")
 
 EXPECTED: dict[str, set[str]] = {
     "ValidateInput": set(),
@@ -33,7 +33,9 @@ EXPECTED: dict[str, set[str]] = {
     "FinalizeDataset": {"s3:GetObject", "s3:PutObject", "s3:ListBucket"},
     "StartTuning": {
         "sagemaker:CreateHyperParameterTuningJob",
-        "sagemaker:DescribeHyperParameterTuningJob",  # a retry adopts the existing job
+        # a retry adopts the existing job, only if its tags are this run's
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:ListTags",
         "sagemaker:AddTags",
         "iam:PassRole",
     },
@@ -44,6 +46,8 @@ EXPECTED: dict[str, set[str]] = {
     },
     "Deploy": {
         "sagemaker:DescribeEndpoint",
+        "sagemaker:DescribeModel",  # adopt only this run's model and config
+        "sagemaker:DescribeEndpointConfig",
         "sagemaker:ListTags",
         "sagemaker:CreateModel",
         "sagemaker:CreateEndpointConfig",
@@ -52,16 +56,24 @@ EXPECTED: dict[str, set[str]] = {
         "sagemaker:DeleteEndpoint",
         "sagemaker:AddTags",
         "iam:PassRole",
+        "dynamodb:PutItem",  # the endpoint's lease
+        "dynamodb:DeleteItem",
     },
     "DescribeEndpoint": {
         "sagemaker:DescribeEndpoint",
+        "dynamodb:DeleteItem",  # a failed deployment frees the lease
         "sagemaker:ListEndpointConfigs",
         "sagemaker:ListModels",
         "sagemaker:ListTags",
         "sagemaker:DeleteEndpointConfig",
         "sagemaker:DeleteModel",
     },
-    "Evaluate": {"sagemaker:InvokeEndpoint", "s3:GetObject", "s3:PutObject"},
+    "Evaluate": {
+        "sagemaker:InvokeEndpoint",
+        "s3:GetObject",
+        "s3:PutObject",
+        "dynamodb:DeleteItem",  # done with the endpoint: release the lease
+    },
     "Cleanup": {
         "sagemaker:ListEndpoints",
         "sagemaker:ListEndpointConfigs",
@@ -117,6 +129,8 @@ EXPECTED: dict[str, set[str]] = {
         "sagemaker:DescribeTransformJob",
         "sagemaker:StopHyperParameterTuningJob",
         "sagemaker:StopTransformJob",
+        "dynamodb:Scan",  # the endpoint leases the run still holds
+        "dynamodb:DeleteItem",
         "sns:Publish",
     },
 }
@@ -136,6 +150,7 @@ ACTION_PREFIX = {
     "sns": "sns",
     "scheduler": "scheduler",
     "stepfunctions": "states",
+    "dynamodb": "dynamodb",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline_core.names import default_endpoint_name
 from tests.stack.conftest import Synth
 
 
@@ -34,4 +35,6 @@ def test_outputs_name_bucket_state_machine_console_and_endpoint(synthesized: Syn
     assert outputs["BucketName"]["Value"] == {
         "Ref": _lid(synthesized, synthesized.stack.storage.bucket)
     }
-    assert outputs["EndpointName"]["Value"] == "mnist-ll-endpoint"
+    assert outputs["EndpointName"]["Value"] == default_endpoint_name(
+        "mnist-ll", "MnistLinearLearnerPipeline"
+    )

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline_core import errors
 from stacks.asl import lambda_functions_by_arn
-from tests.stack.conftest import Synth
+from tests.stack.conftest import Synth, make_synth
 from tests.stack.helpers import ROOT
 
 LAMBDA_RETRY = {
@@ -29,6 +29,8 @@ FAIL_STATES = {
     "EndpointFailed",
     "TransformFailed",
     "InstanceTypeUnavailable",
+    "EndpointBusy",
+    "NameCollision",
     "PipelineFailed",
 }
 
@@ -97,7 +99,17 @@ def test_standard_type_with_timeout_tracing_and_full_logging(synthesized: Synth)
     group_ref = props["LoggingConfiguration"]["Destinations"][0]["CloudWatchLogsLogGroup"]
     group_lid = group_ref["LogGroupArn"]["Fn::GetAtt"][0]
     group = synthesized.json["Resources"][group_lid]["Properties"]
-    assert group["LogGroupName"].startswith("/aws/vendedlogs/states/")
+    # Unique per create of the stack (the stack id's UUID): a log group retained by
+    # `removal_policy: retain` never blocks the next deploy of the same stack name.
+    assert group["LogGroupName"] == {
+        "Fn::Join": [
+            "",
+            [
+                "/aws/vendedlogs/states/MnistLinearLearnerPipeline-pipeline-",
+                {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]},
+            ],
+        ]
+    }
     assert group["RetentionInDays"] == 30
 
 
@@ -216,7 +228,9 @@ def test_every_task_retries_transient_errors_and_catches_all_last(synthesized: S
         if task["Resource"].startswith("arn:aws:lambda:"):
             retried = {e for r in task["Retry"] for e in r["ErrorEquals"]}
             assert LAMBDA_RETRY | {"ThrottlingError"} <= retried, name
-            assert all(r["BackoffRate"] >= 2 for r in task["Retry"]), name
+            # Waiting for another execution's endpoint lease is a fixed-interval wait.
+            backoff = [r for r in task["Retry"] if r["ErrorEquals"] != ["EndpointBusyError"]]
+            assert all(r["BackoffRate"] >= 2 for r in backoff), name
             named = catches[0]["ErrorEquals"]
             assert {
                 "InvalidInputError",
@@ -280,7 +294,8 @@ def test_fail_states_carry_the_error_and_its_cause(synthesized: Synth) -> None:
         ("TuningJobFailedError", "TuningFailed"),
         ("QualityGateFailedError", "QualityGateFailed"),
         ("EndpointDeploymentFailedError", "EndpointFailed"),
-        ("EndpointBusyError", "EndpointFailed"),
+        ("EndpointBusyError", "EndpointBusy"),
+        ("NameCollisionError", "NameCollision"),
         ("PollLimitExceededError", "PipelineFailed"),
         ("ResourceLimitError", "PipelineFailed"),
         ("States.Timeout", "PipelineFailed"),
@@ -563,3 +578,41 @@ def test_asl_validator_accepts_the_extracted_definition(synthesized: Synth, tmp_
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _busy_retries(s: Synth) -> list[dict[str, Any]]:
+    """Retries on EndpointBusyError; only Deploy may have one."""
+    found: list[dict[str, Any]] = []
+    for name, task in states(s, "Task").items():
+        for retry in task["Retry"]:
+            if "EndpointBusyError" in retry["ErrorEquals"]:
+                assert name == "Deploy", name
+                found.append(retry)
+    return found
+
+
+def test_deploy_waits_its_turn_for_a_busy_endpoint_a_bounded_number_of_times(
+    synthesized: Synth,
+) -> None:
+    """cdk.json `endpoint_busy: wait` (the default): Deploy retries at a fixed interval."""
+    config = synthesized.stack.settings.pipeline
+    assert config.endpoint_busy == "wait"
+    assert _busy_retries(synthesized) == [
+        {
+            "ErrorEquals": ["EndpointBusyError"],
+            "IntervalSeconds": config.endpoint_busy_interval_seconds,
+            "MaxAttempts": config.endpoint_busy_retries,
+            "BackoffRate": 1,
+        }
+    ]
+
+
+def test_deploy_fails_fast_on_a_busy_endpoint_when_configured_to() -> None:
+    fail_fast = make_synth({"pipeline": {"endpoint_busy": "fail"}})
+    assert _busy_retries(fail_fast) == []
+    route = fail_fast.asl["States"]["RouteFailure"]
+    assert choose(route, {"error": {"Error": "EndpointBusyError", "Cause": "{}"}}) == "EndpointBusy"
+    custom = make_synth(
+        {"pipeline": {"endpoint_busy_retries": 4, "endpoint_busy_interval_seconds": 30}}
+    )
+    assert [(r["IntervalSeconds"], r["MaxAttempts"]) for r in _busy_retries(custom)] == [(30, 4)]

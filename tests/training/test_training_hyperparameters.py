@@ -64,7 +64,9 @@ def test_strings_are_parsed_to_typed_values():
         ("num_models", "0"),
         ("loss", "hinge_loss"),
         ("normalize_label", "true"),
-        ("num_classes", "10"),
+        ("num_classes", "2"),
+        ("margin", "-1"),
+        ("normalize_data", "sometimes"),
         ("learning_rat", "0.1"),
     ],
 )
@@ -121,3 +123,20 @@ def test_every_supported_name_parses_with_auto_or_a_valid_value():
         if name in ("momentum", "beta_1", "beta_2", "lr_scheduler_factor"):
             value = "0.5"
         parse_hyperparameters({"predictor_type": "binary_classifier", name: value})
+
+
+def test_documented_auto_values_and_ignored_for_binary_options_are_accepted():
+    hp = parse(normalize_data="auto", unbias_data="auto", unbias_label="auto")
+    assert hp.normalize_data is True and hp.unbias_data is None
+    assert parse(unbias_data="false").unbias_data is False
+    # documented as ignored for a binary classifier: accepted, checked, ignored
+    ignored = parse(
+        num_classes="10",
+        accuracy_top_k="3",
+        balance_multiclass_weights="true",
+        huber_delta="1.0",
+        quantile="0.5",
+        loss_insensitivity="0.01",
+        margin="1.0",
+    )
+    assert ignored == parse()

@@ -160,10 +160,10 @@ def test_body_limit_is_6_mb(single):
     assert single.get("/ping").status_code == 200
 
 
-def test_unknown_endpoint_is_404_with_a_sagemaker_message(multi):
+def test_unknown_endpoint_is_a_400_validation_error_with_a_sagemaker_message(multi):
     _, client, _ = multi
     r = post(client, csv(ROWS), "text/csv", path="/endpoints/nope/invocations")
-    assert r.status_code == 404
+    assert r.status_code == 400 and r.headers["x-amzn-ErrorType"] == "ValidationError"
     assert r.json()["message"] == "Endpoint nope of account 123456789012 not found."
     assert post(client, csv(ROWS), "text/csv").status_code == 503  # no default model
 
@@ -178,7 +178,7 @@ def test_registry_register_replace_remove(multi):
     check(post(client, csv(ROWS), "text/csv", path=path).json()["predictions"], other, ROWS)
     assert registry.names() == ["blue-green"]
     assert registry.remove("blue-green") and not registry.remove("blue-green")
-    assert post(client, csv(ROWS), "text/csv", path=path).status_code == 404
+    assert post(client, csv(ROWS), "text/csv", path=path).status_code == 400
 
 
 def _runtime(url: str):
@@ -224,3 +224,96 @@ def test_boto3_errors_carry_the_message(multi):
         )
     assert info.value.response["Error"]["Code"] == "ModelError"
     assert "feature_dim=5" in info.value.response["Error"]["Message"]
+
+
+def test_model_error_through_the_runtime_api_is_424_with_the_original_status(multi):
+    registry, _, server = multi
+    registry.register("mnist-ll-endpoint", MODEL)
+    with pytest.raises(ClientError) as info:
+        _runtime(server.url).invoke_endpoint(
+            EndpointName="mnist-ll-endpoint", ContentType="text/plain", Body=b"1,2"
+        )
+    response = info.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert response["Error"]["Code"] == "ModelError"
+    # botocore parses the modeled members of ModelError from the body
+    assert response["OriginalStatusCode"] == 415
+    assert "Content type" in json.loads(response["OriginalMessage"])["message"]
+    assert response["LogStreamArn"].endswith("/aws/sagemaker/Endpoints/mnist-ll-endpoint")
+    assert "Received client error (415) from primary" in response["Error"]["Message"]
+
+
+def test_body_over_6_mb_is_a_413_the_boto3_client_really_receives(multi):
+    registry, _, server = multi
+    registry.register("mnist-ll-endpoint", MODEL)
+    with pytest.raises(ClientError) as info:
+        _runtime(server.url).invoke_endpoint(
+            EndpointName="mnist-ll-endpoint",
+            ContentType="text/csv",
+            Body=b"1" * (6 * 1024 * 1024 + 1),
+        )
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+    assert "larger than" in info.value.response["Error"]["Message"]
+
+
+def test_recordio_response_decodes_to_the_json_predictions(multi):
+    registry, _, server = multi
+    registry.register("mnist-ll-endpoint", MODEL)
+    response = _runtime(server.url).invoke_endpoint(
+        EndpointName="mnist-ll-endpoint",
+        ContentType="application/x-recordio-protobuf",
+        Accept="application/x-recordio-protobuf",
+        Body=encode_dense(ROWS),
+    )
+    assert response["ContentType"] == "application/x-recordio-protobuf"
+    body = response["Body"].read()
+    records = _decode_label_records(body)
+    want = expected(MODEL, ROWS)
+    assert [int(r["predicted_label"]) for r in records] == [w["predicted_label"] for w in want]
+    assert np.allclose([r["score"] for r in records], [w["score"] for w in want], atol=1e-6)
+
+
+def _decode_label_records(body: bytes) -> list[dict[str, float]]:
+    """A minimal protobuf reader for Record.label maps (independent of the writer)."""
+    import struct
+
+    def varint(buf: bytes, pos: int) -> tuple[int, int]:
+        shift = value = 0
+        while True:
+            byte = buf[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value, pos
+
+    def fields(buf: bytes) -> list[tuple[int, bytes]]:
+        out, pos = [], 0
+        while pos < len(buf):
+            tag, pos = varint(buf, pos)
+            size, pos = varint(buf, pos)
+            out.append((tag >> 3, buf[pos : pos + size]))
+            pos += size
+        return out
+
+    records, pos = [], 0
+    while pos < len(body):
+        magic, size = struct.unpack_from("<II", body, pos)
+        assert magic == 0xCED7230A
+        payload = body[pos + 8 : pos + 8 + size]
+        pos += 8 + size + (-size % 4)
+        record = {}
+        for number, entry in fields(payload):
+            assert number == 2  # label map only
+            parts = dict(fields(entry))
+            tensor = dict(fields(parts[2]))[2]
+            values = dict(fields(tensor))[1]
+            record[parts[1].decode()] = struct.unpack("<f", values)[0]
+        records.append(record)
+    return records
+
+
+def test_body_over_6_mb_to_an_unknown_endpoint_is_413_too(multi):
+    _, client, _ = multi
+    r = post(client, b"1" * (6 * 1024 * 1024 + 1), "text/csv", path="/endpoints/nope/invocations")
+    assert r.status_code == 413 and "larger than" in r.json()["message"]

@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 
 from training.errors import DataChannelError, HyperparameterError
 from training.hyperparameters import parse_hyperparameters
+from training.metric_definitions import parse_metrics
 from training.model import LinearModel
 from training.trainer import MetricEvent, ProgressEvent, model_settings, run_training_job, train
 
@@ -102,13 +103,16 @@ def test_logs_sagemaker_style_metric_lines(data, caplog):
         fit(data, epochs="2", num_models="1")
     lines = caplog.messages
     assert any(
-        line.startswith("#quality_metric: host=algo-1, epoch=1, validation binary_f_beta <score>=")
+        line.startswith("#quality_metric: host=algo-1, epoch=1, validation binary_f_1.000 <score>=")
         for line in lines
     )
-    assert any(
-        line.startswith("#quality_metric: host=algo-1, final, train objective_loss")
-        for line in lines
-    )
+    # Every final metric parses with the algorithm's own MetricDefinitions regexes.
+    parsed = parse_metrics(lines)
+    assert parsed["train:objective_loss"] > 0  # per epoch
+    assert parsed["train:objective_loss:final"] > 0
+    for key in ("binary_f_beta", "binary_classification_accuracy", "precision", "recall"):
+        assert 0 <= parsed[f"validation:{key}"] <= 1
+    assert parsed["validation:objective_loss:final"] > 0
     assert any("rows/s" in line for line in lines)
 
 

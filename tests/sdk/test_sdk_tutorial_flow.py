@@ -1,0 +1,162 @@
+"""The tutorial's notebook code, on the SageMaker Python SDK v2 (``.venv-sdk``),
+against ``python -m local services``: fit, tune, deploy, predict (CSV/JSON and
+the default recordIO ``LinearLearnerPredictor``), delete."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from local.mnist_cache import FILE_NAME, write_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+SDK_PYTHON = ROOT / ".venv-sdk" / "bin" / "python"
+
+
+def make_digits(rows: int, seed: int, dim: int = 784) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy copies of ten fixed prototypes: MNIST's layout, learnable, tiny."""
+    prototypes = (np.random.default_rng(1234).random((10, dim)) < 0.25).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=rows)
+    noise = rng.random((rows, dim), dtype=np.float32)
+    images = np.clip(0.7 * prototypes[labels] + 0.45 * noise, 0.0, 1.0).astype(np.float32)
+    return images, labels.astype(np.int64)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        assert line.startswith("export "), line
+        key, _, value = line[len("export ") :].partition("=")
+        env[key] = shlex.split(value)[0] if value else ""
+    return env
+
+
+@pytest.fixture(scope="module")
+def account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """``python -m local services --env-file F`` on a small generated dataset."""
+    work = tmp_path_factory.mktemp("account")
+    cache = work / "cache"
+    cache.mkdir()
+    write_dataset(
+        cache / FILE_NAME, [make_digits(1500, 1), make_digits(400, 2), make_digits(400, 3)]
+    )
+    env_file = work / "local-aws.env"
+    log = (work / "services.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local", "services", "--env-file", str(env_file), "--no-pipeline"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env={
+            **os.environ,
+            "MNIST_LL_CACHE": str(cache),
+            "MNIST_LL_OFFLINE": "1",
+            # every local SageMaker response is checked against its output shape
+            "MNIST_LL_CHECK_RESPONSES": "1",
+        },
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "is up" not in (work / "services.log").read_text():
+            assert proc.poll() is None, (work / "services.log").read_text()
+            assert time.monotonic() < deadline, "services did not start"
+            time.sleep(0.2)
+        yield {**read_env_file(env_file), "FLOW_WORK": str(work)}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def flow(account: dict[str, str]) -> dict[str, object]:
+    if not SDK_PYTHON.exists():
+        pytest.fail(".venv-sdk is missing: run `make setup`")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        **account,
+        "FLOW_MAX_JOBS": "2",
+        "FLOW_FAST_SLEEP": "1",
+        "FLOW_FIT_LOGS": "None",
+        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+    }
+    proc = subprocess.run(
+        [str(SDK_PYTHON), str(Path(__file__).with_name("tutorial_flow.py"))],
+        cwd=account["FLOW_WORK"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    Path(account["FLOW_WORK"], "flow.out").write_text(proc.stdout + proc.stderr)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("FLOW-RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-6000:]
+    result: dict[str, object] = json.loads(lines[-1][len("FLOW-RESULT ") :])
+    return result
+
+
+def test_env_file_points_every_service_at_loopback(account: dict[str, str]) -> None:
+    for service in ("S3", "STS", "CLOUDWATCH_LOGS", "SNS", "SFN", "SCHEDULER", "DYNAMODB"):
+        assert account[f"AWS_ENDPOINT_URL_{service}"].startswith("http://127.0.0.1:")
+    for service in ("SAGEMAKER", "SAGEMAKER_RUNTIME"):
+        assert account[f"AWS_ENDPOINT_URL_{service}"].startswith("http://127.0.0.1:")
+    config = json.loads(Path(account["SAGEMAKER_USER_CONFIG_OVERRIDE"]).read_text())
+    modules = config["SageMaker"]["PythonSDK"]["Modules"]
+    assert modules["Session"]["DefaultS3Bucket"] == "sagemaker-us-east-1-123456789012"
+    assert modules["TelemetryOptOut"] is True
+
+
+def test_sdk_fit_tune_deploy_predict_delete(flow: dict[str, object]) -> None:
+    assert str(flow["fit_artifact"]).endswith(f"/{flow['fit_job']}/output/model.tar.gz")
+    assert str(flow["best_training_job"]).startswith("linear-learner-")
+    assert flow["analytics_rows"] == 2  # tuner.analytics().dataframe(): one row per job
+    fit_single = flow["fit_single"]
+    assert isinstance(fit_single, dict) and fit_single["predictions"][0]["predicted_label"] in (
+        0,
+        1,
+    )
+    single = flow["single"]
+    assert isinstance(single, dict) and single["predictions"][0]["predicted_label"] in (0, 1)
+    confusion = flow["confusion"]
+    assert isinstance(confusion, dict) and sum(confusion.values()) == 400
+    assert float(str(flow["accuracy"])) > 0.95 and float(str(flow["f1"])) > 0.8
+    recordio = flow["recordio"]
+    assert isinstance(recordio, list) and len(recordio) == 5
+    assert all(0.0 <= r["score"] <= 1.0 for r in recordio)
+    assert flow["recordio_matches_json"] is True
+    assert flow["endpoint_deleted"] is True and flow["model_deleted"] is True
+    assert flow["record_set_channel"] == "ManifestFile"
+    assert flow["record_set_job_status"] == "Completed"
+
+
+def test_training_logs_parse_with_the_algorithms_metric_regexes(flow: dict[str, object]) -> None:
+    from training.metric_definitions import METRIC_DEFINITIONS
+
+    streams = flow["log_streams"]
+    assert isinstance(streams, list) and len(streams) == 1
+    assert re.fullmatch(rf"{flow['fit_job']}/algo-1-\d+", streams[0])
+    lines = flow["log_lines"]
+    assert isinstance(lines, list)
+    found = {
+        definition["Name"]
+        for definition in METRIC_DEFINITIONS
+        for line in lines
+        if re.search(definition["Regex"], line)
+    }
+    assert "train:objective_loss" in found
