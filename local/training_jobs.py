@@ -179,7 +179,7 @@ class StandaloneTrainingJob:
             if isinstance(message, dict) and message.get("kind") in ("result", "error"):
                 result = message
         code = process.wait()
-        reader.join(5)
+        reader.join(60)  # its last log lines are written before the job reads as ended
         if self._stop.is_set():
             reason = getattr(self, "_stop_reason", "Stopped by StopTrainingJob")
             self._end("Stopped" if "MaxRuntime" not in reason else "Failed", reason)

@@ -79,7 +79,7 @@ def _channel(name: str, uri: str, content_type: str | None = None) -> dict[str, 
     return channel
 
 
-def _wait(sm: LocalSageMaker, name: str, timeout: float = 60) -> dict[str, Any]:
+def _wait(sm: LocalSageMaker, name: str, timeout: float = 180) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         described = checked(sm, "DescribeTrainingJob", TrainingJobName=name)
