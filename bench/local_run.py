@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import Measure
+from pipeline_core.costs import price_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,8 +34,9 @@ PRICES = {
     "stepfunctions_per_1000_transitions": 0.025,
     "lambda_arm_per_gb_second": 0.0000133334,
     "lambda_per_million_requests": 0.20,
-    "ml.c4.xlarge_training_per_hour": 0.279,
-    "ml.m4.xlarge_hosting_per_hour": 0.28,
+    # SageMaker rates: the repository's price table (pipeline_core/data/prices.json).
+    "ml.c4.xlarge_training_per_hour": price_table()["training_per_hour"]["ml.c4.xlarge"],
+    "ml.m4.xlarge_hosting_per_hour": price_table()["hosting_per_hour"]["ml.m4.xlarge"],
 }
 #: Assumed billable seconds of one Linear Learner training job on this data
 #: on ml.c4.xlarge (instance start-up, download, training, upload). Not measured.

@@ -73,7 +73,12 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     try:
         run = RunSpec.from_dict(field(event, "run"))
         data, deployed = field(event, "data"), field(event, "deploy")
-        extra = lifecycle_blocks(event, run, s)
+        extra = {
+            **lifecycle_blocks(event, run, s),
+            # rows and recordIO objects per split, as converted; the jobs' instances
+            "data": {"splits": data.get("splits")},
+            "training_instance_count": run.training_instance_count,
+        }
         if event.get("registry"):
             # The registered version this run deployed (report.json carries it).
             extra["registry"] = event["registry"]

@@ -130,12 +130,24 @@ class LocalPipeline:
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        boto3.client("sns").subscribe(
-            TopicArn=self.topic_arn,
-            Protocol="sqs",
-            Endpoint=queue_arn,
-            Attributes={"RawMessageDelivery": "true"},
-        )
+        # moto's state is process-wide: an earlier run in this process may have
+        # subscribed the queue already (a second subscription doubles messages).
+        self.notifications()  # drop what an earlier run left
+        sns = boto3.client("sns")
+        subscribed = {
+            sub["Endpoint"]
+            for page in sns.get_paginator("list_subscriptions_by_topic").paginate(
+                TopicArn=self.topic_arn
+            )
+            for sub in page.get("Subscriptions", [])
+        }
+        if queue_arn not in subscribed:
+            sns.subscribe(
+                TopicArn=self.topic_arn,
+                Protocol="sqs",
+                Endpoint=queue_arn,
+                Attributes={"RawMessageDelivery": "true"},
+            )
 
     def notifications(self) -> list[dict[str, Any]]:
         """SNS messages published since the last call (JSON-decoded when JSON)."""

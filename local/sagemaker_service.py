@@ -200,7 +200,10 @@ class LocalSageMaker(TransformJobsMixin):
         ``tuning_failed``, ``tuning_stopped``, ``tuning_no_best``,
         ``tuning_hang`` (stays InProgress until stopped),
         ``endpoint_create_failed``, ``endpoint_update_failed``,
-        ``resource_limit:<Operation>``, ``throttle:<Operation>``."""
+        ``resource_limit:<Operation>``, ``throttle:<Operation>``,
+        ``instance_unavailable:<Operation>`` (the ValidationException of a
+        region that does not offer the instance type), ``transform_failed``,
+        ``transform_hang``."""
         with self._lock:
             self._faults[fault] = (reason, times)
 
@@ -254,6 +257,9 @@ class LocalSageMaker(TransformJobsMixin):
         self.calls.append(operation)
         if self._take_fault(f"throttle:{operation}") is not None:
             raise ServiceError("ThrottlingException", "Rate exceeded")
+        unavailable = self._take_fault(f"instance_unavailable:{operation}")
+        if unavailable is not None:
+            raise ServiceError("ValidationException", unavailable)
         limit = self._take_fault(f"resource_limit:{operation}")
         if limit is not None:
             raise ServiceError("ResourceLimitExceeded", limit)

@@ -221,9 +221,6 @@ def evaluate_deployment(
             "model_name": deployed.get("model_name"),
             "target_digit": run.target_digit,
             "test_uri": test_uri,
-            # rows and recordIO objects per split, as converted
-            "data": {"splits": data.get("splits")},
-            "training_instance_count": run.training_instance_count,
         },
         # recordIO records frame themselves: the objects' bytes concatenate.
         b"".join(read_bytes(s3, uri) for uri in test_uris),

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from botocore.exceptions import ClientError
 
+from pipeline_core.adopt import adopt_or_collide
 from pipeline_core.awserrors import is_already_exists, is_not_found, named_error
 from pipeline_core.config import PipelineConfig, has_local_storage
 from pipeline_core.deploy import build_model_request
@@ -114,6 +115,7 @@ def start_transform(
         except ClientError as e:
             if not is_already_exists(e):
                 raise named_error(e, action) from e
+            _adopt_own(sm, action, kwargs)
     return {
         "mode": "none",
         "endpoint_name": None,
@@ -123,6 +125,22 @@ def start_transform(
         "output_uri": output_uri(run, data),
         "model_data_url": model["PrimaryContainer"]["ModelDataUrl"],
     }
+
+
+def _adopt_own(sm: Any, action: str, request: dict[str, Any]) -> None:
+    """A retry finds its model / transform job: adopt it only if its tags are this run's."""
+    try:
+        if action == "CreateModel":
+            name = str(request["ModelName"])
+            arn = str(sm.describe_model(ModelName=name)["ModelArn"])
+            kind = "model"
+        else:
+            name = str(request["TransformJobName"])
+            arn = str(sm.describe_transform_job(TransformJobName=name)["TransformJobArn"])
+            kind = "transform job"
+    except ClientError as e:
+        raise named_error(e, action) from e
+    adopt_or_collide(sm, kind, name, arn, list(request.get("Tags") or []))
 
 
 def describe_transform(

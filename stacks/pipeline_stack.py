@@ -663,6 +663,12 @@ class PipelineStack(Stack):
             [model, transform_job],
             self._request_tag_condition(),
         )
+        # A retry adopts the model / job it finds only if their tags are this run's.
+        self._allow(
+            start_transform,
+            ["sagemaker:DescribeModel", "sagemaker:DescribeTransformJob", "sagemaker:ListTags"],
+            [model, transform_job],
+        )
         self._grant_pass_role(start_transform)
         self._grant_key_for_sagemaker_calls(start_transform)
         self._allow(roles["DescribeTransform"], ["sagemaker:DescribeTransformJob"], [transform_job])

@@ -33,6 +33,7 @@ from pipeline_core.errors import (
     EndpointBusyError,
     EvaluationError,
     InstanceTypeUnavailableError,
+    NameCollisionError,
     PollLimitExceededError,
 )
 from pipeline_core.names import STACK_TAG_KEY
@@ -111,17 +112,56 @@ def make_config() -> Any:
     return DEFAULTS
 
 
-def test_a_retried_start_transform_adopts_both() -> None:
+def _model_and_job_exist(stub: Any, run: Any, tags: list[dict[str, str]]) -> None:
+    model = f"{SM_ARN}:model/{run.names.model}"
+    job = transform_job_name(run)
+    stub.add_client_error(
+        "create_model", "ValidationException", f'Cannot create already existing model "{model}".'
+    )
+    stub.add_response(
+        "describe_model",
+        {"ModelName": run.names.model, "ModelArn": model, "CreationTime": when(0)},
+        expected_params={"ModelName": run.names.model},
+    )
+    stub.add_response("list_tags", {"Tags": tags}, expected_params={"ResourceArn": model})
+    if tags != run.tag_list():
+        return
+    stub.add_client_error("create_transform_job", "ResourceInUse", "already exists")
+    stub.add_response(
+        "describe_transform_job",
+        {
+            **_transform_description("InProgress", ended=False),
+            "TransformJobName": job,
+            "TransformJobArn": f"{SM_ARN}:transform-job/{job}",
+        },
+        expected_params={"TransformJobName": job},
+    )
+    stub.add_response(
+        "list_tags",
+        {"Tags": tags},
+        expected_params={"ResourceArn": f"{SM_ARN}:transform-job/{job}"},
+    )
+
+
+def test_a_retried_start_transform_adopts_both_when_they_are_this_runs() -> None:
     run = make_run("exec-1", {"endpoint": {"mode": "none"}})
     sm = sagemaker_client()
     with stubbed(sm) as stub:
-        stub.add_client_error(
-            "create_model", "ValidationException", 'Cannot create already existing model "m".'
-        )
-        stub.add_client_error("create_transform_job", "ResourceInUse", "already exists")
+        _model_and_job_exist(stub, run, run.tag_list())
         start_transform(
             run, make_config(), tuning_result(), DATA, sm, image_uri=IMAGE, role_arn=ROLE
         )
+
+
+def test_start_transform_never_adopts_a_model_of_another_stack() -> None:
+    run = make_run("exec-1", {"endpoint": {"mode": "none"}})
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:  # and no CreateTransformJob after it
+        _model_and_job_exist(stub, run, [{"Key": STACK_TAG_KEY, "Value": "Beta"}])
+        with pytest.raises(NameCollisionError, match=f"model {run.names.model}"):
+            start_transform(
+                run, make_config(), tuning_result(), DATA, sm, image_uri=IMAGE, role_arn=ROLE
+            )
 
 
 def test_unoffered_instance_type_is_a_named_error_naming_the_keys() -> None:

@@ -18,7 +18,7 @@ import pytest
 from local.runner import LocalPipeline, RunResult
 from tests.e2e.test_pipeline_faults import in_progress_tuning_jobs
 
-FAST = {"max_jobs": 2, "max_parallel_jobs": 2}
+FAST = {"max_jobs": 1, "max_parallel_jobs": 1, "min_objective": 0}
 TTL_ENDPOINT = "mnist-ll-ttl-e2e"
 
 
@@ -56,7 +56,7 @@ def test_mode_none_scores_with_batch_transform_and_keeps_no_endpoint(
     assert out["endpoint_name"] is None
     cost = out["cost"]
     assert cost["endpoint_usd_per_hour"] == 0.0
-    assert cost["training_billable_seconds"] >= 2  # two jobs, at least 1 s each
+    assert cost["training_billable_seconds"] >= 1 and cost["training_jobs"] == 1
     assert cost["transform_seconds"] > 0
     assert cost["prices"]["source"] and cost["prices"]["date"]
     # Scored by the transform job; nothing serves and nothing is scheduled.
@@ -190,7 +190,7 @@ def test_a_timeout_stops_the_running_tuning_job(
 ) -> None:
     _hang(pipeline)
     with pytest.raises(TimeoutError):
-        pipeline.execute({"source": str(small_dataset), **FAST}, "e2e-end-timeout", timeout=4)
+        pipeline.execute({"source": str(small_dataset), **FAST}, "e2e-end-timeout", timeout=3)
     assert not in_progress_tuning_jobs(pipeline)
     message = _ended_message(pipeline, "TIMED_OUT")
     assert message["released"]["tuning_job"]["stopped"] is True
@@ -216,3 +216,42 @@ def test_ctrl_c_aborts_the_execution_and_stops_the_running_tuning_job(
     assert not in_progress_tuning_jobs(pipeline)
     message = _ended_message(pipeline, "ABORTED")
     assert message["released"]["tuning_job"]["stopped"] is True
+
+
+def test_an_instance_type_the_region_does_not_offer_fails_named_with_the_key_to_set(
+    pipeline: LocalPipeline, small_dataset: Path
+) -> None:
+    assert pipeline.sagemaker is not None
+    pipeline.sagemaker.inject_fault(
+        "instance_unavailable:CreateHyperParameterTuningJob",
+        "The instance type ml.c4.xlarge is not supported in region eu-north-1",
+    )
+    result = _run(pipeline, "e2e-unavailable", {"source": str(small_dataset), **FAST})
+    assert result.status == "FAILED"
+    fail = [e for e in result.events if e["type"] == "FailStateEntered"]
+    assert fail[0]["stateEnteredEventDetails"]["name"] == "InstanceTypeUnavailable"
+    assert result.error == "InstanceTypeUnavailableError"
+    assert "training_instance_type" in (result.cause or "")
+
+
+def test_spot_tuning_runs_and_reports_the_saving(
+    pipeline: LocalPipeline, small_dataset: Path
+) -> None:
+    payload = {"source": str(small_dataset), "spot": True, "endpoint": {"mode": "none"}, **FAST}
+    result = _run(pipeline, "e2e-spot", payload)
+    assert result.status == "SUCCEEDED", (result.error, result.cause)
+    cost = (result.output or {})["cost"]
+    # Locally every trained second is billed (no interruption market): a 0 % saving.
+    assert cost["spot"] is True and cost["spot_savings_percent"] == 0.0
+    sm = boto3.client("sagemaker")
+    (job,) = [
+        j
+        for j in sm.list_hyper_parameter_tuning_jobs(NameContains="e2e-spot")[
+            "HyperParameterTuningJobSummaries"
+        ]
+    ]
+    definition = sm.describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=job["HyperParameterTuningJobName"]
+    )["TrainingJobDefinition"]
+    assert definition["EnableManagedSpotTraining"] is True
+    assert definition["CheckpointConfig"]["S3Uri"].endswith("/runs/e2e-spot/checkpoints/")

@@ -18,9 +18,11 @@ from local.runner import LocalPipeline, RunResult
 FAST = {"max_jobs": 1, "max_parallel_jobs": 1}
 
 
-def write_set(root: Path, fmt: str, train_shards: int, *, bad: bool = False) -> Path:
+def write_set(
+    root: Path, fmt: str, train_shards: int, *, bad: bool = False, test_shards: int = 1
+) -> Path:
     plan = [("train", i, 300) for i in range(train_shards)]
-    plan += [("validation", 0, 300), ("test", 0, 250)]
+    plan += [("validation", 0, 300)] + [("test", i, 250 // test_shards) for i in range(test_shards)]
     for split, i, rows in plan:
         x, y = make_digits(rows, 100 + 10 * i + len(split))
         if bad and split == "validation":
@@ -84,10 +86,18 @@ def test_npz_shards_convert_in_the_map_and_train_on_two_instances(
     assert sum(cm.values()) == 250 and report["metrics"]["accuracy"] > 0.8
 
 
-def test_csv_shards_relabel_for_the_target_digit(pipeline: LocalPipeline, tmp_path: Path) -> None:
-    source = write_set(tmp_path / "csv", "csv", train_shards=2)
+def test_csv_shards_relabel_for_the_target_digit_and_batch_transform_scores_every_test_shard(
+    pipeline: LocalPipeline, tmp_path: Path
+) -> None:
+    source = write_set(tmp_path / "csv", "csv", train_shards=2, test_shards=2)
     # One job on 600 rows: the gate is not what this checks.
-    payload = {"source": str(source), "target_digit": 7, "min_objective": 0.0, **FAST}
+    payload = {
+        "source": str(source),
+        "target_digit": 7,
+        "min_objective": 0.0,
+        "endpoint": {"mode": "none"},
+        **FAST,
+    }
     result = pipeline.execute(payload, "e2e-shards-csv", timeout=300)
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     manifest = stored(pipeline, "runs/e2e-shards-csv/data/manifest.json")
@@ -96,6 +106,9 @@ def test_csv_shards_relabel_for_the_target_digit(pipeline: LocalPipeline, tmp_pa
     _, y2 = make_digits(300, 110 + len("train"))
     assert manifest["positives"]["train"] == int((y == 7).sum() + (y2 == 7).sum())
     assert (result.output or {})["best_training_job"]["instance_count"] == 1
+    report = stored(pipeline, "runs/e2e-shards-csv/report.json")
+    assert report["data"]["splits"]["test"] == {"rows": 250, "objects": 2}
+    assert sum(report["confusion_matrix"].values()) == 250  # both test shards scored
 
 
 def test_a_bad_shard_fails_the_run_naming_it(pipeline: LocalPipeline, tmp_path: Path) -> None:

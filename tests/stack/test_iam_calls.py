@@ -139,6 +139,10 @@ EXPECTED: dict[str, set[str]] = {
         "sagemaker:CreateTransformJob",
         "sagemaker:AddTags",
         "iam:PassRole",
+        # a retry adopts its model / job only if their tags are this run's
+        "sagemaker:DescribeModel",
+        "sagemaker:DescribeTransformJob",
+        "sagemaker:ListTags",
     },
     "DescribeTransform": {"sagemaker:DescribeTransformJob"},
     "EndpointTtl": {

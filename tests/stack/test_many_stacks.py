@@ -20,6 +20,7 @@ RESOURCE_TAGGED = {
     "sagemaker:DeleteEndpointConfig",
     "sagemaker:DeleteModel",
     "sagemaker:StopHyperParameterTuningJob",
+    "sagemaker:StopTransformJob",
 }
 #: Create calls: only with the stack's tag in the request.
 REQUEST_TAGGED = {
@@ -27,6 +28,7 @@ REQUEST_TAGGED = {
     "sagemaker:CreateEndpointConfig",
     "sagemaker:CreateModel",
     "sagemaker:CreateHyperParameterTuningJob",
+    "sagemaker:CreateTransformJob",
     "sagemaker:AddTags",
 }
 
@@ -77,7 +79,7 @@ def test_endpoint_grants_are_conditioned_on_each_stacks_own_tag(
         tagged = _conditions(s, RESOURCE_TAGGED)
         assert {a for a, _ in tagged} == RESOURCE_TAGGED
         for action, condition in tagged:
-            assert condition == {"StringEquals": {"aws:ResourceTag/mnist-ll:stack": name}}, action
+            assert condition["StringEquals"] == {"aws:ResourceTag/mnist-ll:stack": name}, action
         created = _conditions(s, REQUEST_TAGGED)
         assert {a for a, _ in created} == REQUEST_TAGGED
         for action, condition in created:
