@@ -773,7 +773,7 @@ class PipelineStack(Stack):
         register = roles["RegisterModel"]
         self._allow(register, ["sagemaker:CreateModelPackage"], [group, versions])
         # Tags in the request need AddTags on the new version.
-        self._allow(register, ["sagemaker:AddTags"], [versions])
+        self._allow(register, ["sagemaker:AddTags"], [versions], self._request_tag_condition())
         self._allow(roles["LoadModelPackage"], ["sagemaker:DescribeModelPackage"], [versions])
         state_machine = self.pipeline.state_machine.state_machine_arn
         for name in ("WaitForApproval", "ApprovalDecided"):

@@ -107,13 +107,14 @@ def test_rollback_alarms_watch_the_stack_endpoint(
     synthesized: Synth, metric: str, name: str, statistic: str, threshold: int
 ) -> None:
     alarm = _alarm(synthesized, metric)
-    assert alarm["AlarmName"] == name
+    endpoint = synthesized.stack.endpoint_name  # per deployment
+    assert alarm["AlarmName"] == name.replace("mnist-ll-endpoint", endpoint)
     assert alarm["Namespace"] == "AWS/SageMaker"
     assert alarm["Statistic"] == statistic
     assert alarm["Threshold"] == threshold
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
-        "EndpointName": "mnist-ll-endpoint",
+        "EndpointName": endpoint,
         "VariantName": "AllTraffic",
     }
 
