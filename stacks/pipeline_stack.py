@@ -771,8 +771,13 @@ class PipelineStack(Stack):
     def _grant_registry(self, roles: Mapping[str, iam.IRole]) -> None:
         group, versions = self.model_package_arns()
         register = roles["RegisterModel"]
-        self._allow(register, ["sagemaker:CreateModelPackage"], [group, versions])
-        # Tags in the request need AddTags on the new version.
+        self._allow(
+            register,
+            ["sagemaker:CreateModelPackage"],
+            [group, versions],
+            self._request_tag_condition(),
+        )
+        # Tags in the request need AddTags on the new version (this stack's tag only).
         self._allow(register, ["sagemaker:AddTags"], [versions], self._request_tag_condition())
         self._allow(roles["LoadModelPackage"], ["sagemaker:DescribeModelPackage"], [versions])
         state_machine = self.pipeline.state_machine.state_machine_arn

@@ -29,6 +29,7 @@ REQUEST_TAGGED = {
     "sagemaker:CreateModel",
     "sagemaker:CreateHyperParameterTuningJob",
     "sagemaker:CreateTransformJob",
+    "sagemaker:CreateModelPackage",
     "sagemaker:AddTags",
 }
 

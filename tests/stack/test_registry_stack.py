@@ -97,18 +97,18 @@ def _alarm(s: Synth, metric: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("metric", "name", "statistic", "threshold"),
+    ("metric", "suffix", "statistic", "threshold"),
     [
-        ("Invocation5XXErrors", "mnist-ll-endpoint-invocation-5xx", "Sum", 0),
-        ("ModelLatency", "mnist-ll-endpoint-model-latency", "Average", 1_000_000),
+        ("Invocation5XXErrors", "invocation-5xx", "Sum", 0),
+        ("ModelLatency", "model-latency", "Average", 1_000_000),
     ],
 )
 def test_rollback_alarms_watch_the_stack_endpoint(
-    synthesized: Synth, metric: str, name: str, statistic: str, threshold: int
+    synthesized: Synth, metric: str, suffix: str, statistic: str, threshold: int
 ) -> None:
+    endpoint = synthesized.stack.endpoint_name  # each stack its own default endpoint
     alarm = _alarm(synthesized, metric)
-    endpoint = synthesized.stack.endpoint_name  # per deployment
-    assert alarm["AlarmName"] == name.replace("mnist-ll-endpoint", endpoint)
+    assert alarm["AlarmName"] == f"{endpoint}-{suffix}"
     assert alarm["Namespace"] == "AWS/SageMaker"
     assert alarm["Statistic"] == statistic
     assert alarm["Threshold"] == threshold
