@@ -51,6 +51,8 @@ class Settings:
     salt: str = ""
     #: DynamoDB table of the endpoint leases (one deploy at a time per endpoint).
     lock_table: str = ""
+    #: The stack's Model Package Group (the registry); one per stack.
+    model_package_group: str = ""
 
     def require(self, **values: str) -> None:
         """Raise InvalidConfigError naming the first empty setting."""
@@ -82,6 +84,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         registry_retained=env.get("MODEL_REGISTRY_RETAINED", "").lower() == "true",
         salt=env.get("DEPLOYMENT_SALT", ""),
         lock_table=env.get("LOCK_TABLE", ""),
+        model_package_group=env.get("MODEL_PACKAGE_GROUP") or config.model_package_group,
     )
 
 

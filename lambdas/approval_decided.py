@@ -36,7 +36,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             sm=sm,
             sfn=sfn,
             bucket=s.bucket,
-            group=s.config.model_package_group,
+            group=s.model_package_group,
             log=logger.warning,
         )
     except Exception:

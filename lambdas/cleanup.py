@@ -77,7 +77,7 @@ def _delete_registry_versions(s: Settings) -> list[str]:
     if s.registry_retained:
         return []
     try:
-        return delete_versions(_clients(s), group=s.config.model_package_group, log=logger.warning)
+        return delete_versions(_clients(s), group=s.model_package_group, log=logger.warning)
     except Exception:  # never block the deletion
         logger.exception("cleanup: cannot delete the registry's versions")
         return []

@@ -31,7 +31,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         result = load_model_package(
             RunSpec.from_dict(field(event, "run")),
             _clients(s),
-            group=s.config.model_package_group,
+            group=s.model_package_group,
         )
     except Exception:
         logger.exception("LoadModelPackage failed")

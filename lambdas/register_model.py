@@ -35,7 +35,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             field(event, "tuning"),
             field(event, "data"),
             _clients(s),
-            group=s.config.model_package_group,
+            group=s.model_package_group,
             image_uri=s.image_uri,
         )
     except Exception:

@@ -33,6 +33,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             stack_tag=s.stack_tag,
             allow_local_sources=s.allow_local_sources,
             salt=s.salt,
+            model_package_group=s.model_package_group,
         )
     except Exception:
         logger.exception("ValidateInput failed")

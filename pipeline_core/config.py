@@ -274,7 +274,9 @@ class PipelineConfig:
 
     @property
     def model_package_group(self) -> str:
-        """The stack's Model Package Group (the registry)."""
+        """The registry's name when no stack names it (tests, tools); a stack
+        uses its own, :func:`pipeline_core.names.model_package_group_name`,
+        handed to the Lambdas as ``MODEL_PACKAGE_GROUP``."""
         return f"{self.name_prefix}-models"
 
     def _validate_lifecycle(self) -> None:

@@ -376,6 +376,7 @@ def resolve_run(
     stack_tag: str,
     allow_local_sources: bool = False,
     salt: str = "",
+    model_package_group: str | None = None,
 ) -> RunSpec:
     """Validate the execution input ``raw`` and resolve it into a :class:`RunSpec`.
 
@@ -396,7 +397,9 @@ def resolve_run(
 
     package_arn: str | None = None
     if "model_package_arn" in raw:
-        package_arn = model_package_arn(raw["model_package_arn"], group=config.model_package_group)
+        package_arn = model_package_arn(
+            raw["model_package_arn"], group=model_package_group or config.model_package_group
+        )
         clashing = sorted(set(raw) & TRAINING_ONLY_KEYS)
         if clashing:
             raise InvalidInputError(

@@ -112,6 +112,12 @@ def default_endpoint_name(prefix: str, stack_name: str) -> str:
     return _compose(prefix, stack_name, RESOURCE_MAX, "endpoint")
 
 
+def model_package_group_name(prefix: str, stack_name: str) -> str:
+    """``<prefix>-<slug of the stack name>-<hash>-models`` (at most 63 characters):
+    each stack's own registry, so two stacks never share a Model Package Group."""
+    return _compose(prefix, stack_name, RESOURCE_MAX, "models")
+
+
 def tag_value(text: str) -> str:
     """``text`` made acceptable as a SageMaker tag value (at most 256 chars)."""
     return _TAG_UNSAFE.sub("_", text)[:256]

@@ -46,6 +46,9 @@ class NaggedStack(Protocol):
     def sagemaker_role(self) -> iam.IRole: ...
 
     @property
+    def model_package_group(self) -> str: ...
+
+    @property
     def pipeline(self) -> Any: ...
 
     @property
@@ -266,7 +269,7 @@ def acknowledge_findings(stack: NaggedStack) -> None:
 
 def _acknowledge_registry(stack: NaggedStack, runs_objects: str, runs_reason: str) -> None:
     """Model registry: versions are numbered by SageMaker at run time."""
-    group = stack.settings.pipeline.model_package_group.lower()
+    group = stack.model_package_group.lower()
     versions = (
         f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='sagemaker')}model-package/{group}/*]"
     )

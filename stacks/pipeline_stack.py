@@ -15,7 +15,7 @@ from constructs import Construct
 
 from pipeline_core import run_metrics
 from pipeline_core.config import CONFIG_ENV
-from pipeline_core.names import default_endpoint_name
+from pipeline_core.names import default_endpoint_name, model_package_group_name
 from stacks.bundling import lambda_code
 from stacks.cleanup import ExecutionCleanup
 from stacks.dashboard import PipelineDashboard
@@ -159,6 +159,8 @@ class PipelineStack(Stack):
         self.stack_tag = settings.stack_name
         #: Each stack its own default endpoint (two stacks never share one).
         self.endpoint_name = default_endpoint_name(config.name_prefix, settings.stack_name)
+        #: The stack's own registry: two stacks never share a Model Package Group.
+        self.model_package_group = model_package_group_name(config.name_prefix, settings.stack_name)
         #: The UUID of the stack id: new on every create of the stack, so every
         #: name a run derives differs between stacks and between a destroyed
         #: stack and its redeployment (pipeline_core.names).
@@ -200,6 +202,7 @@ class PipelineStack(Stack):
             "SAGEMAKER_ROLE_ARN": self.sagemaker_role.role_arn,
             "LINEAR_LEARNER_IMAGE": self.image.image_uri,
             "DEFAULT_ENDPOINT_NAME": self.endpoint_name,
+            "MODEL_PACKAGE_GROUP": self.model_package_group,
             "STACK_TAG": self.stack_tag,
             "DEPLOYMENT_SALT": self.salt,
             "LOCK_TABLE": self.leases.table.table_name,
@@ -265,7 +268,7 @@ class PipelineStack(Stack):
         self.registry = ModelRegistry(
             self,
             "ModelRegistry",
-            group_name=config.model_package_group,
+            group_name=self.model_package_group,
             approval_handler=fn["ApprovalDecided"],
             removal_policy=removal,
         )
@@ -378,7 +381,7 @@ class PipelineStack(Stack):
 
     def model_package_arns(self) -> tuple[str, str]:
         """(the group, its versions)."""
-        group = self.settings.pipeline.model_package_group.lower()
+        group = self.model_package_group.lower()
         base = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
         return f"{base}:model-package-group/{group}", f"{base}:model-package/{group}/*"
 

@@ -20,8 +20,12 @@ import pytest
 
 from local import cli
 from local.runner import LocalPipeline, RunResult
+from pipeline_core.names import model_package_group_name
 
 FAST = {"max_jobs": 2, "max_parallel_jobs": 2}
+
+#: The default stack's own registry.
+GROUP = model_package_group_name("mnist-ll", "MnistLinearLearnerPipeline")
 
 
 def _run(pipeline: LocalPipeline, name: str, payload: dict[str, Any]) -> RunResult:
@@ -66,7 +70,7 @@ def test_tuned_run_registers_an_approved_version(pipeline: LocalPipeline, tuned:
     assert output["approval_status"] == "Approved"
     described = boto3.client("sagemaker").describe_model_package(ModelPackageName=arn)
     assert described["ModelApprovalStatus"] == "Approved"
-    assert described["ModelPackageGroupName"] == "mnist-ll-models"
+    assert described["ModelPackageGroupName"] == GROUP
     container = described["InferenceSpecification"]["Containers"][0]
     assert container["ModelDataUrl"].endswith("/output/model.tar.gz")
     report_uri = described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
@@ -114,7 +118,7 @@ def _pending_version(execution: str, timeout: float = 240.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for summary in sm.list_model_packages(
-            ModelPackageGroupName="mnist-ll-models", ModelApprovalStatus="PendingManualApproval"
+            ModelPackageGroupName=GROUP, ModelApprovalStatus="PendingManualApproval"
         )["ModelPackageSummaryList"]:
             arn = summary["ModelPackageArn"]
             meta = sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]

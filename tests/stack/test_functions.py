@@ -10,7 +10,7 @@ import pytest
 from aws_cdk import aws_lambda as lambda_
 
 from pipeline_core.config import CONFIG_ENV, PipelineConfig
-from pipeline_core.names import default_endpoint_name
+from pipeline_core.names import default_endpoint_name, model_package_group_name
 from stacks.asl import lambda_functions
 from tests.stack.conftest import Synth, make_synth
 
@@ -23,6 +23,7 @@ DESIGN_ENV = {
     "STACK_TAG",
     "DEPLOYMENT_SALT",
     "LOCK_TABLE",
+    "MODEL_PACKAGE_GROUP",
     "POWERTOOLS_SERVICE_NAME",
 }
 MODULES = {
@@ -123,6 +124,9 @@ def test_environment_matches_design(synthesized: Synth) -> None:
         assert env["POWERTOOLS_SERVICE_NAME"] == "mnist-ll-pipeline"
         assert env["STACK_TAG"] == "MnistLinearLearnerPipeline"
         assert env["DEFAULT_ENDPOINT_NAME"] == default_endpoint_name(
+            "mnist-ll", "MnistLinearLearnerPipeline"
+        )
+        assert env["MODEL_PACKAGE_GROUP"] == model_package_group_name(
             "mnist-ll", "MnistLinearLearnerPipeline"
         )
         # The UUID of the stack id: new on every create of the stack.

@@ -8,10 +8,14 @@ from typing import Any
 
 import pytest
 
+from pipeline_core.names import model_package_group_name
 from tests.stack.conftest import Synth
 
 PREFIX_ARN = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:{kind}/mnist-ll-*"
 AUTO_DELETE_ROLE = "CustomS3AutoDeleteObjectsCustomResourceProviderRole"
+
+#: The default stack's own registry (per stack: see test_many_stacks).
+STACK_GROUP = model_package_group_name("mnist-ll", "MnistLinearLearnerPipeline").lower()
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -119,8 +123,8 @@ def test_sagemaker_actions_are_scoped_to_our_name_prefix(synthesized: Synth) -> 
     }
     # The registry: the stack's one Model Package Group and its versions.
     allowed |= {
-        PREFIX_ARN.replace("{kind}/mnist-ll-*", "model-package-group/mnist-ll-models"),
-        PREFIX_ARN.replace("{kind}/mnist-ll-*", "model-package/mnist-ll-models/*"),
+        PREFIX_ARN.replace("{kind}/mnist-ll-*", f"model-package-group/{STACK_GROUP}"),
+        PREFIX_ARN.replace("{kind}/mnist-ll-*", f"model-package/{STACK_GROUP}/*"),
     }
     list_only = {
         "sagemaker:ListEndpointConfigs",

@@ -73,6 +73,18 @@ def test_default_endpoint_names_differ_and_follow_the_stack_name(
         assert s.json["Outputs"]["EndpointName"]["Value"] == s.stack.endpoint_name
 
 
+def test_each_stack_owns_its_own_model_package_group(two_stacks: dict[str, Synth]) -> None:
+    alpha, beta = (two_stacks[n] for n in ("Alpha", "Beta"))
+    assert alpha.stack.model_package_group != beta.stack.model_package_group
+    assert alpha.stack.model_package_group.startswith("mnist-ll-alpha-")
+    for s in two_stacks.values():
+        s.template.has_resource_properties(
+            "AWS::SageMaker::ModelPackageGroup",
+            {"ModelPackageGroupName": s.stack.model_package_group},
+        )
+        assert _env(s)["MODEL_PACKAGE_GROUP"] == s.stack.model_package_group
+
+
 def test_endpoint_grants_are_conditioned_on_each_stacks_own_tag(
     two_stacks: dict[str, Synth],
 ) -> None:

@@ -19,10 +19,12 @@ ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mnist-ll-models/2"
 
 def test_the_stack_owns_the_model_package_group(synthesized: Synth) -> None:
     synthesized.template.has_resource_properties(
-        "AWS::SageMaker::ModelPackageGroup", {"ModelPackageGroupName": "mnist-ll-models"}
+        "AWS::SageMaker::ModelPackageGroup",
+        {"ModelPackageGroupName": synthesized.stack.model_package_group},
     )
     outputs = synthesized.json["Outputs"]
-    assert outputs["ModelPackageGroupName"]["Value"] == "mnist-ll-models"
+    assert outputs["ModelPackageGroupName"]["Value"] == synthesized.stack.model_package_group
+    assert synthesized.stack.model_package_group.startswith("mnist-ll-mnistlinearlearnerpipeline-")
 
 
 def test_state_change_rule_sends_decisions_to_the_approval_function(synthesized: Synth) -> None:
@@ -37,7 +39,7 @@ def test_state_change_rule_sends_decisions_to_the_approval_function(synthesized:
         "source": ["aws.sagemaker"],
         "detail-type": ["SageMaker Model Package State Change"],
         "detail": {
-            "ModelPackageGroupName": ["mnist-ll-models"],
+            "ModelPackageGroupName": [synthesized.stack.model_package_group],
             "ModelApprovalStatus": ["Approved", "Rejected"],
         },
     }
