@@ -8,6 +8,8 @@ import _thread
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -148,6 +150,20 @@ def _hang(pipeline: LocalPipeline) -> None:
     pipeline.sagemaker.inject_fault("tuning_hang")
 
 
+@contextmanager
+def _paced_polls(pipeline: LocalPipeline) -> Iterator[None]:
+    """Each DescribeTuning takes 0.2 s, as if the Wait state waited: with the
+    fixture's 0-second waits a hung job would otherwise reach ``max_polls``
+    (a FAILED execution) within seconds on a busy machine, before the
+    timeout or the interrupt these tests are about."""
+    assert pipeline.dispatcher is not None
+    pipeline.dispatcher.fault_hooks["lambdas.describe_tuning.handler"] = lambda _e: time.sleep(0.2)
+    try:
+        yield
+    finally:
+        pipeline.dispatcher.fault_hooks.clear()
+
+
 def _ended_message(pipeline: LocalPipeline, status: str) -> dict[str, Any]:
     found = [n for n in pipeline.notifications() if n.get("released")]
     assert [n["status"] for n in found] == [status]
@@ -189,7 +205,7 @@ def test_a_timeout_stops_the_running_tuning_job(
     pipeline: LocalPipeline, small_dataset: Path
 ) -> None:
     _hang(pipeline)
-    with pytest.raises(TimeoutError):
+    with _paced_polls(pipeline), pytest.raises(TimeoutError):
         pipeline.execute({"source": str(small_dataset), **FAST}, "e2e-end-timeout", timeout=3)
     assert not in_progress_tuning_jobs(pipeline)
     message = _ended_message(pipeline, "TIMED_OUT")
@@ -206,13 +222,17 @@ def test_ctrl_c_aborts_the_execution_and_stops_the_running_tuning_job(
         _thread.interrupt_main()  # what Ctrl-C does
 
     threading.Thread(target=interrupt_once_tuning, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
+    with _paced_polls(pipeline), pytest.raises(KeyboardInterrupt):
         pipeline.execute({"source": str(small_dataset), **FAST}, "e2e-end-abort", timeout=60)
-    desc = boto3.client("stepfunctions").describe_execution(
-        executionArn=f"{pipeline.state_machine_arn.replace(':stateMachine:', ':execution:')}"
-        ":e2e-end-abort"
-    )
-    assert desc["status"] == "ABORTED"
+    arn = f"{pipeline.state_machine_arn.replace(':stateMachine:', ':execution:')}:e2e-end-abort"
+    sfn = boto3.client("stepfunctions")
+    # moto ends a stopped execution once its in-flight task returns.
+    deadline = time.monotonic() + 20
+    desc = sfn.describe_execution(executionArn=arn)
+    while desc["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        desc = sfn.describe_execution(executionArn=arn)
+    assert desc["status"] == "ABORTED", (desc.get("error"), desc.get("cause"))
     assert not in_progress_tuning_jobs(pipeline)
     message = _ended_message(pipeline, "ABORTED")
     assert message["released"]["tuning_job"]["stopped"] is True
