@@ -148,10 +148,6 @@ class SynthesizedPipeline:
             )
         return out
 
-    def dynamodb_tables(self, *, region: str, account: str) -> list[asl.TableInfo]:
-        """The template's DynamoDB tables (the endpoint leases), as CreateTable kwargs."""
-        return asl.dynamodb_tables(self.template, region=region, account=account)
-
     def _function_ids(self) -> list[str]:
         return [
             lid

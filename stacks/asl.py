@@ -344,37 +344,6 @@ def lambda_functions_by_arn(
     return {info["arn"]: info for info in functions.values()}
 
 
-class TableInfo(TypedDict):
-    """One ``AWS::DynamoDB::Table`` of the template, as CreateTable kwargs."""
-
-    TableName: str
-    KeySchema: list[dict[str, str]]
-    AttributeDefinitions: list[dict[str, str]]
-    BillingMode: str
-
-
-def dynamodb_tables(
-    template: Any, *, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT
-) -> list[TableInfo]:
-    """Every DynamoDB table of the template, resolved, as CreateTable arguments."""
-    resolved_template = _as_template(template)
-    resolver = Resolver(resolved_template, region, account, _stack_name(template))
-    out: list[TableInfo] = []
-    for lid, res in resolved_template.get("Resources", {}).items():
-        if res.get("Type") != TABLE_TYPE:
-            continue
-        props = resolver.resolve(res.get("Properties", {}))
-        out.append(
-            TableInfo(
-                TableName=str(resolver.ref(lid)),
-                KeySchema=list(props["KeySchema"]),
-                AttributeDefinitions=list(props["AttributeDefinitions"]),
-                BillingMode=str(props.get("BillingMode", "PROVISIONED")),
-            )
-        )
-    return out
-
-
 def stack_outputs(
     template: Any, *, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT
 ) -> dict[str, str]:
