@@ -31,9 +31,12 @@ CRITERIA: tuple[Criterion, ...] = (
     "loss_function",
 )
 Optimizer = Literal["adam", "sgd", "rmsprop"]
+#: The binary classifier's losses: ``auto`` is ``logistic``.
+Loss = Literal["logistic", "hinge_loss"]
+LOSSES: tuple[Loss, ...] = ("logistic", "hinge_loss")
 
 #: Documented Linear Learner hyperparameters that only apply to regressors or
-#: multiclass classifiers (or to a loss other than logistic). The real
+#: multiclass classifiers (or to a regression loss). The real
 #: algorithm accepts and ignores them for a binary classifier, and so do we
 #: (their values must still parse as the documentation says).
 IGNORED_FOR_BINARY: dict[str, Callable[[str, str], Any]] = {}
@@ -70,7 +73,8 @@ class Hyperparameters:
     init_scale: float = 0.07
     init_sigma: float = 0.01
     init_bias: float = 0.0
-    loss: Literal["logistic"] = "logistic"
+    loss: Loss = "logistic"
+    margin: float = 1.0
     early_stopping_patience: int = 3
     early_stopping_tolerance: float = 0.001
     binary_classifier_model_selection_criteria: Criterion = "accuracy"
@@ -178,10 +182,12 @@ def _loss(name: str, raw: str) -> str:
     value = raw.strip().lower()
     if value in ("auto", "logistic"):
         return "logistic"
-    if value in ("hinge_loss",):
-        # The real algorithm trains an SVM-style classifier with it; not implemented here.
-        raise HyperparameterError(name, "'hinge_loss' is not supported locally; use logistic")
-    raise HyperparameterError(name, f"expected auto or logistic, got {raw!r}")
+    if value == "hinge_loss":
+        return "hinge_loss"
+    raise HyperparameterError(
+        name,
+        f"expected auto, logistic or hinge_loss for a binary_classifier, got {raw!r}",
+    )
 
 
 def _pos_weight(name: str, raw: str) -> float | str:
@@ -239,6 +245,7 @@ _PARSERS: dict[str, Callable[[str, str], Any]] = {
     "init_sigma": _float(0.0, lo_open=True),
     "init_bias": _float(),
     "loss": _loss,
+    "margin": _float(0.0, lo_open=True),
     "early_stopping_patience": _int(1),
     "early_stopping_tolerance": _float(0.0, lo_open=True),
     "binary_classifier_model_selection_criteria": _choice(*CRITERIA),
@@ -318,7 +325,6 @@ IGNORED_FOR_BINARY.update(
         "huber_delta": _float(0.0),
         "quantile": _float(0.0, 1.0, lo_open=True, hi_open=True),
         "loss_insensitivity": _float(0.0, lo_open=True),
-        "margin": _float(0.0, lo_open=True),
         "unbias_label": _auto(_bool),
     }
 )

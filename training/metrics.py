@@ -1,8 +1,10 @@
 """Binary-classification metrics and decision-threshold calibration.
 
 Metric names match what Linear Learner emits (``validation:binary_f_beta``
-...). ``score`` is P(label = 1); a row is predicted positive when
-``score >= threshold``. Everything here is vectorised numpy.
+...). A row is predicted positive when ``score >= threshold``. With the
+logistic loss ``score`` is P(label = 1), the sigmoid of the linear output;
+with ``hinge_loss`` it is the linear output itself (an SVM's decision value,
+which has no probability meaning). Everything here is vectorised numpy.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from training.hyperparameters import Criterion
+from training.hyperparameters import Criterion, Loss
 
 FloatArray = npt.NDArray[Any]
 
@@ -52,6 +54,41 @@ def log_loss_from_logits(
         return float(losses.mean()) if losses.size else float("nan")
     w = np.asarray(weights, dtype=np.float64)
     return float((losses * w).sum() / w.sum())
+
+
+def hinge_loss_from_logits(
+    labels: FloatArray, logits: FloatArray, margin: float = 1.0, weights: FloatArray | None = None
+) -> float:
+    """Mean hinge loss ``max(0, margin - t z)`` with ``t = 2 y - 1`` in {-1, +1}."""
+    z = np.asarray(logits, dtype=np.float64)
+    t = 2.0 * np.asarray(labels, dtype=np.float64) - 1.0
+    losses = np.maximum(margin - t * z, 0.0)
+    if weights is None:
+        return float(losses.mean()) if losses.size else float("nan")
+    w = np.asarray(weights, dtype=np.float64)
+    return float((losses * w).sum() / w.sum())
+
+
+def objective_loss(
+    labels: FloatArray, logits: FloatArray, loss: Loss = "logistic", margin: float = 1.0
+) -> float:
+    """The training loss's mean over these rows (the ``objective_loss`` metric)."""
+    if loss == "hinge_loss":
+        return hinge_loss_from_logits(labels, logits, margin)
+    return log_loss_from_logits(labels, logits)
+
+
+def scores_from_logits(logits: FloatArray, loss: Loss = "logistic") -> npt.NDArray[np.float32]:
+    """What a prediction's ``score`` is: the sigmoid for the logistic loss, the
+    linear output itself for ``hinge_loss``."""
+    if loss == "hinge_loss":
+        return np.array(logits, dtype=np.float32)
+    return sigmoid(logits)
+
+
+def neutral_threshold(loss: Loss = "logistic") -> float:
+    """The uncalibrated decision threshold: P = 1/2, or the hinge's 0."""
+    return 0.0 if loss == "hinge_loss" else 0.5
 
 
 def roc_auc(labels: FloatArray, scores: FloatArray) -> float:
@@ -105,11 +142,15 @@ def binary_metrics(
     threshold: float,
     beta: float = 1.0,
     scores: FloatArray | None = None,
+    *,
+    loss: Loss = "logistic",
+    margin: float = 1.0,
 ) -> BinaryMetrics:
-    """All Linear Learner binary metrics for ``logits`` at ``threshold``.
+    """All Linear Learner binary metrics for ``logits`` at ``threshold`` (on
+    the score scale of ``loss``; ``objective_loss`` is that loss's mean).
     Precision (recall) is 0 when nothing is predicted (nothing is) positive."""
     y = np.asarray(labels) > 0.5
-    s = sigmoid(logits) if scores is None else np.asarray(scores, dtype=np.float32)
+    s = scores_from_logits(logits, loss) if scores is None else np.asarray(scores, dtype=np.float32)
     pred = s >= np.float32(threshold)
     tp = int(np.count_nonzero(pred & y))
     fp = int(np.count_nonzero(pred & ~y))
@@ -124,7 +165,7 @@ def binary_metrics(
         precision=precision,
         recall=recall,
         roc_auc_score=roc_auc(y, s),
-        objective_loss=log_loss_from_logits(y, logits),
+        objective_loss=objective_loss(y, logits, loss, margin),
         threshold=float(threshold),
         tp=tp,
         fp=fp,
@@ -141,6 +182,7 @@ def calibrate_threshold(
     beta: float = 1.0,
     target_precision: float = 0.8,
     target_recall: float = 0.8,
+    loss: Loss = "logistic",
 ) -> float:
     """The decision threshold that optimises ``criterion`` on these labels.
 
@@ -149,19 +191,20 @@ def calibrate_threshold(
       (if no threshold reaches the target, maximise accuracy);
     - ``recall_at_target_precision``: maximise recall with precision >= target
       (if no threshold reaches the target, maximise precision);
-    - ``loss_function``: 0.5 (the model is chosen by loss, the label by P > 1/2).
+    - ``loss_function``: :func:`neutral_threshold` (the model is chosen by
+      loss, the label by P >= 1/2, or by the hinge's decision value >= 0).
 
     Among equally good thresholds the middle one is taken, and the threshold
     sits halfway between the neighbouring scores, so the calibration data are
     classified exactly as optimised and nearby scores fall the same way.
     """
     if criterion == "loss_function":
-        return 0.5
+        return neutral_threshold(loss)
     s = np.asarray(scores, dtype=np.float32)
     y = np.asarray(labels) > 0.5
     n = s.size
     if n == 0:
-        return 0.5
+        return neutral_threshold(loss)
     order = np.argsort(-s, kind="stable")
     s_sorted = s[order]
     y_sorted = y[order]

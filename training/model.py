@@ -21,7 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from training.errors import ModelArtifactError
-from training.metrics import sigmoid
+from training.hyperparameters import LOSSES, Loss
+from training.metrics import scores_from_logits
 
 FORMAT = "mnist-ll/linear-learner"
 VERSION = 1
@@ -31,7 +32,8 @@ _MAX_MEMBER_BYTES = 512 * 1024 * 1024
 
 @dataclass(frozen=True, eq=False)
 class LinearModel:
-    """A binary Linear Learner model: ``score = sigmoid(((x - mean) / std) . w + b)``,
+    """A binary Linear Learner model: ``z = ((x - mean) / std) . w + b``,
+    ``score = sigmoid(z)`` (logistic loss) or ``z`` (``hinge_loss``),
     ``predicted_label = score >= threshold``."""
 
     weights: npt.NDArray[np.float32]
@@ -39,6 +41,7 @@ class LinearModel:
     mean: npt.NDArray[np.float32]
     std: npt.NDArray[np.float32]
     threshold: float
+    loss: Loss = "logistic"
     hyperparameters: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
@@ -72,7 +75,7 @@ class LinearModel:
         self, features: npt.NDArray[np.float32]
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int8]]:
         """``(scores, predicted_labels)`` for a ``(N, feature_dim)`` matrix."""
-        scores = sigmoid(self.logits(features))
+        scores = scores_from_logits(self.logits(features), self.loss)
         labels = (scores >= self._t32).astype(np.int8)
         return scores, labels
 
@@ -91,6 +94,7 @@ class LinearModel:
                 "std": self.std.astype(np.float64).tolist(),
             },
             "threshold": float(self.threshold),
+            "loss": self.loss,
             "hyperparameters": dict(self.hyperparameters),
             "metrics": dict(self.metrics),
             "training": dict(self.training),
@@ -114,6 +118,9 @@ class LinearModel:
         scaler = data.get("scaler")
         if not isinstance(scaler, dict):
             raise ModelArtifactError("scaler must be an object with mean and std")
+        loss = data.get("loss", "logistic")  # absent: written before hinge_loss existed
+        if loss not in LOSSES:
+            raise ModelArtifactError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
         hps = data.get("hyperparameters", {})
         metrics = data.get("metrics", {})
         training = data.get("training", {})
@@ -131,6 +138,7 @@ class LinearModel:
             mean=_vector(scaler.get("mean"), "scaler.mean", dim),
             std=_vector(scaler.get("std"), "scaler.std", dim),
             threshold=_number(data.get("threshold"), "threshold"),
+            loss=loss,
             hyperparameters=hps,
             metrics={k: float(v) for k, v in metrics.items()},
             training=training,

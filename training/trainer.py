@@ -1,4 +1,4 @@
-"""The local Linear Learner trainer (binary classifier, logistic loss).
+"""The local Linear Learner trainer (binary classifier; logistic or hinge loss).
 
 All ``K`` models of ``num_models`` train together: the weights are one
 ``(D, K)`` float32 matrix, so a minibatch step is two small matrix products
@@ -7,6 +7,11 @@ models are scored on the validation channel (the training channel if there
 is none); each model keeps its best epoch by validation loss, early stopping
 watches the best loss over all models, and at the end every model's decision
 threshold is calibrated for the selection criterion and the best model wins.
+
+``loss=hinge_loss`` trains a linear SVM: labels become ``t = 2 y - 1``, the
+loss is ``max(0, margin - t z)`` and its subgradient ``-t`` where
+``t z < margin`` (0 elsewhere). Its scores are the decision values ``z``
+themselves, so thresholds are calibrated on that scale (0 is neutral).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from training.metrics import (
     binary_metrics,
     calibrate_threshold,
     log_loss_from_logits,
-    sigmoid,
+    scores_from_logits,
 )
 from training.model import LinearModel
 
@@ -191,7 +196,8 @@ def _log_metrics(
 ) -> None:
     # In the format of the algorithm's MetricDefinitions (training.metric_definitions).
     f_beta = hp.f_beta if hp is not None else 1.0
-    for line in metric_lines(metrics, epoch, f_beta=f_beta):
+    loss = hp.loss if hp is not None else "logistic"
+    for line in metric_lines(metrics, epoch, f_beta=f_beta, loss=loss):
         log.info("%s", line)
 
 
@@ -267,6 +273,9 @@ def train(
     stopped_early = False
     history: list[dict[str, float]] = []
     y_col = y.reshape(-1, 1)
+    hinge = hp.loss == "hinge_loss"
+    t_col = 2.0 * y_col - 1.0  # hinge labels in {-1, +1}
+    margin = np.float32(hp.margin)
     pw_minus_1 = (settings.positive_weight - 1.0).reshape(1, k)
     weighted = bool(np.any(pw_minus_1 != 0))
     epochs_run = 0
@@ -287,13 +296,21 @@ def train(
                 yb = y_col[s : s + bs]
                 z = xb @ w
                 z += b
-                loss = np.logaddexp(np.float32(0.0), z)
-                loss -= yb * z
-                g = np.negative(z)  # d loss / d z = sigmoid(z) - y
-                np.exp(g, out=g)
-                g += np.float32(1.0)
-                np.reciprocal(g, out=g)
-                g -= yb
+                if hinge:
+                    tb = t_col[s : s + bs]
+                    z *= tb  # t z
+                    loss = np.subtract(margin, z)
+                    np.maximum(loss, np.float32(0.0), out=loss)
+                    g = (z < margin).astype(np.float32)  # d loss / d z = -t where t z < margin
+                    g *= -tb
+                else:
+                    loss = np.logaddexp(np.float32(0.0), z)
+                    loss -= yb * z
+                    g = np.negative(z)  # d loss / d z = sigmoid(z) - y
+                    np.exp(g, out=g)
+                    g += np.float32(1.0)
+                    np.reciprocal(g, out=g)
+                    g -= yb
                 if weighted:
                     sw = 1.0 + yb * pw_minus_1
                     g *= sw
@@ -321,7 +338,7 @@ def train(
                 avg[:d][params[:d] == 0] = 0.0
             zv = vx_cal @ avg[:d]
             zv += avg[d:]
-            val_loss = _column_log_loss(vy_cal, zv)
+            val_loss = _column_loss(hp, vy_cal, zv)
             improved = val_loss < best_loss
             if improved.any():
                 best_loss = np.where(improved, val_loss, best_loss)
@@ -329,9 +346,15 @@ def train(
                 best[:, improved] = avg[:, improved]
 
             lead = int(np.argmin(val_loss))
-            lead_scores = sigmoid(zv[:, lead])
+            lead_scores = scores_from_logits(zv[:, lead], hp.loss)
             m = binary_metrics(
-                vy_cal, zv[:, lead], _calibrate(hp, vy_cal, lead_scores), hp.f_beta, lead_scores
+                vy_cal,
+                zv[:, lead],
+                _calibrate(hp, vy_cal, lead_scores),
+                hp.f_beta,
+                lead_scores,
+                loss=hp.loss,
+                margin=hp.margin,
             )
             named = {"train:objective_loss": float(train_loss[lead]), **m.named(channel)}
             history.append({**named, "epoch": float(epoch)})
@@ -378,7 +401,9 @@ def train(
         if cal_n < vx.shape[0]:
             z_all = vx @ best[:d, best_k]
             z_all += best[d, best_k]
-            best_metrics = binary_metrics(vy, z_all, best_metrics.threshold, hp.f_beta)
+            best_metrics = binary_metrics(
+                vy, z_all, best_metrics.threshold, hp.f_beta, loss=hp.loss, margin=hp.margin
+            )
     final = {"train:objective_loss": float(train_losses[best_epoch[best_k] - 1][best_k])}
     final.update(best_metrics.named(channel))
     for name, value in final.items():
@@ -391,6 +416,7 @@ def train(
         mean=mean,
         std=std,
         threshold=best_metrics.threshold,
+        loss=hp.loss,
         hyperparameters=dict(raw_hyperparameters or {}),
         metrics=final,
         training={
@@ -417,6 +443,7 @@ def _calibrate(hp: Hyperparameters, y: F32, scores: F32) -> float:
         beta=hp.f_beta,
         target_precision=hp.target_precision,
         target_recall=hp.target_recall,
+        loss=hp.loss,
     )
 
 
@@ -440,9 +467,15 @@ def _check_xy(
     return x, y.astype(np.float32)
 
 
-def _column_log_loss(y: F32, z: F32) -> npt.NDArray[np.float64]:
-    losses = np.logaddexp(np.float32(0.0), z)
-    losses -= y.reshape(-1, 1) * z
+def _column_loss(hp: Hyperparameters, y: F32, z: F32) -> npt.NDArray[np.float64]:
+    """Each column's (model's) mean training loss on these rows."""
+    if hp.loss == "hinge_loss":
+        losses = (2.0 * y.reshape(-1, 1) - 1.0) * z
+        np.subtract(np.float32(hp.margin), losses, out=losses)
+        np.maximum(losses, np.float32(0.0), out=losses)
+    else:
+        losses = np.logaddexp(np.float32(0.0), z)
+        losses -= y.reshape(-1, 1) * z
     result: npt.NDArray[np.float64] = losses.mean(axis=0, dtype=np.float64)
     return result
 
@@ -455,8 +488,16 @@ def _select(
     best: tuple[float, float] | None = None
     chosen: tuple[int, BinaryMetrics] | None = None
     for k in np.argsort(losses, kind="stable"):
-        scores = sigmoid(z[:, k])
-        m = binary_metrics(y, z[:, k], _calibrate(hp, y, scores), hp.f_beta, scores)
+        scores = scores_from_logits(z[:, k], hp.loss)
+        m = binary_metrics(
+            y,
+            z[:, k],
+            _calibrate(hp, y, scores),
+            hp.f_beta,
+            scores,
+            loss=hp.loss,
+            margin=hp.margin,
+        )
         value = {
             "accuracy": m.binary_classification_accuracy,
             "f_beta": m.binary_f_beta,
@@ -607,7 +648,9 @@ def run_training_job(
 def _test_metrics(model: LinearModel, path: Path, hp: Hyperparameters) -> dict[str, float]:
     """The final model scored on the ``test`` channel: the ``test:*`` metrics."""
     x, y = load_channel(path, feature_dim=hp.feature_dim, name="test")
-    named = binary_metrics(y, model.logits(x), model.threshold, hp.f_beta).named("test")
+    named = binary_metrics(
+        y, model.logits(x), model.threshold, hp.f_beta, loss=hp.loss, margin=hp.margin
+    ).named("test")
     _log_metrics(named, None, hp)
     return named
 

@@ -20,6 +20,7 @@ from local.aws_validation import response_errors
 from local.sagemaker_service import LocalSageMaker, ServiceError
 from pipeline_core.recordio import encode_dense
 from training.metric_definitions import parse_metrics
+from training.model import LinearModel
 
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
@@ -152,6 +153,41 @@ def test_standalone_training_job_reads_prefixes_naming_one_object_csv_and_test(
     assert checked(sm, "ListTrainingJobs", StatusEquals="Failed")["TrainingJobSummaries"] == []
     with pytest.raises(ServiceError):
         sm.dispatch("CreateTrainingJob", {**_minimal_job("ll-standalone-1")})
+
+
+def test_a_hinge_loss_job_trains_an_svm_whose_scores_are_decision_values(
+    sm: LocalSageMaker,
+) -> None:
+    x, y = _data(400, 1)
+    sm.s3.put_object(Bucket=BUCKET, Key="h/train/data", Body=encode_dense(x, y))
+    vx, vy = _data(200, 2)
+    sm.s3.put_object(Bucket=BUCKET, Key="h/validation/data", Body=encode_dense(vx, vy))
+    job = _minimal_job("ll-hinge")
+    job["HyperParameters"] = {
+        "feature_dim": "6",
+        "predictor_type": "binary_classifier",
+        "mini_batch_size": "50",
+        "epochs": "3",
+        "loss": "hinge_loss",
+        "margin": "2.0",
+    }
+    job["InputDataConfig"] = [
+        _channel("train", f"s3://{BUCKET}/h/train/"),
+        _channel("validation", f"s3://{BUCKET}/h/validation/"),
+    ]
+    checked(sm, "CreateTrainingJob", **job)
+    described = _wait(sm, "ll-hinge")
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    metrics = {m["MetricName"]: m["Value"] for m in described["FinalMetricDataList"]}
+    assert metrics["validation:binary_classification_accuracy"] > 0.9
+    blob = sm.s3.get_object(Bucket=BUCKET, Key="out/ll-hinge/output/model.tar.gz")["Body"].read()
+    model = LinearModel.from_bytes(blob)
+    assert model.loss == "hinge_loss"
+    scores, _ = model.predict(vx)
+    # the job's validation:objective_loss is the hinge loss at margin 2 of what it serves
+    hinge = np.maximum(0.0, 2.0 - (2.0 * vy - 1.0) * scores.astype(np.float64)).mean()
+    assert metrics["validation:objective_loss"] == pytest.approx(hinge, rel=1e-3)
+    assert scores.min() < 0  # decision values, not probabilities
 
 
 def _minimal_job(name: str) -> dict[str, Any]:

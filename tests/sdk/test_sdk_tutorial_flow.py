@@ -142,7 +142,8 @@ def test_sdk_fit_tune_deploy_predict_delete(flow: dict[str, object]) -> None:
     assert flow["recordio_matches_json"] is True
     assert flow["endpoint_deleted"] is True and flow["model_deleted"] is True
     assert flow["record_set_channel"] == "ManifestFile"
-    assert flow["record_set_job_status"] == "Completed"
+    assert flow["record_set_job_status"] == "Completed", flow["record_set_failure"]
+    assert flow["record_set_loss"] == ["hinge_loss", "1.5"]
 
 
 def test_training_logs_parse_with_the_algorithms_metric_regexes(flow: dict[str, object]) -> None:

@@ -149,13 +149,16 @@ out["recordio_matches_json"] = [int(r["predicted_label"]) for r in out["recordio
 ]
 
 # Beyond the notebook: the SDK's own LinearLearner with record_set(), which
-# uploads recordIO shards and a ManifestFile channel.
+# uploads recordIO shards and a ManifestFile channel; with the SDK's own
+# hinge_loss and margin arguments (the SDK validates them client-side).
 ll = sagemaker.LinearLearner(
     role=role,
     instance_count=1,
     instance_type="ml.c4.xlarge",
     predictor_type="binary_classifier",
     epochs=2,
+    loss="hinge_loss",
+    margin=1.5,
     sagemaker_session=sess,
 )
 records = ll.record_set(
@@ -164,7 +167,10 @@ records = ll.record_set(
 )
 ll.fit(records, logs="None")
 out["record_set_channel"] = records.s3_data_type
-out["record_set_job_status"] = ll.latest_training_job.describe()["TrainingJobStatus"]
+record_set_job = ll.latest_training_job.describe()
+out["record_set_job_status"] = record_set_job["TrainingJobStatus"]
+out["record_set_failure"] = record_set_job.get("FailureReason")
+out["record_set_loss"] = [record_set_job["HyperParameters"].get(k) for k in ("loss", "margin")]
 
 linear_predictor.delete_model()
 linear_predictor.delete_endpoint()

@@ -62,10 +62,12 @@ def test_strings_are_parsed_to_typed_values():
         ("use_lr_scheduler", "sometimes"),
         ("init_method", "xavier"),
         ("num_models", "0"),
-        ("loss", "hinge_loss"),
+        ("loss", "squared_loss"),
+        ("loss", "softmax_loss"),
         ("normalize_label", "true"),
         ("num_classes", "2"),
         ("margin", "-1"),
+        ("margin", "0"),
         ("normalize_data", "sometimes"),
         ("learning_rat", "0.1"),
     ],
@@ -137,6 +139,12 @@ def test_documented_auto_values_and_ignored_for_binary_options_are_accepted():
         huber_delta="1.0",
         quantile="0.5",
         loss_insensitivity="0.01",
-        margin="1.0",
     )
     assert ignored == parse()
+
+
+def test_hinge_loss_and_its_margin_parse():
+    assert parse().loss == "logistic" and parse(loss="auto").loss == "logistic"
+    hp = parse(loss="hinge_loss", margin="0.5")
+    assert (hp.loss, hp.margin) == ("hinge_loss", 0.5)
+    assert parse(loss="hinge_loss").margin == 1.0  # the documented default

@@ -103,3 +103,33 @@ def test_corrupt_artifacts_raise_a_named_error(blob, message):
 def test_missing_file_raises_a_named_error(tmp_path):
     with pytest.raises(ModelArtifactError, match="cannot read"):
         LinearModel.load(tmp_path / "nope.tar.gz")
+
+
+def test_a_hinge_model_scores_with_its_decision_value_and_round_trips(tmp_path):
+    base = model()
+    m = LinearModel(
+        weights=base.weights,
+        bias=base.bias,
+        mean=base.mean,
+        std=base.std,
+        threshold=-0.1,
+        loss="hinge_loss",
+    )
+    x = np.random.default_rng(3).normal(size=(40, 4)).astype(np.float32)
+    z = ((x - m.mean) / m.std) @ m.weights.astype(np.float64) + m.bias
+    scores, labels = m.predict(x)
+    assert np.allclose(scores, z, atol=1e-5)  # not squashed into (0, 1)
+    assert (scores < 0).any()
+    assert np.array_equal(labels, (scores >= np.float32(-0.1)).astype(np.int8))
+    loaded = LinearModel.load(m.save(tmp_path / "model.tar.gz"))
+    assert loaded.loss == "hinge_loss"
+    assert np.array_equal(loaded.predict(x)[0], scores)
+
+
+def test_an_artifact_without_a_loss_is_logistic_and_an_unknown_loss_is_rejected():
+    doc = _doc()
+    assert doc.pop("loss") == "logistic"
+    assert LinearModel.from_bytes(tarball(json.dumps(doc).encode())).loss == "logistic"
+    doc["loss"] = "squared_loss"
+    with pytest.raises(ModelArtifactError, match="loss must be one of"):
+        LinearModel.from_bytes(tarball(json.dumps(doc).encode()))

@@ -7,6 +7,7 @@ import pytest
 from conftest import BASE_HP, TRUE_B, TRUE_W, D
 from sklearn import metrics as skm
 from sklearn.linear_model import LogisticRegression
+from sklearn.svm import LinearSVC
 
 from training.errors import DataChannelError, HyperparameterError
 from training.hyperparameters import parse_hyperparameters
@@ -255,3 +256,52 @@ def test_lr_schedule_decays_and_use_lr_scheduler_false_turns_it_off(data):
     # halving every update freezes the weights almost at once: far from the constant-rate fit
     assert not np.allclose(decayed.model.weights, constant.model.weights, atol=1e-3)
     np.testing.assert_array_equal(switched_off.model.weights, constant.model.weights)
+
+
+@pytest.fixture(scope="module")
+def hinge_fit(data):
+    return fit(data, epochs="15", loss="hinge_loss")
+
+
+def test_hinge_loss_trains_a_linear_svm(hinge_fit, data):
+    result, _ = hinge_fit
+    x, y = data["test"]
+    scores, labels = result.model.predict(x)
+    reference = LinearSVC().fit(*data["train"]).score(x, y)
+    assert skm.accuracy_score(y, labels) >= reference - 0.01
+    # scores are SVM decision values: signed, unbounded, ranking like the labels
+    assert (scores < 0).any() and (scores > 1).any()
+    assert skm.roc_auc_score(y, scores) > 0.97
+    assert result.model.loss == "hinge_loss"
+
+
+def test_hinge_metrics_are_the_hinge_loss_and_metrics_at_the_calibrated_threshold(hinge_fit, data):
+    result, _ = hinge_fit
+    x, y = data["validation"]
+    scores, labels = result.model.predict(x)
+    hinge = np.maximum(0.0, 1.0 - (2.0 * y - 1.0) * scores.astype(np.float64)).mean()
+    m = result.metrics
+    assert m["validation:objective_loss"] == pytest.approx(hinge, rel=1e-3)
+    assert m["validation:binary_classification_accuracy"] == pytest.approx(
+        skm.accuracy_score(y, labels)
+    )
+    assert m["validation:roc_auc_score"] == pytest.approx(skm.roc_auc_score(y, scores), abs=1e-6)
+
+
+def test_a_wider_margin_and_loss_function_selection_use_the_hinge_scale(data, caplog):
+    with caplog.at_level(logging.INFO, logger="training"):
+        wide, _ = fit(
+            data,
+            epochs="3",
+            num_models="1",
+            loss="hinge_loss",
+            margin="4",
+            binary_classifier_model_selection_criteria="loss_function",
+        )
+    assert wide.model.threshold == 0.0  # the hinge's neutral point, not P = 1/2
+    narrow, _ = fit(data, epochs="3", num_models="1", loss="hinge_loss", margin="0.25")
+    x, _ = data["validation"]
+    # a wider margin pushes decision values further from 0
+    assert np.abs(wide.model.predict(x)[0]).mean() > 2 * np.abs(narrow.model.predict(x)[0]).mean()
+    assert any(" validation hinge_loss_objective <loss>=" in line for line in caplog.messages)
+    assert parse_metrics(caplog.messages)["validation:objective_loss:final"] > 0
