@@ -346,16 +346,7 @@ def train(
                 best[:, improved] = avg[:, improved]
 
             lead = int(np.argmin(val_loss))
-            lead_scores = scores_from_logits(zv[:, lead], hp.loss)
-            m = binary_metrics(
-                vy_cal,
-                zv[:, lead],
-                _calibrate(hp, vy_cal, lead_scores),
-                hp.f_beta,
-                lead_scores,
-                loss=hp.loss,
-                margin=hp.margin,
-            )
+            m = _calibrated_metrics(hp, vy_cal, zv[:, lead])
             named = {"train:objective_loss": float(train_loss[lead]), **m.named(channel)}
             history.append({**named, "epoch": float(epoch)})
             for name, value in named.items():
@@ -435,8 +426,10 @@ def train(
     return TrainingResult(model, final, epochs_run, stopped_early, seconds, history)
 
 
-def _calibrate(hp: Hyperparameters, y: F32, scores: F32) -> float:
-    return calibrate_threshold(
+def _calibrated_metrics(hp: Hyperparameters, y: F32, z: F32) -> BinaryMetrics:
+    """One model's metrics at the threshold calibrated on these rows."""
+    scores = scores_from_logits(z, hp.loss)
+    threshold = calibrate_threshold(
         y,
         scores,
         hp.binary_classifier_model_selection_criteria,
@@ -445,6 +438,7 @@ def _calibrate(hp: Hyperparameters, y: F32, scores: F32) -> float:
         target_recall=hp.target_recall,
         loss=hp.loss,
     )
+    return binary_metrics(y, z, threshold, hp.f_beta, scores, loss=hp.loss, margin=hp.margin)
 
 
 def _check_xy(
@@ -488,16 +482,7 @@ def _select(
     best: tuple[float, float] | None = None
     chosen: tuple[int, BinaryMetrics] | None = None
     for k in np.argsort(losses, kind="stable"):
-        scores = scores_from_logits(z[:, k], hp.loss)
-        m = binary_metrics(
-            y,
-            z[:, k],
-            _calibrate(hp, y, scores),
-            hp.f_beta,
-            scores,
-            loss=hp.loss,
-            margin=hp.margin,
-        )
+        m = _calibrated_metrics(hp, y, z[:, k])
         value = {
             "accuracy": m.binary_classification_accuracy,
             "f_beta": m.binary_f_beta,
