@@ -241,7 +241,7 @@ def test_stuck_tuning_loop_hits_its_bound_and_fails_with_a_cause(
         assert [n["status"] for n in ended] == ["FAILED"], notes
 
 
-def in_progress_tuning_jobs(pipeline: LocalPipeline, wait: float = 5.0) -> list[str]:
+def in_progress_tuning_jobs(pipeline: LocalPipeline, wait: float = 30.0) -> list[str]:
     """Tuning jobs still InProgress/Stopping once a stop has had ``wait`` s to land."""
     import time
 
