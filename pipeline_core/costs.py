@@ -139,12 +139,19 @@ def cost_block(
 
 
 def cost_line(cost: dict[str, Any], endpoint: dict[str, Any]) -> str:
-    """One line for the terminal."""
+    """One line for the terminal: the estimate says which endpoint hours it holds."""
     per_hour = cost.get("endpoint_usd_per_hour")
     deletes = endpoint.get("deletes_at") or ("never" if endpoint.get("name") else "-")
+    hours = cost.get("endpoint_hours_included") or 0
+    if endpoint.get("mode") != "realtime":
+        held = ""
+    elif hours:
+        held = f", endpoint {hours} h up to its TTL"
+    else:
+        held = ", endpoint not included: it bills until deleted"
     return (
         f"cost: ~${cost['usd_estimate']:.4f} (training {cost['training_billable_seconds']} "
-        f"billable s, transform {cost['transform_seconds']:.0f} s); endpoint "
+        f"billable s, transform {cost['transform_seconds']:.0f} s{held}); endpoint "
         f"{endpoint.get('mode')} {endpoint.get('name') or '(none)'} "
         f"${(per_hour or 0.0):.3f}/h, deleted at {deletes}; prices of {cost['prices']['date']}"
     )

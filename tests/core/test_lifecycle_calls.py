@@ -28,7 +28,7 @@ from pipeline_testlib import (
 
 from pipeline_core.awserrors import named_error
 from pipeline_core.cleanup import delete_endpoint_resources
-from pipeline_core.costs import cost_block, endpoint_block, price_table
+from pipeline_core.costs import cost_block, cost_line, endpoint_block, price_table
 from pipeline_core.errors import (
     EndpointBusyError,
     EvaluationError,
@@ -656,6 +656,27 @@ def test_cost_block_prices_training_endpoint_hours_and_names_its_table() -> None
     )
     assert cost["prices"]["source"].startswith("https://aws.amazon.com/sagemaker/pricing/")
     assert cost["prices"]["date"] == table["date"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "ttl_hours", "says"),
+    [
+        ("realtime", 24, "endpoint 24 h up to its TTL)"),
+        ("realtime", 0, "endpoint not included: it bills until deleted)"),
+        ("none", 24, "transform 0 s); endpoint none"),
+    ],
+)
+def test_the_cost_line_says_which_endpoint_hours_the_estimate_holds(
+    mode: str, ttl_hours: int, says: str
+) -> None:
+    cost = cost_block(
+        mode=mode, training_instance_type="ml.c4.xlarge", training_instance_count=1,
+        billing={"billable_seconds": 60}, spot=False, transform_instance_type="ml.m4.xlarge",
+        transform_seconds=0.0, endpoint_instance_type="ml.m4.xlarge", endpoint_instance_count=1,
+        ttl_hours=ttl_hours,
+    )  # fmt: skip
+    line = cost_line(cost, endpoint_block(mode, "mnist-ll-e", {"deletes_at": None}))
+    assert says in line and line.startswith(f"cost: ~${cost['usd_estimate']:.4f} (training 60 ")
 
 
 def test_cost_block_for_mode_none_and_spot() -> None:
