@@ -47,6 +47,27 @@ TUNABLE_LIMITS: dict[str, tuple[RangeKind, float, float]] = {
     "positive_example_weight_mult": ("Continuous", 1e-5, 1e5),
 }
 
+#: Every hyperparameter the Linear Learner documentation lists ("Linear
+#: learner hyperparameters"): what ``extra_static_hyperparameters`` may set.
+#: The values are the algorithm's to judge; the names are checked here so a
+#: typo fails at synth, not in the tuning job.
+LINEAR_LEARNER_HYPERPARAMETERS = frozenset(
+    {
+        "accuracy_top_k", "balance_multiclass_weights", "beta_1", "beta_2", "bias_lr_mult",
+        "bias_wd_mult", "binary_classifier_model_selection_criteria",
+        "early_stopping_patience", "early_stopping_tolerance", "epochs", "f_beta",
+        "feature_dim", "huber_delta", "init_bias", "init_method", "init_scale", "init_sigma",
+        "l1", "learning_rate", "loss", "loss_insensitivity", "lr_scheduler_factor",
+        "lr_scheduler_minimum_lr", "lr_scheduler_step", "margin", "mini_batch_size",
+        "momentum", "normalize_data", "normalize_label", "num_calibration_samples",
+        "num_classes", "num_models", "num_point_for_scaler", "optimizer",
+        "positive_example_weight_mult", "predictor_type", "quantile", "target_precision",
+        "target_recall", "unbias_data", "unbias_label", "use_bias", "use_lr_scheduler", "wd",
+    }
+)  # fmt: skip
+#: Set by their own config keys, never through extra_static_hyperparameters.
+_OWN_KEYS = frozenset({"feature_dim", "predictor_type"})
+
 # Instance families with local NVMe storage (hardware-encrypted): SageMaker
 # refuses a VolumeKmsKeyId / endpoint-config KmsKeyId for them.
 _LOCAL_STORAGE_FAMILY = re.compile(r"^[a-z]+\d+[a-z]*d[a-z]*$")
@@ -259,12 +280,25 @@ class PipelineConfig:
         _check_int("map_max_concurrency", self.map_max_concurrency, 1, 10_000)
         _check_int("shard_max_bytes", self.shard_max_bytes, 1 << 10, 4 << 30)
         _check_int("recordio_object_max_bytes", self.recordio_object_max_bytes, 1 << 12, 4 << 30)
-        for key, value in self.extra_static_hyperparameters.items():
-            if not isinstance(key, str) or not isinstance(value, str):
-                raise InvalidConfigError("extra_static_hyperparameters: strings to strings")
+        self._validate_extra_static()
         self._validate_lifecycle()
         self._validate_registry()
         return self
+
+    def _validate_extra_static(self) -> None:
+        where = "extra_static_hyperparameters"
+        if not isinstance(self.extra_static_hyperparameters, Mapping):
+            raise InvalidConfigError(f"{where}: an object of names to strings")
+        for key, value in self.extra_static_hyperparameters.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidConfigError(f"{where}: strings to strings (got {key!r}: {value!r})")
+            if key in _OWN_KEYS:
+                raise InvalidConfigError(f"{where}.{key}: set it with the pipeline key '{key}'")
+            if key not in LINEAR_LEARNER_HYPERPARAMETERS:
+                raise InvalidConfigError(
+                    f"{where}.{key}: not a Linear Learner hyperparameter "
+                    "(see the algorithm's documented hyperparameters)"
+                )
 
     def _validate_registry(self) -> None:
         if self.approval not in APPROVAL_MODES:

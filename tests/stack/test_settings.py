@@ -49,6 +49,12 @@ def test_pipeline_context_overlays_defaults() -> None:
             },
             "epochs",
         ),
+        ({"pipeline": {"extra_static_hyperparameters": {"los": "hinge_loss"}}}, "los: not a"),
+        (
+            {"pipeline": {"extra_static_hyperparameters": {"feature_dim": "10"}}},
+            "feature_dim: set it with the pipeline key",
+        ),
+        ({"pipeline": {"extra_static_hyperparameters": {"epochs": 5}}}, "strings to strings"),
         ({"removal_policy": "snapshot"}, "removal_policy"),
         ({"removal_policy": "retain", "auto_delete_objects": True}, "auto_delete_objects"),
         ({"auto_delete_objects": "yes"}, "auto_delete_objects"),
@@ -64,6 +70,23 @@ def test_pipeline_context_overlays_defaults() -> None:
 def test_invalid_context_raises_named_error(context: dict[str, Any], names: str) -> None:
     with pytest.raises(InvalidConfigError, match=names):
         StackSettings.from_context(context)
+
+
+def test_extra_static_hyperparameters_name_documented_linear_learner_ones() -> None:
+    from pipeline_core.config import LINEAR_LEARNER_HYPERPARAMETERS
+    from training.hyperparameters import IGNORED_FOR_BINARY, INTERNAL, SUPPORTED
+
+    # the config's list and the local algorithm's agree (SageMaker's internal names aside)
+    assert LINEAR_LEARNER_HYPERPARAMETERS == (SUPPORTED - INTERNAL) | set(IGNORED_FOR_BINARY)
+    settings = StackSettings.from_context(
+        {"pipeline": {"extra_static_hyperparameters": {"loss": "hinge_loss", "margin": "2"}}}
+    )
+    assert settings.pipeline.static_hyperparameters() == {
+        "feature_dim": "784",
+        "predictor_type": "binary_classifier",
+        "loss": "hinge_loss",
+        "margin": "2",
+    }
 
 
 def test_app_refuses_to_synthesize_a_bad_context() -> None:
