@@ -875,14 +875,20 @@ class LocalSageMaker(TransformJobsMixin):
         for variant in config["request"]["ProductionVariants"]:
             model = self._models.get(variant["ModelName"], {}).get("request", {})
             image = (model.get("PrimaryContainer") or {}).get("Image")
-            count = variant.get("InitialInstanceCount", 1)
             summary: dict[str, Any] = {
                 "VariantName": variant["VariantName"],
                 "CurrentWeight": float(variant.get("InitialVariantWeight", 1.0)),
                 "DesiredWeight": float(variant.get("InitialVariantWeight", 1.0)),
-                "CurrentInstanceCount": count,
-                "DesiredInstanceCount": count,
             }
+            serverless = variant.get("ServerlessConfig")
+            if serverless:
+                # A serverless variant has no instances: AWS shows its config instead.
+                summary["CurrentServerlessConfig"] = dict(serverless)
+                summary["DesiredServerlessConfig"] = dict(serverless)
+            else:
+                count = variant.get("InitialInstanceCount", 1)
+                summary["CurrentInstanceCount"] = count
+                summary["DesiredInstanceCount"] = count
             if image:
                 summary["DeployedImages"] = [
                     {

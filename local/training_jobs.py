@@ -88,8 +88,12 @@ class StandaloneTrainingJob:
         logs: Any = None,
         python: str | None = None,
         on_done: Callable[[StandaloneTrainingJob], None] | None = None,
+        upload: Callable[[Path], None] | None = None,
     ) -> None:
         self.name = name
+        #: Puts the artifact where the job says it is, while the job is
+        #: ``Uploading``: a job reads ``Completed`` only once its model is there.
+        self.upload = upload
         self.hyperparameters = dict(hyperparameters)
         self.channels = dict(channels)
         self.model_dir = model_dir
@@ -190,6 +194,12 @@ class StandaloneTrainingJob:
         else:
             self.metrics = {str(k): float(v) for k, v in result.get("metrics", {}).items()}
             self._transition("Uploading", "Uploading generated training model")
+            if self.upload is not None:
+                try:
+                    self.upload(self.artifact())
+                except Exception as e:
+                    self._end("Failed", f"ClientError: uploading the model failed: {e}"[:1024])
+                    return
             self._end("Completed", None)
 
     def _watch(self, process: subprocess.Popen[bytes], deadline: float | None) -> None:
@@ -284,6 +294,7 @@ class TrainingJobService:
                 model_dir=sm.work_dir / "training" / name / "model",
                 max_runtime=stopping.get("MaxRuntimeInSeconds"),
                 logs=sm.logs,
+                upload=lambda artifact: self._upload(name, artifact),
             )
             self.jobs[name] = {"request": p, "arn": arn, "created": _now(), "job": job}
         sm._put_tags(arn, p.get("Tags"))
@@ -291,7 +302,7 @@ class TrainingJobService:
         return {"TrainingJobArn": arn}
 
     def _run(self, name: str) -> None:
-        from local.channels import download_channel, split_s3
+        from local.channels import download_channel
 
         sm = self.service
         record = self.jobs[name]
@@ -309,12 +320,16 @@ class TrainingJobService:
             job._end("Failed", f"ClientError: {e}")
             return
         job.run()
-        if job.status == "Completed" and job.artifact().exists():
-            output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + "/"
-            bucket, prefix = split_s3(output)
-            key = f"{prefix}{name}/output/model.tar.gz"
-            sm.s3.upload_file(str(job.artifact()), bucket, key)
-            record["artifact"] = f"s3://{bucket}/{key}"
+
+    def _upload(self, name: str, artifact: Path) -> None:
+        from local.channels import split_s3
+
+        record = self.jobs[name]
+        output = record["request"]["OutputDataConfig"]["S3OutputPath"].rstrip("/") + "/"
+        bucket, prefix = split_s3(output)
+        key = f"{prefix}{name}/output/model.tar.gz"
+        self.service.s3.upload_file(str(artifact), bucket, key)
+        record["artifact"] = f"s3://{bucket}/{key}"
 
     def has(self, name: str) -> bool:
         return name in self.jobs

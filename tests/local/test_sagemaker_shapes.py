@@ -190,6 +190,27 @@ def test_a_hinge_loss_job_trains_an_svm_whose_scores_are_decision_values(
     assert scores.min() < 0  # decision values, not probabilities
 
 
+def test_a_job_reads_completed_only_once_its_model_is_in_s3(sm: LocalSageMaker) -> None:
+    x, y = _data(200, 4)
+    sm.s3.put_object(Bucket=BUCKET, Key="u/train/data", Body=encode_dense(x, y))
+    upload = sm.s3.upload_file
+
+    def slow_upload(*args: Any, **kwargs: Any) -> None:
+        time.sleep(0.5)  # a slow S3: the SDK's fit-then-deploy must still find the model
+        upload(*args, **kwargs)
+
+    sm.s3.upload_file = slow_upload  # type: ignore[method-assign]
+    job = _minimal_job("ll-upload")
+    job["HyperParameters"] = {"feature_dim": "6", "predictor_type": "binary_classifier"}
+    job["InputDataConfig"] = [_channel("train", f"s3://{BUCKET}/u/train/")]
+    checked(sm, "CreateTrainingJob", **job)
+    described = _wait(sm, "ll-upload")
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    assert described["SecondaryStatusTransitions"][-2]["Status"] == "Uploading"
+    key = "out/ll-upload/output/model.tar.gz"
+    assert sm.s3.head_object(Bucket=BUCKET, Key=key)["ContentLength"] > 0
+
+
 def _minimal_job(name: str) -> dict[str, Any]:
     return {
         "TrainingJobName": name,
@@ -282,6 +303,21 @@ def test_endpoint_shows_production_variants_and_refuses_an_update_to_its_own_con
     assert info.value.code == "ValidationException" and "same endpoint configuration" in (
         info.value.message
     )
+    # a serverless variant shows its ServerlessConfig, and no instances
+    serverless = {"MemorySizeInMB": 2048, "MaxConcurrency": 2}
+    checked(
+        sm,
+        "CreateEndpointConfig",
+        EndpointConfigName="mnist-ll-cfg-sl",
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "mnist-ll-m", "ServerlessConfig": serverless}
+        ],
+    )
+    checked(sm, "UpdateEndpoint", EndpointName="mnist-ll-ep", EndpointConfigName="mnist-ll-cfg-sl")
+    sm.wait_idle(10)
+    (variant,) = checked(sm, "DescribeEndpoint", EndpointName="mnist-ll-ep")["ProductionVariants"]
+    assert variant["CurrentServerlessConfig"] == serverless == variant["DesiredServerlessConfig"]
+    assert "CurrentInstanceCount" not in variant
 
 
 def test_best_training_job_and_running_jobs_are_visible_while_tuning(tmp_path: Path) -> None:
