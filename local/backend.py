@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from local.services import ACCOUNT, REGION
 from training.model import LinearModel
-from training.serving import ModelRegistry, create_app
+from training.serving import ModelRegistry, create_app, invoke
 from training.tuner import TuningJob
 
 
@@ -54,6 +54,15 @@ class LinearLearnerBackend:
 
     def runtime_app(self) -> Starlette:
         return self._app
+
+    def invoke_endpoint(
+        self, endpoint_name: str, body: bytes, content_type: str | None, accept: str | None
+    ) -> tuple[bytes, str]:
+        """One request scored as the runtime scores it (asynchronous inference)."""
+        model = self.registry.get(endpoint_name)
+        if model is None:
+            raise LookupError(f"endpoint {endpoint_name} has no model loaded")
+        return invoke(model, body, content_type, accept)
 
 
 def _job_event(summary: dict[str, Any]) -> dict[str, Any]:

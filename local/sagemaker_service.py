@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from local.async_inference import invoke_endpoint_async
 from local.channels import download_channel
 from local.guardrails import cloudwatch_alarm_check, shift_traffic
 from local.model_registry import ModelRegistry, RegistryError
@@ -804,6 +805,16 @@ class LocalSageMaker(TransformJobsMixin):
         self._start(lambda: self._load_into(endpoint, p["EndpointConfigName"], False), f"ep-{name}")
         return {"EndpointArn": arn}
 
+    def async_config(self, endpoint_name: str) -> dict[str, Any] | None:
+        """The ``AsyncInferenceConfig`` of an in-service endpoint (else ``None``)."""
+        with self._lock:
+            endpoint = self._endpoints.get(endpoint_name)
+            if endpoint is None or endpoint.status not in ("InService", "Updating"):
+                return None
+            config = self._configs.get(endpoint.config_name)
+        found = (config or {}).get("request", {}).get("AsyncInferenceConfig")
+        return dict(found) if found else None
+
     def _endpoint(self, name: str) -> _Endpoint:
         with self._lock:
             endpoint = self._endpoints.get(name)
@@ -979,9 +990,13 @@ class LocalSageMaker(TransformJobsMixin):
                 json.dumps(result, default=_wire_value), media_type="application/x-amz-json-1.1"
             )
 
+        async def invoke_async(request: Request) -> Response:
+            return await invoke_endpoint_async(self, request)
+
         return Starlette(
             routes=[
                 Route("/", control, methods=["POST"]),
+                Route("/endpoints/{name}/async-invocations", invoke_async, methods=["POST"]),
                 Mount("/", app=self.backend.runtime_app()),
             ]
         )

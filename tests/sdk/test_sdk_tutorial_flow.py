@@ -164,3 +164,74 @@ def test_training_logs_parse_with_the_algorithms_metric_regexes(flow: dict[str, 
         if re.search(definition["Regex"], line)
     }
     assert "train:objective_loss" in found
+
+
+def test_async_inference_writes_the_answer_or_the_failure_to_s3(
+    account: dict[str, str], flow: dict[str, object]
+) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    env = {k: v for k, v in account.items() if k.startswith("AWS_")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        sm, runtime, s3 = (boto3.client(n) for n in ("sagemaker", "sagemaker-runtime", "s3"))
+        bucket = "sagemaker-us-east-1-123456789012"  # the SDK's default bucket, made by the account
+        role = account["MNIST_LL_ROLE_ARN"]
+        image = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
+        sm.create_model(
+            ModelName="async-m",
+            ExecutionRoleArn=role,
+            PrimaryContainer={"Image": image, "ModelDataUrl": str(flow["fit_artifact"])},
+        )
+        variant = {"VariantName": "AllTraffic", "ModelName": "async-m",
+                   "InitialInstanceCount": 1, "InstanceType": "ml.m4.xlarge"}  # fmt: skip
+        sm.create_endpoint_config(
+            EndpointConfigName="async-c",
+            ProductionVariants=[variant],
+            AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": f"s3://{bucket}/async/out"}},
+        )
+        sm.create_endpoint(EndpointName="async-e", EndpointConfigName="async-c")
+        sm.get_waiter("endpoint_in_service").wait(
+            EndpointName="async-e", WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+        )
+        rows = make_digits(3, 9)[0]
+        csv = "\n".join(",".join(f"{v:.3f}" for v in row) for row in rows).encode()
+        s3.put_object(Bucket=bucket, Key="async/in.csv", Body=csv)
+        s3.put_object(Bucket=bucket, Key="async/bad.csv", Body=b"1,2,3")
+        answers = {}
+        for name in ("in", "bad"):
+            answers[name] = runtime.invoke_endpoint_async(
+                EndpointName="async-e",
+                ContentType="text/csv",
+                InputLocation=f"s3://{bucket}/async/{name}.csv",
+            )
+        ok, bad = answers["in"], answers["bad"]
+        assert ok["ResponseMetadata"]["HTTPStatusCode"] == 202 and ok["InferenceId"]
+        assert ok["OutputLocation"] == f"s3://{bucket}/async/out/{ok['InferenceId']}.out"
+
+        def read(uri: str) -> bytes:
+            key = uri.removeprefix(f"s3://{bucket}/")
+            for _ in range(100):
+                try:
+                    return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+                except ClientError:
+                    time.sleep(0.1)
+            raise AssertionError(f"{uri} never appeared")
+
+        predictions = json.loads(read(ok["OutputLocation"]))["predictions"]
+        assert len(predictions) == 3 and {"score", "predicted_label"} <= set(predictions[0])
+        assert b"784" in read(bad["FailureLocation"])  # the row has 3 features, not 784
+        with pytest.raises(ClientError, match="not an asynchronous inference endpoint"):
+            sm.create_endpoint_config(EndpointConfigName="sync-c", ProductionVariants=[variant])
+            sm.create_endpoint(EndpointName="sync-e", EndpointConfigName="sync-c")
+            runtime.invoke_endpoint_async(
+                EndpointName="sync-e", InputLocation=f"s3://{bucket}/async/in.csv"
+            )
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
