@@ -44,6 +44,7 @@ from local.training_jobs import (
     artifact_uri,
     output_data_config,
     resource_config,
+    with_metric_definitions,
 )
 from local.transform_jobs import TransformJobsMixin
 
@@ -386,6 +387,7 @@ class LocalSageMaker(TransformJobsMixin):
                         "artifact": s3_uri,
                         "tuning_job": name,
                         "definition": request["TrainingJobDefinition"],
+                        "objective": _objective_metric(request),
                     }
             status = job.describe()["HyperParameterTuningJobStatus"]
             if self._take_fault("tuning_stopped") is not None:
@@ -425,7 +427,7 @@ class LocalSageMaker(TransformJobsMixin):
             "HyperParameterTuningJobName": name,
             "HyperParameterTuningJobArn": record["arn"],
             "HyperParameterTuningJobConfig": request["HyperParameterTuningJobConfig"],
-            "TrainingJobDefinition": request["TrainingJobDefinition"],
+            "TrainingJobDefinition": _described_definition(request),
             "HyperParameterTuningJobStatus": record["status"],
             "CreationTime": record["created"],
             "TrainingJobStatusCounters": described.get(
@@ -532,6 +534,7 @@ class LocalSageMaker(TransformJobsMixin):
                 "artifact": None,
                 "tuning_job": tuning_name,
                 "definition": tuning["request"]["TrainingJobDefinition"],
+                "objective": _objective_metric(tuning["request"]),
             }
         return None
 
@@ -556,8 +559,9 @@ class LocalSageMaker(TransformJobsMixin):
             "HyperParameters": {
                 **definition.get("StaticHyperParameters", {}),
                 **summary.get("TunedHyperParameters", {}),
+                **record["objective"],
             },
-            "AlgorithmSpecification": definition["AlgorithmSpecification"],
+            "AlgorithmSpecification": with_metric_definitions(definition["AlgorithmSpecification"]),
             "RoleArn": definition["RoleArn"],
             "InputDataConfig": definition["InputDataConfig"],
             "OutputDataConfig": output_data_config(definition["OutputDataConfig"]),
@@ -990,3 +994,30 @@ class LocalSageMaker(TransformJobsMixin):
                 Mount("/", app=self.backend.runtime_app()),
             ]
         )
+
+
+def _objective_metric(request: dict[str, Any]) -> dict[str, str]:
+    """``{"_tuning_objective_metric": <objective>}``, as SageMaker adds it to a
+    tuning job's hyperparameters (empty without an objective)."""
+    config = request.get("HyperParameterTuningJobConfig") or {}
+    metric = (config.get("HyperParameterTuningJobObjective") or {}).get("MetricName")
+    return {"_tuning_objective_metric": str(metric)} if metric else {}
+
+
+def _described_definition(request: dict[str, Any]) -> dict[str, Any]:
+    """TrainingJobDefinition as DescribeHyperParameterTuningJob shows it: SageMaker
+    adds ``_tuning_objective_metric`` to the static hyperparameters (the SDK's
+    ``HyperparameterTuner.attach`` removes it again) and lists the algorithm's
+    MetricDefinitions. ``ResourceConfig`` is shown as DescribeTrainingJob shows
+    it, also for a request that sent ``HyperParameterTuningResourceConfig``
+    (as the SDK v2 does; its ``attach`` reads ``ResourceConfig``)."""
+    definition = dict(request["TrainingJobDefinition"])
+    definition["ResourceConfig"] = resource_config(definition)
+    definition["StaticHyperParameters"] = {
+        **definition.get("StaticHyperParameters", {}),
+        **_objective_metric(request),
+    }
+    definition["AlgorithmSpecification"] = with_metric_definitions(
+        definition["AlgorithmSpecification"]
+    )
+    return definition

@@ -5,13 +5,18 @@ A :class:`StandaloneTrainingJob` runs the same worker process a tuning job's
 training jobs run (:mod:`training._worker`: a fresh interpreter, one BLAS
 thread), so ``StopTrainingJob`` terminates a real process. Its log lines go
 to the embedded CloudWatch Logs as SageMaker writes them:
-group ``/aws/sagemaker/TrainingJobs``, stream ``<job>/algo-1-<epoch seconds>``.
+group ``/aws/sagemaker/TrainingJobs``, stream ``<job>/algo-1-<epoch seconds>``;
+and, as SageMaker does with a job's ``MetricDefinitions``, every log line that
+matches one is published to CloudWatch metrics (namespace
+``/aws/sagemaker/TrainingJobs``, dimension ``TrainingJobName``), which is what
+the SDK's ``TrainingJobAnalytics`` reads.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -23,10 +28,25 @@ from pathlib import Path
 from typing import Any
 
 from training._worker import THREAD_VARS
+from training.metric_definitions import METRIC_DEFINITIONS, line_metrics
 
 log = logging.getLogger("local.training_jobs")
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+#: PutMetricData takes at most 1000 values a call.
+_MAX_METRIC_DATA = 1000
+
+
+def with_metric_definitions(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """An AlgorithmSpecification as Describe* shows it for the built-in
+    algorithm: its MetricDefinitions listed when the request gave none."""
+    out = dict(spec)
+    if not out.get("MetricDefinitions"):
+        out["MetricDefinitions"] = [dict(d) for d in METRIC_DEFINITIONS]
+    return out
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -38,8 +58,12 @@ class CloudWatchLogWriter:
     """One job's log stream in the embedded CloudWatch Logs (best effort:
     a job never fails because its logs could not be written)."""
 
-    def __init__(self, logs: Any, job_name: str, host: str = "algo-1") -> None:
+    def __init__(
+        self, logs: Any, job_name: str, host: str = "algo-1", cloudwatch: Any = None
+    ) -> None:
         self.logs = logs
+        self.job_name = job_name
+        self.cloudwatch = cloudwatch
         self.stream = f"{job_name}/{host}-{int(time.time())}"
         self._ready = False
 
@@ -60,6 +84,7 @@ class CloudWatchLogWriter:
         self._ready = True
 
     def write(self, lines: list[str]) -> None:
+        self._publish_metrics(lines)
         if self.logs is None or not lines:
             return
         self._ensure()
@@ -72,6 +97,30 @@ class CloudWatchLogWriter:
             )
         except Exception as e:
             log.warning("could not write training logs of %s: %s", self.stream, e)
+
+    def _publish_metrics(self, lines: list[str]) -> None:
+        if self.cloudwatch is None or not lines:
+            return
+        now = _now()
+        data = [
+            {
+                "MetricName": name,
+                "Dimensions": [{"Name": "TrainingJobName", "Value": self.job_name}],
+                "Timestamp": now,
+                "Value": value,
+            }
+            for line in lines
+            for name, value in line_metrics(line)
+            if math.isfinite(value)  # CloudWatch takes no NaN (an AUC of one class)
+        ]
+        for i in range(0, len(data), _MAX_METRIC_DATA):
+            try:
+                self.cloudwatch.put_metric_data(
+                    Namespace=METRICS_NAMESPACE, MetricData=data[i : i + _MAX_METRIC_DATA]
+                )
+            except Exception as e:
+                log.warning("could not publish metrics of %s: %s", self.job_name, e)
+                return
 
 
 class StandaloneTrainingJob:
@@ -89,6 +138,7 @@ class StandaloneTrainingJob:
         python: str | None = None,
         on_done: Callable[[StandaloneTrainingJob], None] | None = None,
         upload: Callable[[Path], None] | None = None,
+        cloudwatch: Any = None,
     ) -> None:
         self.name = name
         #: Puts the artifact where the job says it is, while the job is
@@ -99,7 +149,7 @@ class StandaloneTrainingJob:
         self.model_dir = model_dir
         self.max_runtime = max_runtime
         self.python = python or sys.executable
-        self.log = CloudWatchLogWriter(logs, name)
+        self.log = CloudWatchLogWriter(logs, name, cloudwatch=cloudwatch)
         self.on_done = on_done
         self.status = "InProgress"
         self.secondary = "Starting"
@@ -294,6 +344,7 @@ class TrainingJobService:
                 model_dir=sm.work_dir / "training" / name / "model",
                 max_runtime=stopping.get("MaxRuntimeInSeconds"),
                 logs=sm.logs,
+                cloudwatch=sm.cloudwatch,
                 upload=lambda artifact: self._upload(name, artifact),
             )
             self.jobs[name] = {"request": p, "arn": arn, "created": _now(), "job": job}
@@ -348,7 +399,7 @@ class TrainingJobService:
             "TrainingJobStatus": job.status,
             "SecondaryStatus": job.secondary,
             "HyperParameters": request.get("HyperParameters") or {},
-            "AlgorithmSpecification": request["AlgorithmSpecification"],
+            "AlgorithmSpecification": with_metric_definitions(request["AlgorithmSpecification"]),
             "RoleArn": request["RoleArn"],
             "InputDataConfig": request.get("InputDataConfig") or [],
             "OutputDataConfig": output_data_config(request["OutputDataConfig"]),

@@ -98,6 +98,22 @@ def metric_lines(
     return lines
 
 
+_COMPILED = tuple((d["Name"], re.compile(d["Regex"])) for d in METRIC_DEFINITIONS)
+
+
+def line_metrics(line: str) -> list[tuple[str, float]]:
+    """Every MetricDefinition one log line matches, as SageMaker reads it."""
+    found = []
+    for name, pattern in _COMPILED:
+        match = pattern.search(line)
+        if match:
+            try:
+                found.append((name, float(match.group(1))))
+            except ValueError:
+                continue
+    return found
+
+
 def parse_metrics(lines: list[str]) -> dict[str, float]:
     """The last value of every MetricDefinition found in ``lines``."""
     found: dict[str, float] = {}

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import json
 import logging
 import math
 import os
 import queue
+import random
 import re
 import subprocess
 import sys
@@ -247,9 +249,9 @@ class TuningJob:
         if not isinstance(config, Mapping):
             raise TuningRequestError("HyperParameterTuningJobConfig is required")
         self.strategy = config.get("Strategy", "Bayesian")
-        if self.strategy not in ("Bayesian", "Random"):
+        if self.strategy not in ("Bayesian", "Random", "Grid"):
             raise TuningRequestError(
-                f"Strategy {self.strategy!r} is not supported locally (Bayesian or Random)"
+                f"Strategy {self.strategy!r} is not supported locally (Bayesian, Random or Grid)"
             )
         objective = config.get("HyperParameterTuningJobObjective")
         if not isinstance(objective, Mapping):
@@ -268,9 +270,19 @@ class TuningJob:
         limits = config.get("ResourceLimits")
         if not isinstance(limits, Mapping):
             raise TuningRequestError("ResourceLimits is required")
-        self.max_jobs = _limit(limits.get("MaxNumberOfTrainingJobs"), "MaxNumberOfTrainingJobs")
         self.max_parallel = _limit(limits.get("MaxParallelTrainingJobs"), "MaxParallelTrainingJobs")
         self.specs = parse_ranges(config.get("ParameterRanges", {}))
+        if self.strategy == "Grid":
+            # As SageMaker: a grid is categorical ranges only, one job per
+            # combination (MaxNumberOfTrainingJobs, if given, caps it).
+            self.grid = _grid(self.specs)
+            given = limits.get("MaxNumberOfTrainingJobs")
+            size = math.prod(len(values) for values in self.grid.values())
+            self.max_jobs = (
+                size if given is None else min(size, _limit(given, "MaxNumberOfTrainingJobs"))
+            )
+        else:
+            self.max_jobs = _limit(limits.get("MaxNumberOfTrainingJobs"), "MaxNumberOfTrainingJobs")
         seed = config.get("RandomSeed")
         if seed is None:
             seed = int.from_bytes(hashlib.sha256(self.name.encode()).digest()[:4], "big")
@@ -328,8 +340,9 @@ class TuningJob:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = (
-            optuna.samplers.TPESampler(
+        sampler: optuna.samplers.BaseSampler
+        if self.strategy == "Bayesian":
+            sampler = optuna.samplers.TPESampler(
                 seed=self.seed,
                 # Optuna's default (10 random trials first) would make a small
                 # budget such as the tutorial's 6 jobs purely random: start the
@@ -337,14 +350,21 @@ class TuningJob:
                 n_startup_trials=max(2, self.max_parallel),
                 constant_liar=True,  # parallel trials avoid each other
             )
-            if self.strategy == "Bayesian"
-            else optuna.samplers.RandomSampler(seed=self.seed)
-        )
+        else:
+            sampler = optuna.samplers.RandomSampler(seed=self.seed)
         study = optuna.create_study(
             direction="maximize" if self.objective_type == "Maximize" else "minimize",
             sampler=sampler,
         )
         dists = {spec.name: spec.distribution() for spec in self.specs}
+        if self.strategy == "Grid":
+            # Every combination once, in a seeded order (Optuna's GridSampler
+            # only works inside study.optimize; the tuner asks and tells).
+            names = sorted(self.grid)
+            combos = list(itertools.product(*(self.grid[n] for n in names)))
+            random.Random(self.seed).shuffle(combos)
+            for combo in combos[: self.max_jobs]:
+                study.enqueue_trial(dict(zip(names, combo, strict=True)))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         running: list[_Job] = []
         try:
@@ -690,6 +710,18 @@ def _trial_failed() -> Any:
     import optuna
 
     return optuna.trial.TrialState.FAIL
+
+
+def _grid(specs: list[ParamSpec]) -> dict[str, tuple[str, ...]]:
+    """The grid of a Grid strategy: every range must be categorical."""
+    if not specs:
+        raise TuningRequestError("the Grid strategy needs at least one categorical range")
+    other = sorted(s.name for s in specs if s.kind != "Categorical")
+    if other:
+        raise TuningRequestError(
+            f"the Grid strategy takes only CategoricalParameterRanges; {other} are not"
+        )
+    return {s.name: tuple(s.values) for s in specs}
 
 
 def _limit(value: Any, what: str) -> int:

@@ -8,6 +8,7 @@ import io
 import tarfile
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ def sm(tmp_path: Path) -> Iterator[LocalSageMaker]:
         s3.create_bucket(Bucket=BUCKET)
         service = LocalSageMaker(backend=FakeBackend(), s3_client=s3, work_dir=tmp_path)  # type: ignore[arg-type]
         service.logs = boto3.client("logs", region_name="us-east-1")
+        service.cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
         yield service
         service.shutdown()
 
@@ -146,6 +148,24 @@ def test_standalone_training_job_reads_prefixes_naming_one_object_csv_and_test(
     )["events"]
     parsed = parse_metrics([e["message"] for e in events])
     assert parsed["test:binary_classification_accuracy"] == pytest.approx(
+        metrics["test:binary_classification_accuracy"]
+    )
+    # As SageMaker: the algorithm's MetricDefinitions are listed, and what they
+    # match in the log is in CloudWatch metrics (what TrainingJobAnalytics reads).
+    definitions = described["AlgorithmSpecification"]["MetricDefinitions"]
+    assert {"train:objective_loss", "test:binary_classification_accuracy"} <= {
+        d["Name"] for d in definitions
+    }
+    stats = sm.cloudwatch.get_metric_statistics(
+        Namespace="/aws/sagemaker/TrainingJobs",
+        MetricName="test:binary_classification_accuracy",
+        Dimensions=[{"Name": "TrainingJobName", "Value": "ll-standalone-1"}],
+        StartTime=described["TrainingStartTime"] - timedelta(minutes=1),
+        EndTime=described["TrainingEndTime"] + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert stats and max(d["Maximum"] for d in stats) == pytest.approx(
         metrics["test:binary_classification_accuracy"]
     )
     listed = checked(sm, "ListTrainingJobs", StatusEquals="Completed")["TrainingJobSummaries"]
@@ -409,6 +429,12 @@ def test_best_training_job_and_running_jobs_are_visible_while_tuning(tmp_path: P
         )
         names = {m["MetricName"] for m in best["FinalMetricDataList"]}
         assert {"validation:binary_f_beta", "validation:precision", "train:objective_loss"} <= names
+        # SageMaker adds the objective to the hyperparameters (HyperparameterTuner.attach
+        # deletes it from the static ones) and lists the algorithm's MetricDefinitions.
+        objective = {"_tuning_objective_metric": "validation:binary_f_beta"}
+        assert objective.items() <= best["HyperParameters"].items()
+        assert objective.items() <= done["TrainingJobDefinition"]["StaticHyperParameters"].items()
+        assert done["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]
         listed = checked(
             sm,
             "ListTrainingJobsForHyperParameterTuningJob",

@@ -125,6 +125,9 @@ def test_env_file_points_every_service_at_loopback(account: dict[str, str]) -> N
 def test_sdk_fit_tune_deploy_predict_delete(flow: dict[str, object]) -> None:
     assert str(flow["fit_artifact"]).endswith(f"/{flow['fit_job']}/output/model.tar.gz")
     assert str(flow["best_training_job"]).startswith("linear-learner-")
+    assert flow["attached_best"] == flow["best_training_job"]  # HyperparameterTuner.attach
+    # TrainingJobAnalytics: the fit's metrics, per epoch and final, from CloudWatch
+    assert {"train:objective_loss", "train:binary_f_beta"} <= set(flow["fit_metric_names"])
     assert flow["analytics_rows"] == 2  # tuner.analytics().dataframe(): one row per job
     fit_single = flow["fit_single"]
     assert isinstance(fit_single, dict) and fit_single["predictions"][0]["predicted_label"] in (

@@ -84,6 +84,9 @@ linear.set_hyperparameters(feature_dim=784, predictor_type="binary_classifier", 
 linear.fit({"train": s3_train_data}, logs=os.environ.get("FLOW_FIT_LOGS", "All"))
 out["fit_job"] = linear.latest_training_job.name
 out["fit_artifact"] = linear.model_data
+# Metrics from CloudWatch, found by the algorithm's MetricDefinitions.
+fit_metrics = linear.training_job_analytics.dataframe()
+out["fit_metric_names"] = sorted(set(fit_metrics["metric_name"]))
 
 # The notebook's older path: deploy the fitted estimator itself.
 fit_predictor = linear.deploy(
@@ -142,6 +145,8 @@ tuner.fit(
 )
 tuner.wait()
 out["best_training_job"] = tuner.best_training_job()
+attached = HyperparameterTuner.attach(tuner.latest_tuning_job.name, sagemaker_session=sess)
+out["attached_best"] = attached.best_training_job()
 frame = tuner.analytics().dataframe()
 out["analytics_rows"] = len(frame)
 

@@ -284,7 +284,7 @@ def test_bad_ranges_are_rejected(ranges, message):
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda r: r["HyperParameterTuningJobConfig"].update(Strategy="Grid"), "Strategy"),
+        (lambda r: r["HyperParameterTuningJobConfig"].update(Strategy="Hyperband"), "Strategy"),
         (
             lambda r: r["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"].update(
                 MetricName="test:acc"
@@ -361,3 +361,28 @@ def test_finished_jobs_reach_the_sampler_in_launch_order(channels, tmp_path):
     assert told == [1] and [j.index for j in running] == [2]  # one slot: one new trial
     tuning._wait(running, Study())
     assert told == [1, 2] and running == []
+
+
+def test_grid_strategy_runs_every_combination_of_categorical_ranges_once(channels, tmp_path):
+    grid = {
+        "CategoricalParameterRanges": [
+            {"Name": "optimizer", "Values": ["adam", "sgd"]},
+            {"Name": "use_bias", "Values": ["true", "false"]},
+        ]
+    }
+    req = request("grid-test", strategy="Grid", parallel=2, ranges=grid)
+    del req["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+    job, described, _ = run(req, channels, tmp_path)
+    assert described["HyperParameterTuningJobStatus"] == "Completed"
+    tried = [
+        (s["TunedHyperParameters"]["optimizer"], s["TunedHyperParameters"]["use_bias"])
+        for s in job.training_jobs()
+    ]
+    assert sorted(tried) == sorted(
+        (o, b) for o in ("adam", "sgd") for b in ("true", "false")
+    )  # each once, without MaxNumberOfTrainingJobs
+
+
+def test_grid_strategy_takes_only_categorical_ranges(channels, tmp_path):
+    with pytest.raises(TuningRequestError, match="only CategoricalParameterRanges"):
+        TuningJob(request(strategy="Grid"), channels, tmp_path)
