@@ -182,10 +182,14 @@ def test_training_job_records_are_described_jobs_with_their_tags(sm: LocalSageMa
     }
     assert alone["TrainingJobStatus"] == "Failed"
     tuned = records["ll-tune-002"]
-    assert tuned["HyperParameters"] == {"feature_dim": "6", "mini_batch_size": "100", "wd": "0.5"}
-    assert tuned["TuningJobArn"].endswith(":hyper-parameter-tuning-job/ll-tune")
     # A tuning job's tags are on the training jobs it launched.
-    assert tuned["Tags"] == [{"Key": STACK_TAG, "Value": "dev"}]
+    assert tuned == {
+        **sm.dispatch("DescribeTrainingJob", {"TrainingJobName": "ll-tune-002"}),
+        "Tags": [{"Key": STACK_TAG, "Value": "dev"}],
+    }
+    hyperparameters = tuned["HyperParameters"]
+    assert (hyperparameters["wd"], hyperparameters["mini_batch_size"]) == ("0.5", "100")
+    assert tuned["TuningJobArn"].endswith(":hyper-parameter-tuning-job/ll-tune")
     assert records["ll-alone-b"]["Tags"] == []
 
 
