@@ -192,9 +192,18 @@ class ModelRegistry:
             )
         return package
 
+    @staticmethod
+    def _described(package: dict[str, Any]) -> dict[str, Any]:
+        """A version as DescribeModelPackage answers it: like AWS, without an
+        empty ``CustomerMetadataProperties`` (its shape wants at least one)."""
+        out = dict(package)
+        if not out.get("CustomerMetadataProperties"):
+            out.pop("CustomerMetadataProperties", None)
+        return out
+
     def _DescribeModelPackage(self, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return dict(self._package(p["ModelPackageName"]))
+            return self._described(self._package(p["ModelPackageName"]))
 
     def _UpdateModelPackage(self, p: dict[str, Any]) -> dict[str, Any]:
         package = self._package(p["ModelPackageArn"])
@@ -245,6 +254,18 @@ class ModelRegistry:
             ]
         items.sort(key=lambda i: i["CreationTime"], reverse=p.get("SortOrder") == "Descending")
         return {"ModelPackageSummaryList": items}
+
+    # -- for Search (local/search.py) ------------------------------------------------
+
+    def described_groups(self) -> list[dict[str, Any]]:
+        """Every group, as DescribeModelPackageGroup answers it."""
+        with self._lock:
+            return [self._describe_group(g) for g in self._groups.values()]
+
+    def described_packages(self) -> list[dict[str, Any]]:
+        """Every version, as DescribeModelPackage answers it."""
+        with self._lock:
+            return [self._described(p) for p in self._packages.values()]
 
     # -- events -------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """List-call behaviour shared by the local SageMaker's ``List*`` operations:
 filters (``NameContains``, ``StatusEquals``, ``CreationTimeAfter``/``Before``,
 ``LastModifiedTimeAfter``/``Before``), ``SortBy``/``SortOrder`` and paging
-with ``MaxResults``/``NextToken``, as the service documents them."""
+with ``MaxResults``/``NextToken``, as the service documents them (``Search``
+pages with :func:`cut` too)."""
 
 from __future__ import annotations
 
@@ -69,10 +70,18 @@ def page(
         key_of = lambda i: _timestamp(i.get("CreationTime"))  # noqa: E731
     order = params.get("SortOrder", default_order)
     selected.sort(key=key_of, reverse=order == "Descending")
+    return cut(selected, params)
+
+
+def cut(
+    items: Sequence[Mapping[str, Any]], params: Mapping[str, Any], default_size: int = 100
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of ``items`` (already filtered and sorted) by ``MaxResults`` and
+    ``NextToken``; returns it and the ``NextToken`` for the next one."""
     start = _decode_token(params.get("NextToken"))
-    size = int(params.get("MaxResults") or 100)
-    chunk = selected[start : start + size]
-    more = start + size < len(selected)
+    size = int(params.get("MaxResults") or default_size)
+    chunk = [dict(i) for i in items[start : start + size]]
+    more = start + size < len(items)
     return chunk, (_encode_token(start + size) if more else None)
 
 

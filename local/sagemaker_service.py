@@ -960,6 +960,15 @@ class LocalSageMaker(TransformJobsMixin):
         with self._lock:
             return {"Tags": list(self._tags.get(p["ResourceArn"], []))}
 
+    # -- search ---------------------------------------------------------------------
+
+    def op_Search(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Search over training and tuning jobs, the model registry and
+        endpoints (local/search.py)."""
+        from local.search import search
+
+        return search(self, p)
+
     # -- the HTTP app ---------------------------------------------------------------
 
     def app(self) -> Starlette:

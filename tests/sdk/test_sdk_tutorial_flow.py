@@ -1,6 +1,6 @@
 """The tutorial's notebook code, on the SageMaker Python SDK v2 (``.venv-sdk``),
-against ``python -m local services``: fit, tune, deploy, predict (CSV/JSON and
-the default recordIO ``LinearLearnerPredictor``), delete."""
+against ``python -m local services``: fit, register, tune, deploy, predict
+(CSV/JSON and the default recordIO ``LinearLearnerPredictor``), delete."""
 
 from __future__ import annotations
 
@@ -147,6 +147,15 @@ def test_sdk_fit_tune_deploy_predict_delete(flow: dict[str, object]) -> None:
     assert flow["record_set_channel"] == "ManifestFile"
     assert flow["record_set_job_status"] == "Completed", flow["record_set_failure"]
     assert flow["record_set_loss"] == ["hinge_loss", "1.5"]
+
+
+def test_sdk_registers_a_fitted_estimator_through_search(flow: dict[str, object]) -> None:
+    """``Estimator.register()`` Searches for the group and the training job."""
+    group = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mnist-ll-sdk-registered"
+    assert flow["registered_arns"] == [f"{group}/1", f"{group}/2"]
+    assert flow["registered_listed"] == flow["registered_arns"]
+    assert flow["register_listed_groups"] == 0  # Search answered: no fallback
+    assert str(flow["searched_training_arn"]).endswith(f":training-job/{flow['fit_job']}")
 
 
 def test_training_logs_parse_with_the_algorithms_metric_regexes(flow: dict[str, object]) -> None:

@@ -26,6 +26,7 @@ import sagemaker
 import sagemaker.amazon.common as smac
 from sagemaker import image_uris
 from sagemaker.deserializers import JSONDeserializer
+from sagemaker.model_card.model_card import TrainingDetails
 from sagemaker.serializers import CSVSerializer
 from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerParameter
 
@@ -96,6 +97,35 @@ fit_predictor = linear.deploy(
 )
 out["fit_single"] = fit_predictor.predict(train_set[0][30:31])
 fit_predictor.delete_endpoint()
+
+# Beyond the notebook: register the fitted model in a new Model Package Group,
+# twice (the second time the group exists). The SDK Searches for the group and
+# for the training job behind the artifact; it lists groups only if Search fails.
+fallbacks = []
+list_groups = sess.sagemaker_client.list_model_package_groups
+sess.sagemaker_client.list_model_package_groups = lambda **kw: (
+    fallbacks.append(kw) or list_groups(**kw)
+)
+out["registered_arns"] = [
+    linear.register(
+        content_types=["text/csv"],
+        response_types=["application/json"],
+        inference_instances=["ml.m4.xlarge"],
+        transform_instances=["ml.m4.xlarge"],
+        model_package_group_name="mnist-ll-sdk-registered",
+        approval_status="Approved",
+    ).model_package_arn
+    for _ in range(2)
+]
+out["register_listed_groups"] = len(fallbacks)
+out["registered_listed"] = [
+    p["ModelPackageArn"]
+    for p in sess.sagemaker_client.list_model_packages(
+        ModelPackageGroupName="mnist-ll-sdk-registered"
+    )["ModelPackageSummaryList"]
+]
+details = TrainingDetails.from_model_s3_artifacts([linear.model_data], sagemaker_session=sess)
+out["searched_training_arn"] = details.training_job_details.training_arn
 
 hyperparameter_ranges = {
     "wd": ContinuousParameter(1e-7, 1, scaling_type="Auto"),
