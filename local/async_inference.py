@@ -6,14 +6,19 @@ An endpoint whose config has ``AsyncInferenceConfig`` takes
 ``InferenceId`` and where the answer will be, and a background thread reads
 the input, scores it with the endpoint's model and writes
 ``<S3OutputPath>/<InferenceId>.out``, or, when the model refuses the input,
-``<S3FailurePath or S3OutputPath>/<InferenceId>-error.out`` with the reason.
-That is the contract the SDK's ``AsyncPredictor`` polls for. Not imitated:
+``<S3FailurePath or S3OutputPath>/<InferenceId>-error.out`` with the
+container's error body (``{"error": ..., "message": ...}``). That is the
+contract the SDK's ``AsyncPredictor`` polls for. Without a ``ContentType``
+header the input object's own ``Content-Type`` is the request's, which is how
+the SDK sends it (it uploads the serialized input with its content type and
+leaves the header out). Not imitated:
 the SNS notifications of ``NotificationConfig``, the request queue's TTL and
 scaling to zero.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any, Protocol
@@ -116,6 +121,7 @@ def _score(
         if int(obj.get("ContentLength", 0)) > MAX_INPUT_BYTES:
             raise ValueError(f"the input is larger than {MAX_INPUT_BYTES} bytes")
         body = obj["Body"].read()
+        content_type = content_type or obj.get("ContentType")
         content, kind = service.backend.invoke_endpoint(endpoint, body, content_type, accept)
         out_bucket, out_key = _split(output_uri)
         service.s3.put_object(Bucket=out_bucket, Key=out_key, Body=content, ContentType=kind)
@@ -123,11 +129,12 @@ def _score(
         log.info("async inference on %s failed: %s", endpoint, e)
         try:
             fail_bucket, fail_key = _split(failure_uri)
+            error = "ModelError" if type(e).__name__ == "PayloadError" else type(e).__name__
             service.s3.put_object(
                 Bucket=fail_bucket,
                 Key=fail_key,
-                Body=f"{type(e).__name__}: {e}".encode(),
-                ContentType="text/plain",
+                Body=json.dumps({"error": error, "message": str(e)}).encode(),
+                ContentType="application/json",
             )
         except Exception as write_error:
             log.warning("could not write the failure of %s: %s", endpoint, write_error)

@@ -208,14 +208,18 @@ def test_async_inference_writes_the_answer_or_the_failure_to_s3(
         rows = make_digits(3, 9)[0]
         csv = "\n".join(",".join(f"{v:.3f}" for v in row) for row in rows).encode()
         s3.put_object(Bucket=bucket, Key="async/in.csv", Body=csv)
-        s3.put_object(Bucket=bucket, Key="async/bad.csv", Body=b"1,2,3")
-        answers = {}
-        for name in ("in", "bad"):
-            answers[name] = runtime.invoke_endpoint_async(
+        # as the SDK's AsyncPredictor sends it: the content type on the object only
+        s3.put_object(Bucket=bucket, Key="async/bad.csv", Body=b"1,2,3", ContentType="text/csv")
+        answers = {
+            "in": runtime.invoke_endpoint_async(
                 EndpointName="async-e",
                 ContentType="text/csv",
-                InputLocation=f"s3://{bucket}/async/{name}.csv",
-            )
+                InputLocation=f"s3://{bucket}/async/in.csv",
+            ),
+            "bad": runtime.invoke_endpoint_async(
+                EndpointName="async-e", InputLocation=f"s3://{bucket}/async/bad.csv"
+            ),
+        }
         ok, bad = answers["in"], answers["bad"]
         assert ok["ResponseMetadata"]["HTTPStatusCode"] == 202 and ok["InferenceId"]
         assert ok["OutputLocation"] == f"s3://{bucket}/async/out/{ok['InferenceId']}.out"
@@ -231,7 +235,8 @@ def test_async_inference_writes_the_answer_or_the_failure_to_s3(
 
         predictions = json.loads(read(ok["OutputLocation"]))["predictions"]
         assert len(predictions) == 3 and {"score", "predicted_label"} <= set(predictions[0])
-        assert b"784" in read(bad["FailureLocation"])  # the row has 3 features, not 784
+        failure = json.loads(read(bad["FailureLocation"]))  # the container's error body
+        assert failure["error"] == "ModelError" and "784" in failure["message"]  # 3 features
         with pytest.raises(ClientError, match="not an asynchronous inference endpoint"):
             sm.create_endpoint_config(EndpointConfigName="sync-c", ProductionVariants=[variant])
             sm.create_endpoint(EndpointName="sync-e", EndpointConfigName="sync-c")
