@@ -66,7 +66,7 @@ LINEAR_LEARNER_HYPERPARAMETERS = frozenset(
     }
 )  # fmt: skip
 #: Set by their own config keys, never through extra_static_hyperparameters.
-_OWN_KEYS = frozenset({"feature_dim", "predictor_type"})
+_OWN_KEYS = frozenset({"feature_dim", "predictor_type", "mini_batch_size"})
 
 # Instance families with local NVMe storage (hardware-encrypted): SageMaker
 # refuses a VolumeKmsKeyId / endpoint-config KmsKeyId for them.

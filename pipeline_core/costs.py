@@ -145,6 +145,8 @@ def cost_line(cost: dict[str, Any], endpoint: dict[str, Any]) -> str:
     hours = cost.get("endpoint_hours_included") or 0
     if endpoint.get("mode") != "realtime":
         held = ""
+    elif per_hour is None:
+        held = ", endpoint unpriced: its instance type is not in the price table"
     elif hours:
         held = f", endpoint {hours} h up to its TTL"
     else:

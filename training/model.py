@@ -67,8 +67,9 @@ class LinearModel:
             raise ValueError(
                 f"expected rows of {self.feature_dim} features, got shape {tuple(x.shape)}"
             )
-        out: npt.NDArray[np.float32] = x @ self._w_eff
-        out += self._b_eff
+        with np.errstate(over="ignore"):  # an overflow is refused where it is rendered
+            out: npt.NDArray[np.float32] = x @ self._w_eff
+            out += self._b_eff
         return out
 
     def predict(

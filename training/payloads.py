@@ -355,7 +355,16 @@ def parse_recordio(body: bytes, feature_dim: int) -> F32:
 
 def render(scores: F32, labels: npt.NDArray[np.int8], accept: str) -> bytes:
     """Serialise predictions as ``accept`` (``application/json``, ``jsonlines``
-    or ``application/x-recordio-protobuf``)."""
+    or ``application/x-recordio-protobuf``). A score that is not finite (a
+    hinge model's decision value overflows float32 on huge inputs) cannot be
+    written as JSON: the request is refused (400) naming the row."""
+    finite = np.isfinite(scores)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise PayloadError(
+            f"the score of row {row} is not finite: the input is outside the range "
+            "the model can score"
+        )
     if accept == "application/x-recordio-protobuf":
         return render_recordio(scores, labels)
     items = [

@@ -659,20 +659,21 @@ def test_cost_block_prices_training_endpoint_hours_and_names_its_table() -> None
 
 
 @pytest.mark.parametrize(
-    ("mode", "ttl_hours", "says"),
+    ("mode", "ttl_hours", "instance", "says"),
     [
-        ("realtime", 24, "endpoint 24 h up to its TTL)"),
-        ("realtime", 0, "endpoint not included: it bills until deleted)"),
-        ("none", 24, "transform 0 s); endpoint none"),
+        ("realtime", 24, "ml.m4.xlarge", "endpoint 24 h up to its TTL)"),
+        ("realtime", 0, "ml.m4.xlarge", "endpoint not included: it bills until deleted)"),
+        ("none", 24, "ml.m4.xlarge", "transform 0 s); endpoint none"),
+        ("realtime", 24, "ml.x9.huge", "endpoint unpriced: its instance type is not in the"),
     ],
 )
 def test_the_cost_line_says_which_endpoint_hours_the_estimate_holds(
-    mode: str, ttl_hours: int, says: str
+    mode: str, ttl_hours: int, instance: str, says: str
 ) -> None:
     cost = cost_block(
         mode=mode, training_instance_type="ml.c4.xlarge", training_instance_count=1,
         billing={"billable_seconds": 60}, spot=False, transform_instance_type="ml.m4.xlarge",
-        transform_seconds=0.0, endpoint_instance_type="ml.m4.xlarge", endpoint_instance_count=1,
+        transform_seconds=0.0, endpoint_instance_type=instance, endpoint_instance_count=1,
         ttl_hours=ttl_hours,
     )  # fmt: skip
     line = cost_line(cost, endpoint_block(mode, "mnist-ll-e", {"deletes_at": None}))

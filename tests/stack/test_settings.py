@@ -55,6 +55,10 @@ def test_pipeline_context_overlays_defaults() -> None:
             "feature_dim: set it with the pipeline key",
         ),
         ({"pipeline": {"extra_static_hyperparameters": {"epochs": 5}}}, "strings to strings"),
+        (
+            {"pipeline": {"extra_static_hyperparameters": {"mini_batch_size": "50"}}},
+            "mini_batch_size: set it with the pipeline key",
+        ),
         ({"removal_policy": "snapshot"}, "removal_policy"),
         ({"removal_policy": "retain", "auto_delete_objects": True}, "auto_delete_objects"),
         ({"auto_delete_objects": "yes"}, "auto_delete_objects"),

@@ -133,3 +133,18 @@ def test_an_artifact_without_a_loss_is_logistic_and_an_unknown_loss_is_rejected(
     doc["loss"] = "squared_loss"
     with pytest.raises(ModelArtifactError, match="loss must be one of"):
         LinearModel.from_bytes(tarball(json.dumps(doc).encode()))
+
+
+def test_a_hinge_score_that_overflows_is_refused_not_written_as_json():
+    from training.errors import PayloadError
+    from training.serving import invoke
+
+    ones = np.ones(4, dtype=np.float32)
+    m = LinearModel(
+        weights=2 * ones, bias=0.0, mean=0 * ones, std=ones, threshold=0.0, loss="hinge_loss"
+    )
+    huge = b"3e38,3e38,3e38,3e38"  # finite float32 inputs, an infinite decision value
+    with pytest.raises(PayloadError, match="row 0 is not finite"):
+        invoke(m, huge, "text/csv", "application/json")
+    ok, _ = invoke(m, b"1,2,3,4", "text/csv", "application/json")
+    assert json.loads(ok)["predictions"][0]["predicted_label"] in (0, 1)
