@@ -2,11 +2,14 @@
 
 An endpoint whose config has ``AsyncInferenceConfig`` takes
 ``POST /endpoints/<name>/async-invocations`` with the request in S3
-(``X-Amzn-SageMaker-InputLocation``): the call answers 202 at once with the
-``InferenceId`` and where the answer will be, and a background thread reads
-the input, scores it with the endpoint's model and writes
-``<S3OutputPath>/<InferenceId>.out``, or, when the model refuses the input,
-``<S3FailurePath or S3OutputPath>/<InferenceId>-error.out`` with the
+(``X-Amzn-SageMaker-InputLocation``) or inline (the body, at most 128,000
+bytes): the call answers 202 at once with the ``InferenceId`` and where the
+answer will be, and a bounded pool (:data:`ASYNC_WORKERS` at a time, the rest
+queued) reads the input, scores it with the endpoint's model and writes
+``<S3OutputPath>/<InferenceId>.out`` (or ``<S3OutputPath>/<Filename>``), or,
+when the model refuses the input,
+``<S3FailurePath>/<InferenceId>-error.out`` (``S3OutputPath`` when the config
+names no failure path: our choice, AWS does not document it) with the
 container's error body (``{"error": ..., "message": ...}``). That is the
 contract the SDK's ``AsyncPredictor`` polls for. Without a ``ContentType``
 header the input object's own ``Content-Type`` is the request's, which is how
@@ -31,6 +34,10 @@ log = logging.getLogger("local.async_inference")
 _HEADER = "x-amzn-sagemaker-"
 #: InvokeEndpointAsync's input must be at most 1 GB (SageMaker quotas).
 MAX_INPUT_BYTES = 1024**3
+#: An inline ``Body`` is at most 128,000 bytes (botocore's documentation).
+MAX_INLINE_BYTES = 128_000
+#: Requests scored at once; the rest wait in the pool's queue.
+ASYNC_WORKERS = 4
 
 
 class AsyncService(Protocol):
@@ -39,10 +46,9 @@ class AsyncService(Protocol):
     s3: Any
     backend: Any
     account: str
+    async_pool: Any
 
     def async_config(self, endpoint_name: str) -> dict[str, Any] | None: ...
-
-    def _start(self, target: Any, name: str) -> None: ...
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -65,36 +71,55 @@ async def invoke_endpoint_async(service: AsyncService, request: Request) -> Resp
     name = request.path_params["name"]
     headers = request.headers
     input_location = headers.get(f"{_HEADER}inputlocation")
-    if not input_location:
-        return _error(400, "ValidationError", "InputLocation is required")
+    inline = await request.body()
+    if input_location and inline:
+        return _error(400, "ValidationError", "Body and InputLocation are mutually exclusive")
+    if not input_location and not inline:
+        return _error(400, "ValidationError", "one of InputLocation or Body is required")
+    if len(inline) > MAX_INLINE_BYTES:
+        return _error(400, "ValidationError", f"an inline Body is at most {MAX_INLINE_BYTES} bytes")
+    if input_location:
+        try:
+            _split(input_location)
+        except ValueError as e:
+            return _error(400, "ValidationError", str(e))
     try:
-        _split(input_location)
-    except ValueError as e:
-        return _error(400, "ValidationError", str(e))
-    config = service.async_config(name)
+        config = service.async_config(name)
+    except LookupError:
+        return _error(
+            400, "ValidationError", f"Endpoint {name} of account {service.account} not found."
+        )
     if config is None:
         return _error(
             400,
             "ValidationError",
-            f"Endpoint {name} of account {service.account} not found or is not an "
-            "asynchronous inference endpoint (its config has no AsyncInferenceConfig).",
+            f"Endpoint {name} is not an asynchronous inference endpoint "
+            "(its endpoint config has no AsyncInferenceConfig).",
         )
     output = config.get("OutputConfig") or {}
+    if not output.get("S3OutputPath"):
+        return _error(
+            400,
+            "ValidationError",
+            f"Endpoint {name}'s AsyncInferenceConfig has no OutputConfig.S3OutputPath "
+            "(the local account writes answers only to S3)",
+        )
     output_path = str(output["S3OutputPath"]).rstrip("/")
     failure_path = str(output.get("S3FailurePath") or output_path).rstrip("/")
     extension = headers.get(f"{_HEADER}s3outputpathextension")
     if extension:
         output_path = f"{output_path}/{extension.strip('/')}"
     inference_id = headers.get(f"{_HEADER}inference-id") or str(uuid.uuid4())
-    output_uri = f"{output_path}/{inference_id}.out"
+    filename = headers.get(f"{_HEADER}filename")
+    output_uri = f"{output_path}/{filename.strip('/') if filename else inference_id + '.out'}"
     failure_uri = f"{failure_path}/{inference_id}-error.out"
     content_type = headers.get(f"{_HEADER}content-type")
     accept = headers.get(f"{_HEADER}accept")
 
-    def run() -> None:
-        _score(service, name, input_location, output_uri, failure_uri, content_type, accept)
-
-    service._start(run, f"async-{inference_id}")
+    source: str | bytes = input_location or inline
+    service.async_pool.submit(
+        _score, service, name, source, output_uri, failure_uri, content_type, accept
+    )
     return JSONResponse(
         {"InferenceId": inference_id},
         status_code=202,
@@ -108,20 +133,24 @@ async def invoke_endpoint_async(service: AsyncService, request: Request) -> Resp
 def _score(
     service: AsyncService,
     endpoint: str,
-    input_uri: str,
+    source: str | bytes,
     output_uri: str,
     failure_uri: str,
     content_type: str | None,
     accept: str | None,
 ) -> None:
-    """Read the input, score it, write the answer (or the failure) to S3."""
+    """Read the input (S3 URI or inline bytes), score it, write the answer
+    (or the failure) to S3."""
     try:
-        bucket, key = _split(input_uri)
-        obj = service.s3.get_object(Bucket=bucket, Key=key)
-        if int(obj.get("ContentLength", 0)) > MAX_INPUT_BYTES:
-            raise ValueError(f"the input is larger than {MAX_INPUT_BYTES} bytes")
-        body = obj["Body"].read()
-        content_type = content_type or obj.get("ContentType")
+        if isinstance(source, bytes):
+            body = source
+        else:
+            bucket, key = _split(source)
+            obj = service.s3.get_object(Bucket=bucket, Key=key)
+            if int(obj.get("ContentLength", 0)) > MAX_INPUT_BYTES:
+                raise ValueError(f"the input is larger than {MAX_INPUT_BYTES} bytes")
+            body = obj["Body"].read()
+            content_type = content_type or obj.get("ContentType")
         content, kind = service.backend.invoke_endpoint(endpoint, body, content_type, accept)
         out_bucket, out_key = _split(output_uri)
         service.s3.put_object(Bucket=out_bucket, Key=out_key, Body=content, ContentType=kind)

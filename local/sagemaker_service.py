@@ -24,6 +24,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from local.async_inference import invoke_endpoint_async
+from local.async_inference import ASYNC_WORKERS, invoke_endpoint_async
 from local.channels import download_channel
 from local.guardrails import cloudwatch_alarm_check, shift_traffic
 from local.model_registry import ModelRegistry, RegistryError
@@ -143,6 +144,9 @@ class _Endpoint:
     deployment_config: dict[str, Any] | None = None
     #: Traffic on the new fleet during a blue/green update (percent).
     traffic_percent: int | None = None
+    #: The serving config's AsyncInferenceConfig, kept with the endpoint (a
+    #: deleted config does not change a running endpoint).
+    async_config: dict[str, Any] | None = None
 
 
 class LocalSageMaker(TransformJobsMixin):
@@ -189,6 +193,11 @@ class LocalSageMaker(TransformJobsMixin):
         self.registry = ModelRegistry(region=region, account=account, put_tags=self._put_tags)
         #: CloudWatch client for the guardrails' alarms (the local account sets it).
         self.cloudwatch: Any = None
+        #: Asynchronous inference requests are scored a few at a time, queued
+        #: beyond that, as an async endpoint queues them (local/async_inference.py).
+        self.async_pool = ThreadPoolExecutor(
+            max_workers=ASYNC_WORKERS, thread_name_prefix="async-inference"
+        )
         #: Baking time after each traffic shift of a blue/green update.
         self.bake_seconds = 0.2
 
@@ -243,6 +252,7 @@ class LocalSageMaker(TransformJobsMixin):
         for standalone in list(self.training_jobs.jobs.values()):
             standalone["job"].stop()
         self.stop_all_transforms()
+        self.async_pool.shutdown(wait=False, cancel_futures=True)
         self.wait_idle(timeout)
 
     def wait_idle(self, timeout: float = 60.0) -> None:
@@ -663,12 +673,17 @@ class LocalSageMaker(TransformJobsMixin):
             raise ServiceError(
                 "ValidationException", f'Could not find endpoint configuration "{name}".'
             )
-        return {
+        out = {
             "EndpointConfigName": name,
             "EndpointConfigArn": config["arn"],
             "ProductionVariants": config["request"]["ProductionVariants"],
             "CreationTime": config["created"],
         }
+        # The optional parts of the request, as DescribeEndpointConfig shows them.
+        for key in ("AsyncInferenceConfig", "DataCaptureConfig", "KmsKeyId"):
+            if config["request"].get(key):
+                out[key] = config["request"][key]
+        return out
 
     def op_DeleteEndpointConfig(self, p: dict[str, Any]) -> dict[str, Any]:
         name = p["EndpointConfigName"]
@@ -728,6 +743,8 @@ class LocalSageMaker(TransformJobsMixin):
                     return
             self.backend.load_endpoint_model(endpoint.name, artifact)
             with self._lock:
+                request = self._configs.get(config_name, {}).get("request", {})
+                endpoint.async_config = request.get("AsyncInferenceConfig")
                 endpoint.config_name = config_name
                 endpoint.status = "InService"
                 endpoint.failure_reason = None
@@ -806,14 +823,13 @@ class LocalSageMaker(TransformJobsMixin):
         return {"EndpointArn": arn}
 
     def async_config(self, endpoint_name: str) -> dict[str, Any] | None:
-        """The ``AsyncInferenceConfig`` of an in-service endpoint (else ``None``)."""
+        """The ``AsyncInferenceConfig`` of an in-service endpoint (``None``: it
+        has none). :class:`LookupError` when there is no endpoint in service."""
         with self._lock:
             endpoint = self._endpoints.get(endpoint_name)
             if endpoint is None or endpoint.status not in ("InService", "Updating"):
-                return None
-            config = self._configs.get(endpoint.config_name)
-        found = (config or {}).get("request", {}).get("AsyncInferenceConfig")
-        return dict(found) if found else None
+                raise LookupError(endpoint_name)
+            return dict(endpoint.async_config) if endpoint.async_config else None
 
     def _endpoint(self, name: str) -> _Endpoint:
         with self._lock:
@@ -869,6 +885,8 @@ class LocalSageMaker(TransformJobsMixin):
                 out["ProductionVariants"] = variants
             if endpoint.failure_reason:
                 out["FailureReason"] = endpoint.failure_reason
+            if endpoint.async_config:
+                out["AsyncInferenceConfig"] = endpoint.async_config
             if endpoint.deployment_config is not None:
                 out["LastDeploymentConfig"] = endpoint.deployment_config
             if endpoint.pending_config is not None:

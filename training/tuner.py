@@ -274,13 +274,16 @@ class TuningJob:
         self.specs = parse_ranges(config.get("ParameterRanges", {}))
         if self.strategy == "Grid":
             # As SageMaker: a grid is categorical ranges only, one job per
-            # combination (MaxNumberOfTrainingJobs, if given, caps it).
+            # combination; MaxNumberOfTrainingJobs, if given, must be that count.
             self.grid = _grid(self.specs)
             given = limits.get("MaxNumberOfTrainingJobs")
             size = math.prod(len(values) for values in self.grid.values())
-            self.max_jobs = (
-                size if given is None else min(size, _limit(given, "MaxNumberOfTrainingJobs"))
-            )
+            if given is not None and _limit(given, "MaxNumberOfTrainingJobs") != size:
+                raise TuningRequestError(
+                    f"ResourceLimits.MaxNumberOfTrainingJobs is {given}, but the Grid "
+                    f"strategy runs every combination: leave it out or set it to {size}"
+                )
+            self.max_jobs = size
         else:
             self.max_jobs = _limit(limits.get("MaxNumberOfTrainingJobs"), "MaxNumberOfTrainingJobs")
         seed = config.get("RandomSeed")
@@ -363,7 +366,7 @@ class TuningJob:
             names = sorted(self.grid)
             combos = list(itertools.product(*(self.grid[n] for n in names)))
             random.Random(self.seed).shuffle(combos)
-            for combo in combos[: self.max_jobs]:
+            for combo in combos:
                 study.enqueue_trial(dict(zip(names, combo, strict=True)))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         running: list[_Job] = []

@@ -199,12 +199,21 @@ def test_async_inference_writes_the_answer_or_the_failure_to_s3(
         sm.create_endpoint_config(
             EndpointConfigName="async-c",
             ProductionVariants=[variant],
-            AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": f"s3://{bucket}/async/out"}},
+            AsyncInferenceConfig={
+                "OutputConfig": {
+                    "S3OutputPath": f"s3://{bucket}/async/out",
+                    "S3FailurePath": f"s3://{bucket}/async/failed",
+                }
+            },
         )
         sm.create_endpoint(EndpointName="async-e", EndpointConfigName="async-c")
         sm.get_waiter("endpoint_in_service").wait(
             EndpointName="async-e", WaiterConfig={"Delay": 1, "MaxAttempts": 30}
         )
+        # a running endpoint keeps its config's async setting when the config goes
+        sm.delete_endpoint_config(EndpointConfigName="async-c")
+        described = sm.describe_endpoint(EndpointName="async-e")
+        assert described["AsyncInferenceConfig"]["OutputConfig"]["S3FailurePath"]
         rows = make_digits(3, 9)[0]
         csv = "\n".join(",".join(f"{v:.3f}" for v in row) for row in rows).encode()
         s3.put_object(Bucket=bucket, Key="async/in.csv", Body=csv)
@@ -219,10 +228,22 @@ def test_async_inference_writes_the_answer_or_the_failure_to_s3(
             "bad": runtime.invoke_endpoint_async(
                 EndpointName="async-e", InputLocation=f"s3://{bucket}/async/bad.csv"
             ),
+            "inline": runtime.invoke_endpoint_async(
+                EndpointName="async-e",
+                ContentType="text/csv",
+                Body=csv,
+                InferenceId="mine-1",
+                Filename="answer.json",
+            ),
         }
-        ok, bad = answers["in"], answers["bad"]
+        ok, bad, inline = answers["in"], answers["bad"], answers["inline"]
         assert ok["ResponseMetadata"]["HTTPStatusCode"] == 202 and ok["InferenceId"]
         assert ok["OutputLocation"] == f"s3://{bucket}/async/out/{ok['InferenceId']}.out"
+        assert (
+            bad["FailureLocation"] == f"s3://{bucket}/async/failed/{bad['InferenceId']}-error.out"
+        )
+        assert inline["InferenceId"] == "mine-1"
+        assert inline["OutputLocation"] == f"s3://{bucket}/async/out/answer.json"
 
         def read(uri: str) -> bytes:
             key = uri.removeprefix(f"s3://{bucket}/")
@@ -235,11 +256,15 @@ def test_async_inference_writes_the_answer_or_the_failure_to_s3(
 
         predictions = json.loads(read(ok["OutputLocation"]))["predictions"]
         assert len(predictions) == 3 and {"score", "predicted_label"} <= set(predictions[0])
+        assert json.loads(read(inline["OutputLocation"]))["predictions"] == predictions
         failure = json.loads(read(bad["FailureLocation"]))  # the container's error body
         assert failure["error"] == "ModelError" and "784" in failure["message"]  # 3 features
+        sm.create_endpoint_config(EndpointConfigName="sync-c", ProductionVariants=[variant])
+        sm.create_endpoint(EndpointName="sync-e", EndpointConfigName="sync-c")
+        sm.get_waiter("endpoint_in_service").wait(
+            EndpointName="sync-e", WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+        )
         with pytest.raises(ClientError, match="not an asynchronous inference endpoint"):
-            sm.create_endpoint_config(EndpointConfigName="sync-c", ProductionVariants=[variant])
-            sm.create_endpoint(EndpointName="sync-e", EndpointConfigName="sync-c")
             runtime.invoke_endpoint_async(
                 EndpointName="sync-e", InputLocation=f"s3://{bucket}/async/in.csv"
             )

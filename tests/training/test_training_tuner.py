@@ -383,6 +383,12 @@ def test_grid_strategy_runs_every_combination_of_categorical_ranges_once(channel
     )  # each once, without MaxNumberOfTrainingJobs
 
 
-def test_grid_strategy_takes_only_categorical_ranges(channels, tmp_path):
+def test_grid_strategy_takes_only_categorical_ranges_and_its_own_job_count(channels, tmp_path):
     with pytest.raises(TuningRequestError, match="only CategoricalParameterRanges"):
         TuningJob(request(strategy="Grid"), channels, tmp_path)
+    grid = {"CategoricalParameterRanges": [{"Name": "optimizer", "Values": ["adam", "sgd"]}]}
+    with pytest.raises(TuningRequestError, match="set it to 2"):
+        TuningJob(request(strategy="Grid", jobs=1, ranges=grid), channels, tmp_path)
+    assert (
+        TuningJob(request(strategy="Grid", jobs=2, ranges=grid), channels, tmp_path).max_jobs == 2
+    )
