@@ -42,6 +42,7 @@ from local.model_registry import ModelRegistry, RegistryError
 from local.paging import listing, page
 from local.training_backend import TrainingBackend
 from local.training_jobs import (
+    CloudWatchLogWriter,
     TrainingJobService,
     artifact_uri,
     output_data_config,
@@ -372,11 +373,15 @@ class LocalSageMaker(TransformJobsMixin):
                 with self._lock:
                     record["status"] = "Stopped"
                 return
+            output_dir = work / "output"
+
+            def on_event(kind: str, data: dict[str, Any]) -> None:
+                if kind == "training_job_done" and data.get("name"):
+                    self._publish_training_log(str(data["name"]), output_dir)
+                self.on_event(kind, {"tuning_job": name, **data})
+
             job = self.backend.start_tuning(
-                request=request,
-                channels=channels,
-                output_dir=work / "output",
-                on_event=lambda kind, data: self.on_event(kind, {"tuning_job": name, **data}),
+                request=request, channels=channels, output_dir=output_dir, on_event=on_event
             )
             record["job"] = job
             if record["hang"].is_set():  # a Stop raced the start
@@ -466,6 +471,17 @@ class LocalSageMaker(TransformJobsMixin):
         if record.get("failure"):
             out["FailureReason"] = record["failure"]
         return out
+
+    def _publish_training_log(self, job_name: str, output_dir: Path) -> None:
+        """A tuned training job's log, as SageMaker keeps it: CloudWatch Logs
+        ``/aws/sagemaker/TrainingJobs`` and, for the lines its MetricDefinitions
+        match, CloudWatch metrics (written when the job ends)."""
+        path = output_dir / job_name / "training.log"
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            return
+        CloudWatchLogWriter(self.logs, job_name, cloudwatch=self.cloudwatch).write(lines)
 
     def op_ListTrainingJobsForHyperParameterTuningJob(self, p: dict[str, Any]) -> dict[str, Any]:
         record = self._tuning_record(p["HyperParameterTuningJobName"])

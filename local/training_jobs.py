@@ -36,6 +36,10 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 #: PutMetricData takes at most 1000 values a call.
 _MAX_METRIC_DATA = 1000
+#: Log events per PutLogEvents call, and characters kept of one line (so a
+#: call stays under CloudWatch Logs' 1 MB).
+_MAX_LOG_EVENTS = 900
+_MAX_LINE = 1000
 
 
 def with_metric_definitions(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -89,14 +93,20 @@ class CloudWatchLogWriter:
             return
         self._ensure()
         now = int(time.time() * 1000)
-        try:
-            self.logs.put_log_events(
-                logGroupName=LOG_GROUP,
-                logStreamName=self.stream,
-                logEvents=[{"timestamp": now, "message": line} for line in lines],
-            )
-        except Exception as e:
-            log.warning("could not write training logs of %s: %s", self.stream, e)
+        # PutLogEvents takes at most 10,000 events (and 1 MB) a call.
+        for i in range(0, len(lines), _MAX_LOG_EVENTS):
+            try:
+                self.logs.put_log_events(
+                    logGroupName=LOG_GROUP,
+                    logStreamName=self.stream,
+                    logEvents=[
+                        {"timestamp": now, "message": line[:_MAX_LINE]}
+                        for line in lines[i : i + _MAX_LOG_EVENTS]
+                    ],
+                )
+            except Exception as e:
+                log.warning("could not write training logs of %s: %s", self.stream, e)
+                return
 
     def _publish_metrics(self, lines: list[str]) -> None:
         if self.cloudwatch is None or not lines:

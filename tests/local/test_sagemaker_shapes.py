@@ -351,6 +351,8 @@ def test_best_training_job_and_running_jobs_are_visible_while_tuning(tmp_path: P
             s3_client=s3,
             work_dir=tmp_path,
         )
+        sm.logs = boto3.client("logs", region_name="us-east-1")
+        sm.cloudwatch = boto3.client("cloudwatch", region_name="us-east-1")
         x, y = _data(300, 4)
         s3.put_object(Bucket=BUCKET, Key="t/train/data", Body=encode_dense(x, y))
         s3.put_object(Bucket=BUCKET, Key="t/validation/data", Body=encode_dense(*_data(100, 5)))
@@ -435,6 +437,33 @@ def test_best_training_job_and_running_jobs_are_visible_while_tuning(tmp_path: P
         assert objective.items() <= best["HyperParameters"].items()
         assert objective.items() <= done["TrainingJobDefinition"]["StaticHyperParameters"].items()
         assert done["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]
+        # each tuned job's log and metrics, as for a standalone job
+        best_name = best["TrainingJobName"]
+        streams = sm.logs.describe_log_streams(
+            logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{best_name}/"
+        )["logStreams"]
+        assert len(streams) == 1
+        messages = [
+            e["message"]
+            for e in sm.logs.get_log_events(
+                logGroupName="/aws/sagemaker/TrainingJobs",
+                logStreamName=streams[0]["logStreamName"],
+            )["events"]
+        ]
+        final = {m["MetricName"]: m["Value"] for m in best["FinalMetricDataList"]}
+        assert parse_metrics(messages)["validation:binary_f_beta"] == pytest.approx(
+            final["validation:binary_f_beta"]
+        )
+        points = sm.cloudwatch.get_metric_statistics(
+            Namespace="/aws/sagemaker/TrainingJobs",
+            MetricName="validation:binary_f_beta",
+            Dimensions=[{"Name": "TrainingJobName", "Value": best_name}],
+            StartTime=best["TrainingStartTime"] - timedelta(minutes=1),
+            EndTime=best["TrainingEndTime"] + timedelta(minutes=2),
+            Period=60,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        assert points
         listed = checked(
             sm,
             "ListTrainingJobsForHyperParameterTuningJob",

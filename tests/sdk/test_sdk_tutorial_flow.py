@@ -91,6 +91,7 @@ def flow(account: dict[str, str]) -> dict[str, object]:
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         **account,
         "FLOW_MAX_JOBS": "2",
+        "FLOW_TUNER_SEED": "1",  # the same two jobs whatever the minute
         "FLOW_FAST_SLEEP": "1",
         "FLOW_FIT_LOGS": "None",
         "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
@@ -126,6 +127,7 @@ def test_sdk_fit_tune_deploy_predict_delete(flow: dict[str, object]) -> None:
     assert str(flow["fit_artifact"]).endswith(f"/{flow['fit_job']}/output/model.tar.gz")
     assert str(flow["best_training_job"]).startswith("linear-learner-")
     assert flow["attached_best"] == flow["best_training_job"]  # HyperparameterTuner.attach
+    assert int(str(flow["best_metric_rows"])) >= 1  # a tuned job's metrics are in CloudWatch too
     # TrainingJobAnalytics: the fit's metrics, per epoch and final, from CloudWatch
     assert {"train:objective_loss", "train:binary_f_beta"} <= set(flow["fit_metric_names"])
     assert flow["analytics_rows"] == 2  # tuner.analytics().dataframe(): one row per job

@@ -1,11 +1,13 @@
 """The tutorial notebook's code, run with the SageMaker Python SDK v2 (``.venv-sdk``)
 against ``python -m local services`` (its env file sourced into the environment).
 
-Only three things differ from the notebook: the role ARN (``get_execution_role()``
+Only four things differ from the notebook: the role ARN (``get_execution_role()``
 needs a notebook instance), the row and job counts (``FLOW_ROWS``, ``FLOW_MAX_JOBS``:
-the suite keeps them small) and, with ``FLOW_FAST_SLEEP=1``, the SDK's polling
-sleeps are shortened (its waiters sleep 5-30 s between describes). Prints one
-JSON line with what it saw.
+the suite keeps them small), with ``FLOW_TUNER_SEED`` the tuner's ``random_seed``
+(the SDK names a tuning job by the minute, and a name without a seed seeds
+the search, so a 2-job search would otherwise change with the clock) and,
+with ``FLOW_FAST_SLEEP=1``, the SDK's polling sleeps are shortened (its
+waiters sleep 5-30 s between describes). Prints one JSON line with what it saw.
 """
 
 import gzip
@@ -32,6 +34,7 @@ from sagemaker.tuner import ContinuousParameter, HyperparameterTuner, IntegerPar
 
 ROWS = int(os.environ.get("FLOW_ROWS", "0")) or None
 MAX_JOBS = int(os.environ.get("FLOW_MAX_JOBS", "6"))
+TUNER_SEED = int(os.environ["FLOW_TUNER_SEED"]) if "FLOW_TUNER_SEED" in os.environ else None
 role = os.environ["MNIST_LL_ROLE_ARN"]
 out = {}
 
@@ -139,6 +142,7 @@ tuner = HyperparameterTuner(
     max_jobs=MAX_JOBS,
     max_parallel_jobs=min(2, MAX_JOBS),
     objective_type="Maximize",
+    random_seed=TUNER_SEED,
 )
 tuner.fit(
     inputs={"train": s3_train_data, "validation": s3_validation_data}, include_cls_metadata=False
@@ -147,6 +151,10 @@ tuner.wait()
 out["best_training_job"] = tuner.best_training_job()
 attached = HyperparameterTuner.attach(tuner.latest_tuning_job.name, sagemaker_session=sess)
 out["attached_best"] = attached.best_training_job()
+best_metrics = sagemaker.analytics.TrainingJobAnalytics(
+    out["best_training_job"], metric_names=["validation:binary_f_beta"], sagemaker_session=sess
+).dataframe()
+out["best_metric_rows"] = len(best_metrics)
 frame = tuner.analytics().dataframe()
 out["analytics_rows"] = len(frame)
 
