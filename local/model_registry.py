@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from local.paging import listing, page
+
 APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
 DETAIL_TYPE = "SageMaker Model Package State Change"
 
@@ -115,14 +117,13 @@ class ModelRegistry:
 
     def _ListModelPackageGroups(self, p: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            groups = [
-                self._describe_group(g)
-                for g in self._groups.values()
-                if p.get("NameContains", "") in g.name
-            ]
+            groups = [self._describe_group(g) for g in self._groups.values()]
         for g in groups:
             g.pop("CreatedBy")
-        return {"ModelPackageGroupSummaryList": groups}
+        # NameContains (any case), creation-time bounds, SortBy Name|CreationTime
+        # (default CreationTime, Ascending as documented), MaxResults/NextToken.
+        chunk, token = page(groups, p, name_key="ModelPackageGroupName", default_order="Ascending")
+        return listing("ModelPackageGroupSummaryList", chunk, token)
 
     def _DeleteModelPackageGroup(self, p: dict[str, Any]) -> dict[str, Any]:
         group = self._group(p["ModelPackageGroupName"])
@@ -252,8 +253,9 @@ class ModelRegistry:
                     or pkg["ModelApprovalStatus"] == p["ModelApprovalStatus"]
                 )
             ]
-        items.sort(key=lambda i: i["CreationTime"], reverse=p.get("SortOrder") == "Descending")
-        return {"ModelPackageSummaryList": items}
+        # ListModelPackages sorts by CreationTime, Ascending unless asked otherwise.
+        chunk, token = page(items, p, name_key="ModelPackageName", default_order="Ascending")
+        return listing("ModelPackageSummaryList", chunk, token)
 
     # -- for Search (local/search.py) ------------------------------------------------
 

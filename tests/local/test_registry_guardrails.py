@@ -124,3 +124,33 @@ def test_the_local_run_summary_names_the_registered_version() -> None:
     assert lines[-1] == (
         "model version arn:aws:sagemaker:us-east-1:123456789012:model-package/g/1 (Approved)"
     )
+
+
+def test_list_model_package_groups_and_versions_page_filter_and_sort() -> None:
+    registry, _ = _registry()
+    for name in ("mnist-b", "mnist-a", "other"):
+        registry.dispatch("CreateModelPackageGroup", {"ModelPackageGroupName": name})
+    for _ in range(3):
+        registry.dispatch(
+            "CreateModelPackage", {"ModelPackageGroupName": "g", "ModelApprovalStatus": "Approved"}
+        )
+    seen: list[str] = []
+    token: str | None = None
+    while True:
+        params: dict[str, Any] = {"NameContains": "MNIST", "SortBy": "Name", "MaxResults": 1}
+        if token:
+            params["NextToken"] = token
+        result = registry.dispatch("ListModelPackageGroups", params)
+        seen += [g["ModelPackageGroupName"] for g in result["ModelPackageGroupSummaryList"]]
+        token = result.get("NextToken")
+        if not token:
+            break
+    assert seen == ["mnist-a", "mnist-b"]  # NameContains in any case, by name, one a page
+    first = registry.dispatch("ListModelPackages", {"ModelPackageGroupName": "g", "MaxResults": 2})
+    assert [p["ModelPackageVersion"] for p in first["ModelPackageSummaryList"]] == [1, 2]
+    rest = registry.dispatch(
+        "ListModelPackages",
+        {"ModelPackageGroupName": "g", "MaxResults": 2, "NextToken": first["NextToken"]},
+    )
+    assert [p["ModelPackageVersion"] for p in rest["ModelPackageSummaryList"]] == [3]
+    assert "NextToken" not in rest
