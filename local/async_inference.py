@@ -29,6 +29,9 @@ from typing import Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from local.channels import ChannelError, split_s3
+from training.errors import PayloadError
+
 log = logging.getLogger("local.async_inference")
 
 _HEADER = "x-amzn-sagemaker-"
@@ -59,13 +62,6 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     )
 
 
-def _split(uri: str) -> tuple[str, str]:
-    if not uri.startswith("s3://") or "/" not in uri[5:]:
-        raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
-    bucket, _, key = uri[5:].partition("/")
-    return bucket, key
-
-
 async def invoke_endpoint_async(service: AsyncService, request: Request) -> Response:
     """The runtime's InvokeEndpointAsync: validate, answer 202, score later."""
     name = request.path_params["name"]
@@ -80,9 +76,11 @@ async def invoke_endpoint_async(service: AsyncService, request: Request) -> Resp
         return _error(400, "ValidationError", f"an inline Body is at most {MAX_INLINE_BYTES} bytes")
     if input_location:
         try:
-            _split(input_location)
-        except ValueError as e:
+            _, key = split_s3(input_location)
+        except ChannelError as e:
             return _error(400, "ValidationError", str(e))
+        if not key:
+            return _error(400, "ValidationError", f"not an s3://bucket/key URI: {input_location}")
     try:
         config = service.async_config(name)
     except LookupError:
@@ -145,20 +143,20 @@ def _score(
         if isinstance(source, bytes):
             body = source
         else:
-            bucket, key = _split(source)
+            bucket, key = split_s3(source)
             obj = service.s3.get_object(Bucket=bucket, Key=key)
             if int(obj.get("ContentLength", 0)) > MAX_INPUT_BYTES:
                 raise ValueError(f"the input is larger than {MAX_INPUT_BYTES} bytes")
             body = obj["Body"].read()
             content_type = content_type or obj.get("ContentType")
         content, kind = service.backend.invoke_endpoint(endpoint, body, content_type, accept)
-        out_bucket, out_key = _split(output_uri)
+        out_bucket, out_key = split_s3(output_uri)
         service.s3.put_object(Bucket=out_bucket, Key=out_key, Body=content, ContentType=kind)
     except Exception as e:  # the failure file says why; the service stays up
         log.info("async inference on %s failed: %s", endpoint, e)
         try:
-            fail_bucket, fail_key = _split(failure_uri)
-            error = "ModelError" if type(e).__name__ == "PayloadError" else type(e).__name__
+            fail_bucket, fail_key = split_s3(failure_uri)
+            error = "ModelError" if isinstance(e, PayloadError) else type(e).__name__
             service.s3.put_object(
                 Bucket=fail_bucket,
                 Key=fail_key,

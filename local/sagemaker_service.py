@@ -403,7 +403,6 @@ class LocalSageMaker(TransformJobsMixin):
                         "artifact": s3_uri,
                         "tuning_job": name,
                         "definition": request["TrainingJobDefinition"],
-                        "objective": _objective_metric(request),
                     }
             status = job.describe()["HyperParameterTuningJobStatus"]
             if self._take_fault("tuning_stopped") is not None:
@@ -561,7 +560,6 @@ class LocalSageMaker(TransformJobsMixin):
                 "artifact": None,
                 "tuning_job": tuning_name,
                 "definition": tuning["request"]["TrainingJobDefinition"],
-                "objective": _objective_metric(tuning["request"]),
             }
         return None
 
@@ -586,7 +584,7 @@ class LocalSageMaker(TransformJobsMixin):
             "HyperParameters": {
                 **definition.get("StaticHyperParameters", {}),
                 **summary.get("TunedHyperParameters", {}),
-                **record["objective"],
+                **_objective_metric(self._tuning_record(record["tuning_job"])["request"]),
             },
             "AlgorithmSpecification": with_metric_definitions(definition["AlgorithmSpecification"]),
             "RoleArn": definition["RoleArn"],

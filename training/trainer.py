@@ -274,7 +274,7 @@ def train(
     history: list[dict[str, float]] = []
     y_col = y.reshape(-1, 1)
     hinge = hp.loss == "hinge_loss"
-    t_col = 2.0 * y_col - 1.0  # hinge labels in {-1, +1}
+    t_col = 2.0 * y_col - 1.0 if hinge else y_col  # hinge labels in {-1, +1}
     margin = np.float32(hp.margin)
     pw_minus_1 = (settings.positive_weight - 1.0).reshape(1, k)
     weighted = bool(np.any(pw_minus_1 != 0))

@@ -19,6 +19,7 @@ import pytest
 from moto import mock_aws
 
 from local.sagemaker_service import LocalSageMaker, ServiceError
+from pipeline_core.names import STACK_TAG_KEY
 from tests.local.test_sagemaker_shapes import (
     BUCKET,
     IMAGE,
@@ -29,7 +30,7 @@ from tests.local.test_sagemaker_shapes import (
     checked,
 )
 
-STACK_TAG = "mnist-ll:stack"
+STACK_TAG = STACK_TAG_KEY
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 #: The fake tuning job's training jobs: name suffix, wd, objective.
 TUNED = (("001", "0.001", 0.90), ("002", "0.5", 0.95), ("003", "0.02", 0.80))
