@@ -35,6 +35,7 @@ from pipeline_core.config import PipelineConfig, has_local_storage
 from pipeline_core.errors import (
     EndpointBusyError,
     EndpointDeploymentFailedError,
+    InvalidInputError,
     TuningJobFailedError,
 )
 from pipeline_core.inputs import RunSpec
@@ -107,7 +108,9 @@ def build_model_request(
         "ModelName": run.names.model,
         "PrimaryContainer": {"Image": image, "ModelDataUrl": str(artifacts)},
         "ExecutionRoleArn": role_arn,
-        "EnableNetworkIsolation": True,
+        # Serverless Inference excludes network isolation (as it does VPC config,
+        # data capture and more than one variant); realtime and transform keep it.
+        "EnableNetworkIsolation": run.endpoint_mode != "serverless",
         "Tags": deploy_tags(run),
     }
 
@@ -255,6 +258,49 @@ def _wait_until_gone(
         sleep(interval)
 
 
+def endpoint_kind(config_description: dict[str, Any]) -> str:
+    """``serverless`` or ``instance-based``, from DescribeEndpointConfig's variants."""
+    variants = config_description.get("ProductionVariants") or []
+    return "serverless" if any(v.get("ServerlessConfig") for v in variants) else "instance-based"
+
+
+def _existing_kind(sm: Any, existing: dict[str, Any], config_name: str) -> str | None:
+    """The kind of endpoint ``existing`` is (None: not knowable). Its config tells;
+    if that config is gone, the endpoint's own variant summaries do."""
+    try:
+        return endpoint_kind(sm.describe_endpoint_config(EndpointConfigName=config_name))
+    except ClientError as e:
+        if not is_not_found(e):
+            raise named_error(e, "DescribeEndpointConfig") from e
+    summaries = existing.get("ProductionVariants") or []
+    if not summaries:
+        return None
+    serverless = any(
+        v.get("CurrentServerlessConfig") or v.get("DesiredServerlessConfig") for v in summaries
+    )
+    return "serverless" if serverless else "instance-based"
+
+
+def check_same_kind(run: RunSpec, plan: DeployPlan, sm: Any, existing: dict[str, Any]) -> None:
+    """An update in place must keep the endpoint's kind: SageMaker cannot update an
+    instance-based endpoint to a serverless config, nor a serverless one back.
+    Raises InvalidInputError before anything is created or sent."""
+    if plan.action != "update" or plan.endpoint_request is None or not plan.previous_config:
+        return
+    kind = _existing_kind(sm, existing, plan.previous_config)
+    wanted = "serverless" if run.endpoint_mode == "serverless" else "instance-based"
+    if kind is None or kind == wanted:
+        return
+    name = plan.endpoint_name
+    raise InvalidInputError(
+        f"endpoint.mode: {run.endpoint_mode!r} needs a {wanted} endpoint, but endpoint "
+        f"{name} is {kind} (config {plan.previous_config}) and SageMaker cannot change "
+        "an endpoint between instance-based and serverless in place. Either choose "
+        "another endpoint_name for this run, or delete the endpoint "
+        f"{name} (its TTL does, or DeleteEndpoint) and run again; nothing was changed"
+    )
+
+
 def execute_deploy(
     plan: DeployPlan,
     sm: Any,
@@ -327,6 +373,8 @@ def deploy(
         kms_key_arn=kms_key_arn,
         deployment_config=deployment_config,
     )
+    if existing is not None:
+        check_same_kind(run, plan, sm, existing)
     return execute_deploy(plan, sm, sleep=sleep, deletion_timeout=deletion_timeout)
 
 

@@ -20,6 +20,7 @@ from pipeline_testlib import (
     stub_create_endpoint,
     stub_endpoint_missing,
     stub_model_and_config,
+    stub_serving_config,
     stubbed,
     tuning_result,
     when,
@@ -38,6 +39,7 @@ from pipeline_core.deploy import (
 from pipeline_core.errors import (
     EndpointBusyError,
     EndpointDeploymentFailedError,
+    InvalidInputError,
     NameCollisionError,
     ResourceLimitError,
     ThrottlingError,
@@ -143,7 +145,7 @@ def test_deploy_with_kms_sends_the_key_in_the_endpoint_config() -> None:
 
 
 @pytest.mark.parametrize("key", [None, KEY])
-def test_models_are_always_network_isolated(key: str | None) -> None:
+def test_realtime_models_are_always_network_isolated(key: str | None) -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
         stub_endpoint_missing(stub)
@@ -197,6 +199,7 @@ def test_deploy_updates_an_existing_endpoint_blue_green() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
         _existing(stub, "InService", "mnist-ll-old-config")
+        stub_serving_config(stub, "mnist-ll-old-config")
         stub_model_and_config(stub, RUN, TUNING)
         stub.add_response(
             "update_endpoint",
@@ -399,6 +402,7 @@ def test_deploy_update_validation_error_is_not_swallowed() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
         _existing(stub, "InService", "old")
+        stub_serving_config(stub, "old")
         stub_model_and_config(stub, RUN, TUNING)
         stub.add_client_error(
             "update_endpoint",
@@ -607,3 +611,100 @@ def test_realtime_endpoint_config_takes_the_instance_count() -> None:
     run = make_run("exec-1", {"endpoint": {"instance_type": "ml.m5.large", "instance_count": 2}})
     (variant,) = build_endpoint_config_request(run, DEFAULTS)["ProductionVariants"]
     assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 2)
+
+
+# -- serverless: no network isolation; no instance <-> serverless update in place -----
+
+SERVERLESS = make_run("exec-1", {"endpoint": {"mode": "serverless"}})
+
+
+def test_serverless_model_is_created_without_network_isolation() -> None:
+    """Serverless Inference excludes network isolation: its model must not ask for it."""
+    model = build_model_request(SERVERLESS, TUNING, image_uri=IMAGE, role_arn=ROLE)
+    assert model["EnableNetworkIsolation"] is False
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub_endpoint_missing(stub)
+        stub.add_response(
+            "create_model",
+            {
+                "ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{SERVERLESS.names.model}"  # noqa: E501
+            },
+            expected_params={
+                "ModelName": SERVERLESS.names.model,
+                "PrimaryContainer": {
+                    "Image": IMAGE,
+                    "ModelDataUrl": TUNING["best"]["model_artifacts"],
+                },
+                "ExecutionRoleArn": ROLE,
+                "EnableNetworkIsolation": False,
+                "Tags": _model_request()["Tags"],
+            },
+        )
+        stub.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/x"},
+            expected_params=build_endpoint_config_request(SERVERLESS, DEFAULTS),
+        )
+        stub_create_endpoint(stub, SERVERLESS)
+        deploy(
+            SERVERLESS, DEFAULTS, TUNING, sm, stack_tag=STACK_TAG, image_uri=IMAGE,
+            role_arn=ROLE, sleep=lambda _s: None,
+        )  # fmt: skip
+
+
+def test_realtime_and_transform_models_keep_network_isolation() -> None:
+    assert _model_request()["EnableNetworkIsolation"] is True
+    batch = make_run("exec-1", {"endpoint": {"mode": "none"}})
+    model = build_model_request(batch, TUNING, image_uri=IMAGE, role_arn=ROLE)
+    assert model["EnableNetworkIsolation"] is True
+
+
+@pytest.mark.parametrize(
+    ("run", "existing_serverless", "kind"),
+    [(SERVERLESS, False, "instance-based"), (RUN, True, "serverless")],
+    ids=["serverless-onto-instance", "realtime-onto-serverless"],
+)
+def test_a_run_of_the_other_endpoint_kind_fails_fast_before_touching_anything(
+    run: Any, existing_serverless: bool, kind: str
+) -> None:
+    """SageMaker cannot update an instance-based endpoint to a serverless config
+    in place, nor back: refused before any model, config or update is sent."""
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _existing(stub, "InService", "mnist-ll-old-config")
+        stub_serving_config(stub, "mnist-ll-old-config", serverless=existing_serverless)
+        # Nothing else may be called: no CreateModel, no UpdateEndpoint.
+        with pytest.raises(InvalidInputError) as raised:
+            deploy(
+                run, DEFAULTS, TUNING, sm, stack_tag=STACK_TAG, image_uri=IMAGE,
+                role_arn=ROLE, sleep=lambda _s: None,
+            )  # fmt: skip
+    message = str(raised.value)
+    assert message.startswith("endpoint.mode:")
+    assert f"{ENDPOINT} is {kind}" in message
+    assert "endpoint_name" in message and "delete the endpoint" in message
+
+
+@pytest.mark.parametrize("run", [SERVERLESS, RUN], ids=["serverless", "realtime"])
+def test_a_run_of_the_same_endpoint_kind_updates_in_place(run: Any) -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _existing(stub, "InService", "mnist-ll-old-config")
+        stub_serving_config(
+            stub, "mnist-ll-old-config", serverless=run.endpoint_mode == "serverless"
+        )
+        stub_model_and_config(stub, run, TUNING, build_endpoint_config_request(run, DEFAULTS))
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": ARN},
+            expected_params={
+                "EndpointName": ENDPOINT,
+                "EndpointConfigName": run.names.endpoint_config,
+            },
+        )
+        out = deploy(
+            run, DEFAULTS, TUNING, sm, stack_tag=STACK_TAG, image_uri=IMAGE,
+            role_arn=ROLE, sleep=lambda _s: None,
+        )  # fmt: skip
+    assert out["action"] == "update" and out["previous_config"] == "mnist-ll-old-config"

@@ -15,6 +15,7 @@ from pipeline_testlib import (
     make_run,
     sagemaker_client,
     stub_model_and_config,
+    stub_serving_config,
     stubbed,
     tuning_result,
 )
@@ -92,6 +93,7 @@ def test_update_endpoint_sends_the_deployment_config() -> None:
             {"Tags": [{"Key": STACK_TAG_KEY, "Value": tag_value(STACK_TAG)}]},
             expected_params={"ResourceArn": arn},
         )
+        stub_serving_config(stub, "mnist-ll-old-config")
         stub_model_and_config(stub, run, tuning_result())
         stub.add_response(
             "update_endpoint",

@@ -27,6 +27,7 @@ from pipeline_testlib import (
     stub_endpoint_missing,
     stub_model_and_config,
     stub_release,
+    stub_serving_config,
     stubbed,
     training_description,
     tuning_description,
@@ -387,6 +388,7 @@ def test_failed_update_keeps_the_old_config_serving_and_reports_update_failed(
             expected_params={"EndpointName": ENDPOINT},
         )
         stub.add_response("list_tags", {"Tags": OURS}, expected_params={"ResourceArn": ARN})
+        stub_serving_config(stub, old)
         stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:1:model/m"})
         stub.add_response(
             "create_endpoint_config",

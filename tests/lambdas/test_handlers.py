@@ -32,6 +32,7 @@ from pipeline_testlib import (
     stub_endpoint_missing,
     stub_model_and_config,
     stub_release,
+    stub_serving_config,
     stubbed,
     tuning_description,
     tuning_result,
@@ -343,6 +344,33 @@ def test_deploy_handler_releases_the_lease_when_the_deploy_fails(
         stub_release(leases, ENDPOINT, "exec-1")
         with pytest.raises(ThrottlingError):
             deploy.handler({"run": RUN.to_dict(), "tuning": tuning_result()}, FakeContext())
+
+
+def test_deploy_handler_serverless_run_on_an_instance_endpoint_fails_and_frees_the_lease(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A serverless run on the stack's instance-based endpoint: InvalidInputError
+    before any model, config or update, and the lease is given back at once."""
+    sm, ddb = sagemaker_client(), dynamodb_client()
+    _inject(monkeypatch, deploy, (sm, ddb))
+    run = make_run("exec-1", {"endpoint": {"mode": "serverless"}})
+    arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"
+    with stubbed(sm) as stub, stubbed(ddb) as leases:
+        stub_acquire(leases, ENDPOINT, "exec-1")
+        stub.add_response(
+            "describe_endpoint",
+            endpoint_description(ENDPOINT, "InService", "mnist-ll-old-config"),
+            expected_params={"EndpointName": ENDPOINT},
+        )
+        stub.add_response(
+            "list_tags",
+            {"Tags": [{"Key": "mnist-ll:stack", "Value": STACK_TAG}]},
+            expected_params={"ResourceArn": arn},
+        )
+        stub_serving_config(stub, "mnist-ll-old-config", serverless=False)
+        stub_release(leases, ENDPOINT, "exec-1")
+        with pytest.raises(InvalidInputError, match="another endpoint_name"):
+            deploy.handler({"run": run.to_dict(), "tuning": tuning_result()}, FakeContext())
 
 
 def test_describe_endpoint_handler_retires_on_in_service(
