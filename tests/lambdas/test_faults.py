@@ -400,8 +400,10 @@ def test_failed_update_keeps_the_old_config_serving_and_reports_update_failed(
             expected_params={
                 "EndpointName": ENDPOINT,
                 "EndpointConfigName": RUN.names.endpoint_config,
-                # Blue/green, canary first, rolled back on the stack's alarms.
-                "DeploymentConfig": deployment_config(DEFAULTS.rollout, alarm_names(ENDPOINT)),
+                # Blue/green (one instance: all at once, then baking), rolled back on the alarms.
+                "DeploymentConfig": deployment_config(
+                    DEFAULTS.rollout, alarm_names(ENDPOINT), instance_count=1
+                ),
             },
         )
         deployed = deploy.handler({"run": RUN.to_dict(), "tuning": tuning_result()}, FakeContext())
