@@ -413,7 +413,13 @@ def test_failed_update_keeps_the_old_config_serving_and_reports_update_failed(
             endpoint_description(ENDPOINT, "InService", old, reason="Failed to load the new model"),
             expected_params={"EndpointName": ENDPOINT},
         )
-        # No list/delete call may follow: the serving config must not be retired.
+        # Only this run's own config and model go; the serving config is kept.
+        stub.add_response(
+            "delete_endpoint_config",
+            {},
+            expected_params={"EndpointConfigName": RUN.names.endpoint_config},
+        )
+        stub.add_response("delete_model", {}, expected_params={"ModelName": RUN.names.model})
         out = describe_endpoint.handler(
             {
                 "run": RUN.to_dict(),
@@ -426,7 +432,10 @@ def test_failed_update_keeps_the_old_config_serving_and_reports_update_failed(
     assert out["status"] == "UpdateFailed"
     assert out["endpoint_config_name"] == old
     assert out["failure_reason"] == "Failed to load the new model"
-    assert out["retired"] == []
+    assert out["retired"] == [
+        {"kind": "endpoint_config", "name": RUN.names.endpoint_config},
+        {"kind": "model", "name": RUN.names.model},
+    ]
 
 
 # -- cleanup must never block a stack deletion ---------------------------------------
