@@ -72,6 +72,9 @@ def test_mode_none_scores_with_batch_transform_and_keeps_no_endpoint(
     assert report["metrics"]["accuracy"] > 0.8
     assert report["endpoint"] == out["endpoint"] and report["cost"] == cost
     assert report["predictions_uri"].endswith("/transform/test.rec.out")
+    # The job has ended: the model it ran is deleted (nothing is left behind).
+    assert report["model_name"] not in {m["ModelName"] for m in sm.list_models()["Models"]}
+    assert report["model_name"]
 
 
 def test_serverless_ttl_is_scheduled_moved_by_a_later_run_and_firing_it_deletes_everything(
