@@ -30,11 +30,12 @@ def _clients(s: Settings) -> tuple[Any, Any]:
 
 def rollout_for(run: RunSpec, s: Settings) -> dict[str, Any] | None:
     """Blue/green DeploymentConfig for a realtime update; auto-rollback on the
-    stack's alarms, which watch the stack's own endpoint only."""
+    stack's alarms, which watch the stack's own endpoint only. None for
+    serverless: deployment guardrails apply to real-time endpoints only."""
     if run.endpoint_mode != "realtime":
         return None
     alarms = alarm_names(run.endpoint_name) if run.endpoint_name == s.default_endpoint_name else ()
-    return deployment_config(s.config.rollout, alarms)
+    return deployment_config(s.config.rollout, alarms, instance_count=run.endpoint_instance_count)
 
 
 @logger.inject_lambda_context(log_event=False)

@@ -1,4 +1,6 @@
-"""DescribeEndpoint: one poll; on InService retire superseded configs/models (``$.endpoint``)."""
+"""DescribeEndpoint: one poll (``$.endpoint``). On InService the config and model
+this run superseded are retired; on a rolled-back update this run's own config
+and model, which never served, are deleted."""
 
 from __future__ import annotations
 
@@ -7,10 +9,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 
 from lambdas._env import Settings, client, field, load_settings
-from pipeline_core.deploy import retire_superseded
 from pipeline_core.errors import PollLimitExceededError
 from pipeline_core.inputs import RunSpec
 from pipeline_core.lease import release
+from pipeline_core.retire import discard_unserved, retire_superseded
 from pipeline_core.status import describe_endpoint_status
 
 logger = Logger()
@@ -58,11 +60,13 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         endpoint["retired"] = []
         if endpoint["status"] == "InService" and s.stack_tag:
             endpoint["retired"] = retire_superseded(
-                run,
+                deployed, sm, stack_tag=s.stack_tag, log=logger.warning
+            )
+        elif endpoint["status"] == "UpdateFailed":
+            endpoint["retired"] = discard_unserved(
                 deployed,
-                sm,
-                stack_tag=s.stack_tag,
-                name_prefix=s.config.name_prefix,
+                serving_config=endpoint.get("endpoint_config_name"),
+                sm=sm,
                 log=logger.warning,
             )
     except Exception:

@@ -1,4 +1,5 @@
-"""DescribeTransform: one poll of the Batch Transform job (``$.transform``)."""
+"""DescribeTransform: one poll of the Batch Transform job (``$.transform``); once the
+job has ended, its model is deleted (the predictions are in S3 already)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ from aws_lambda_powertools import Logger, Tracer
 
 from lambdas._env import Settings, client, field, load_settings
 from pipeline_core.inputs import RunSpec
+from pipeline_core.retire import retire_transform_model
 from pipeline_core.transform import describe_transform
 
 logger = Logger()
 tracer = Tracer()
+
+#: The job's statuses once it has ended (no longer needs its model).
+ENDED = frozenset({"Completed", "Failed", "Stopped"})
 
 
 def _settings() -> Settings:
@@ -27,12 +32,14 @@ def _clients(s: Settings) -> Any:
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     s = _settings()
     try:
+        sm = _clients(s)
+        deployed = field(event, "deploy")
         result = describe_transform(
-            RunSpec.from_dict(field(event, "run")),
-            field(event, "deploy"),
-            event.get("transform"),
-            _clients(s),
+            RunSpec.from_dict(field(event, "run")), deployed, event.get("transform"), sm
         )
+        result["retired"] = []
+        if result["status"] in ENDED:
+            result["retired"] = retire_transform_model(deployed, sm, log=logger.warning)
     except Exception:
         logger.exception("DescribeTransform failed")
         raise

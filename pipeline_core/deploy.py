@@ -1,15 +1,13 @@
 """Deploy planner: model + endpoint config, then create or update the endpoint.
 
-Pure functions decide what to call (:func:`plan_deploy`, :func:`select_retirements`);
-:func:`execute_deploy` and :func:`retire_superseded` run the plan on an injected
-SageMaker client.
+A pure function decides what to call (:func:`plan_deploy`); :func:`execute_deploy`
+runs the plan on an injected SageMaker client.
 
 Blue/green: an update points the stable endpoint at a new config and the old
-config keeps serving until the new one is InService; only then are the
-superseded configs and models retired. Retirement touches only resources that
-carry our stack tag *and* the endpoint tag, are not the serving ones and are
-older than the serving config (younger ones may belong to an execution still
-deploying).
+config keeps serving until the new one is InService; only then is the config
+it superseded (``previous_config``) retired with its model
+(pipeline_core.retire). An update in place keeps the endpoint's kind
+(:func:`check_same_kind`): instance-based and serverless do not convert.
 
 Idempotent: a retry finds its model/config already there and carries on (only
 if their tags show this stack, deployment and execution: anything else by that
@@ -23,8 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
@@ -35,6 +32,7 @@ from pipeline_core.config import PipelineConfig, has_local_storage
 from pipeline_core.errors import (
     EndpointBusyError,
     EndpointDeploymentFailedError,
+    InvalidInputError,
     TuningJobFailedError,
 )
 from pipeline_core.inputs import RunSpec
@@ -107,7 +105,9 @@ def build_model_request(
         "ModelName": run.names.model,
         "PrimaryContainer": {"Image": image, "ModelDataUrl": str(artifacts)},
         "ExecutionRoleArn": role_arn,
-        "EnableNetworkIsolation": True,
+        # Serverless Inference excludes network isolation (as it does VPC config,
+        # data capture and more than one variant); realtime and transform keep it.
+        "EnableNetworkIsolation": run.endpoint_mode != "serverless",
         "Tags": deploy_tags(run),
     }
 
@@ -183,7 +183,9 @@ def plan_deploy(
     current = existing.get("EndpointConfigName")
     pending = (existing.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
     if status == "Failed":
-        return plan("create", None, create, delete_endpoint_first=True)
+        # Once ours serves, the failed endpoint's config and model are retired too.
+        return plan("create", str(current) if current else None, create,
+                    delete_endpoint_first=True)  # fmt: skip
     if status == "Deleting":
         return plan("create", None, create, wait_for_deletion=True)
     if current == ours and status == "Creating":
@@ -253,6 +255,49 @@ def _wait_until_gone(
         if clock() >= deadline:
             raise EndpointBusyError(f"endpoint {name} is still being deleted after {timeout:.0f}s")
         sleep(interval)
+
+
+def endpoint_kind(config_description: dict[str, Any]) -> str:
+    """``serverless`` or ``instance-based``, from DescribeEndpointConfig's variants."""
+    variants = config_description.get("ProductionVariants") or []
+    return "serverless" if any(v.get("ServerlessConfig") for v in variants) else "instance-based"
+
+
+def _existing_kind(sm: Any, existing: dict[str, Any], config_name: str) -> str | None:
+    """The kind of endpoint ``existing`` is (None: not knowable). Its config tells;
+    if that config is gone, the endpoint's own variant summaries do."""
+    try:
+        return endpoint_kind(sm.describe_endpoint_config(EndpointConfigName=config_name))
+    except ClientError as e:
+        if not is_not_found(e):
+            raise named_error(e, "DescribeEndpointConfig") from e
+    summaries = existing.get("ProductionVariants") or []
+    if not summaries:
+        return None
+    serverless = any(
+        v.get("CurrentServerlessConfig") or v.get("DesiredServerlessConfig") for v in summaries
+    )
+    return "serverless" if serverless else "instance-based"
+
+
+def check_same_kind(run: RunSpec, plan: DeployPlan, sm: Any, existing: dict[str, Any]) -> None:
+    """An update in place must keep the endpoint's kind: SageMaker cannot update an
+    instance-based endpoint to a serverless config, nor a serverless one back.
+    Raises InvalidInputError before anything is created or sent."""
+    if plan.action != "update" or plan.endpoint_request is None or not plan.previous_config:
+        return
+    kind = _existing_kind(sm, existing, plan.previous_config)
+    wanted = "serverless" if run.endpoint_mode == "serverless" else "instance-based"
+    if kind is None or kind == wanted:
+        return
+    name = plan.endpoint_name
+    raise InvalidInputError(
+        f"endpoint.mode: {run.endpoint_mode!r} needs a {wanted} endpoint, but endpoint "
+        f"{name} is {kind} (config {plan.previous_config}) and SageMaker cannot change "
+        "an endpoint between instance-based and serverless in place. Either choose "
+        "another endpoint_name for this run, or delete the endpoint "
+        f"{name} (its TTL does, or DeleteEndpoint) and run again; nothing was changed"
+    )
 
 
 def execute_deploy(
@@ -327,104 +372,6 @@ def deploy(
         kms_key_arn=kms_key_arn,
         deployment_config=deployment_config,
     )
+    if existing is not None:
+        check_same_kind(run, plan, sm, existing)
     return execute_deploy(plan, sm, sleep=sleep, deletion_timeout=deletion_timeout)
-
-
-# -- retiring superseded configs and models -----------------------------------------
-
-
-@dataclass(frozen=True)
-class Resource:
-    kind: Literal["endpoint_config", "model"]
-    name: str
-    arn: str
-    created: datetime | float
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-def select_retirements(
-    resources: list[Resource],
-    *,
-    stack_tag: str,
-    endpoint_name: str,
-    serving_config: str,
-    serving_model: str,
-) -> list[Resource]:
-    """Configs/models superseded on ``endpoint_name``: ours (stack + endpoint tag),
-    not serving, and created before the serving one of their kind."""
-    serving = {"endpoint_config": serving_config, "model": serving_model}
-    cutoff: dict[str, Any] = {}
-    for r in resources:
-        if r.name == serving[r.kind]:
-            cutoff[r.kind] = r.created
-    out: list[Resource] = []
-    for r in resources:
-        if r.kind not in cutoff or r.name == serving[r.kind]:
-            continue
-        if r.tags.get(STACK_TAG_KEY) != tag_value(stack_tag):
-            continue
-        if r.tags.get(ENDPOINT_TAG_KEY) != tag_value(endpoint_name):
-            continue
-        if r.created < cutoff[r.kind]:
-            out.append(r)
-    # Configs before models: a model may not go while a config still names it.
-    return sorted(out, key=lambda r: (r.kind != "endpoint_config", r.name))
-
-
-def list_tagged(sm: Any, *, name_contains: str, log: Callable[[str], None]) -> list[Resource]:
-    """Endpoint configs and models whose name contains ``name_contains``, with tags."""
-    out: list[Resource] = []
-    specs = (
-        ("endpoint_config", "list_endpoint_configs", "EndpointConfigs", "EndpointConfig"),
-        ("model", "list_models", "Models", "Model"),
-    )
-    for kind, op, key, stem in specs:
-        for page in sm.get_paginator(op).paginate(NameContains=name_contains):
-            for item in page.get(key, []):
-                if not str(item[f"{stem}Name"]).startswith(f"{name_contains}-"):
-                    continue  # NameContains also matches mid-name: not one of ours
-                arn = item[f"{stem}Arn"]
-                try:
-                    tags = tags_to_dict(sm.list_tags(ResourceArn=arn).get("Tags"))
-                except ClientError as e:
-                    log(f"cannot list tags of {arn}: {e}")
-                    continue
-                out.append(Resource(kind, item[f"{stem}Name"], arn, item["CreationTime"], tags))  # type: ignore[arg-type]
-    return out
-
-
-def retire_superseded(
-    run: RunSpec,
-    deploy_result: dict[str, Any],
-    sm: Any,
-    *,
-    stack_tag: str,
-    name_prefix: str,
-    log: Callable[[str], None] = lambda _msg: None,
-) -> list[dict[str, str]]:
-    """Delete superseded configs/models; best effort (failures are logged)."""
-    try:
-        resources = list_tagged(sm, name_contains=name_prefix, log=log)
-    except ClientError as e:
-        log(f"cannot list endpoint configs/models: {e}")
-        return []
-    chosen = select_retirements(
-        resources,
-        stack_tag=stack_tag,
-        endpoint_name=str(deploy_result["endpoint_name"]),
-        serving_config=str(deploy_result["endpoint_config_name"]),
-        serving_model=str(deploy_result["model_name"]),
-    )
-    retired: list[dict[str, str]] = []
-    for r in chosen:
-        try:
-            if r.kind == "endpoint_config":
-                sm.delete_endpoint_config(EndpointConfigName=r.name)
-            else:
-                sm.delete_model(ModelName=r.name)
-        except ClientError as e:
-            if not is_not_found(e):
-                log(f"cannot delete {r.kind} {r.name}: {e}")
-                continue
-        retired.append({"kind": r.kind, "name": r.name})
-    return retired

@@ -3,13 +3,22 @@ auto-rollback on the CloudWatch alarms the stack creates for the endpoint.
 
 The stack and the Deploy handler both derive the alarm names here, so the
 ``AutoRollbackConfiguration`` always names alarms that exist.
+
+UpdateEndpoint's limits (botocore's ``TrafficRoutingConfig``): a ``CanarySize``
+must be at most 50% of the variant's instances, a ``LinearStepSize`` 10-50% of
+them. ``step_percent`` is turned into an instance count within those bounds;
+a one-instance variant (the default) can have neither, so it shifts
+``ALL_AT_ONCE`` and still bakes ``wait_seconds`` under the rollback alarms.
+Deployment guardrails apply to real-time endpoints only (not serverless).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline_core.endpoint_modes import INSTANCE_COUNT_MAX
 from pipeline_core.errors import InvalidConfigError
 
 TRAFFIC_TYPES = ("CANARY", "LINEAR", "ALL_AT_ONCE")
@@ -55,7 +64,56 @@ def parse_rollout(values: Mapping[str, Any]) -> dict[str, Any]:
     _int(merged, "max_model_latency_ms", 1, 3_600_000)
     if not isinstance(merged["auto_rollback"], bool):
         raise InvalidConfigError("rollout.auto_rollback: true or false")
+    _check_api_limits(merged)
     return merged
+
+
+def _check_api_limits(r: Mapping[str, Any]) -> None:
+    """Step sizes within UpdateEndpoint's limits, and every waiting time of the
+    longest rollout (at ``INSTANCE_COUNT_MAX`` instances) inside the timeout."""
+    percent = r["step_percent"]
+    if r["traffic"] == "CANARY" and percent > 50:
+        raise InvalidConfigError(
+            f"rollout.step_percent: a CANARY is at most 50% of the variant's instances "
+            f"(UpdateEndpoint's CanarySize limit), got {percent}; lower it"
+        )
+    if r["traffic"] == "LINEAR" and not 10 <= percent <= 50:
+        raise InvalidConfigError(
+            f"rollout.step_percent: a LINEAR step is between 10 and 50% of the variant's "
+            f"instances (UpdateEndpoint's LinearStepSize limit), got {percent}"
+        )
+    longest = (
+        max(_shifts(r["traffic"], percent, n) for n in range(1, INSTANCE_COUNT_MAX + 1))
+        * r["wait_seconds"]
+        + r["termination_wait_seconds"]
+    )
+    if longest >= r["max_execution_timeout_seconds"]:
+        raise InvalidConfigError(
+            f"rollout.max_execution_timeout_seconds: {r['max_execution_timeout_seconds']} "
+            f"must exceed the rollout's waiting time ({longest} s: wait_seconds after each "
+            f"of up to {longest // max(1, r['wait_seconds'])} traffic shifts, plus "
+            "termination_wait_seconds); raise it or wait less"
+        )
+
+
+def step_instances(traffic: str, percent: int, instance_count: int) -> int:
+    """The canary, or each linear step, in instances (``instance_count`` >= 2):
+    ``percent`` of the variant, kept within the API's bounds (canary 1..50%,
+    linear 10..50% of the variant's instances)."""
+    half = instance_count // 2
+    wanted = instance_count * percent / 100
+    if traffic == "CANARY":
+        return max(1, min(half, math.floor(wanted)))
+    return max(math.ceil(instance_count / 10), min(half, math.ceil(wanted)))
+
+
+def _shifts(traffic: str, percent: int, instance_count: int) -> int:
+    """How many traffic shifts (each followed by a baking wait) a rollout makes."""
+    if instance_count < 2 or traffic == "ALL_AT_ONCE":
+        return 1
+    if traffic == "CANARY":
+        return 2
+    return math.ceil(instance_count / step_instances(traffic, percent, instance_count))
 
 
 def alarm_names(endpoint_name: str) -> tuple[str, str]:
@@ -63,16 +121,21 @@ def alarm_names(endpoint_name: str) -> tuple[str, str]:
     return f"{endpoint_name}-invocation-5xx", f"{endpoint_name}-model-latency"
 
 
-def deployment_config(rollout: Mapping[str, Any], alarms: tuple[str, ...]) -> dict[str, Any]:
-    """UpdateEndpoint's ``DeploymentConfig``: blue/green by ``rollout.traffic``,
+def deployment_config(
+    rollout: Mapping[str, Any], alarms: tuple[str, ...], *, instance_count: int
+) -> dict[str, Any]:
+    """UpdateEndpoint's ``DeploymentConfig`` for a variant of ``instance_count``
+    instances: blue/green by ``rollout.traffic`` (``ALL_AT_ONCE`` on one instance),
     rolled back automatically when one of ``alarms`` fires (none: no rollback)."""
     r = parse_rollout(rollout)
-    routing: dict[str, Any] = {"Type": r["traffic"], "WaitIntervalInSeconds": r["wait_seconds"]}
-    size = {"Type": "CAPACITY_PERCENT", "Value": r["step_percent"]}
-    if r["traffic"] == "CANARY":
-        routing["CanarySize"] = size
-    elif r["traffic"] == "LINEAR":
-        routing["LinearStepSize"] = size
+    traffic = r["traffic"] if instance_count >= 2 else "ALL_AT_ONCE"
+    routing: dict[str, Any] = {"Type": traffic, "WaitIntervalInSeconds": r["wait_seconds"]}
+    if traffic != "ALL_AT_ONCE":
+        size = {
+            "Type": "INSTANCE_COUNT",
+            "Value": step_instances(traffic, r["step_percent"], instance_count),
+        }
+        routing["CanarySize" if traffic == "CANARY" else "LinearStepSize"] = size
     config: dict[str, Any] = {
         "BlueGreenUpdatePolicy": {
             "TrafficRoutingConfiguration": routing,

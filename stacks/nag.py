@@ -118,7 +118,7 @@ def acknowledge_findings(stack: NaggedStack) -> None:
             "transform-job",
         ),
         "StartTransform": ("model", "transform-job"),
-        "DescribeTransform": ("transform-job",),
+        "DescribeTransform": ("transform-job", "model"),
         "EndpointTtl": ("model", "endpoint-config", "endpoint"),
         "ExecutionEnded": ("hyper-parameter-tuning-job", "transform-job"),
         "CleanupComplete": ("hyper-parameter-tuning-job", "model", "endpoint-config", "endpoint"),
@@ -135,11 +135,6 @@ def acknowledge_findings(stack: NaggedStack) -> None:
     for name, function in stack.functions.items():
         role = function.role
         star_reason = XRAY_REASON
-        if name == "DescribeEndpoint":
-            star_reason += (
-                " sagemaker:ListEndpointConfigs/ListModels (finding superseded configs and "
-                "models to retire) support no resource-level permissions either."
-            )
         if name == "Evaluate":
             star_reason += (
                 " cloudwatch:PutMetricData (the dashboard's run metrics) supports no "

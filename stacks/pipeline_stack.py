@@ -614,11 +614,13 @@ class PipelineStack(Stack):
         self._allow(describe_endpoint, ["sagemaker:DescribeEndpoint"], [endpoint])
         # A failed deployment frees the endpoint's lease.
         self._allow(describe_endpoint, ["dynamodb:DeleteItem"], [self.leases.table.table_arn])
-        # Finding superseded configs/models: List* APIs have no resource-level scope.
+        # Retire the config this run superseded (and its model), or discard its
+        # own rolled-back ones: named resources only, no listing.
         self._allow(
-            describe_endpoint, ["sagemaker:ListEndpointConfigs", "sagemaker:ListModels"], ["*"]
+            describe_endpoint,
+            ["sagemaker:DescribeEndpointConfig", "sagemaker:ListTags"],
+            [endpoint_config],
         )
-        self._allow(describe_endpoint, ["sagemaker:ListTags"], [endpoint_config, model])
         self._allow(
             describe_endpoint,
             ["sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
@@ -675,6 +677,10 @@ class PipelineStack(Stack):
         self._grant_pass_role(start_transform)
         self._grant_key_for_sagemaker_calls(start_transform)
         self._allow(roles["DescribeTransform"], ["sagemaker:DescribeTransformJob"], [transform_job])
+        # The job has ended: delete its model (of this stack only).
+        self._allow(
+            roles["DescribeTransform"], ["sagemaker:DeleteModel"], [model], self._tag_condition()
+        )
 
         ttl = roles["EndpointTtl"]
         self._allow(ttl, ["sagemaker:DescribeEndpoint", "sagemaker:ListTags"], [endpoint])

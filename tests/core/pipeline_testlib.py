@@ -349,3 +349,29 @@ def _minimal_description(describe: str, name: str, arn: str) -> dict[str, Any]:
     if describe == "describe_endpoint":
         return endpoint_description(name, "Creating", None)
     return tuning_description(name, "InProgress")
+
+
+def endpoint_config_description(
+    name: str, *, serverless: bool = False, model: str = "mnist-ll-old-model"
+) -> dict[str, Any]:
+    """DescribeEndpointConfig of a one-variant config (instance-based or serverless)."""
+    variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": model}
+    if serverless:
+        variant["ServerlessConfig"] = {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    else:
+        variant.update({"InstanceType": "ml.m4.xlarge", "InitialInstanceCount": 1})
+    return {
+        "EndpointConfigName": name,
+        "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{name}",
+        "ProductionVariants": [variant],
+        "CreationTime": when(0),
+    }
+
+
+def stub_serving_config(stub: Stubber, name: str, *, serverless: bool = False) -> None:
+    """Deploy reads the serving config's kind before an update in place."""
+    stub.add_response(
+        "describe_endpoint_config",
+        endpoint_config_description(name, serverless=serverless),
+        expected_params={"EndpointConfigName": name},
+    )

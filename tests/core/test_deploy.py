@@ -20,24 +20,22 @@ from pipeline_testlib import (
     stub_create_endpoint,
     stub_endpoint_missing,
     stub_model_and_config,
+    stub_serving_config,
     stubbed,
     tuning_result,
-    when,
 )
 
 from pipeline_core.config import DEFAULTS
 from pipeline_core.deploy import (
-    Resource,
     build_endpoint_config_request,
     build_model_request,
     deploy,
     deploy_tags,
-    retire_superseded,
-    select_retirements,
 )
 from pipeline_core.errors import (
     EndpointBusyError,
     EndpointDeploymentFailedError,
+    InvalidInputError,
     NameCollisionError,
     ResourceLimitError,
     ThrottlingError,
@@ -143,7 +141,7 @@ def test_deploy_with_kms_sends_the_key_in_the_endpoint_config() -> None:
 
 
 @pytest.mark.parametrize("key", [None, KEY])
-def test_models_are_always_network_isolated(key: str | None) -> None:
+def test_realtime_models_are_always_network_isolated(key: str | None) -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
         stub_endpoint_missing(stub)
@@ -197,6 +195,7 @@ def test_deploy_updates_an_existing_endpoint_blue_green() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
         _existing(stub, "InService", "mnist-ll-old-config")
+        stub_serving_config(stub, "mnist-ll-old-config")
         stub_model_and_config(stub, RUN, TUNING)
         stub.add_response(
             "update_endpoint",
@@ -237,6 +236,8 @@ def test_deploy_deletes_a_failed_endpoint_then_creates_it_anew() -> None:
         )
     assert out["action"] == "create"
     assert len(sleeps) == 1
+    # The failed endpoint's config (and model) are retired once ours serves.
+    assert out["previous_config"] == "mnist-ll-older-config"
 
 
 def test_deploy_gives_up_when_a_deletion_outlasts_the_budget() -> None:
@@ -399,6 +400,7 @@ def test_deploy_update_validation_error_is_not_swallowed() -> None:
     sm = sagemaker_client()
     with stubbed(sm) as stub:
         _existing(stub, "InService", "old")
+        stub_serving_config(stub, "old")
         stub_model_and_config(stub, RUN, TUNING)
         stub.add_client_error(
             "update_endpoint",
@@ -411,176 +413,6 @@ def test_deploy_update_validation_error_is_not_swallowed() -> None:
         )
         with pytest.raises(ClientError):
             _deploy(sm)
-
-
-# -- retirement ------------------------------------------------
-
-EP_TAG = {"Key": ENDPOINT_TAG_KEY, "Value": ENDPOINT}
-
-
-def _res(
-    kind: str, name: str, t: int, stack: str | None = STACK_TAG, endpoint: str = ENDPOINT
-) -> Resource:
-    tags = {ENDPOINT_TAG_KEY: endpoint}
-    if stack is not None:
-        tags[STACK_TAG_KEY] = stack
-    return Resource(kind, name, f"arn:{kind}/{name}", when(t), tags)  # type: ignore[arg-type]
-
-
-def _select(resources: list[Resource]) -> list[str]:
-    chosen = select_retirements(
-        resources,
-        stack_tag=STACK_TAG,
-        endpoint_name=ENDPOINT,
-        serving_config="mnist-ll-cfg-new",
-        serving_model="mnist-ll-model-new",
-    )
-    return [r.name for r in chosen]
-
-
-def test_retirement_keeps_the_serving_config_and_model() -> None:
-    resources = [
-        _res("endpoint_config", "mnist-ll-cfg-new", 10),
-        _res("model", "mnist-ll-model-new", 10),
-    ]
-    assert _select(resources) == []
-
-
-def test_retirement_removes_older_configs_before_models() -> None:
-    resources = [
-        _res("model", "mnist-ll-model-old", 1),
-        _res("endpoint_config", "mnist-ll-cfg-old", 1),
-        _res("endpoint_config", "mnist-ll-cfg-new", 10),
-        _res("model", "mnist-ll-model-new", 10),
-    ]
-    assert _select(resources) == ["mnist-ll-cfg-old", "mnist-ll-model-old"]
-
-
-def test_retirement_never_touches_untagged_foreign_or_other_endpoints_resources() -> None:
-    resources = [
-        _res("endpoint_config", "mnist-ll-cfg-new", 10),
-        _res("model", "mnist-ll-model-new", 10),
-        _res("endpoint_config", "mnist-ll-cfg-untagged", 1, stack=None),
-        _res("endpoint_config", "mnist-ll-cfg-other-stack", 1, stack="OtherStack"),
-        _res("model", "model-other-endpoint", 1, endpoint="other-endpoint"),
-    ]
-    assert _select(resources) == []
-
-
-def test_retirement_spares_newer_configs_of_executions_still_deploying() -> None:
-    resources = [
-        _res("endpoint_config", "mnist-ll-cfg-new", 10),
-        _res("endpoint_config", "mnist-ll-cfg-later", 20),
-    ]
-    assert _select(resources) == []
-
-
-def test_retirement_does_nothing_if_the_serving_config_is_not_listed() -> None:
-    assert _select([_res("endpoint_config", "mnist-ll-cfg-old", 1)]) == []
-
-
-def _retire_stub(stub: Stubber, delete_config_error: str | None = None) -> None:
-    configs = [("mnist-ll-cfg-old", 1), ("mnist-ll-cfg-new", 10), ("mnist-ll-cfg-foreign", 0)]
-    # NameContains matches mid-name too: such a config is never tag-checked nor touched.
-    mid_name = ("x-mnist-ll-cfg", 0)
-    models = [("mnist-ll-model-old", 1), ("mnist-ll-model-new", 10)]
-    stub.add_response(
-        "list_endpoint_configs",
-        {
-            "EndpointConfigs": [
-                {
-                    "EndpointConfigName": n,
-                    "EndpointConfigArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{n}",  # noqa: E501
-                    "CreationTime": when(t),
-                }
-                for n, t in [*configs, mid_name]
-            ]
-        },
-        expected_params={"NameContains": "mnist-ll"},
-    )
-    for n, _ in configs:
-        tags = [] if n == "mnist-ll-cfg-foreign" else [*OURS, EP_TAG]
-        stub.add_response(
-            "list_tags",
-            {"Tags": tags},
-            expected_params={
-                "ResourceArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/{n}"
-            },
-        )
-    stub.add_response(
-        "list_models",
-        {
-            "Models": [
-                {
-                    "ModelName": n,
-                    "ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{n}",
-                    "CreationTime": when(t),
-                }
-                for n, t in models
-            ]
-        },
-        expected_params={"NameContains": "mnist-ll"},
-    )
-    for n, _ in models:
-        stub.add_response(
-            "list_tags",
-            {"Tags": [*OURS, EP_TAG]},
-            expected_params={"ResourceArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{n}"},
-        )
-    if delete_config_error:
-        stub.add_client_error(
-            "delete_endpoint_config",
-            service_error_code=delete_config_error,
-            expected_params={"EndpointConfigName": "mnist-ll-cfg-old"},
-        )
-    else:
-        stub.add_response(
-            "delete_endpoint_config", {}, expected_params={"EndpointConfigName": "mnist-ll-cfg-old"}
-        )
-    stub.add_response("delete_model", {}, expected_params={"ModelName": "mnist-ll-model-old"})
-
-
-DEPLOYED = {
-    "endpoint_name": ENDPOINT,
-    "endpoint_config_name": "mnist-ll-cfg-new",
-    "model_name": "mnist-ll-model-new",
-}
-
-
-def test_retire_superseded_deletes_only_our_older_config_and_model() -> None:
-    sm = sagemaker_client()
-    with stubbed(sm) as stub:
-        _retire_stub(stub)
-        retired = retire_superseded(RUN, DEPLOYED, sm, stack_tag=STACK_TAG, name_prefix="mnist-ll")
-    assert retired == [
-        {"kind": "endpoint_config", "name": "mnist-ll-cfg-old"},
-        {"kind": "model", "name": "mnist-ll-model-old"},
-    ]
-
-
-def test_retire_superseded_logs_a_failed_delete_and_carries_on() -> None:
-    sm = sagemaker_client()
-    logged: list[str] = []
-    with stubbed(sm) as stub:
-        _retire_stub(stub, delete_config_error="ThrottlingException")
-        retired = retire_superseded(
-            RUN, DEPLOYED, sm, stack_tag=STACK_TAG, name_prefix="mnist-ll", log=logged.append
-        )
-    assert retired == [{"kind": "model", "name": "mnist-ll-model-old"}]
-    assert any("mnist-ll-cfg-old" in line for line in logged)
-
-
-def test_retire_superseded_survives_a_failed_listing() -> None:
-    sm = sagemaker_client()
-    with stubbed(sm) as stub:
-        stub.add_client_error(
-            "list_endpoint_configs",
-            service_error_code="AccessDeniedException",
-            expected_params={"NameContains": "mnist-ll"},
-        )
-        assert (
-            retire_superseded(RUN, DEPLOYED, sm, stack_tag=STACK_TAG, name_prefix="mnist-ll") == []
-        )
 
 
 def test_serverless_endpoint_config_has_a_serverless_variant_and_no_instances() -> None:
@@ -607,3 +439,100 @@ def test_realtime_endpoint_config_takes_the_instance_count() -> None:
     run = make_run("exec-1", {"endpoint": {"instance_type": "ml.m5.large", "instance_count": 2}})
     (variant,) = build_endpoint_config_request(run, DEFAULTS)["ProductionVariants"]
     assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 2)
+
+
+# -- serverless: no network isolation; no instance <-> serverless update in place -----
+
+SERVERLESS = make_run("exec-1", {"endpoint": {"mode": "serverless"}})
+
+
+def test_serverless_model_is_created_without_network_isolation() -> None:
+    """Serverless Inference excludes network isolation: its model must not ask for it."""
+    model = build_model_request(SERVERLESS, TUNING, image_uri=IMAGE, role_arn=ROLE)
+    assert model["EnableNetworkIsolation"] is False
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub_endpoint_missing(stub)
+        stub.add_response(
+            "create_model",
+            {
+                "ModelArn": f"arn:aws:sagemaker:us-east-1:123456789012:model/{SERVERLESS.names.model}"  # noqa: E501
+            },
+            expected_params={
+                "ModelName": SERVERLESS.names.model,
+                "PrimaryContainer": {
+                    "Image": IMAGE,
+                    "ModelDataUrl": TUNING["best"]["model_artifacts"],
+                },
+                "ExecutionRoleArn": ROLE,
+                "EnableNetworkIsolation": False,
+                "Tags": _model_request()["Tags"],
+            },
+        )
+        stub.add_response(
+            "create_endpoint_config",
+            {"EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/x"},
+            expected_params=build_endpoint_config_request(SERVERLESS, DEFAULTS),
+        )
+        stub_create_endpoint(stub, SERVERLESS)
+        deploy(
+            SERVERLESS, DEFAULTS, TUNING, sm, stack_tag=STACK_TAG, image_uri=IMAGE,
+            role_arn=ROLE, sleep=lambda _s: None,
+        )  # fmt: skip
+
+
+def test_realtime_and_transform_models_keep_network_isolation() -> None:
+    assert _model_request()["EnableNetworkIsolation"] is True
+    batch = make_run("exec-1", {"endpoint": {"mode": "none"}})
+    model = build_model_request(batch, TUNING, image_uri=IMAGE, role_arn=ROLE)
+    assert model["EnableNetworkIsolation"] is True
+
+
+@pytest.mark.parametrize(
+    ("run", "existing_serverless", "kind"),
+    [(SERVERLESS, False, "instance-based"), (RUN, True, "serverless")],
+    ids=["serverless-onto-instance", "realtime-onto-serverless"],
+)
+def test_a_run_of_the_other_endpoint_kind_fails_fast_before_touching_anything(
+    run: Any, existing_serverless: bool, kind: str
+) -> None:
+    """SageMaker cannot update an instance-based endpoint to a serverless config
+    in place, nor back: refused before any model, config or update is sent."""
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _existing(stub, "InService", "mnist-ll-old-config")
+        stub_serving_config(stub, "mnist-ll-old-config", serverless=existing_serverless)
+        # Nothing else may be called: no CreateModel, no UpdateEndpoint.
+        with pytest.raises(InvalidInputError) as raised:
+            deploy(
+                run, DEFAULTS, TUNING, sm, stack_tag=STACK_TAG, image_uri=IMAGE,
+                role_arn=ROLE, sleep=lambda _s: None,
+            )  # fmt: skip
+    message = str(raised.value)
+    assert message.startswith("endpoint.mode:")
+    assert f"{ENDPOINT} is {kind}" in message
+    assert "endpoint_name" in message and "delete the endpoint" in message
+
+
+@pytest.mark.parametrize("run", [SERVERLESS, RUN], ids=["serverless", "realtime"])
+def test_a_run_of_the_same_endpoint_kind_updates_in_place(run: Any) -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        _existing(stub, "InService", "mnist-ll-old-config")
+        stub_serving_config(
+            stub, "mnist-ll-old-config", serverless=run.endpoint_mode == "serverless"
+        )
+        stub_model_and_config(stub, run, TUNING, build_endpoint_config_request(run, DEFAULTS))
+        stub.add_response(
+            "update_endpoint",
+            {"EndpointArn": ARN},
+            expected_params={
+                "EndpointName": ENDPOINT,
+                "EndpointConfigName": run.names.endpoint_config,
+            },
+        )
+        out = deploy(
+            run, DEFAULTS, TUNING, sm, stack_tag=STACK_TAG, image_uri=IMAGE,
+            role_arn=ROLE, sleep=lambda _s: None,
+        )  # fmt: skip
+    assert out["action"] == "update" and out["previous_config"] == "mnist-ll-old-config"

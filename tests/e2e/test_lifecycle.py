@@ -72,45 +72,71 @@ def test_mode_none_scores_with_batch_transform_and_keeps_no_endpoint(
     assert report["metrics"]["accuracy"] > 0.8
     assert report["endpoint"] == out["endpoint"] and report["cost"] == cost
     assert report["predictions_uri"].endswith("/transform/test.rec.out")
+    # The job has ended: the model it ran is deleted (nothing is left behind).
+    assert report["model_name"] not in {m["ModelName"] for m in sm.list_models()["Models"]}
+    assert report["model_name"]
 
 
-def test_realtime_ttl_is_scheduled_moved_by_a_later_run_and_firing_it_deletes_everything(
+def test_serverless_ttl_is_scheduled_moved_by_a_later_run_and_firing_it_deletes_everything(
     pipeline: LocalPipeline, small_dataset: Path
 ) -> None:
     pipeline.notifications()  # drain
     sm = boto3.client("sagemaker")
     started = datetime.now(UTC)
+    serverless = {"mode": "serverless", "memory_mb": 2048}
     first = _run(
         pipeline,
         "e2e-ttl-1",
         {
             "source": str(small_dataset),
             "endpoint_name": TTL_ENDPOINT,
-            "endpoint": {"mode": "realtime", "ttl_hours": 2},
+            "endpoint": {**serverless, "ttl_hours": 2},
             **FAST,
         },
     )
     assert first.status == "SUCCEEDED", (first.error, first.cause)
     block = (first.output or {})["endpoint"]
-    assert (block["mode"], block["name"]) == ("realtime", TTL_ENDPOINT)
+    assert (block["mode"], block["name"]) == ("serverless", TTL_ENDPOINT)
     deletes_at = _deletes_at(block["deletes_at"])
     assert timedelta(hours=2) - timedelta(minutes=1) <= deletes_at - started
     assert deletes_at - started <= timedelta(hours=2, minutes=5)
-    assert (first.output or {})["cost"]["endpoint_usd_per_hour"] == pytest.approx(0.28)
+    first_config = sm.describe_endpoint(EndpointName=TTL_ENDPOINT)["EndpointConfigName"]
+    (first_variant,) = sm.describe_endpoint_config(EndpointConfigName=first_config)[
+        "ProductionVariants"
+    ]
+    # Serverless Inference excludes network isolation: its model is created without.
+    assert not sm.describe_model(ModelName=first_variant["ModelName"]).get("EnableNetworkIsolation")
     (schedule,) = [
         s for s in pipeline.schedules() if s["target_input"]["endpoint_name"] == TTL_ENDPOINT
     ]
     assert schedule["action_after_completion"] == "DELETE"
     assert schedule["expression"] == f"at({deletes_at.strftime('%Y-%m-%dT%H:%M:%S')})"
 
-    # A later run on the same endpoint (now serverless) moves the one schedule.
+    # A realtime run cannot turn the serverless endpoint instance-based in place:
+    # InvalidInput, and the serverless endpoint keeps serving its config.
+    other_kind = _run(
+        pipeline,
+        "e2e-ttl-realtime",
+        {"source": str(small_dataset), "endpoint_name": TTL_ENDPOINT, **FAST},
+    )
+    assert other_kind.status == "FAILED"
+    assert other_kind.error == "InvalidInputError", (other_kind.error, other_kind.cause)
+    assert "another endpoint_name" in str(other_kind.cause)
+    described = sm.describe_endpoint(EndpointName=TTL_ENDPOINT)
+    assert (described["EndpointStatus"], described["EndpointConfigName"]) == (
+        "InService",
+        first_config,
+    )
+
+    # A later serverless run on the same endpoint moves the one schedule and
+    # retires the config and model it superseded.
     second = _run(
         pipeline,
         "e2e-ttl-2",
         {
             "source": str(small_dataset),
             "endpoint_name": TTL_ENDPOINT,
-            "endpoint": {"mode": "serverless", "memory_mb": 2048, "ttl_hours": 3},
+            "endpoint": {**serverless, "ttl_hours": 3},
             **FAST,
         },
     )
@@ -125,6 +151,10 @@ def test_realtime_ttl_is_scheduled_moved_by_a_later_run_and_firing_it_deletes_ev
     (variant,) = sm.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"]
     assert variant["ServerlessConfig"]["MemorySizeInMB"] == 2048
     model = variant["ModelName"]
+    assert first_config not in {
+        c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]
+    }
+    assert first_variant["ModelName"] not in {m["ModelName"] for m in sm.list_models()["Models"]}
 
     # What Scheduler does at the TTL: invoke the target with its input.
     result = pipeline.fire_schedule(schedule["name"])

@@ -178,7 +178,12 @@ def test_update_rolls_back_when_an_alarm_fires_and_the_old_config_keeps_serving(
         AlarmName=errors_alarm, StateValue="ALARM", StateReason="test: 5xx on the canary"
     )
     try:
-        result = _run(pipeline, "reg-rollback", {"model_package_arn": arn})
+        # Two instances: a canary of one (a one-instance endpoint shifts all at once).
+        result = _run(
+            pipeline,
+            "reg-rollback",
+            {"model_package_arn": arn, "endpoint": {"instance_count": 2}},
+        )
     finally:
         cloudwatch.set_alarm_state(AlarmName=errors_alarm, StateValue="OK", StateReason="test")
     assert result.status == "FAILED"
@@ -193,6 +198,15 @@ def test_update_rolls_back_when_an_alarm_fires_and_the_old_config_keeps_serving(
     assert described["EndpointConfigName"] == serving
     routing = described["LastDeploymentConfig"]["BlueGreenUpdatePolicy"]
     assert routing["TrafficRoutingConfiguration"]["Type"] == "CANARY"
+    assert routing["TrafficRoutingConfiguration"]["CanarySize"] == {
+        "Type": "INSTANCE_COUNT",
+        "Value": 1,
+    }
+    # The rolled-back config and model never served: the run deleted them.
+    configs = [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]]
+    models = [m["ModelName"] for m in sm.list_models()["Models"]]
+    assert serving in configs
+    assert not [n for n in configs + models if "reg-rollback" in n]
     # With the alarm quiet again the same update goes through.
     again = _run(pipeline, "reg-rollforward", {"model_package_arn": arn})
     assert again.status == "SUCCEEDED", (again.error, again.cause)

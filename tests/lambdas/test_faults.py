@@ -27,6 +27,7 @@ from pipeline_testlib import (
     stub_endpoint_missing,
     stub_model_and_config,
     stub_release,
+    stub_serving_config,
     stubbed,
     training_description,
     tuning_description,
@@ -387,6 +388,7 @@ def test_failed_update_keeps_the_old_config_serving_and_reports_update_failed(
             expected_params={"EndpointName": ENDPOINT},
         )
         stub.add_response("list_tags", {"Tags": OURS}, expected_params={"ResourceArn": ARN})
+        stub_serving_config(stub, old)
         stub.add_response("create_model", {"ModelArn": "arn:aws:sagemaker:us-east-1:1:model/m"})
         stub.add_response(
             "create_endpoint_config",
@@ -398,8 +400,10 @@ def test_failed_update_keeps_the_old_config_serving_and_reports_update_failed(
             expected_params={
                 "EndpointName": ENDPOINT,
                 "EndpointConfigName": RUN.names.endpoint_config,
-                # Blue/green, canary first, rolled back on the stack's alarms.
-                "DeploymentConfig": deployment_config(DEFAULTS.rollout, alarm_names(ENDPOINT)),
+                # Blue/green (one instance: all at once, then baking), rolled back on the alarms.
+                "DeploymentConfig": deployment_config(
+                    DEFAULTS.rollout, alarm_names(ENDPOINT), instance_count=1
+                ),
             },
         )
         deployed = deploy.handler({"run": RUN.to_dict(), "tuning": tuning_result()}, FakeContext())
@@ -409,7 +413,13 @@ def test_failed_update_keeps_the_old_config_serving_and_reports_update_failed(
             endpoint_description(ENDPOINT, "InService", old, reason="Failed to load the new model"),
             expected_params={"EndpointName": ENDPOINT},
         )
-        # No list/delete call may follow: the serving config must not be retired.
+        # Only this run's own config and model go; the serving config is kept.
+        stub.add_response(
+            "delete_endpoint_config",
+            {},
+            expected_params={"EndpointConfigName": RUN.names.endpoint_config},
+        )
+        stub.add_response("delete_model", {}, expected_params={"ModelName": RUN.names.model})
         out = describe_endpoint.handler(
             {
                 "run": RUN.to_dict(),
@@ -422,7 +432,10 @@ def test_failed_update_keeps_the_old_config_serving_and_reports_update_failed(
     assert out["status"] == "UpdateFailed"
     assert out["endpoint_config_name"] == old
     assert out["failure_reason"] == "Failed to load the new model"
-    assert out["retired"] == []
+    assert out["retired"] == [
+        {"kind": "endpoint_config", "name": RUN.names.endpoint_config},
+        {"kind": "model", "name": RUN.names.model},
+    ]
 
 
 # -- cleanup must never block a stack deletion ---------------------------------------

@@ -22,6 +22,7 @@ from pipeline_testlib import (
     SALT,
     STACK_TAG,
     dynamodb_client,
+    endpoint_config_description,
     endpoint_description,
     make_dataset,
     make_run,
@@ -32,6 +33,7 @@ from pipeline_testlib import (
     stub_endpoint_missing,
     stub_model_and_config,
     stub_release,
+    stub_serving_config,
     stubbed,
     tuning_description,
     tuning_result,
@@ -345,6 +347,33 @@ def test_deploy_handler_releases_the_lease_when_the_deploy_fails(
             deploy.handler({"run": RUN.to_dict(), "tuning": tuning_result()}, FakeContext())
 
 
+def test_deploy_handler_serverless_run_on_an_instance_endpoint_fails_and_frees_the_lease(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A serverless run on the stack's instance-based endpoint: InvalidInputError
+    before any model, config or update, and the lease is given back at once."""
+    sm, ddb = sagemaker_client(), dynamodb_client()
+    _inject(monkeypatch, deploy, (sm, ddb))
+    run = make_run("exec-1", {"endpoint": {"mode": "serverless"}})
+    arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{ENDPOINT}"
+    with stubbed(sm) as stub, stubbed(ddb) as leases:
+        stub_acquire(leases, ENDPOINT, "exec-1")
+        stub.add_response(
+            "describe_endpoint",
+            endpoint_description(ENDPOINT, "InService", "mnist-ll-old-config"),
+            expected_params={"EndpointName": ENDPOINT},
+        )
+        stub.add_response(
+            "list_tags",
+            {"Tags": [{"Key": "mnist-ll:stack", "Value": STACK_TAG}]},
+            expected_params={"ResourceArn": arn},
+        )
+        stub_serving_config(stub, "mnist-ll-old-config", serverless=False)
+        stub_release(leases, ENDPOINT, "exec-1")
+        with pytest.raises(InvalidInputError, match="another endpoint_name"):
+            deploy.handler({"run": run.to_dict(), "tuning": tuning_result()}, FakeContext())
+
+
 def test_describe_endpoint_handler_retires_on_in_service(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -363,14 +392,28 @@ def test_describe_endpoint_handler_retires_on_in_service(
             endpoint_description(ENDPOINT, "InService", RUN.names.endpoint_config),
             expected_params={"EndpointName": ENDPOINT},
         )
+        # Bounded: the config this run superseded, its tags, then the deletes.
         stub.add_response(
-            "list_endpoint_configs",
-            {"EndpointConfigs": []},
-            expected_params={"NameContains": "mnist-ll"},
+            "describe_endpoint_config",
+            endpoint_config_description("old", model="old-model"),
+            expected_params={"EndpointConfigName": "old"},
         )
         stub.add_response(
-            "list_models", {"Models": []}, expected_params={"NameContains": "mnist-ll"}
+            "list_tags",
+            {
+                "Tags": [
+                    {"Key": "mnist-ll:stack", "Value": STACK_TAG},
+                    {"Key": "mnist-ll:endpoint", "Value": ENDPOINT},
+                ]
+            },
+            expected_params={
+                "ResourceArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/old"
+            },
         )
+        stub.add_response(
+            "delete_endpoint_config", {}, expected_params={"EndpointConfigName": "old"}
+        )
+        stub.add_response("delete_model", {}, expected_params={"ModelName": "old-model"})
         out = describe_endpoint.handler(
             {
                 "run": RUN.to_dict(),
@@ -384,7 +427,10 @@ def test_describe_endpoint_handler_retires_on_in_service(
         "polls": 1,
         "failure_reason": None,
         "endpoint_config_name": RUN.names.endpoint_config,
-        "retired": [],
+        "retired": [
+            {"kind": "endpoint_config", "name": "old"},
+            {"kind": "model", "name": "old-model"},
+        ],
     }
 
 
@@ -407,8 +453,58 @@ def test_describe_endpoint_handler_reports_update_failed(
             ),
             expected_params={"EndpointName": ENDPOINT},
         )
+        # The update's own config and model never served: deleted, the old ones kept.
+        stub.add_response(
+            "delete_endpoint_config",
+            {},
+            expected_params={"EndpointConfigName": RUN.names.endpoint_config},
+        )
+        stub.add_response("delete_model", {}, expected_params={"ModelName": RUN.names.model})
         out = describe_endpoint.handler({"run": RUN.to_dict(), "deploy": deployed}, FakeContext())
-    assert out["status"] == "UpdateFailed" and out["retired"] == []
+    assert out["status"] == "UpdateFailed"
+    assert out["retired"] == [
+        {"kind": "endpoint_config", "name": RUN.names.endpoint_config},
+        {"kind": "model", "name": RUN.names.model},
+    ]
+
+
+def test_describe_transform_handler_deletes_the_model_once_the_job_has_ended(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm = sagemaker_client()
+    _inject(monkeypatch, describe_transform, sm)
+    run = make_run("exec-1", {"endpoint": {"mode": "none"}})
+    job = f"{run.names.tuning_job}-transform"
+    deployed = {"mode": "none", "model_name": run.names.model, "transform_job_name": job}
+    description = {
+        "TransformJobName": job,
+        "TransformJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{job}",
+        "ModelName": run.names.model,
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/k"}}
+        },
+        "TransformResources": {"InstanceType": "ml.m4.xlarge", "InstanceCount": 1},
+        "CreationTime": "2026-11-30T13:00:00Z",
+    }
+    event = {"run": run.to_dict(), "deploy": deployed, "transform": {"polls": 0}}
+    with stubbed(sm) as stub:  # still running: the model is kept
+        stub.add_response(
+            "describe_transform_job",
+            {**description, "TransformJobStatus": "InProgress"},
+            expected_params={"TransformJobName": job},
+        )
+        assert describe_transform.handler(event, FakeContext())["retired"] == []
+    for status in ("Completed", "Failed", "Stopped"):
+        with stubbed(sm) as stub:
+            stub.add_response(
+                "describe_transform_job",
+                {**description, "TransformJobStatus": status},
+                expected_params={"TransformJobName": job},
+            )
+            stub.add_response("delete_model", {}, expected_params={"ModelName": run.names.model})
+            out = describe_transform.handler(event, FakeContext())
+        assert out["status"] == status
+        assert out["retired"] == [{"kind": "model", "name": run.names.model}]
 
 
 # -- Evaluate ------------------------------------------------

@@ -11,7 +11,6 @@ import pytest
 from local.event_rules import matches
 from local.guardrails import shift_traffic, traffic_steps
 from local.model_registry import ModelRegistry, RegistryError
-from pipeline_core.rollout import deployment_config
 
 PATTERN = {
     "source": ["aws.sagemaker"],
@@ -40,6 +39,24 @@ def _event(group: str, status: str) -> dict[str, Any]:
 )
 def test_rule_patterns_match_like_eventbridge(event: dict[str, Any], expected: bool) -> None:
     assert matches(PATTERN, event) is expected
+
+
+def deployment_config(rollout: dict[str, Any], alarms: tuple[str, ...]) -> dict[str, Any]:
+    """A DeploymentConfig with sizes in CAPACITY_PERCENT, the form these steps read."""
+    traffic = rollout["traffic"]
+    routing: dict[str, Any] = {"Type": traffic, "WaitIntervalInSeconds": 0}
+    size = {"Type": "CAPACITY_PERCENT", "Value": rollout.get("step_percent", 10)}
+    if traffic != "ALL_AT_ONCE":
+        routing["CanarySize" if traffic == "CANARY" else "LinearStepSize"] = size
+    config: dict[str, Any] = {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "MaximumExecutionTimeoutInSeconds": 600,
+        }
+    }
+    if alarms:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms]}
+    return config
 
 
 def test_traffic_steps_follow_the_deployment_config() -> None:

@@ -164,8 +164,9 @@ def test_destructive_sagemaker_calls_require_the_stack_tag(synthesized: Synth) -
             assert st["Condition"] == {
                 "StringEquals": {"aws:ResourceTag/mnist-ll:stack": stack_tag}
             }
-    # Deploy, DescribeEndpoint, Cleanup (2), CleanupComplete, EndpointTtl, ExecutionEnded
-    assert found == 7
+    # Deploy, DescribeEndpoint, DescribeTransform, Cleanup (2), CleanupComplete,
+    # EndpointTtl, ExecutionEnded
+    assert found == 8
 
 
 def test_sagemaker_role_is_trusted_by_sagemaker_only_and_has_no_managed_policies(

@@ -71,8 +71,8 @@ EXPECTED: dict[str, set[str]] = {
     "DescribeEndpoint": {
         "sagemaker:DescribeEndpoint",
         "dynamodb:DeleteItem",  # a failed deployment frees the lease
-        "sagemaker:ListEndpointConfigs",
-        "sagemaker:ListModels",
+        # the superseded config (no listing), its tags; its / a rolled-back run's deletes
+        "sagemaker:DescribeEndpointConfig",
         "sagemaker:ListTags",
         "sagemaker:DeleteEndpointConfig",
         "sagemaker:DeleteModel",
@@ -144,7 +144,7 @@ EXPECTED: dict[str, set[str]] = {
         "sagemaker:DescribeTransformJob",
         "sagemaker:ListTags",
     },
-    "DescribeTransform": {"sagemaker:DescribeTransformJob"},
+    "DescribeTransform": {"sagemaker:DescribeTransformJob", "sagemaker:DeleteModel"},
     "EndpointTtl": {
         "sagemaker:DescribeEndpoint",
         "sagemaker:ListTags",
