@@ -345,14 +345,22 @@ class PipelineStack(Stack):
 
     # -- ARNs --------------------------------------------------------------------
 
+    def arn_prefix(self, service: str) -> str:
+        """``arn:<partition>:<service>:<region>:<account>`` of this stack.
+
+        The stack's own values, as CDK's grants use them: pseudo parameters
+        for an environment-agnostic stack, literals when ``env`` names the
+        account or region (stacks.nag renders the finding ids from the same).
+        """
+        return f"arn:{self.partition}:{service}:{self.region}:{self.account}"
+
     def sagemaker_arn(self, resource: str) -> str:
         """ARN pattern of SageMaker ``resource``s named ``<name_prefix>-*``.
 
-        Names are lower-cased, as SageMaker writes them in ARNs; pseudo
-        parameters keep the ARN (and its cdk-nag finding id) region-agnostic.
+        Names are lower-cased, as SageMaker writes them in ARNs.
         """
         prefix = self.settings.pipeline.name_prefix.lower()
-        return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}/{prefix}-*"
+        return f"{self.arn_prefix('sagemaker')}:{resource}/{prefix}-*"
 
     def tutorial_object_arn(self) -> str:
         """The public tutorial dataset for this stack's region."""
@@ -374,15 +382,12 @@ class PipelineStack(Stack):
     def schedule_arn(self) -> str:
         """TTL schedules: the default group, named after the endpoint (``<prefix>-*``)."""
         prefix = self.settings.pipeline.name_prefix
-        return (
-            f"arn:{Aws.PARTITION}:scheduler:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
-            f"schedule/default/{prefix}-*"
-        )
+        return f"{self.arn_prefix('scheduler')}:schedule/default/{prefix}-*"
 
     def model_package_arns(self) -> tuple[str, str]:
         """(the group, its versions)."""
         group = self.model_package_group.lower()
-        base = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+        base = self.arn_prefix("sagemaker")
         return f"{base}:model-package-group/{group}", f"{base}:model-package/{group}/*"
 
     def _tag_condition(self) -> dict[str, Any]:
@@ -486,12 +491,11 @@ class PipelineStack(Stack):
     def executions_arn(self) -> str:
         """Executions of this stack's state machine."""
         name = self.pipeline.state_machine.state_machine_name
-        return f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{name}:*"
+        return f"{self.arn_prefix('states')}:execution:{name}:*"
 
-    @staticmethod
-    def sagemaker_log_groups_arn() -> str:
+    def sagemaker_log_groups_arn(self) -> str:
         """Log groups SageMaker names itself (/aws/sagemaker/TrainingJobs, .../Endpoints/*)."""
-        return f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/*"
+        return f"{self.arn_prefix('logs')}:log-group:/aws/sagemaker/*"
 
     def _grant_functions(self) -> None:
         roles = {name: f.role for name, f in self.functions.items()}
