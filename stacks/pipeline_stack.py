@@ -271,6 +271,7 @@ class PipelineStack(Stack):
             group_name=self.model_package_group,
             approval_handler=fn["ApprovalDecided"],
             removal_policy=removal,
+            tags={STACK_TAG_KEY: self.stack_tag},
         )
         self.endpoint_alarms = EndpointAlarms(
             self, "EndpointAlarms", endpoint_name=self.endpoint_name, rollout=config.rollout
@@ -777,15 +778,10 @@ class PipelineStack(Stack):
 
     def _grant_registry(self, roles: Mapping[str, iam.IRole]) -> None:
         group, versions = self.model_package_arns()
-        register = roles["RegisterModel"]
-        self._allow(
-            register,
-            ["sagemaker:CreateModelPackage"],
-            [group, versions],
-            self._request_tag_condition(),
-        )
-        # Tags in the request need AddTags on the new version (this stack's tag only).
-        self._allow(register, ["sagemaker:AddTags"], [versions], self._request_tag_condition())
+        # A version of the stack's own group only. The request carries no Tags
+        # (the API refuses them with a group: a version uses the group's, which
+        # carries the stack tag), so neither aws:RequestTag nor AddTags applies.
+        self._allow(roles["RegisterModel"], ["sagemaker:CreateModelPackage"], [group, versions])
         self._allow(roles["LoadModelPackage"], ["sagemaker:DescribeModelPackage"], [versions])
         state_machine = self.pipeline.state_machine.state_machine_arn
         for name in ("WaitForApproval", "ApprovalDecided"):
