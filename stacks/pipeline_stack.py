@@ -284,15 +284,6 @@ class PipelineStack(Stack):
             stack_tag=self.stack_tag,
             endpoint=self.endpoint_alarms,
         )
-        self.retraining: RetrainingScheduleConstruct | None = None
-        if settings.schedule is not None:
-            self.retraining = RetrainingScheduleConstruct(
-                self,
-                "Retraining",
-                schedule=settings.schedule,
-                state_machine=self.pipeline.state_machine,
-                name=f"{settings.stack_name}-retraining",
-            )
         self.scheduler_role = SchedulerRole(self, "EndpointTtlScheduler").role
         self.execution_end = ExecutionEndRule(
             self,
@@ -316,6 +307,17 @@ class PipelineStack(Stack):
         )
         # Before the group: a group with versions cannot be deleted.
         self.cleanup.resource.node.add_dependency(self.registry.group)
+        self.retraining: RetrainingScheduleConstruct | None = None
+        if settings.schedule is not None:
+            self.retraining = RetrainingScheduleConstruct(
+                self,
+                "Retraining",
+                schedule=settings.schedule,
+                state_machine=self.pipeline.state_machine,
+                name=f"{settings.stack_name}-retraining",
+                # Deleted before the cleanup runs: no scheduled start after it.
+                delete_before=self.cleanup.resource,
+            )
 
         self._grant_sagemaker_role()
         self._grant_functions()
