@@ -25,6 +25,7 @@ from stacks.leases import EndpointLeases
 from stacks.lifecycle import ExecutionEndRule, SchedulerRole
 from stacks.nag import acknowledge_findings
 from stacks.notifications import NotificationTopic
+from stacks.regions import check_instance_types
 from stacks.registry import EndpointAlarms, ModelRegistry
 from stacks.sagemaker_role import SageMakerExecutionRole
 from stacks.schedule import RetrainingScheduleConstruct
@@ -153,6 +154,8 @@ class PipelineStack(Stack):
         super().__init__(scope, construct_id, stack_name=settings.stack_name, **kwargs)
         self.settings = settings
         config = settings.pipeline
+        # A concrete region known not to offer C4/M4 fails here, naming the fix.
+        check_instance_types(self.region, config)
         removal = RemovalPolicy.DESTROY if settings.destroy_on_delete else RemovalPolicy.RETAIN
         retention = _RETENTION[settings.log_retention_days]
         #: Value of the ``mnist-ll:stack`` tag: the stack name is unique per account/region.
