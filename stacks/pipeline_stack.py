@@ -36,9 +36,13 @@ from stacks.storage import DataStorage
 #: Tag key on everything an execution creates; value = :attr:`PipelineStack.stack_tag`.
 STACK_TAG_KEY = "mnist-ll:stack"
 
-#: What SSE-KMS reads and writes need (spelled out: CDK's grant_encrypt_decrypt
-#: uses wildcard actions such as GenerateDataKey*). kms:Encrypt is not needed.
+#: What SSE-KMS reads and writes of the Lambdas and the state machine need
+#: (spelled out: CDK's grant_encrypt_decrypt uses wildcard actions such as
+#: GenerateDataKey*): envelope encryption never calls kms:Encrypt for them.
 KMS_ENCRYPT_DECRYPT: tuple[str, ...] = ("kms:Decrypt", "kms:GenerateDataKey")
+#: The SageMaker execution role also needs kms:Encrypt: the API reference of
+#: OutputDataConfig.KmsKeyId requires it of the role the job runs as.
+KMS_SAGEMAKER_OUTPUT: tuple[str, ...] = ("kms:Encrypt",)
 
 #: aws_logs.RetentionDays in the order of the day counts they stand for.
 _RETENTION = dict(zip(sorted(LOG_RETENTION_DAYS), list(logs.RetentionDays)[:-1], strict=True))
@@ -493,6 +497,7 @@ class PipelineStack(Stack):
         )
         # Model artifacts (OutputDataConfig.KmsKeyId) and training volumes (VolumeKmsKeyId).
         self._grant_key_for_sagemaker_calls(role)
+        self._grant_key_use(role, KMS_SAGEMAKER_OUTPUT)
 
     def executions_arn(self) -> str:
         """Executions of this stack's state machine."""
