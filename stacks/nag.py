@@ -1,8 +1,11 @@
 """cdk-nag AwsSolutions acknowledgements, one by one, each with a true reason.
 
 Finding ids are built from the same values the stack uses, so they stay
-correct when the name prefix or logical ids change. Every acknowledgement is
-scoped to the construct that carries the finding.
+correct when the name prefix or logical ids change, and rendered as cdk-nag
+renders them (:func:`rendered`): the stack's region, account and partition
+are ``<AWS::Region>``-style pseudo parameters in an environment-agnostic stack
+and literals when ``cdk synth`` names them, and the ids follow either way.
+Every acknowledgement is scoped to the construct that carries the finding.
 
 This module does not import the stack (the stack imports it): it states what
 it reads of the stack as the :class:`NaggedStack` protocol.
@@ -125,6 +128,12 @@ def rendered(stack: NaggedStack | Stack, value: str) -> str:
     region): an acknowledgement built through here matches either way.
     """
     return _flatten(stack.resolve(value))
+
+
+def _lambda_basic_execution_arn() -> str:
+    """The managed policy the Provider framework's functions have (CDK's own ARN)."""
+    name = "service-role/AWSLambdaBasicExecutionRole"
+    return iam.ManagedPolicy.from_aws_managed_policy_name(name).managed_policy_arn
 
 
 def _arn_prefix(stack: NaggedStack, service: str) -> str:
@@ -290,8 +299,7 @@ def acknowledge_findings(stack: NaggedStack) -> None:
     provider = stack.cleanup.provider
     acknowledge(
         provider,
-        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-        "AWSLambdaBasicExecutionRole]",
+        f"IAM4[Policy::{rendered(stack, _lambda_basic_execution_arn())}]",
         "The aws-cdk-lib Provider framework's own onEvent function; the managed policy only "
         "grants writing its CloudWatch logs.",
     )
