@@ -22,18 +22,31 @@ def settings_from_app(app: cdk.App) -> StackSettings:
     return StackSettings.from_context(context)
 
 
-def build(app: cdk.App, *, nag: bool = True) -> PipelineStack:
-    """Add the pipeline stack (and the cdk-nag checks) to ``app``."""
+def environment_from_cli() -> cdk.Environment:
+    """The account and region the CDK CLI resolved (``CDK_DEFAULT_*``).
+
+    The CLI always sets the region (us-east-1 when none is configured) and
+    the account when it finds credentials; outside the CLI both may be unset
+    and the stack is environment-agnostic (pseudo parameters).
+    """
+    return cdk.Environment(
+        account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
+        region=os.environ.get("CDK_DEFAULT_REGION"),
+    )
+
+
+def build(app: cdk.App, *, nag: bool = True, env: cdk.Environment | None = None) -> PipelineStack:
+    """Add the pipeline stack (and the cdk-nag checks) to ``app``.
+
+    ``env`` defaults to :func:`environment_from_cli`; tests pass their own.
+    """
     settings = settings_from_app(app)
     stack = PipelineStack(
         app,
         "Pipeline",
         settings=settings,
         project_root=PROJECT_ROOT,
-        env=cdk.Environment(
-            account=os.environ.get("CDK_DEFAULT_ACCOUNT"),
-            region=os.environ.get("CDK_DEFAULT_REGION"),
-        ),
+        env=env if env is not None else environment_from_cli(),
         description="MNIST Linear Learner (is this digit a 0?) as a Step Functions pipeline",
     )
     if nag:

@@ -15,6 +15,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from stacks.trust import scheduler_principal
+
 #: Endings the execution cannot report itself (a timeout, a Stop), and FAILED.
 ENDED_STATUSES: tuple[str, ...] = ("FAILED", "TIMED_OUT", "ABORTED")
 DETAIL_TYPE = "Step Functions Execution Status Change"
@@ -56,13 +58,15 @@ class ExecutionEndRule(Construct):
 
 class SchedulerRole(Construct):
     """The role EventBridge Scheduler assumes to invoke the EndpointTtl Lambda
-    (the stack grants it lambda:InvokeFunction on that function only)."""
+    (the stack grants it lambda:InvokeFunction on that function only). Only
+    schedules of this account's default group may assume it (stacks.trust):
+    ScheduleEndpointTtl creates the TTL schedules there."""
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            assumed_by=scheduler_principal(self),
             description="Assumed by EventBridge Scheduler to delete mnist-ll endpoints (TTL)",
         )

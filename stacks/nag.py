@@ -1,8 +1,11 @@
 """cdk-nag AwsSolutions acknowledgements, one by one, each with a true reason.
 
 Finding ids are built from the same values the stack uses, so they stay
-correct when the name prefix or logical ids change. Every acknowledgement is
-scoped to the construct that carries the finding.
+correct when the name prefix or logical ids change, and rendered as cdk-nag
+renders them (:func:`rendered`): the stack's region, account and partition
+are ``<AWS::Region>``-style pseudo parameters in an environment-agnostic stack
+and literals when ``cdk synth`` names them, and the ids follow either way.
+Every acknowledgement is scoped to the construct that carries the finding.
 
 This module does not import the stack (the stack imports it): it states what
 it reads of the stack as the :class:`NaggedStack` protocol.
@@ -10,6 +13,7 @@ it reads of the stack as the :class:`NaggedStack` protocol.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any, Protocol
@@ -54,11 +58,31 @@ class NaggedStack(Protocol):
     @property
     def cleanup(self) -> Any: ...
 
+    @property
+    def partition(self) -> str: ...
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def account(self) -> str: ...
+
     def get_logical_id(self, element: CfnElement) -> str: ...
 
+    def resolve(self, obj: Any) -> Any: ...
 
-#: How cdk-nag renders the pseudo parameters in finding ids.
-_NAG_ARN_PREFIX = "arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:"
+    def arn_prefix(self, service: str) -> str: ...
+
+    def sagemaker_arn(self, resource: str) -> str: ...
+
+    def schedule_arn(self) -> str: ...
+
+    def model_package_arns(self) -> tuple[str, str]: ...
+
+    def sagemaker_log_groups_arn(self) -> str: ...
+
+    def executions_arn(self) -> str: ...
+
 
 XRAY_REASON = (
     "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no "
@@ -73,6 +97,50 @@ def acknowledge(scope: IConstruct, finding: str, reason: str) -> None:
     )
 
 
+def _flatten(node: Any) -> str:
+    """cdk-nag's ``flattenCfnReference``: a resolved value as it appears in a finding id."""
+    if node is None:
+        return ""
+    if isinstance(node, str):
+        return node.replace("${", "<").replace("}", ">")
+    if isinstance(node, dict):
+        if "Fn::Join" in node:
+            delimiter, items = node["Fn::Join"]
+            return str(delimiter).join(_flatten(item) for item in items)
+        if "Fn::Sub" in node:
+            return _flatten(node["Fn::Sub"])
+        if "Fn::GetAtt" in node:
+            resource, attribute = node["Fn::GetAtt"]
+            return f"<{_flatten(resource)}.{_flatten(attribute)}>"
+        if "Fn::ImportValue" in node:
+            return _flatten(node["Fn::ImportValue"])
+        if "Ref" in node:
+            return f"<{_flatten(node['Ref'])}>"
+    return json.dumps(node, separators=(",", ":"), ensure_ascii=False)
+
+
+def rendered(stack: NaggedStack | Stack, value: str) -> str:
+    """``value`` (tokens and all) as cdk-nag writes it in a finding id.
+
+    The stack's region, account and partition render as ``<AWS::Region>``
+    etc. when they are tokens (an environment-agnostic stack) and as their
+    literal values when ``env`` names them (``cdk synth`` always names the
+    region): an acknowledgement built through here matches either way.
+    """
+    return _flatten(stack.resolve(value))
+
+
+def _lambda_basic_execution_arn() -> str:
+    """The managed policy the Provider framework's functions have (CDK's own ARN)."""
+    name = "service-role/AWSLambdaBasicExecutionRole"
+    return iam.ManagedPolicy.from_aws_managed_policy_name(name).managed_policy_arn
+
+
+def _arn_prefix(stack: NaggedStack, service: str) -> str:
+    """``arn:<partition>:<service>:<region>:<account>:`` as cdk-nag renders it."""
+    return rendered(stack, f"{stack.arn_prefix(service)}:")
+
+
 def _ref(stack: NaggedStack | Stack, element: IConstruct, attribute: str) -> str:
     default_child = element.node.default_child
     assert isinstance(default_child, CfnElement)
@@ -80,8 +148,7 @@ def _ref(stack: NaggedStack | Stack, element: IConstruct, attribute: str) -> str
 
 
 def _sagemaker_finding(stack: NaggedStack, resource: str) -> str:
-    prefix = stack.settings.pipeline.name_prefix.lower()
-    return f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='sagemaker')}{resource}/{prefix}-*]"
+    return f"IAM5[Resource::{rendered(stack, stack.sagemaker_arn(resource))}]"
 
 
 def _framework_id(stack: NaggedStack | Stack, provider: IConstruct, name: str) -> str:
@@ -123,9 +190,7 @@ def acknowledge_findings(stack: NaggedStack) -> None:
         "ExecutionEnded": ("hyper-parameter-tuning-job", "transform-job"),
         "CleanupComplete": ("hyper-parameter-tuning-job", "model", "endpoint-config", "endpoint"),
     }
-    schedules = (
-        f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='scheduler')}schedule/default/{prefix}-*]"
-    )
+    schedules = f"IAM5[Resource::{rendered(stack, stack.schedule_arn())}]"
     schedule_reason = (
         f"A TTL schedule is named after its endpoint (chosen at run time); the grant is "
         f"limited to this stack's name prefix '{prefix}-' in the default group."
@@ -157,8 +222,7 @@ def acknowledge_findings(stack: NaggedStack) -> None:
             acknowledge(role, schedules, schedule_reason)
     acknowledge(
         stack.functions["Cleanup"].role,
-        "IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
-        f"{_ref(stack, stack.pipeline.state_machine, 'Name')}:*]",
+        f"IAM5[Resource::{rendered(stack, stack.executions_arn())}]",
         "On stack delete, every running execution of this stack's state machine is stopped; "
         "execution names are chosen at start time.",
     )
@@ -189,7 +253,7 @@ def acknowledge_findings(stack: NaggedStack) -> None:
     )
     acknowledge(
         sm_role,
-        f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='logs')}log-group:/aws/sagemaker/*]",
+        f"IAM5[Resource::{rendered(stack, stack.sagemaker_log_groups_arn())}]",
         "SageMaker names the log groups of training jobs and endpoints itself "
         "(/aws/sagemaker/TrainingJobs, /aws/sagemaker/Endpoints/<name>).",
     )
@@ -206,7 +270,8 @@ def acknowledge_findings(stack: NaggedStack) -> None:
         + stack.get_logical_id(state_machine.node.default_child)
         + '"}]}]}'
     )
-    executions = f"{_NAG_ARN_PREFIX.format(service='states')}execution:{state_machine_name}"
+    # CDK builds these ARNs with the stack's own region and account.
+    executions = f"{_arn_prefix(stack, 'states')}execution:{state_machine_name}"
     for pattern in (f"{executions}:*", f"{executions}/*:*"):
         acknowledge(
             state_machine,
@@ -229,8 +294,7 @@ def acknowledge_findings(stack: NaggedStack) -> None:
     provider = stack.cleanup.provider
     acknowledge(
         provider,
-        "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-        "AWSLambdaBasicExecutionRole]",
+        f"IAM4[Policy::{rendered(stack, _lambda_basic_execution_arn())}]",
         "The aws-cdk-lib Provider framework's own onEvent function; the managed policy only "
         "grants writing its CloudWatch logs.",
     )
@@ -265,9 +329,7 @@ def acknowledge_findings(stack: NaggedStack) -> None:
 def _acknowledge_registry(stack: NaggedStack, runs_objects: str, runs_reason: str) -> None:
     """Model registry: versions are numbered by SageMaker at run time."""
     group = stack.model_package_group.lower()
-    versions = (
-        f"IAM5[Resource::{_NAG_ARN_PREFIX.format(service='sagemaker')}model-package/{group}/*]"
-    )
+    versions = f"IAM5[Resource::{rendered(stack, stack.model_package_arns()[1])}]"
     reason = (
         f"Versions of this stack's Model Package Group '{group}' are numbered by SageMaker "
         "when registered; the grant covers that group's versions only."

@@ -25,6 +25,7 @@ from stacks.leases import EndpointLeases
 from stacks.lifecycle import ExecutionEndRule, SchedulerRole
 from stacks.nag import acknowledge_findings
 from stacks.notifications import NotificationTopic
+from stacks.regions import check_instance_types
 from stacks.registry import EndpointAlarms, ModelRegistry
 from stacks.sagemaker_role import SageMakerExecutionRole
 from stacks.schedule import RetrainingScheduleConstruct
@@ -35,9 +36,13 @@ from stacks.storage import DataStorage
 #: Tag key on everything an execution creates; value = :attr:`PipelineStack.stack_tag`.
 STACK_TAG_KEY = "mnist-ll:stack"
 
-#: What SSE-KMS reads and writes need (spelled out: CDK's grant_encrypt_decrypt
-#: uses wildcard actions such as GenerateDataKey*). kms:Encrypt is not needed.
+#: What SSE-KMS reads and writes of the Lambdas and the state machine need
+#: (spelled out: CDK's grant_encrypt_decrypt uses wildcard actions such as
+#: GenerateDataKey*): envelope encryption never calls kms:Encrypt for them.
 KMS_ENCRYPT_DECRYPT: tuple[str, ...] = ("kms:Decrypt", "kms:GenerateDataKey")
+#: The SageMaker execution role also needs kms:Encrypt: the API reference of
+#: OutputDataConfig.KmsKeyId requires it of the role the job runs as.
+KMS_SAGEMAKER_OUTPUT: tuple[str, ...] = ("kms:Encrypt",)
 
 #: aws_logs.RetentionDays in the order of the day counts they stand for.
 _RETENTION = dict(zip(sorted(LOG_RETENTION_DAYS), list(logs.RetentionDays)[:-1], strict=True))
@@ -153,6 +158,8 @@ class PipelineStack(Stack):
         super().__init__(scope, construct_id, stack_name=settings.stack_name, **kwargs)
         self.settings = settings
         config = settings.pipeline
+        # A concrete region known not to offer C4/M4 fails here, naming the fix.
+        check_instance_types(self.region, config)
         removal = RemovalPolicy.DESTROY if settings.destroy_on_delete else RemovalPolicy.RETAIN
         retention = _RETENTION[settings.log_retention_days]
         #: Value of the ``mnist-ll:stack`` tag: the stack name is unique per account/region.
@@ -271,6 +278,7 @@ class PipelineStack(Stack):
             group_name=self.model_package_group,
             approval_handler=fn["ApprovalDecided"],
             removal_policy=removal,
+            tags={STACK_TAG_KEY: self.stack_tag},
         )
         self.endpoint_alarms = EndpointAlarms(
             self, "EndpointAlarms", endpoint_name=self.endpoint_name, rollout=config.rollout
@@ -283,15 +291,6 @@ class PipelineStack(Stack):
             stack_tag=self.stack_tag,
             endpoint=self.endpoint_alarms,
         )
-        self.retraining: RetrainingScheduleConstruct | None = None
-        if settings.schedule is not None:
-            self.retraining = RetrainingScheduleConstruct(
-                self,
-                "Retraining",
-                schedule=settings.schedule,
-                state_machine=self.pipeline.state_machine,
-                name=f"{settings.stack_name}-retraining",
-            )
         self.scheduler_role = SchedulerRole(self, "EndpointTtlScheduler").role
         self.execution_end = ExecutionEndRule(
             self,
@@ -315,6 +314,17 @@ class PipelineStack(Stack):
         )
         # Before the group: a group with versions cannot be deleted.
         self.cleanup.resource.node.add_dependency(self.registry.group)
+        self.retraining: RetrainingScheduleConstruct | None = None
+        if settings.schedule is not None:
+            self.retraining = RetrainingScheduleConstruct(
+                self,
+                "Retraining",
+                schedule=settings.schedule,
+                state_machine=self.pipeline.state_machine,
+                name=f"{settings.stack_name}-retraining",
+                # Deleted before the cleanup runs: no scheduled start after it.
+                delete_before=self.cleanup.resource,
+            )
 
         self._grant_sagemaker_role()
         self._grant_functions()
@@ -345,14 +355,22 @@ class PipelineStack(Stack):
 
     # -- ARNs --------------------------------------------------------------------
 
+    def arn_prefix(self, service: str) -> str:
+        """``arn:<partition>:<service>:<region>:<account>`` of this stack.
+
+        The stack's own values, as CDK's grants use them: pseudo parameters
+        for an environment-agnostic stack, literals when ``env`` names the
+        account or region (stacks.nag renders the finding ids from the same).
+        """
+        return f"arn:{self.partition}:{service}:{self.region}:{self.account}"
+
     def sagemaker_arn(self, resource: str) -> str:
         """ARN pattern of SageMaker ``resource``s named ``<name_prefix>-*``.
 
-        Names are lower-cased, as SageMaker writes them in ARNs; pseudo
-        parameters keep the ARN (and its cdk-nag finding id) region-agnostic.
+        Names are lower-cased, as SageMaker writes them in ARNs.
         """
         prefix = self.settings.pipeline.name_prefix.lower()
-        return f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:{resource}/{prefix}-*"
+        return f"{self.arn_prefix('sagemaker')}:{resource}/{prefix}-*"
 
     def tutorial_object_arn(self) -> str:
         """The public tutorial dataset for this stack's region."""
@@ -374,15 +392,12 @@ class PipelineStack(Stack):
     def schedule_arn(self) -> str:
         """TTL schedules: the default group, named after the endpoint (``<prefix>-*``)."""
         prefix = self.settings.pipeline.name_prefix
-        return (
-            f"arn:{Aws.PARTITION}:scheduler:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
-            f"schedule/default/{prefix}-*"
-        )
+        return f"{self.arn_prefix('scheduler')}:schedule/default/{prefix}-*"
 
     def model_package_arns(self) -> tuple[str, str]:
         """(the group, its versions)."""
         group = self.model_package_group.lower()
-        base = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+        base = self.arn_prefix("sagemaker")
         return f"{base}:model-package-group/{group}", f"{base}:model-package/{group}/*"
 
     def _tag_condition(self) -> dict[str, Any]:
@@ -482,16 +497,16 @@ class PipelineStack(Stack):
         )
         # Model artifacts (OutputDataConfig.KmsKeyId) and training volumes (VolumeKmsKeyId).
         self._grant_key_for_sagemaker_calls(role)
+        self._grant_key_use(role, KMS_SAGEMAKER_OUTPUT)
 
     def executions_arn(self) -> str:
         """Executions of this stack's state machine."""
         name = self.pipeline.state_machine.state_machine_name
-        return f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{name}:*"
+        return f"{self.arn_prefix('states')}:execution:{name}:*"
 
-    @staticmethod
-    def sagemaker_log_groups_arn() -> str:
+    def sagemaker_log_groups_arn(self) -> str:
         """Log groups SageMaker names itself (/aws/sagemaker/TrainingJobs, .../Endpoints/*)."""
-        return f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/*"
+        return f"{self.arn_prefix('logs')}:log-group:/aws/sagemaker/*"
 
     def _grant_functions(self) -> None:
         roles = {name: f.role for name, f in self.functions.items()}
@@ -779,15 +794,10 @@ class PipelineStack(Stack):
 
     def _grant_registry(self, roles: Mapping[str, iam.IRole]) -> None:
         group, versions = self.model_package_arns()
-        register = roles["RegisterModel"]
-        self._allow(
-            register,
-            ["sagemaker:CreateModelPackage"],
-            [group, versions],
-            self._request_tag_condition(),
-        )
-        # Tags in the request need AddTags on the new version (this stack's tag only).
-        self._allow(register, ["sagemaker:AddTags"], [versions], self._request_tag_condition())
+        # A version of the stack's own group only. The request carries no Tags
+        # (the API refuses them with a group: a version uses the group's, which
+        # carries the stack tag), so neither aws:RequestTag nor AddTags applies.
+        self._allow(roles["RegisterModel"], ["sagemaker:CreateModelPackage"], [group, versions])
         self._allow(roles["LoadModelPackage"], ["sagemaker:DescribeModelPackage"], [versions])
         state_machine = self.pipeline.state_machine.state_machine_arn
         for name in ("WaitForApproval", "ApprovalDecided"):

@@ -1,7 +1,7 @@
 """The model registry and the guard rails of an endpoint update.
 
 - :class:`ModelRegistry`: the stack's Model Package Group (versions are
-  created at run time by RegisterModel) and the EventBridge rule that sends
+  created at run time by RegisterModel and use the group's tags) and the EventBridge rule that sends
   "SageMaker Model Package State Change" of that group to the Lambda that
   releases an execution waiting for manual approval.
 - :class:`EndpointAlarms`: CloudWatch alarms on the stack's endpoint
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -43,6 +43,7 @@ class ModelRegistry(Construct):
         group_name: str,
         approval_handler: lambda_.IFunction,
         removal_policy: RemovalPolicy,
+        tags: Mapping[str, str],
     ) -> None:
         super().__init__(scope, construct_id)
         self.group_name = group_name
@@ -54,6 +55,10 @@ class ModelRegistry(Construct):
                 "MNIST Linear Learner: every tuned model that passed the quality gate"
             ),
         )
+        # CreateModelPackage with a group takes no Tags: each version uses the
+        # group's, so the group carries the stack tag.
+        for key, value in tags.items():
+            Tags.of(self.group).add(key, value)
         # The stack's removal policy: with destroy, the cleanup custom resource
         # deletes the versions first (a group with versions cannot be deleted).
         self.group.apply_removal_policy(removal_policy)

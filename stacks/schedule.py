@@ -19,11 +19,12 @@ from typing import Any
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_stepfunctions as sfn
-from constructs import Construct
+from constructs import Construct, IDependable
 
 from pipeline_core.config import PipelineConfig
 from pipeline_core.errors import InvalidConfigError, InvalidInputError
 from pipeline_core.inputs import resolve_run
+from stacks.trust import scheduler_principal
 
 _EXPRESSION = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
 _TIMEZONE = re.compile(r"^[A-Za-z_]+(/[A-Za-z0-9_+\-]+)*$")
@@ -85,12 +86,14 @@ class RetrainingScheduleConstruct(Construct):
         schedule: RetrainingSchedule,
         state_machine: sfn.IStateMachine,
         name: str,
+        delete_before: IDependable | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        # The schedule lives in the default group: only it may assume the role.
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            assumed_by=scheduler_principal(self),
             description="Assumed by EventBridge Scheduler to start scheduled retraining runs",
         )
         self.schedule = scheduler.CfnSchedule(
@@ -111,3 +114,8 @@ class RetrainingScheduleConstruct(Construct):
                 ),
             ),
         )
+        if delete_before is not None:
+            # CloudFormation deletes dependents first: the schedule is gone
+            # before ``delete_before`` (the stack's cleanup) runs, so it can
+            # start no execution after the cleanup stopped them all.
+            self.schedule.node.add_dependency(delete_before)

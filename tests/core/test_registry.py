@@ -39,7 +39,7 @@ def _register(sm: Any, run_input: dict[str, Any] | None = None) -> dict[str, Any
     )  # fmt: skip
 
 
-def test_register_sends_inference_spec_metrics_metadata_and_tags() -> None:
+def test_register_sends_inference_spec_metrics_and_metadata_but_no_tags() -> None:
     run = make_run("exec-1")
     sm = sagemaker_client()
     with stubbed(sm) as stub:
@@ -68,7 +68,9 @@ def test_register_sends_inference_spec_metrics_metadata_and_tags() -> None:
         "s3://mnist-ll-data-bucket/runs/exec-1/report.json"
     )
     assert request["CustomerMetadataProperties"]["test_data"] == DATA["files"]["test"]
-    assert request["Tags"] == run.tag_list()
+    # With ModelPackageGroupName the API refuses Tags: a version uses its group's.
+    assert request["ModelPackageGroupName"] == GROUP
+    assert "Tags" not in request
     assert request["ClientToken"] == client_token("exec-1")
 
 

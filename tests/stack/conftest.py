@@ -12,6 +12,7 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
 
+import aws_cdk as cdk
 from aws_cdk.assertions import Template
 
 from stacks.asl import extract_definition
@@ -31,8 +32,10 @@ class Synth:
         return {k: v for k, v in self.json["Resources"].items() if v["Type"] == kind}
 
 
-def make_synth(overrides: dict[str, Any] | None = None) -> Synth:
-    _app, stack, assembly = synth(overrides)
+def make_synth(
+    overrides: dict[str, Any] | None = None, *, env: cdk.Environment | None = None
+) -> Synth:
+    _app, stack, assembly = synth(overrides, env=env)
     template = Template.from_stack(stack)
     data = template.to_json()
     pipeline_id = stack.get_logical_id(stack.pipeline.state_machine.node.default_child)

@@ -26,10 +26,18 @@ def make_app(overrides: dict[str, Any] | None = None, *, outdir: str | None = No
 
 
 def synth(
-    overrides: dict[str, Any] | None = None, *, nag: bool = True, outdir: str | None = None
+    overrides: dict[str, Any] | None = None,
+    *,
+    nag: bool = True,
+    outdir: str | None = None,
+    env: cdk.Environment | None = None,
 ) -> tuple[cdk.App, PipelineStack, cdk.cx_api.CloudAssembly]:
-    """Build the app with ``app.build`` and synthesize it (nag findings raise)."""
+    """Build the app with ``app.build`` and synthesize it (nag findings raise).
+
+    ``env`` (account/region) as the CDK CLI would set them; by default the
+    process environment's ``CDK_DEFAULT_*`` (unset in tests: pseudo parameters).
+    """
     app = make_app(overrides, outdir=outdir)
-    stack = cdk_app.build(app, nag=nag)
+    stack = cdk_app.build(app, nag=nag, env=env)
     assembly = app.synth()
     return app, stack, assembly

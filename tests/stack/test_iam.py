@@ -174,13 +174,14 @@ def test_sagemaker_role_is_trusted_by_sagemaker_only_and_has_no_managed_policies
 ) -> None:
     lid = synthesized.stack.get_logical_id(synthesized.stack.sagemaker_role.node.default_child)
     role = synthesized.json["Resources"][lid]["Properties"]
-    assert role["AssumeRolePolicyDocument"]["Statement"] == [
-        {
-            "Action": "sts:AssumeRole",
-            "Effect": "Allow",
-            "Principal": {"Service": "sagemaker.amazonaws.com"},
-        }
-    ]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert {k: trust[k] for k in ("Action", "Effect", "Principal")} == {
+        "Action": "sts:AssumeRole",
+        "Effect": "Allow",
+        "Principal": {"Service": "sagemaker.amazonaws.com"},
+    }
+    # aws:SourceAccount / aws:SourceArn: tests/stack/test_service_roles.py
+    assert set(trust["Condition"]) == {"StringEquals", "ArnLike"}
     assert "ManagedPolicyArns" not in role
 
 

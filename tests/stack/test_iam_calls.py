@@ -84,7 +84,8 @@ EXPECTED: dict[str, set[str]] = {
         "dynamodb:DeleteItem",  # done with the endpoint: release the lease
         "cloudwatch:PutMetricData",  # the dashboard's run metrics
     },
-    "RegisterModel": {"sagemaker:CreateModelPackage", "sagemaker:AddTags"},
+    # No Tags with a group (a version uses the group's): no AddTags.
+    "RegisterModel": {"sagemaker:CreateModelPackage"},
     "LoadModelPackage": {"sagemaker:DescribeModelPackage"},
     "WaitForApproval": {
         "s3:PutObject",  # the task token, under runs/<execution>/

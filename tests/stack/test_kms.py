@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_cdk.assertions import Match
+
 from tests.stack.conftest import Synth
 from tests.stack.test_iam import actions_of, role_statements, statements
 
@@ -57,8 +59,53 @@ def test_sagemaker_role_may_use_the_key_for_artifacts_and_volumes(synthesized_km
         "kms:CreateGrant",
         "kms:Decrypt",
         "kms:DescribeKey",
+        "kms:Encrypt",
         "kms:GenerateDataKey",
     }
+
+
+def test_sagemaker_role_may_encrypt_the_output_with_the_key(synthesized_kms: Synth) -> None:
+    """OutputDataConfig.KmsKeyId: the API reference requires kms:Encrypt on the
+    key for the role the job runs as (model artifacts are written encrypted)."""
+    role = synthesized_kms.stack.sagemaker_role
+    role_lid = synthesized_kms.stack.get_logical_id(role.node.default_child)
+    synthesized_kms.template.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "Roles": Match.array_with([{"Ref": role_lid}]),
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Effect": "Allow",
+                                "Action": Match.array_with(["kms:Encrypt"]),
+                                "Resource": _key_arn(synthesized_kms),
+                            }
+                        )
+                    ]
+                ),
+                "Version": "2012-10-17",
+            },
+        },
+    )
+
+
+def test_only_the_sagemaker_role_may_encrypt_directly(synthesized_kms: Synth) -> None:
+    """SSE-KMS writes of the Lambdas need GenerateDataKey, not Encrypt."""
+    encrypting = {
+        lid
+        for lid, st in statements(synthesized_kms)
+        if "Principal" not in st and "kms:Encrypt" in actions_of([st])
+    }
+    role = synthesized_kms.stack.sagemaker_role
+    policies = {
+        lid
+        for lid, res in synthesized_kms.resources("AWS::IAM::Policy").items()
+        if {"Ref": synthesized_kms.stack.get_logical_id(role.node.default_child)}
+        in res["Properties"]["Roles"]
+    }
+    assert encrypting and encrypting <= policies
 
 
 def test_lambdas_get_only_what_their_calls_need(synthesized_kms: Synth) -> None:

@@ -3,6 +3,7 @@ keeps each one's endpoint grants to resources tagged with its own stack."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,9 +30,11 @@ REQUEST_TAGGED = {
     "sagemaker:CreateModel",
     "sagemaker:CreateHyperParameterTuningJob",
     "sagemaker:CreateTransformJob",
-    "sagemaker:CreateModelPackage",
     "sagemaker:AddTags",
 }
+#: Versions of the stack's own group: the request carries no Tags (the API
+#: refuses them with a group), the group carries the stack tag.
+GROUP_SCOPED = {"sagemaker:CreateModelPackage"}
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +102,18 @@ def test_endpoint_grants_are_conditioned_on_each_stacks_own_tag(
             # Creates that launch instances also carry the instance-type allowlist.
             assert condition["StringEquals"] == {"aws:RequestTag/mnist-ll:stack": name}, action
             assert set(condition) <= {"StringEquals", "ForAllValues:StringEquals"}, action
+        group = s.stack.model_package_group.lower()
+        registered = [
+            st
+            for _, st in statements(s)
+            if st["Effect"] == "Allow" and GROUP_SCOPED & set(_as_list(st["Action"]))
+        ]
+        assert registered
+        for st in registered:
+            assert "Condition" not in st
+            rendered = json.dumps(st["Resource"])
+            assert f"model-package-group/{group}" in rendered
+            assert f"model-package/{group}/*" in rendered
 
 
 def test_names_are_salted_with_the_stack_id_and_log_groups_are_not_fixed(

@@ -27,6 +27,44 @@ def test_the_stack_owns_the_model_package_group(synthesized: Synth) -> None:
     assert synthesized.stack.model_package_group.startswith("mnist-ll-mnistlinearlearnerpipeline-")
 
 
+def test_the_group_carries_the_stack_tag_its_versions_use(synthesized: Synth) -> None:
+    """CreateModelPackage with a group takes no Tags: a version uses its group's."""
+    synthesized.template.has_resource_properties(
+        "AWS::SageMaker::ModelPackageGroup",
+        {
+            "ModelPackageGroupName": synthesized.stack.model_package_group,
+            "Tags": Match.array_with(
+                [{"Key": "mnist-ll:stack", "Value": synthesized.stack.stack_name}]
+            ),
+        },
+    )
+
+
+def test_register_model_creates_versions_of_its_group_without_request_tags(
+    synthesized: Synth,
+) -> None:
+    role = synthesized.stack.functions["RegisterModel"].role
+    sts = role_statements(synthesized, role)
+    group, versions = (
+        synthesized.stack.resolve(arn) for arn in synthesized.stack.model_package_arns()
+    )
+    creates = [st for st in sts if "sagemaker:CreateModelPackage" in _actions(st)]
+    assert creates == [
+        {
+            "Action": "sagemaker:CreateModelPackage",
+            "Effect": "Allow",
+            "Resource": [group, versions],
+        }
+    ]
+    # No Tags in the request: nothing to tag, so no AddTags grant either.
+    assert "sagemaker:AddTags" not in actions_of(sts)
+
+
+def _actions(st: dict[str, Any]) -> list[str]:
+    action = st["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
 def test_state_change_rule_sends_decisions_to_the_approval_function(synthesized: Synth) -> None:
     rules = [
         r["Properties"]

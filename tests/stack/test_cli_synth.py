@@ -1,0 +1,83 @@
+"""``make synth`` as a user runs it: the CDK CLI, cdk-nag on, any environment.
+
+The CLI always sets ``CDK_DEFAULT_REGION`` (us-east-1 when none is configured)
+and ``CDK_DEFAULT_ACCOUNT`` when it finds credentials, so CDK-built policies
+render a concrete region (and account): the acknowledgements must match them.
+Both tests bundle the Lambda asset: ``cdk synth`` bundles every stack unless
+``--exclusively`` names others, so the CLI offers no way to skip it (the pip
+result is cached under ``.build/``, so a re-synth only copies files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.stack.helpers import ROOT
+
+CLI = ROOT / "node_modules" / ".bin" / "cdk"
+
+pytestmark = pytest.mark.skipif(not CLI.exists(), reason="the CDK CLI is not installed")
+
+
+def _cdk_synth(outdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDK_DEFAULT_", "CDK_CONTEXT"))}
+    env.update(
+        JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
+        CDK_DISABLE_CLI_TELEMETRY="true",
+    )
+    return subprocess.run(
+        ["npx", "cdk", "synth", "--no-notices", "--quiet", "-o", str(outdir), *extra],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def _assert_clean(result: subprocess.CompletedProcess[str], outdir: Path) -> dict[str, object]:
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "with errors" not in output, output[-4000:]
+    assert "AwsSolutions-" not in output, output[-4000:]
+    report = json.loads((outdir / "validation-report.json").read_text())
+    (plugin,) = report["pluginReports"]
+    assert plugin["conclusion"] == "success"
+    assert plugin["violations"] == []
+    template: dict[str, object] = json.loads((outdir / "Pipeline.template.json").read_text())
+    return template
+
+
+def _distributed_map_resources(template: dict[str, object]) -> list[object]:
+    resources = template["Resources"]
+    assert isinstance(resources, dict)
+    return [
+        resource
+        for res in resources.values()
+        if res["Type"] == "AWS::IAM::Policy"
+        for st in res["Properties"]["PolicyDocument"]["Statement"]
+        if "states:DescribeExecution" in st["Action"]
+        for resource in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
+    ]
+
+
+def test_make_synth_passes_with_the_cli_default_region(tmp_path: Path) -> None:
+    """Exactly ``make synth`` (with ``-o``): region us-east-1, no credentials."""
+    template = _assert_clean(_cdk_synth(tmp_path), tmp_path)
+    rendered = json.dumps(_distributed_map_resources(template))
+    assert "arn:aws:states:us-east-1:" in rendered
+
+
+def test_make_synth_passes_with_a_concrete_account_and_region(tmp_path: Path) -> None:
+    app = (
+        "env CDK_DEFAULT_ACCOUNT=123456789012 CDK_DEFAULT_REGION=eu-west-1 .venv/bin/python app.py"
+    )
+    template = _assert_clean(_cdk_synth(tmp_path, "--app", app), tmp_path)
+    rendered = json.dumps(_distributed_map_resources(template))
+    assert "arn:aws:states:eu-west-1:123456789012:execution:" in rendered
