@@ -11,8 +11,10 @@
 
 Everything stays within what moto's interpreter parses (no ``ItemBatcher``,
 EXPRESS children or ``ResultWriter.WriterConfig``), so the local run executes
-this very definition. Children's results are discarded (each writes a
-receipt to S3 instead), so the state stays small for any shard count.
+this very definition. Each child ends with ``OutputPath: null`` (it writes a
+receipt to S3 instead): ``ResultPath: null`` on the Map alone does not stop
+Step Functions from aggregating the children's outputs, which would pass the
+256 KB payload limit (``States.DataLimitExceeded``) at about 135 shards.
 
 A child's error name does not survive a Distributed Map on AWS (the Map
 fails with ``States.ExceedToleratedFailureThreshold``), and moto does not
@@ -65,6 +67,9 @@ def shard_task(scope: Construct, function: lambda_.IFunction) -> tasks.LambdaInv
         payload_response_only=True,
         retry_on_service_exceptions=False,
         result_path=JsonPath.DISCARD,
+        # The Map aggregates its children's outputs even with ResultPath null
+        # (256 KB: States.DataLimitExceeded at ~135 shards): output nothing.
+        output_path=JsonPath.DISCARD,
     )
     task.add_retry(
         errors=[*LAMBDA_TRANSIENT_ERRORS, THROTTLING_ERROR],

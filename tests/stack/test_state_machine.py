@@ -386,6 +386,10 @@ def test_shards_convert_in_a_bounded_distributed_map_over_the_source_prefix(
     child = dmap["ItemProcessor"]["States"]["ConvertShard"]
     assert lambda_module(synthesized, child) == "convert_shard"
     assert child["Parameters"] == {"run.$": "$.run", "item.$": "$.item"}
+    # ResultPath null on the Map does not stop it aggregating its children's
+    # outputs (256 KB limit): each child must output nothing itself.
+    assert child["ResultPath"] is None and child["OutputPath"] is None
+    assert child["End"] is True
     retried = {e for r in child["Retry"] for e in r["ErrorEquals"]}
     assert LAMBDA_RETRY | {"ThrottlingError"} <= retried
     assert dmap["Catch"] == [
