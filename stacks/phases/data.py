@@ -45,6 +45,14 @@ from stacks.phases.common import (
     Steps,
 )
 
+#: Lambda refused the invocation: the account's (or function's) concurrency is used up.
+LAMBDA_THROTTLED = "Lambda.TooManyRequestsException"
+#: A throttled child's retries: 5, 10, 20, 40, then every 60 s (before jitter),
+#: 30 attempts: at most ~27 minutes of waiting.
+THROTTLED_INTERVAL_SECONDS = 5
+THROTTLED_MAX_DELAY_SECONDS = 60
+THROTTLED_MAX_ATTEMPTS = 30
+
 
 @dataclass(frozen=True)
 class ShardSource:
@@ -71,8 +79,21 @@ def shard_task(scope: Construct, function: lambda_.IFunction) -> tasks.LambdaInv
         # (256 KB: States.DataLimitExceeded at ~135 shards): output nothing.
         output_path=JsonPath.DISCARD,
     )
+    # First, so it matches before the general retrier below: the account's
+    # Lambda concurrency quota (often 10 in a new account, shared by every
+    # function) throttles children past it. Each waits its turn for up to
+    # ~27 minutes (capped backoff, full jitter so they spread out) instead of
+    # failing the whole Map as a conversion error.
     task.add_retry(
-        errors=[*LAMBDA_TRANSIENT_ERRORS, THROTTLING_ERROR],
+        errors=[LAMBDA_THROTTLED],
+        interval=Duration.seconds(THROTTLED_INTERVAL_SECONDS),
+        max_attempts=THROTTLED_MAX_ATTEMPTS,
+        backoff_rate=2,
+        max_delay=Duration.seconds(THROTTLED_MAX_DELAY_SECONDS),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+    task.add_retry(
+        errors=[*(e for e in LAMBDA_TRANSIENT_ERRORS if e != LAMBDA_THROTTLED), THROTTLING_ERROR],
         interval=Duration.seconds(2),
         max_attempts=6,
         backoff_rate=2,

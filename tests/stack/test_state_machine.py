@@ -405,6 +405,31 @@ def test_shards_convert_in_a_bounded_distributed_map_over_the_source_prefix(
     }
 
 
+def _longest_wait_seconds(retrier: dict[str, Any]) -> float:
+    """The retrier's total back-off before it gives up (every delay at its cap)."""
+    interval = float(retrier.get("IntervalSeconds", 1))
+    rate = float(retrier.get("BackoffRate", 2.0))
+    cap = float(retrier.get("MaxDelaySeconds", float("inf")))
+    return sum(min(cap, interval * rate**n) for n in range(int(retrier["MaxAttempts"])))
+
+
+def test_a_throttled_shard_waits_minutes_for_the_lambda_concurrency_quota(
+    synthesized: Synth,
+) -> None:
+    """New accounts often have 10 concurrent Lambda executions for every
+    function; the Map starts ``map_max_concurrency`` children at once. A
+    throttled child must wait its turn, not fail the Map."""
+    dmap = synthesized.asl["States"]["ConvertShards"]
+    retries = dmap["ItemProcessor"]["States"]["ConvertShard"]["Retry"]
+    # Step Functions uses the first retrier whose ErrorEquals matches.
+    first = next(r for r in retries if "Lambda.TooManyRequestsException" in r["ErrorEquals"])
+    assert first["ErrorEquals"] == ["Lambda.TooManyRequestsException"]
+    assert first is retries[0]
+    assert first["JitterStrategy"] == "FULL"  # children throttled together spread out
+    assert first["MaxDelaySeconds"] <= 120
+    assert _longest_wait_seconds(first) >= 15 * 60
+
+
 @pytest.mark.parametrize(
     ("tuning", "next_state"),
     [
