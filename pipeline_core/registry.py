@@ -39,6 +39,8 @@ META_TUNING_JOB = "tuning_job"
 META_TRAINING_JOB = "training_job"
 META_OBJECTIVE_METRIC = "objective_metric"
 META_OBJECTIVE_VALUE = "objective_value"
+#: ``auto`` or ``manual``: whether the registering run waits for a decision.
+META_APPROVAL = "approval"
 HYPERPARAMETER_PREFIX = "hp:"
 
 
@@ -70,6 +72,7 @@ def build_model_package_request(
         META_EXECUTION: run.execution_name,
         META_TEST_DATA: test_data_uri(data),
         META_TARGET_DIGIT: str(run.target_digit),
+        META_APPROVAL: run.approval,
         META_TUNING_JOB: str(tuning.get("name") or run.names.tuning_job),
         META_TRAINING_JOB: str(best.get("training_job_name") or "unknown"),
         META_OBJECTIVE_METRIC: str(best.get("objective_metric") or run.objective_metric),

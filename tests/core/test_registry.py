@@ -78,6 +78,12 @@ def test_manual_approval_registers_pending() -> None:
         image_uri=IMAGE,
     )  # fmt: skip
     assert request["ModelApprovalStatus"] == "PendingManualApproval"
+    # ApprovalDecided reads it: only a manual version has an execution waiting.
+    assert request["CustomerMetadataProperties"]["approval"] == "manual"
+    auto = build_model_package_request(
+        make_run("exec-1"), DEFAULTS, tuning_result(), DATA, group=GROUP, image_uri=IMAGE
+    )
+    assert auto["CustomerMetadataProperties"]["approval"] == "auto"
 
 
 def test_a_retry_sends_the_same_client_token_and_distinct_runs_do_not() -> None:
