@@ -308,6 +308,7 @@ def test_fail_states_carry_the_error_and_its_cause(synthesized: Synth) -> None:
         ("InvalidDatasetError", "InvalidDataset"),
         ("SourceNotFoundError", "InvalidDataset"),
         ("SourceAccessDeniedError", "InvalidDataset"),
+        ("ModelTestDataMissingError", "InvalidDataset"),  # a version's test data is gone
         ("TuningJobFailedError", "TuningFailed"),
         ("QualityGateFailedError", "QualityGateFailed"),
         ("EndpointDeploymentFailedError", "EndpointFailed"),
