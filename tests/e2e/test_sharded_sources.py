@@ -109,6 +109,15 @@ def test_csv_shards_relabel_for_the_target_digit_and_batch_transform_scores_ever
     report = stored(pipeline, "runs/e2e-shards-csv/report.json")
     assert report["data"]["splits"]["test"] == {"rows": 250, "objects": 2}
     assert sum(report["confusion_matrix"].values()) == 250  # both test shards scored
+    # The version it registered deploys again by ARN, scored on the same test shards.
+    arn = (result.output or {})["model_package_arn"]
+    again = pipeline.execute(
+        {"model_package_arn": arn, "target_digit": 7, "endpoint": {"mode": "none"}},
+        "e2e-shards-csv-again",
+        timeout=300,
+    )
+    assert again.status == "SUCCEEDED", (again.error, again.cause)
+    assert (again.output or {})["confusion_matrix"] == report["confusion_matrix"]
 
 
 def test_a_bad_shard_fails_the_run_naming_it(pipeline: LocalPipeline, tmp_path: Path) -> None:
