@@ -5,6 +5,9 @@ Called by the Provider framework every ``query_interval`` after ``onEvent``
 be deleted now, waits for those still Creating/Updating, then removes the
 endpoint configs and models. Past ``Data.Deadline`` whatever is left is
 named by ARN in the raised error, which becomes the custom resource's reason.
+An error that waiting cannot cure (AccessDenied, a bug) is never raised (the
+framework would retry it until its total timeout, then DELETE_FAILED): the
+delete finishes and the log names what was left behind.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 
 from lambdas._env import Settings, client, load_settings
-from pipeline_core.teardown import teardown_poll
+from pipeline_core.teardown import TeardownIncompleteError, teardown_poll
 
 logger = Logger()
 tracer = Tracer()
@@ -52,8 +55,17 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             deadline=deadline or _now(),
             log=logger.warning,
         )
-    except Exception:
+    except TeardownIncompleteError:
+        # Endpoints that stayed Creating/Updating past the deadline: fail, naming them.
         logger.exception("cleanup did not finish")
         raise
+    except Exception as e:
+        # A bug or an unexpected error would fail every round the same way, and the
+        # Provider retries until its total timeout (55 min), then DELETE_FAILED.
+        logger.exception("cleanup cannot go on; letting the stack delete finish")
+        return {"IsComplete": True, "Data": {"Unfinished": f"{type(e).__name__}: {e}"[:500]}}
     logger.info("cleanup progress", extra={"result": result})
+    if result["left"]:
+        logger.error("cleanup left resources behind", extra={"left": result["left"]})
+        return {"IsComplete": True, "Data": {"Unfinished": f"{len(result['left'])} left"}}
     return {"IsComplete": bool(result["complete"])}

@@ -1,5 +1,6 @@
 """LoadModelPackage: input ``model_package_arn`` (deploy or roll back to a
-registered version): ``{"registry", "tuning", "data"}`` from its description."""
+registered version): ``{"registry", "tuning", "data"}`` from its description,
+once its test data is known to exist (ModelTestDataMissingError otherwise)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from aws_lambda_powertools import Logger, Tracer
 
 from lambdas._env import Settings, client, field, load_settings
 from pipeline_core.inputs import RunSpec
-from pipeline_core.registry import load_model_package
+from pipeline_core.registry import load_model_package, require_test_data
 
 logger = Logger()
 tracer = Tracer()
@@ -19,8 +20,9 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def _clients(s: Settings) -> Any:
-    return client("sagemaker", s.region)
+def _clients(s: Settings) -> tuple[Any, Any]:
+    """(sagemaker, s3)."""
+    return client("sagemaker", s.region), client("s3", s.region)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -28,11 +30,13 @@ def _clients(s: Settings) -> Any:
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     s = _settings()
     try:
+        sm, s3 = _clients(s)
         result = load_model_package(
-            RunSpec.from_dict(field(event, "run")),
-            _clients(s),
-            group=s.model_package_group,
+            RunSpec.from_dict(field(event, "run")), sm, group=s.model_package_group
         )
+        # Before Deploy touches the endpoint: Evaluate will need the test data.
+        arn = result["registry"]["model_package_arn"]
+        result["data"] = require_test_data(s3, result["data"], arn=arn)
     except Exception:
         logger.exception("LoadModelPackage failed")
         raise

@@ -19,9 +19,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline_core.awserrors import named_error, named_errors
+from pipeline_core.awserrors import code_of, named_error, named_errors
 from pipeline_core.errors import InvalidInputError, ModelPackageRejectedError
-from pipeline_core.registry import APPROVED, META_EXECUTION, REJECTED
+from pipeline_core.registry import APPROVED, META_APPROVAL, META_EXECUTION, REJECTED
 
 DETAIL_TYPE = "SageMaker Model Package State Change"
 EVENT_SOURCE = "aws.sagemaker"
@@ -115,16 +115,26 @@ def release(
     if status not in (APPROVED, REJECTED):
         return {"sent": "ignored", "reason": f"status {status}"}
     described = _describe(sm, arn)
-    execution = (described.get("CustomerMetadataProperties") or {}).get(META_EXECUTION)
+    meta = described.get("CustomerMetadataProperties") or {}
+    execution = meta.get(META_EXECUTION)
     if not execution:
         return {"sent": "ignored", "reason": "no execution metadata"}
+    mode = meta.get(META_APPROVAL)
+    if mode is not None and mode != "manual":
+        # Approved at registration: its run never stored a token to read.
+        return {"sent": "ignored", "reason": f"registered with approval {mode}: nobody waits"}
     try:
         body = s3.get_object(Bucket=bucket, Key=approval_key(str(execution)))["Body"].read()
     except ClientError as e:
-        code = e.response.get("Error", {}).get("Code")
+        code = code_of(e)
         if code in ("NoSuchKey", "404", "NotFound"):
-            # Registered with approval auto, or WaitForApproval not reached yet
-            # (it looks itself once it has stored the token).
+            # WaitForApproval not reached yet (it looks itself once it has
+            # stored the token).
+            return {"sent": "ignored", "reason": "no execution waits for this version"}
+        if mode is None and code in ("AccessDenied", "403", "Forbidden"):
+            # Registered before versions recorded their approval mode: without
+            # s3:ListBucket a missing token (an auto run's) reads as 403.
+            log(f"no readable approval token for {arn} ({code}): treated as not waiting")
             return {"sent": "ignored", "reason": "no execution waits for this version"}
         raise named_error(e, "S3 GetObject (approval token)") from e
     record = json.loads(body)

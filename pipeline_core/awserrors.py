@@ -49,6 +49,22 @@ def message_of(e: ClientError) -> str:
     return str(e.response.get("Error", {}).get("Message", ""))
 
 
+#: Server-side errors that a later attempt may not meet.
+_SERVER_ERROR_CODES = frozenset(
+    {"InternalFailure", "InternalError", "InternalServerError", "ServiceUnavailable"}
+)
+
+
+def is_transient(e: BaseException) -> bool:
+    """Throttling or a server-side (5xx) error: worth another try later. Anything
+    else (AccessDenied, a validation error, a bug) will fail the same way again."""
+    if not isinstance(e, ClientError):
+        return False
+    status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    code = code_of(e)
+    return code in THROTTLING_CODES or code in _SERVER_ERROR_CODES or status >= 500
+
+
 def is_already_exists(e: ClientError) -> bool:
     """ResourceInUse, or SageMaker's "Cannot create already existing ..." ValidationException."""
     code = code_of(e)

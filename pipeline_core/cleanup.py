@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline_core.awserrors import is_not_found
+from pipeline_core.awserrors import is_not_found, is_transient
 from pipeline_core.names import STACK_TAG_KEY, tag_value, tags_to_dict
 
 # (kind, list op, list key, name field, arn field, delete op, delete param)
@@ -50,7 +50,7 @@ def cleanup_stack_resources(
     wanted = tag_value(stack_tag)
     ours = f"{name_prefix}-"
     deleted: dict[str, list[str]] = {k[0]: [] for k in _KINDS}
-    failed: list[dict[str, str]] = []
+    failed: list[dict[str, Any]] = []
     foreign = 0
     out_of_time = False
 
@@ -62,7 +62,7 @@ def cleanup_stack_resources(
 
     def failure(kind: str, name: str, what: str, e: BaseException) -> None:
         log(f"cleanup: cannot {what} {kind} {name}: {e!r}")
-        failed.append({"kind": kind, "name": name, "error": repr(e)})
+        failed.append({"kind": kind, "name": name, "error": repr(e), "transient": is_transient(e)})
 
     for kind, list_op, list_key, name_key, arn_key, delete_op, param in _KINDS:
         if not time_left():

@@ -94,6 +94,11 @@ class ModelPackageNotApprovedError(PipelineError):
     """The model version to deploy (input ``model_package_arn``) is not Approved."""
 
 
+class ModelTestDataMissingError(PipelineError):
+    """The registered version's test data (its run's test split or manifest)
+    is gone, so deploying it again could not be evaluated."""
+
+
 class ApprovalTimedOutError(PipelineError):
     """Nobody approved or rejected the model version within the approval timeout."""
 

@@ -11,6 +11,7 @@ Deploying an earlier version by ARN is how a rollback works.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +22,12 @@ from pipeline_core.config import PipelineConfig
 from pipeline_core.errors import (
     InvalidInputError,
     ModelPackageNotApprovedError,
+    ModelTestDataMissingError,
+    SourceNotFoundError,
     TuningJobFailedError,
 )
 from pipeline_core.inputs import RunSpec
+from pipeline_core.s3io import read_bytes, split_s3_uri, translate_read_error
 
 #: What the Linear Learner container accepts and answers (FACTS.md).
 CONTENT_TYPES = ("text/csv", "application/json", "application/x-recordio-protobuf")
@@ -34,12 +38,18 @@ REJECTED = "Rejected"
 #: Customer metadata keys (the version's own record of where it came from).
 META_EXECUTION = "execution"
 META_TEST_DATA = "test_data"
+#: A sharded run's manifest (its test split is many objects, listed there).
+META_TEST_MANIFEST = "test_manifest"
 META_TARGET_DIGIT = "target_digit"
 META_TUNING_JOB = "tuning_job"
 META_TRAINING_JOB = "training_job"
 META_OBJECTIVE_METRIC = "objective_metric"
 META_OBJECTIVE_VALUE = "objective_value"
+#: ``auto`` or ``manual``: whether the registering run waits for a decision.
+META_APPROVAL = "approval"
 HYPERPARAMETER_PREFIX = "hp:"
+#: What versions of sharded runs recorded as ``test_data`` before ``test_manifest``.
+LEGACY_SHARDED_TEST = "/test/test.rec"
 
 
 def client_token(execution_name: str) -> str:
@@ -48,9 +58,26 @@ def client_token(execution_name: str) -> str:
     return hashlib.sha256(f"register:{execution_name}".encode()).hexdigest()[:36]
 
 
+def _is_sharded(data: dict[str, Any]) -> bool:
+    """FinalizeDataset's ``$.data``: object lists in the manifest, no ``files``."""
+    return not (data.get("files") or {}).get("test") and bool(
+        "splits" in data and data.get("manifest_uri")
+    )
+
+
 def test_data_uri(data: dict[str, Any]) -> str:
+    """The test split: the pickle path's one file, or a sharded run's test prefix."""
+    if _is_sharded(data):
+        return f"{str(data['test_uri']).rstrip('/')}/"
     files = data.get("files") or {}
     return str(files.get("test") or f"{str(data['test_uri']).rstrip('/')}/test.rec")
+
+
+def _test_metadata(data: dict[str, Any]) -> dict[str, str]:
+    meta = {META_TEST_DATA: test_data_uri(data)}
+    if _is_sharded(data):
+        meta[META_TEST_MANIFEST] = str(data["manifest_uri"])
+    return meta
 
 
 def build_model_package_request(
@@ -68,8 +95,9 @@ def build_model_package_request(
         raise TuningJobFailedError("no best training job with model artifacts to register")
     metadata = {
         META_EXECUTION: run.execution_name,
-        META_TEST_DATA: test_data_uri(data),
+        **_test_metadata(data),
         META_TARGET_DIGIT: str(run.target_digit),
+        META_APPROVAL: run.approval,
         META_TUNING_JOB: str(tuning.get("name") or run.names.tuning_job),
         META_TRAINING_JOB: str(best.get("training_job_name") or "unknown"),
         META_OBJECTIVE_METRIC: str(best.get("objective_metric") or run.objective_metric),
@@ -188,17 +216,88 @@ def load_model_package(run: RunSpec, sm: Any, *, group: str) -> dict[str, Any]:
         },
         "failure_reason": None,
     }
-    data = {
-        "files": {"test": test},
-        "test_uri": test.rsplit("/", 1)[0],
-        "source": arn,
-        "registered_by": meta.get(META_EXECUTION),
-    }
+    data: dict[str, Any] = {"source": arn, "registered_by": meta.get(META_EXECUTION)}
+    manifest = meta.get(META_TEST_MANIFEST)
+    if manifest:  # a sharded run: Evaluate lists the test objects from its manifest
+        data.update(test_uri=test, manifest_uri=str(manifest), splits={})
+    else:
+        data.update(files={"test": test}, test_uri=test.rsplit("/", 1)[0])
     return {
         "registry": registry_result(arn, status, group, "model_package_arn"),
         "tuning": tuning,
         "data": data,
     }
+
+
+def _missing(arn: str | None, uri: str, what: str) -> ModelTestDataMissingError:
+    return ModelTestDataMissingError(
+        f"model package {arn}: its {what} {uri} does not exist (deleted with its run's "
+        "data?), so the version cannot be evaluated; restore it, or register a new version "
+        "from a new run"
+    )
+
+
+def _exists(s3: Any, uri: str) -> bool:
+    bucket, key = split_s3_uri(uri)
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as e:
+        named = translate_read_error(e, uri)
+        if isinstance(named, SourceNotFoundError):
+            return False
+        raise named from e
+    return True
+
+
+def _manifest_test_data(
+    s3: Any, manifest_uri: str, data: dict[str, Any], arn: str | None
+) -> dict[str, Any]:
+    try:
+        manifest = json.loads(read_bytes(s3, manifest_uri))
+    except SourceNotFoundError as e:
+        raise _missing(arn, manifest_uri, "test data manifest") from e
+    bucket = split_s3_uri(manifest_uri)[0]
+    keys = (manifest.get("files") or {}).get("test") or []
+    if not keys:
+        raise _missing(arn, manifest_uri, "manifest's list of test objects in")
+    for key in keys:
+        if not _exists(s3, f"s3://{bucket}/{key}"):
+            raise _missing(arn, f"s3://{bucket}/{key}", "test object")
+    test_uri = f"{manifest_uri.rsplit('/', 1)[0]}/test/"
+    return {
+        **{k: v for k, v in data.items() if k != "files"},
+        "test_uri": str(data.get("test_uri") or test_uri).rstrip("/") + "/",
+        "manifest_uri": manifest_uri,
+        "splits": manifest.get("splits") or {},
+    }
+
+
+def require_test_data(s3: Any, data: dict[str, Any], *, arn: str | None) -> dict[str, Any]:
+    """LoadModelPackage, before Deploy touches the endpoint: the version's
+    test data must still exist (Evaluate reads it). Returns ``data`` as
+    Evaluate and StartTransform read it; raises ModelTestDataMissingError.
+
+    A sharded run's version names its manifest: every test object it lists
+    must exist. A version registered before versions recorded the manifest
+    names ``<run>/data/test/test.rec``, which a sharded run never wrote: the
+    run's manifest next to it is used instead."""
+    if _is_sharded(data):
+        return _manifest_test_data(s3, str(data["manifest_uri"]), data, arn)
+    test = str((data.get("files") or {}).get("test") or "")
+    if not test:
+        raise _missing(arn, "(none recorded)", "test data")
+    if _exists(s3, test):
+        return data
+    if test.endswith(LEGACY_SHARDED_TEST):
+        manifest_uri = test[: -len(LEGACY_SHARDED_TEST)] + "/manifest.json"
+        if _exists(s3, manifest_uri) and _is_sharded_manifest(s3, manifest_uri):
+            return _manifest_test_data(s3, manifest_uri, {**data, "test_uri": None}, arn)
+    raise _missing(arn, test, "test data")
+
+
+def _is_sharded_manifest(s3: Any, manifest_uri: str) -> bool:
+    manifest = json.loads(read_bytes(s3, manifest_uri))
+    return bool(manifest.get("source_kind") == "sharded")
 
 
 def delete_versions(sm: Any, *, group: str, log: Callable[[str], None]) -> list[str]:

@@ -65,6 +65,12 @@ def shard_split(run: RunSpec, key: str) -> tuple[str, str]:
     return split, name
 
 
+def is_folder_key(key: str) -> bool:
+    """A zero-byte "folder" object (``<prefix>train/``, made by the S3
+    console): listed like any object, but not a shard."""
+    return key.endswith("/")
+
+
 def _check_npz_sizes(raw: bytes, key: str, max_bytes: int) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
@@ -156,6 +162,8 @@ def convert_shard(
     key = str(item.get("Key", ""))
     if not key:
         raise InvalidInputError("item: the Map item has no Key")
+    if is_folder_key(key):
+        return {"key": key, "skipped": "a folder key, not a shard"}
     split, name = shard_split(run, key)
     size = item.get("Size")
     if isinstance(size, int) and size > config.shard_max_bytes:
@@ -238,7 +246,7 @@ def _list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
             page = s3.list_objects_v2(**kwargs)
         except ClientError as e:
             raise translate_read_error(e, f"s3://{bucket}/{prefix}") from e
-        keys.extend(o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/"))
+        keys.extend(o["Key"] for o in page.get("Contents", []) if not is_folder_key(o["Key"]))
         if not page.get("IsTruncated"):
             return keys
         token = page.get("NextContinuationToken")

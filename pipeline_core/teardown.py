@@ -10,6 +10,10 @@ that can be deleted now and waits for those still ``Creating``/``Updating``
 endpoint configs and models removed. Past the deadline that ``onEvent`` set,
 whatever is left is named by ARN in :class:`TeardownIncompleteError`, which
 the framework reports as the custom resource's failure reason.
+
+The framework retries every isComplete error until its total timeout, so an
+error that cannot pass (AccessDenied, a bug) is never raised: the round
+answers complete and logs what it left behind, as ``onEvent`` does.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pipeline_core.awserrors import is_not_found
+from pipeline_core.awserrors import is_not_found, is_transient
 from pipeline_core.cleanup import cleanup_stack_resources
 from pipeline_core.errors import PipelineError
 from pipeline_core.names import STACK_TAG_KEY, tag_value, tags_to_dict
@@ -108,16 +112,50 @@ def delete_ttl_schedules(
     return deleted
 
 
-def our_endpoints(sm: Any, *, stack_tag: str, name_prefix: str, log: Log) -> list[dict[str, str]]:
-    """``[{name, arn, status}]`` of this stack's endpoints."""
+def our_endpoints(
+    sm: Any,
+    *,
+    stack_tag: str,
+    name_prefix: str,
+    log: Log,
+    unreadable: list[dict[str, Any]] | None = None,
+) -> list[dict[str, str]]:
+    """``[{name, arn, status}]`` of this stack's endpoints. An endpoint whose
+    tags cannot be read goes to ``unreadable`` (with ``transient``) when given."""
     wanted = tag_value(stack_tag)
     found: list[dict[str, str]] = []
     for page in sm.get_paginator("list_endpoints").paginate(NameContains=name_prefix):
         for item in page.get("Endpoints", []):
             name, arn = str(item["EndpointName"]), str(item["EndpointArn"])
-            if name.startswith(f"{name_prefix}-") and _ours(sm, arn, wanted, log):
-                found.append({"name": name, "arn": arn, "status": str(item["EndpointStatus"])})
+            if not name.startswith(f"{name_prefix}-"):
+                continue
+            entry = {"name": name, "arn": arn, "status": str(item["EndpointStatus"])}
+            try:
+                tags = tags_to_dict(sm.list_tags(ResourceArn=arn).get("Tags"))
+            except ClientError as e:
+                log(f"teardown: cannot read the tags of {arn}: {e!r}")
+                if unreadable is not None:
+                    unreadable.append(_problem(entry, "cannot read its tags", e))
+                continue
+            if tags.get(STACK_TAG_KEY) == wanted:
+                found.append(entry)
     return found
+
+
+def _problem(entry: dict[str, str], what: str, e: BaseException) -> dict[str, Any]:
+    return {**entry, "status": f"{what}: {e!r}", "transient": is_transient(e)}
+
+
+def _give_up(left: list[dict[str, Any]], log: Log) -> dict[str, Any]:
+    """Errors that will not go away: let the stack delete finish, naming what is left
+    (as Cleanup does), instead of failing until the Provider's total timeout."""
+    names = "; ".join(f"{r['arn']} ({r['status']})" for r in left)
+    log(f"teardown: left behind (delete them by hand): {names}")
+    return {"complete": True, "waiting": [], "left": [_public(r) for r in left]}
+
+
+def _public(entry: dict[str, Any]) -> dict[str, str]:
+    return {k: str(entry[k]) for k in ("name", "arn", "status")}
 
 
 def teardown_poll(
@@ -129,10 +167,27 @@ def teardown_poll(
     deadline: float,
     log: Log = lambda _msg: None,
 ) -> dict[str, Any]:
-    """One isComplete round. Returns ``{"complete": bool, "waiting": [{name, arn, status}]}``;
-    raises TeardownIncompleteError past ``deadline`` if something is left."""
-    waiting: list[dict[str, str]] = []
-    for endpoint in our_endpoints(sm, stack_tag=stack_tag, name_prefix=name_prefix, log=log):
+    """One isComplete round. Returns ``{"complete", "waiting": [{name, arn, status}],
+    "left": [...]}``.
+
+    Endpoints still Creating/Updating/Deleting and transient errors
+    (throttling, 5xx) are waited for until ``deadline``, past which
+    TeardownIncompleteError names each by ARN. A persistent error
+    (AccessDenied, a validation error) cannot get better by waiting: once
+    nothing is left to wait for, the round answers complete and ``left``
+    (also logged) names what could not be removed."""
+    problems: list[dict[str, Any]] = []
+    try:
+        endpoints = our_endpoints(
+            sm, stack_tag=stack_tag, name_prefix=name_prefix, log=log, unreadable=problems
+        )
+    except ClientError as e:
+        log(f"teardown: cannot list the endpoints: {e!r}")
+        listing = {"name": "*", "arn": f"endpoints {name_prefix}-*"}
+        problems.append(_problem(listing, "cannot list", e))
+        endpoints = []
+    waiting: list[dict[str, Any]] = []
+    for endpoint in endpoints:
         if endpoint["status"] in NOT_YET_DELETABLE or endpoint["status"] == GOING:
             waiting.append(endpoint)
             continue
@@ -141,9 +196,10 @@ def teardown_poll(
         except ClientError as e:
             if not is_not_found(e):
                 log(f"teardown: cannot delete endpoint {endpoint['arn']}: {e!r}")
+                problems.append(_problem(endpoint, "cannot delete", e))
+                continue
         waiting.append({**endpoint, "status": GOING})
-    left: list[dict[str, str]] = list(waiting)
-    if not waiting:
+    if not waiting and not any(p["transient"] for p in problems):
         # No endpoint can still need them: configs and models go now.
         summary = cleanup_stack_resources(
             sm,
@@ -153,14 +209,26 @@ def teardown_poll(
             log=log,
             margin_seconds=0.0,
         )
-        left = [
-            {"name": f["name"], "arn": f["name"], "status": f"{f['kind']}: {f['error']}"}
+        seen = {p["name"] for p in problems}  # its endpoint pass meets those again
+        problems += [
+            {
+                "name": f["name"],
+                "arn": f["name"],
+                "status": f"{f['kind']}: {f['error']}",
+                "transient": bool(f.get("transient")),
+            }
             for f in summary["failed"]
+            if f["name"] not in seen
         ]
-    if not left:
-        return {"complete": True, "waiting": []}
+    # Throttling and server errors may pass: try again next round.
+    waiting += [p for p in problems if p["transient"]]
+    persistent = [p for p in problems if not p["transient"]]
+    if not waiting:
+        if persistent:
+            return _give_up(persistent, log)
+        return {"complete": True, "waiting": [], "left": []}
     if now >= deadline:
-        names = "; ".join(f"{r['arn']} ({r['status']})" for r in left)
+        names = "; ".join(f"{r['arn']} ({r['status']})" for r in waiting + persistent)
         log(f"teardown: deadline reached, still there: {names}")
         raise TeardownIncompleteError(f"could not delete before the deadline: {names}")
-    return {"complete": False, "waiting": left}
+    return {"complete": False, "waiting": [_public(w) for w in waiting], "left": []}

@@ -342,5 +342,5 @@ def _acknowledge_registry(stack: NaggedStack, runs_objects: str, runs_reason: st
         "Cleanup",
     ):
         acknowledge(stack.functions[name].role, versions, reason)
-    for name in ("WaitForApproval", "ApprovalDecided"):
+    for name in ("WaitForApproval", "ApprovalDecided", "LoadModelPackage"):
         acknowledge(stack.functions[name].role, runs_objects, runs_reason)

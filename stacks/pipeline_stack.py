@@ -798,7 +798,12 @@ class PipelineStack(Stack):
         # (the API refuses them with a group: a version uses the group's, which
         # carries the stack tag), so neither aws:RequestTag nor AddTags applies.
         self._allow(roles["RegisterModel"], ["sagemaker:CreateModelPackage"], [group, versions])
-        self._allow(roles["LoadModelPackage"], ["sagemaker:DescribeModelPackage"], [versions])
+        load = roles["LoadModelPackage"]
+        self._allow(load, ["sagemaker:DescribeModelPackage"], [versions])
+        # The version's test data (its run's test split or manifest) must still exist;
+        # ListBucket lets a missing object read as 404, not 403.
+        self._grant_objects(load, read=True, write=False)
+        self._allow(load, ["s3:ListBucket"], [self.storage.bucket.bucket_arn])
         state_machine = self.pipeline.state_machine.state_machine_arn
         for name in ("WaitForApproval", "ApprovalDecided"):
             role = roles[name]

@@ -28,6 +28,10 @@ _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 # Deliberately loose: SNS confirms the address; this only catches obvious typos.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
+#: Minutes of the execution's timeout kept for the rest of the run besides
+#: the manual-approval wait (``approval_timeout_minutes``).
+APPROVAL_HEADROOM_MINUTES = 30
+
 #: Context keys app.py understands (besides CDK's own feature flags).
 KNOWN_KEYS: frozenset[str] = frozenset(
     {
@@ -121,7 +125,23 @@ class StackSettings:
                 f"execution_timeout_hours: {self.execution_timeout_hours!r} must be an "
                 "integer from 1 to 8760 (a Standard execution lasts at most a year)"
             )
+        self._check_approval_fits()
         return self
+
+    def _check_approval_fits(self) -> None:
+        """WaitForApproval must time out (``ApprovalTimedOut``, the version left
+        pending) before the execution does, with time left for the rest of the run."""
+        execution_minutes = self.execution_timeout_hours * 60
+        approval = self.pipeline.approval_timeout_minutes
+        if approval + APPROVAL_HEADROOM_MINUTES > execution_minutes:
+            raise InvalidConfigError(
+                f"pipeline.approval_timeout_minutes ({approval}) leaves less than "
+                f"{APPROVAL_HEADROOM_MINUTES} minutes of execution_timeout_hours "
+                f"({self.execution_timeout_hours} h = {execution_minutes} min) for converting, "
+                "tuning, deploying and evaluating: lower approval_timeout_minutes to at most "
+                f"{execution_minutes - APPROVAL_HEADROOM_MINUTES} or raise "
+                "execution_timeout_hours"
+            )
 
 
 def _check_bool(name: str, value: Any) -> None:

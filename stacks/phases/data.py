@@ -11,8 +11,10 @@
 
 Everything stays within what moto's interpreter parses (no ``ItemBatcher``,
 EXPRESS children or ``ResultWriter.WriterConfig``), so the local run executes
-this very definition. Children's results are discarded (each writes a
-receipt to S3 instead), so the state stays small for any shard count.
+this very definition. Each child ends with ``OutputPath: null`` (it writes a
+receipt to S3 instead): ``ResultPath: null`` on the Map alone does not stop
+Step Functions from aggregating the children's outputs, which would pass the
+256 KB payload limit (``States.DataLimitExceeded``) at about 135 shards.
 
 A child's error name does not survive a Distributed Map on AWS (the Map
 fails with ``States.ExceedToleratedFailureThreshold``), and moto does not
@@ -43,6 +45,14 @@ from stacks.phases.common import (
     Steps,
 )
 
+#: Lambda refused the invocation: the account's (or function's) concurrency is used up.
+LAMBDA_THROTTLED = "Lambda.TooManyRequestsException"
+#: A throttled child's retries: 5, 10, 20, 40, then every 60 s (before jitter),
+#: 30 attempts: at most ~27 minutes of waiting.
+THROTTLED_INTERVAL_SECONDS = 5
+THROTTLED_MAX_DELAY_SECONDS = 60
+THROTTLED_MAX_ATTEMPTS = 30
+
 
 @dataclass(frozen=True)
 class ShardSource:
@@ -65,9 +75,25 @@ def shard_task(scope: Construct, function: lambda_.IFunction) -> tasks.LambdaInv
         payload_response_only=True,
         retry_on_service_exceptions=False,
         result_path=JsonPath.DISCARD,
+        # The Map aggregates its children's outputs even with ResultPath null
+        # (256 KB: States.DataLimitExceeded at ~135 shards): output nothing.
+        output_path=JsonPath.DISCARD,
+    )
+    # First, so it matches before the general retrier below: the account's
+    # Lambda concurrency quota (often 10 in a new account, shared by every
+    # function) throttles children past it. Each waits its turn for up to
+    # ~27 minutes (capped backoff, full jitter so they spread out) instead of
+    # failing the whole Map as a conversion error.
+    task.add_retry(
+        errors=[LAMBDA_THROTTLED],
+        interval=Duration.seconds(THROTTLED_INTERVAL_SECONDS),
+        max_attempts=THROTTLED_MAX_ATTEMPTS,
+        backoff_rate=2,
+        max_delay=Duration.seconds(THROTTLED_MAX_DELAY_SECONDS),
+        jitter_strategy=sfn.JitterType.FULL,
     )
     task.add_retry(
-        errors=[*LAMBDA_TRANSIENT_ERRORS, THROTTLING_ERROR],
+        errors=[*(e for e in LAMBDA_TRANSIENT_ERRORS if e != LAMBDA_THROTTLED), THROTTLING_ERROR],
         interval=Duration.seconds(2),
         max_attempts=6,
         backoff_rate=2,

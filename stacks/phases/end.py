@@ -22,6 +22,7 @@ FAILURE_ROUTES: dict[str, tuple[str, ...]] = {
         errors.InvalidDatasetError.__name__,
         errors.SourceNotFoundError.__name__,
         errors.SourceAccessDeniedError.__name__,
+        errors.ModelTestDataMissingError.__name__,
     ),
     "TuningFailed": (errors.TuningJobFailedError.__name__,),
     "QualityGateFailed": (errors.QualityGateFailedError.__name__,),

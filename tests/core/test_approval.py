@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 from pipeline_testlib import BUCKET, REGION, sagemaker_client, stubbed, when
 
@@ -36,7 +37,9 @@ def _clients() -> tuple[Any, Any, Any]:
     )
 
 
-def _described(status: str, description: str | None = None) -> dict[str, Any]:
+def _described(
+    status: str, description: str | None = None, approval: str | None = "manual"
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "ModelPackageName": GROUP,
         "ModelPackageGroupName": GROUP,
@@ -47,6 +50,8 @@ def _described(status: str, description: str | None = None) -> dict[str, Any]:
         "ModelApprovalStatus": status,
         "CustomerMetadataProperties": {"execution": "exec-9"},
     }
+    if approval is not None:
+        out["CustomerMetadataProperties"]["approval"] = approval
     if description:
         out["ApprovalDescription"] = description
     return out
@@ -210,3 +215,41 @@ def test_a_token_that_timed_out_is_ignored() -> None:
         sfn_stub.add_client_error("send_task_success", service_error_code="TaskTimedOut")
         out = release(_event("Approved"), s3=s3, sm=sm, sfn=sfn, bucket=BUCKET, group=GROUP)
     assert out["sent"] == "ignored"
+
+
+def test_an_auto_approved_version_is_ignored_without_reading_a_token() -> None:
+    """Its run never waited: there is no approval.json, and without
+    s3:ListBucket S3 answers that missing key with 403 AccessDenied, not 404."""
+    s3, sm, sfn = _clients()
+    with stubbed(s3), stubbed(sm) as sm_stub, stubbed(sfn):  # no S3 or SFN call
+        sm_stub.add_response(
+            "describe_model_package",
+            _described("Approved", approval="auto"),
+            expected_params={"ModelPackageName": ARN},
+        )
+        out = release(_event("Approved"), s3=s3, sm=sm, sfn=sfn, bucket=BUCKET, group=GROUP)
+    assert out == {"sent": "ignored", "reason": "registered with approval auto: nobody waits"}
+
+
+def test_a_version_registered_before_the_approval_metadata_is_ignored_on_access_denied() -> None:
+    """Versions without ``approval`` metadata: a 403 on the token is the
+    missing key of an auto-approved run (no s3:ListBucket)."""
+    s3, sm, sfn = _clients()
+    with stubbed(s3) as s3_stub, stubbed(sm) as sm_stub, stubbed(sfn):
+        sm_stub.add_response("describe_model_package", _described("Approved", approval=None))
+        s3_stub.add_client_error(
+            "get_object", service_error_code="AccessDenied", http_status_code=403
+        )
+        out = release(_event("Approved"), s3=s3, sm=sm, sfn=sfn, bucket=BUCKET, group=GROUP)
+    assert out["sent"] == "ignored"
+
+
+def test_a_manual_version_whose_token_cannot_be_read_still_fails_loudly() -> None:
+    s3, sm, sfn = _clients()
+    with stubbed(s3) as s3_stub, stubbed(sm) as sm_stub, stubbed(sfn):
+        sm_stub.add_response("describe_model_package", _described("Approved"))
+        s3_stub.add_client_error(
+            "get_object", service_error_code="AccessDenied", http_status_code=403
+        )
+        with pytest.raises(ClientError, match="AccessDenied"):
+            release(_event("Approved"), s3=s3, sm=sm, sfn=sfn, bucket=BUCKET, group=GROUP)

@@ -255,7 +255,12 @@ def test_a_failing_listing_does_not_raise_and_other_kinds_are_still_cleaned(
     sm.get_paginator = get_paginator
     summary = _cleanup(sm)
     assert summary["failed"] == [
-        {"kind": "endpoint", "name": "*", "error": "RuntimeError('throttled for good')"}
+        {
+            "kind": "endpoint",
+            "name": "*",
+            "error": "RuntimeError('throttled for good')",
+            "transient": False,  # not an AWS error: trying again will not help
+        }
     ]
     assert seeded["ours"] & _names(sm) == {"mnist-ll-endpoint", "mnist-ll-blue"}
 

@@ -638,6 +638,110 @@ def test_an_endpoint_that_never_becomes_deletable_is_named_by_arn_at_the_deadlin
     assert sm.deleted == []
 
 
+def _endpoint_summary(name: str, status: str = "InService") -> dict[str, Any]:
+    return {
+        "EndpointName": name,
+        "EndpointArn": f"{SM_ARN}:endpoint/{name}",
+        "CreationTime": when(0),
+        "LastModifiedTime": when(0),
+        "EndpointStatus": status,
+    }
+
+
+def _stub_nothing_else_listed(stub: Any) -> None:
+    """Configs, models and tuning jobs: none of ours left."""
+    stub.add_response("list_endpoint_configs", {"EndpointConfigs": []})
+    stub.add_response("list_models", {"Models": []})
+    stub.add_response("list_hyper_parameter_tuning_jobs", {"HyperParameterTuningJobSummaries": []})
+
+
+def test_an_endpoint_we_may_not_delete_is_reported_at_once_not_waited_for_until_the_deadline() -> (
+    None
+):
+    """AccessDenied does not go away: waiting 50 minutes for it would end in
+    DELETE_FAILED after the Provider's 55. The delete finishes, naming the ARN."""
+    sm = sagemaker_client()
+    endpoint = _endpoint_summary("mnist-ll-endpoint")
+    logged: list[str] = []
+    with stubbed(sm) as stub:
+        stub.add_response(
+            "list_endpoints",
+            {"Endpoints": [endpoint]},
+            expected_params={"NameContains": "mnist-ll"},
+        )
+        stub.add_response("list_tags", {"Tags": OURS})
+        stub.add_client_error(
+            "delete_endpoint", service_error_code="AccessDeniedException", http_status_code=400
+        )
+        # Configs and models still go (nothing waits for them); its endpoint pass
+        # meets the same refusal.
+        stub.add_response("list_endpoints", {"Endpoints": [endpoint]})
+        stub.add_response("list_tags", {"Tags": OURS})
+        stub.add_client_error(
+            "delete_endpoint", service_error_code="AccessDeniedException", http_status_code=400
+        )
+        _stub_nothing_else_listed(stub)
+        out = teardown_poll(
+            sm, stack_tag=STACK_TAG, name_prefix="mnist-ll", now=10.0, deadline=3000.0,
+            log=logged.append,
+        )  # fmt: skip
+    assert out["complete"] is True
+    assert [left["arn"] for left in out["left"]] == [endpoint["EndpointArn"]]
+    assert "AccessDeniedException" in out["left"][0]["status"]
+    assert any(endpoint["EndpointArn"] in line and "left behind" in line for line in logged)
+
+
+def test_a_listing_we_may_not_make_finishes_the_delete_reporting_it() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        for _ in range(2):  # its own listing, then cleanup_stack_resources's
+            stub.add_client_error(
+                "list_endpoints", service_error_code="AccessDeniedException", http_status_code=400
+            )
+        _stub_nothing_else_listed(stub)
+        out = teardown_poll(sm, stack_tag=STACK_TAG, name_prefix="mnist-ll", now=10.0,
+                            deadline=3000.0)  # fmt: skip
+    assert out["complete"] is True
+    assert "AccessDeniedException" in out["left"][0]["status"]
+
+
+def test_throttling_is_waited_out_until_the_deadline() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub.add_client_error(
+            "list_endpoints", service_error_code="ThrottlingException", http_status_code=400
+        )
+        out = teardown_poll(sm, stack_tag=STACK_TAG, name_prefix="mnist-ll", now=10.0,
+                            deadline=3000.0)  # fmt: skip
+    assert out["complete"] is False
+
+
+def test_a_config_we_may_not_delete_is_reported_at_once() -> None:
+    sm = sagemaker_client()
+    config = {
+        "EndpointConfigName": "mnist-ll-x-config",
+        "EndpointConfigArn": f"{SM_ARN}:endpoint-config/mnist-ll-x-config",
+        "CreationTime": when(0),
+    }
+    with stubbed(sm) as stub:
+        stub.add_response("list_endpoints", {"Endpoints": []})
+        stub.add_response("list_endpoints", {"Endpoints": []})  # cleanup_stack_resources lists too
+        stub.add_response("list_endpoint_configs", {"EndpointConfigs": [config]})
+        stub.add_response("list_tags", {"Tags": OURS})
+        stub.add_client_error(
+            "delete_endpoint_config", service_error_code="AccessDeniedException",
+            http_status_code=400,
+        )  # fmt: skip
+        stub.add_response("list_models", {"Models": []})
+        stub.add_response(
+            "list_hyper_parameter_tuning_jobs", {"HyperParameterTuningJobSummaries": []}
+        )
+        out = teardown_poll(sm, stack_tag=STACK_TAG, name_prefix="mnist-ll", now=10.0,
+                            deadline=3000.0)  # fmt: skip
+    assert out["complete"] is True
+    assert out["left"][0]["name"] == "mnist-ll-x-config"
+
+
 # -- cost ------------------------------------------------------------------------------------
 
 

@@ -4,25 +4,42 @@ registered version must be before it is deployed by ARN."""
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 import boto3
 import pytest
+from botocore.response import StreamingBody
 from moto import mock_aws
-from pipeline_testlib import IMAGE, make_run, sagemaker_client, stubbed, tuning_result, when
+from pipeline_testlib import (
+    BUCKET,
+    IMAGE,
+    REGION,
+    make_run,
+    sagemaker_client,
+    stubbed,
+    tuning_result,
+    when,
+)
 
 from pipeline_core.config import DEFAULTS
 from pipeline_core.errors import (
     InvalidInputError,
     ModelPackageNotApprovedError,
+    ModelTestDataMissingError,
+    SourceAccessDeniedError,
     TuningJobFailedError,
 )
+from pipeline_core.evaluate import test_object_uris as evaluated_objects
 from pipeline_core.registry import (
     build_model_package_request,
     client_token,
     load_model_package,
     register_model,
+    require_test_data,
 )
+from pipeline_core.transform import test_file_uri as transform_input
 
 GROUP = "mnist-ll-models"
 DATA = {
@@ -80,6 +97,12 @@ def test_manual_approval_registers_pending() -> None:
         image_uri=IMAGE,
     )  # fmt: skip
     assert request["ModelApprovalStatus"] == "PendingManualApproval"
+    # ApprovalDecided reads it: only a manual version has an execution waiting.
+    assert request["CustomerMetadataProperties"]["approval"] == "manual"
+    auto = build_model_package_request(
+        make_run("exec-1"), DEFAULTS, tuning_result(), DATA, group=GROUP, image_uri=IMAGE
+    )
+    assert auto["CustomerMetadataProperties"]["approval"] == "auto"
 
 
 def test_a_retry_sends_the_same_client_token_and_distinct_runs_do_not() -> None:
@@ -233,3 +256,120 @@ def test_stack_delete_removes_every_version_so_the_group_can_go() -> None:
         )
         assert delete_versions(sm, group=GROUP, log=logged.append) == [arns[0]]
     assert len(logged) == 1 and arns[1] in logged[0]
+
+
+# -- a version registered from a sharded source (FinalizeDataset's $.data) ----
+
+SHARDED_RUN = "runs/exec-s/data/"
+SHARDED_DATA = {
+    "train_uri": f"s3://{BUCKET}/{SHARDED_RUN}train/",
+    "validation_uri": f"s3://{BUCKET}/{SHARDED_RUN}validation/",
+    "test_uri": f"s3://{BUCKET}/{SHARDED_RUN}test/",
+    "manifest_uri": f"s3://{BUCKET}/{SHARDED_RUN}manifest.json",
+    "counts": {"train": 40, "validation": 10, "test": 12},
+    "splits": {
+        "train": {"rows": 40, "objects": 2},
+        "validation": {"rows": 10, "objects": 1},
+        "test": {"rows": 12, "objects": 2},
+    },
+    "source_sha256": "ab" * 32,
+}
+TEST_KEYS = [f"{SHARDED_RUN}test/part-0.npz.0000.rec", f"{SHARDED_RUN}test/part-1.npz.0000.rec"]
+
+
+def _put_sharded_run(s3: Any, *, test_objects: list[str] = TEST_KEYS) -> None:
+    s3.create_bucket(Bucket=BUCKET)
+    manifest = {
+        "source_kind": "sharded",
+        "splits": SHARDED_DATA["splits"],
+        "files": {"train": [], "validation": [], "test": TEST_KEYS},
+    }
+    s3.put_object(Bucket=BUCKET, Key=f"{SHARDED_RUN}manifest.json", Body=json.dumps(manifest))
+    for key in test_objects:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"rec")
+
+
+def _register_and_load(sm: Any, data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    sm.create_model_package_group(ModelPackageGroupName=GROUP)
+    arn = register_model(
+        make_run("exec-s"), DEFAULTS, tuning_result(), data, sm, group=GROUP, image_uri=IMAGE
+    )["model_package_arn"]
+    return arn, load_model_package(
+        make_run("redeploy-1", {"model_package_arn": arn}), sm, group=GROUP
+    )
+
+
+def test_a_version_from_a_sharded_source_records_its_manifest_and_evaluates_again() -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        sm = boto3.client("sagemaker", region_name=REGION)
+        _put_sharded_run(s3)
+        arn, loaded = _register_and_load(sm, SHARDED_DATA)
+        meta = sm.describe_model_package(ModelPackageName=arn)["CustomerMetadataProperties"]
+        assert meta["test_data"] == SHARDED_DATA["test_uri"]
+        assert meta["test_manifest"] == SHARDED_DATA["manifest_uri"]
+        data = require_test_data(s3, loaded["data"], arn=arn)
+        # What Evaluate and StartTransform read: every test object of the run.
+        assert evaluated_objects(s3, data) == [f"s3://{BUCKET}/{k}" for k in TEST_KEYS]
+        assert transform_input(data) == SHARDED_DATA["test_uri"]
+        assert data["splits"] == SHARDED_DATA["splits"]
+
+
+def test_a_version_registered_before_the_manifest_metadata_finds_its_manifest() -> None:
+    """Earlier sharded versions recorded ``<run>/data/test/test.rec``, which a
+    sharded run never writes; the run's manifest next to it lists the objects."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        _put_sharded_run(s3)
+        legacy = {
+            "files": {"test": f"s3://{BUCKET}/{SHARDED_RUN}test/test.rec"},
+            "test_uri": f"s3://{BUCKET}/{SHARDED_RUN}test",
+        }
+        data = require_test_data(s3, legacy, arn=ARN)
+        assert evaluated_objects(s3, data) == [f"s3://{BUCKET}/{k}" for k in TEST_KEYS]
+
+
+@pytest.mark.parametrize("missing", ["manifest", "test object", "single file"])
+def test_load_fails_naming_the_missing_test_data_before_anything_is_deployed(
+    missing: str,
+) -> None:
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        if missing == "manifest":
+            s3.create_bucket(Bucket=BUCKET)
+            data = {**SHARDED_DATA}
+        elif missing == "test object":
+            _put_sharded_run(s3, test_objects=TEST_KEYS[:1])
+            data = {**SHARDED_DATA}
+        else:
+            s3.create_bucket(Bucket=BUCKET)
+            data = {**DATA, "files": {"test": f"s3://{BUCKET}/runs/exec-1/data/test/test.rec"}}
+        with pytest.raises(ModelTestDataMissingError, match="register a new version") as caught:
+            require_test_data(s3, data, arn=ARN)
+        assert ARN in str(caught.value)
+        assert f"s3://{BUCKET}/runs/" in str(caught.value)
+
+
+def test_the_test_data_check_calls_match_the_s3_service_model() -> None:
+    s3 = boto3.client("s3", region_name=REGION)
+    manifest = json.dumps({"splits": SHARDED_DATA["splits"], "files": {"test": TEST_KEYS}})
+    with stubbed(s3) as stub:
+        stub.add_response(
+            "get_object",
+            {"Body": StreamingBody(io.BytesIO(manifest.encode()), len(manifest))},
+            expected_params={"Bucket": BUCKET, "Key": f"{SHARDED_RUN}manifest.json"},
+        )
+        for key in TEST_KEYS:
+            stub.add_response(
+                "head_object", {"ContentLength": 3}, expected_params={"Bucket": BUCKET, "Key": key}
+            )
+        require_test_data(s3, {**SHARDED_DATA}, arn=ARN)
+    with stubbed(s3) as stub:  # the file, then a sharded run's manifest next to it
+        stub.add_client_error("head_object", service_error_code="404", http_status_code=404)
+        stub.add_client_error("head_object", service_error_code="404", http_status_code=404)
+        with pytest.raises(ModelTestDataMissingError):
+            require_test_data(s3, DATA, arn=ARN)
+    with stubbed(s3) as stub:  # not ours to read: a different, named error
+        stub.add_client_error("head_object", service_error_code="403", http_status_code=403)
+        with pytest.raises(SourceAccessDeniedError):
+            require_test_data(s3, DATA, arn=ARN)

@@ -149,6 +149,18 @@ def test_a_bad_shard_fails_naming_it_and_leaves_a_failure_receipt(
     assert not [k for k in keys if k.endswith(".rec")]
 
 
+@pytest.mark.parametrize("relative", ["", "train/", "test/"])
+def test_a_zero_byte_folder_key_is_skipped_as_finalize_skips_it(s3: Any, relative: str) -> None:
+    """The S3 console's "Create folder" makes ``<prefix>train/`` (0 bytes); the
+    ItemReader lists it like any object."""
+    item = put(s3, relative, b"")
+    assert convert_shard(sharded_run(), DEFAULTS, item, s3) == {
+        "key": PREFIX + relative,
+        "skipped": "a folder key, not a shard",
+    }
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
+
+
 def test_finalize_writes_the_manifest_last_with_rows_and_objects_per_split(s3: Any) -> None:
     run = sharded_run(training_instance_count=2)
     for item in put_set(s3, "npz", train_shards=2):

@@ -109,6 +109,15 @@ def test_csv_shards_relabel_for_the_target_digit_and_batch_transform_scores_ever
     report = stored(pipeline, "runs/e2e-shards-csv/report.json")
     assert report["data"]["splits"]["test"] == {"rows": 250, "objects": 2}
     assert sum(report["confusion_matrix"].values()) == 250  # both test shards scored
+    # The version it registered deploys again by ARN, scored on the same test shards.
+    arn = (result.output or {})["model_package_arn"]
+    again = pipeline.execute(
+        {"model_package_arn": arn, "target_digit": 7, "endpoint": {"mode": "none"}},
+        "e2e-shards-csv-again",
+        timeout=300,
+    )
+    assert again.status == "SUCCEEDED", (again.error, again.cause)
+    assert (again.output or {})["confusion_matrix"] == report["confusion_matrix"]
 
 
 def test_a_bad_shard_fails_the_run_naming_it(pipeline: LocalPipeline, tmp_path: Path) -> None:
@@ -133,3 +142,47 @@ def test_fewer_train_objects_than_instances_fails_before_tuning(
     assert result.error == "TooFewTrainObjectsError"
     assert "3 instances but only 2 train objects" in (result.cause or "")
     assert "StartTuning" not in visited(result)
+
+
+def _csv(x: np.ndarray, y: np.ndarray) -> bytes:
+    rows = [",".join([str(int(d)), *(f"{v:.3f}" for v in r)]) for d, r in zip(y, x, strict=True)]
+    return ("\n".join(rows) + "\n").encode()
+
+
+def test_a_map_of_300_shards_keeps_its_aggregated_result_small(
+    pipeline: LocalPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On AWS the Map's aggregated child outputs must stay under 256 KB
+    (``States.DataLimitExceeded``) even though ``ResultPath`` is null; each
+    child ends with ``OutputPath: null``, so each contributes ``{}``. The S3
+    console's zero-byte folder keys are listed too and skipped by the children."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import (
+        distributed_iteration_component as dic,
+    )
+
+    sizes: list[int] = []
+    original = dic.DistributedIterationComponent._map_run
+
+    def recording(self: Any, env: Any, *args: Any, **kwargs: Any) -> Any:
+        out = original(self, env, *args, **kwargs)
+        sizes.append(len(json.dumps(env.stack[-1], default=str)))
+        return out
+
+    monkeypatch.setattr(dic.DistributedIterationComponent, "_map_run", recording)
+    s3 = boto3.client("s3")
+    prefix = "sets/many/"
+    x, y = make_digits(320, 7)
+    plan = [("train", 0, slice(0, 12)), ("validation", 0, slice(12, 20))]
+    plan += [("test", i, slice(20 + i, 21 + i)) for i in range(298)]
+    for split, i, rows in plan:
+        key = f"{prefix}{split}/part-{i:05d}.csv"
+        s3.put_object(Bucket=pipeline.bucket, Key=key, Body=_csv(x[rows], y[rows]))
+    for folder in ("", "train/", "test/"):  # what "Create folder" in the S3 console makes
+        s3.put_object(Bucket=pipeline.bucket, Key=f"{prefix}{folder}", Body=b"")
+    # Two instances for one train object: FinalizeDataset fails right after
+    # checking every shard's receipt, so the run ends without tuning.
+    payload = {"source": f"s3://{pipeline.bucket}/{prefix}", "training_instance_count": 2, **FAST}
+    result = pipeline.execute(payload, "e2e-shards-300", timeout=300)
+    assert result.error == "TooFewTrainObjectsError", (result.error, result.cause)
+    assert "ShardConversionFailed" not in visited(result)
+    assert sizes and max(sizes) < 4096, sizes  # 300 times "{}", not 300 child inputs

@@ -4,6 +4,7 @@ import importlib
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -52,6 +53,7 @@ from lambdas import (
     evaluate,
     execution_ended,
     finalize_dataset,
+    load_model_package,
     schedule_ttl,
     start_transform,
     start_tuning,
@@ -59,7 +61,12 @@ from lambdas import (
 )
 from lambdas._env import BOTO_CONFIG, Settings, client, load_settings
 from pipeline_core.config import DEFAULTS
-from pipeline_core.errors import EndpointBusyError, InvalidInputError, ThrottlingError
+from pipeline_core.errors import (
+    EndpointBusyError,
+    InvalidInputError,
+    ModelTestDataMissingError,
+    ThrottlingError,
+)
 from pipeline_core.recordio import encode_dense
 from pipeline_core.tuning import build_tuning_request
 
@@ -241,6 +248,52 @@ def test_shard_handlers_convert_each_shard_then_finalize_the_manifest(
         assert out["rows"] == x.shape[0]
     data = finalize_dataset.handler({"run": run.to_dict()}, FakeContext())
     assert data["splits"]["train"] == {"rows": 60, "objects": 2}
+
+
+def _approved_version(arn: str, **meta: str) -> dict[str, Any]:
+    return {
+        "ModelPackageName": "mnist-ll-models",
+        "ModelPackageGroupName": "mnist-ll-models",
+        "ModelPackageArn": arn,
+        "CreationTime": datetime(2026, 12, 1, tzinfo=UTC),
+        "ModelPackageStatus": "Completed",
+        "ModelPackageStatusDetails": {"ValidationStatuses": []},
+        "ModelApprovalStatus": "Approved",
+        "InferenceSpecification": {
+            "Containers": [{"Image": IMAGE, "ModelDataUrl": "s3://b/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        "CustomerMetadataProperties": {"execution": "exec-s", "target_digit": "0", **meta},
+    }
+
+
+def test_load_model_package_handler_finds_a_sharded_versions_test_objects_or_fails_named(
+    env: dict[str, str], s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mnist-ll-models/2"
+    prefix = "runs/exec-s/data/"
+    manifest = {"source_kind": "sharded", "splits": {"test": {"rows": 5, "objects": 1}}}
+    manifest["files"] = {"test": [f"{prefix}test/a.npz.0000.rec"]}
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}manifest.json", Body=json.dumps(manifest))
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}test/a.npz.0000.rec", Body=b"rec")
+    sm = sagemaker_client()
+    _inject(monkeypatch, load_model_package, (sm, s3))
+    event = {"run": make_run("again-1", {"model_package_arn": arn}).to_dict()}
+    sharded = {
+        "test_data": f"s3://{BUCKET}/{prefix}test/",
+        "test_manifest": f"s3://{BUCKET}/{prefix}manifest.json",
+    }
+    with stubbed(sm) as stub:
+        stub.add_response("describe_model_package", _approved_version(arn, **sharded))
+        out = load_model_package.handler(event, FakeContext())
+    assert out["data"]["manifest_uri"] == sharded["test_manifest"]
+    assert out["data"]["splits"] == manifest["splits"]
+    s3.delete_object(Bucket=BUCKET, Key=f"{prefix}test/a.npz.0000.rec")
+    with stubbed(sm) as stub:
+        stub.add_response("describe_model_package", _approved_version(arn, **sharded))
+        with pytest.raises(ModelTestDataMissingError, match=r"a\.npz\.0000\.rec"):
+            load_model_package.handler(event, FakeContext())
 
 
 def test_convert_shard_handler_without_item_names_the_missing_key(env: dict[str, str]) -> None:

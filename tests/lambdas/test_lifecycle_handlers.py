@@ -257,5 +257,24 @@ def test_cleanup_complete_waits_then_names_what_is_left(
     }
 
 
+def test_cleanup_complete_never_turns_a_bug_into_a_55_minute_wait(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Provider retries every error of isComplete until its total timeout
+    (55 min), then the stack is DELETE_FAILED: an error that will not go away
+    finishes the delete at once and is logged instead."""
+
+    class Broken:
+        def get_paginator(self, _op: str) -> Any:
+            raise TypeError("a bug")
+
+    monkeypatch.setattr(cleanup_complete, "_clients", lambda _s: Broken())
+    monkeypatch.setattr(cleanup_complete, "_now", lambda: 500.0)
+    event = {"RequestType": "Delete", "PhysicalResourceId": "p", "Data": {"Deadline": "1000"}}
+    out = cleanup_complete.handler(event, FakeContext())
+    assert out["IsComplete"] is True
+    assert "TypeError" in out["Data"]["Unfinished"]
+
+
 def test_handlers_get_only_json_able_results(env: dict[str, str]) -> None:
     json.dumps(status_change("ABORTED"))

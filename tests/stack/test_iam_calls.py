@@ -86,7 +86,12 @@ EXPECTED: dict[str, set[str]] = {
     },
     # No Tags with a group (a version uses the group's): no AddTags.
     "RegisterModel": {"sagemaker:CreateModelPackage"},
-    "LoadModelPackage": {"sagemaker:DescribeModelPackage"},
+    "LoadModelPackage": {
+        "sagemaker:DescribeModelPackage",
+        # the version's test data must still exist (a missing object: 404, not 403)
+        "s3:GetObject",
+        "s3:ListBucket",
+    },
     "WaitForApproval": {
         "s3:PutObject",  # the task token, under runs/<execution>/
         "sagemaker:DescribeModelPackage",  # decided before the token was stored?
@@ -171,7 +176,8 @@ EXPECTED: dict[str, set[str]] = {
 IMPLIED = {"sagemaker:AddTags", "iam:PassRole", "s3:ListBucket"}
 
 #: API operations whose IAM action has another name.
-IAM_ACTION_OF = {"s3:ListObjectsV2": "s3:ListBucket"}
+#: HeadObject is authorized by s3:GetObject (IAM has no s3:HeadObject action).
+IAM_ACTION_OF = {"s3:ListObjectsV2": "s3:ListBucket", "s3:HeadObject": "s3:GetObject"}
 
 #: boto3 service → IAM action prefix.
 ACTION_PREFIX = {

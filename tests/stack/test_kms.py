@@ -130,7 +130,7 @@ def test_lambdas_get_only_what_their_calls_need(synthesized_kms: Synth) -> None:
         "EndpointTtl": {"kms:Decrypt", "kms:GenerateDataKey"},
         "ExecutionEnded": {"kms:Decrypt", "kms:GenerateDataKey"},
         "RegisterModel": set(),
-        "LoadModelPackage": set(),
+        "LoadModelPackage": {"kms:Decrypt"},  # reads its run's manifest
         # The approval task token under runs/<execution>/ (SSE-KMS).
         "WaitForApproval": {"kms:Decrypt", "kms:GenerateDataKey"},
         "ApprovalDecided": {"kms:Decrypt"},

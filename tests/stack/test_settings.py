@@ -76,6 +76,27 @@ def test_invalid_context_raises_named_error(context: dict[str, Any], names: str)
         StackSettings.from_context(context)
 
 
+def test_the_approval_wait_must_end_well_before_the_execution_times_out() -> None:
+    """A WaitForApproval longer than the execution could never end in
+    ApprovalTimedOut: the execution would time out first, mid-wait."""
+    with pytest.raises(InvalidConfigError) as caught:
+        StackSettings.from_context(
+            {"execution_timeout_hours": 6, "pipeline": {"approval_timeout_minutes": 7 * 60}}
+        )
+    message = str(caught.value)
+    assert "approval_timeout_minutes (420)" in message
+    assert "execution_timeout_hours (6" in message
+    with pytest.raises(InvalidConfigError, match="at most 30 or raise execution_timeout_hours"):
+        StackSettings.from_context(
+            {"execution_timeout_hours": 1, "pipeline": {"approval_timeout_minutes": 31}}
+        )
+    # half an hour of the execution is left for the rest of the run
+    ok = StackSettings.from_context(
+        {"execution_timeout_hours": 1, "pipeline": {"approval_timeout_minutes": 30}}
+    )
+    assert ok.pipeline.approval_timeout_minutes == 30
+
+
 def test_extra_static_hyperparameters_name_documented_linear_learner_ones() -> None:
     from pipeline_core.config import LINEAR_LEARNER_HYPERPARAMETERS
     from training.hyperparameters import IGNORED_FOR_BINARY, INTERNAL, SUPPORTED

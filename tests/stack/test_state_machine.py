@@ -308,6 +308,7 @@ def test_fail_states_carry_the_error_and_its_cause(synthesized: Synth) -> None:
         ("InvalidDatasetError", "InvalidDataset"),
         ("SourceNotFoundError", "InvalidDataset"),
         ("SourceAccessDeniedError", "InvalidDataset"),
+        ("ModelTestDataMissingError", "InvalidDataset"),  # a version's test data is gone
         ("TuningJobFailedError", "TuningFailed"),
         ("QualityGateFailedError", "QualityGateFailed"),
         ("EndpointDeploymentFailedError", "EndpointFailed"),
@@ -386,6 +387,10 @@ def test_shards_convert_in_a_bounded_distributed_map_over_the_source_prefix(
     child = dmap["ItemProcessor"]["States"]["ConvertShard"]
     assert lambda_module(synthesized, child) == "convert_shard"
     assert child["Parameters"] == {"run.$": "$.run", "item.$": "$.item"}
+    # ResultPath null on the Map does not stop it aggregating its children's
+    # outputs (256 KB limit): each child must output nothing itself.
+    assert child["ResultPath"] is None and child["OutputPath"] is None
+    assert child["End"] is True
     retried = {e for r in child["Retry"] for e in r["ErrorEquals"]}
     assert LAMBDA_RETRY | {"ThrottlingError"} <= retried
     assert dmap["Catch"] == [
@@ -399,6 +404,31 @@ def test_shards_convert_in_a_bounded_distributed_map_over_the_source_prefix(
         "run.$": "$.run",
         "map_error.$": "$.map_error",
     }
+
+
+def _longest_wait_seconds(retrier: dict[str, Any]) -> float:
+    """The retrier's total back-off before it gives up (every delay at its cap)."""
+    interval = float(retrier.get("IntervalSeconds", 1))
+    rate = float(retrier.get("BackoffRate", 2.0))
+    cap = float(retrier.get("MaxDelaySeconds", float("inf")))
+    return sum(min(cap, interval * rate**n) for n in range(int(retrier["MaxAttempts"])))
+
+
+def test_a_throttled_shard_waits_minutes_for_the_lambda_concurrency_quota(
+    synthesized: Synth,
+) -> None:
+    """New accounts often have 10 concurrent Lambda executions for every
+    function; the Map starts ``map_max_concurrency`` children at once. A
+    throttled child must wait its turn, not fail the Map."""
+    dmap = synthesized.asl["States"]["ConvertShards"]
+    retries = dmap["ItemProcessor"]["States"]["ConvertShard"]["Retry"]
+    # Step Functions uses the first retrier whose ErrorEquals matches.
+    first = next(r for r in retries if "Lambda.TooManyRequestsException" in r["ErrorEquals"])
+    assert first["ErrorEquals"] == ["Lambda.TooManyRequestsException"]
+    assert first is retries[0]
+    assert first["JitterStrategy"] == "FULL"  # children throttled together spread out
+    assert first["MaxDelaySeconds"] <= 120
+    assert _longest_wait_seconds(first) >= 15 * 60
 
 
 @pytest.mark.parametrize(
