@@ -32,6 +32,13 @@ SUBJECTS = {
 STATUSES = {"deleted": "ENDPOINT_TTL", "skipped": "ENDPOINT_TTL", "gave_up": "ENDPOINT_TTL_GAVE_UP"}
 
 
+def own_arn(context: object) -> str:
+    """This function's unqualified ARN, from the invocation (a qualifier such as
+    ``:$LATEST`` dropped: Cleanup finds our schedules by that exact target)."""
+    arn = str(getattr(context, "invoked_function_arn", "") or "")
+    return ":".join(arn.split(":")[:7])
+
+
 def _settings() -> Settings:
     return load_settings()
 
@@ -55,8 +62,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             scheduler,
             event,
             target=TtlTarget(
-                function_arn=str(getattr(context, "invoked_function_arn", "") or "")
-                or s.ttl_function_arn,
+                function_arn=own_arn(context) or s.ttl_function_arn,
                 role_arn=s.scheduler_role_arn,
                 stack_tag=s.stack_tag,
             ),

@@ -427,3 +427,12 @@ def test_a_run_that_failed_to_schedule_its_ttl_after_deploy_gets_one_from_execut
     assert out["published"] is False
     assert out["released"]["endpoint_ttl"]["scheduled"] is True
     assert out["released"]["endpoint_ttl"]["created_by_run"] is True
+
+
+def test_endpoint_ttl_targets_its_own_unqualified_arn() -> None:
+    class Qualified(FakeContext):
+        invoked_function_arn = f"{FakeContext.invoked_function_arn}:$LATEST"
+
+    assert endpoint_ttl.own_arn(Qualified()) == FakeContext.invoked_function_arn
+    assert endpoint_ttl.own_arn(FakeContext()) == FakeContext.invoked_function_arn
+    assert endpoint_ttl.own_arn(object()) == ""
