@@ -1,8 +1,11 @@
 """ExecutionEnded: EventBridge target for FAILED / TIMED_OUT / ABORTED executions.
 
-Stops the run's tuning or transform job and releases whatever else the run
-holds (``pipeline_core.release.RELEASE_STEPS``), then tells the topic how the
-execution ended. The local run calls this handler with the same event shape.
+Stops the run's tuning or transform job, releases whatever else the run
+holds and gives an endpoint the run deployed its TTL if the run ended before
+scheduling it (``pipeline_core.release.RELEASE_STEPS``). Then it tells the
+topic how the execution ended, unless NotifyFailure already did (a named Fail
+state): one notification per failure. The local run calls this handler with
+the same event shape.
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 
 from lambdas._env import Settings, client, load_settings
+from pipeline_core.errors import InvalidInputError
+from pipeline_core.inputs import RunSpec, resolve_run
 from pipeline_core.release import (
     ENDED_STATUSES,
     EndedExecution,
     ReleaseContext,
     ended_message,
+    notified_by_execution,
     release_run,
 )
+from pipeline_core.ttl import TtlTarget
 
 logger = Logger()
 tracer = Tracer()
@@ -29,9 +36,42 @@ def _settings() -> Settings:
     return load_settings()
 
 
-def _clients(s: Settings) -> tuple[Any, Any, Any]:
-    """(sagemaker, sns, dynamodb)."""
-    return client("sagemaker", s.region), client("sns", s.region), client("dynamodb", s.region)
+def _clients(s: Settings) -> tuple[Any, Any, Any, Any]:
+    """(sagemaker, sns, dynamodb, scheduler)."""
+    return (
+        client("sagemaker", s.region),
+        client("sns", s.region),
+        client("dynamodb", s.region),
+        client("scheduler", s.region),
+    )
+
+
+def _run_of(ended: EndedExecution, s: Settings) -> RunSpec | None:
+    """The run's resolved input, as ValidateInput resolved it (None if invalid)."""
+    try:
+        raw = json.loads(ended.input) if ended.input else {}
+        return resolve_run(
+            raw,
+            execution_name=ended.execution_name,
+            config=s.config,
+            bucket=s.bucket,
+            region=s.region,
+            default_endpoint_name=s.default_endpoint_name,
+            stack_tag=s.stack_tag,
+            allow_local_sources=s.allow_local_sources,
+            salt=s.salt,
+            model_package_group=s.model_package_group,
+        )
+    except (InvalidInputError, ValueError):
+        return None
+
+
+def _ttl_target(s: Settings) -> TtlTarget | None:
+    if not (s.ttl_function_arn and s.scheduler_role_arn):
+        return None
+    return TtlTarget(
+        function_arn=s.ttl_function_arn, role_arn=s.scheduler_role_arn, stack_tag=s.stack_tag
+    )
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -44,26 +84,32 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         if ended.status not in ENDED_STATUSES:
             logger.info("nothing to do", extra={"status": ended.status})
             return {"status": ended.status, "released": {}}
-        sm, sns, ddb = _clients(s)
+        sm, sns, ddb, scheduler = _clients(s)
         released = release_run(
             ended,
             ReleaseContext(
-                clients={"sagemaker": sm, "dynamodb": ddb},
+                clients={"sagemaker": sm, "dynamodb": ddb, "scheduler": scheduler},
                 name_prefix=s.config.name_prefix,
                 stack_tag=s.stack_tag,
                 salt=s.salt,
                 lock_table=s.lock_table,
+                run=_run_of(ended, s),
+                ttl=_ttl_target(s),
+                ttl_soon_minutes=s.config.ttl_rearm_minutes,
             ),
             log=logger.warning,
         )
         message = ended_message(ended, released)
-        sns.publish(
-            TopicArn=s.topic_arn,
-            Subject=f"MNIST Linear Learner pipeline {ended.status}"[:100],
-            Message=json.dumps(message, default=str),
-        )
+        # NotifyFailure already published a failure that reached a named Fail state.
+        published = not notified_by_execution(ended)
+        if published:
+            sns.publish(
+                TopicArn=s.topic_arn,
+                Subject=f"MNIST Linear Learner pipeline {ended.status}"[:100],
+                Message=json.dumps(message, default=str),
+            )
     except Exception:
         logger.exception("ExecutionEnded failed")
         raise
-    logger.info("execution ended", extra={"message": message})
-    return message
+    logger.info("execution ended", extra={"message": message, "published": published})
+    return {**message, "published": published}

@@ -119,7 +119,7 @@ def delete_endpoint_resources(
     """Delete one endpoint of this stack, the config it serves and that config's
     models (the endpoint TTL). Returns ``{"endpoint", "deleted": [{kind, name}],
     "skipped": reason or None}``; an endpoint still Creating/Updating raises
-    EndpointBusyError (the schedule retries)."""
+    EndpointBusyError (EndpointTtl re-arms the TTL: pipeline_core.ttl.expire_endpoint)."""
     from pipeline_core.awserrors import named_error
     from pipeline_core.errors import EndpointBusyError
 

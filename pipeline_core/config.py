@@ -216,6 +216,12 @@ class PipelineConfig:
     endpoint_busy_interval_seconds: int = 120
     #: Lifetime of an endpoint lease: a crashed holder loses it after this.
     endpoint_lease_seconds: int = 7200
+    #: An endpoint TTL that fires while the endpoint is Creating/Updating/
+    #: SystemUpdating/RollingBack (DeleteEndpoint is refused then) tries again
+    #: this many minutes later, at most ``ttl_rearm_limit`` times, then gives up
+    #: with a notification (pipeline_core.ttl.expire_endpoint).
+    ttl_rearm_minutes: int = 15
+    ttl_rearm_limit: int = 16
 
     # -- validation ---------------------------------------------------------
 
@@ -276,6 +282,8 @@ class PipelineConfig:
         _check_int("endpoint_busy_retries", self.endpoint_busy_retries, 1, 99)
         _check_int("endpoint_busy_interval_seconds", self.endpoint_busy_interval_seconds, 1, 3600)
         _check_int("endpoint_lease_seconds", self.endpoint_lease_seconds, 60, 86_400)
+        _check_int("ttl_rearm_minutes", self.ttl_rearm_minutes, 1, 1440)
+        _check_int("ttl_rearm_limit", self.ttl_rearm_limit, 0, 99)
         # Distributed Map children run at most 10,000 at once.
         _check_int("map_max_concurrency", self.map_max_concurrency, 1, 10_000)
         _check_int("shard_max_bytes", self.shard_max_bytes, 1 << 10, 4 << 30)

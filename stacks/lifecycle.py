@@ -1,5 +1,6 @@
-"""What watches executions from outside: the end-of-execution rule and the
-role EventBridge Scheduler assumes to run an endpoint's TTL deletion.
+"""What watches executions from outside: the end-of-execution rule, the
+role EventBridge Scheduler assumes to run an endpoint's TTL deletion, and
+where the asynchronously invoked functions send a failure they cannot handle.
 
 moto emits no EventBridge events, so the local run calls the same handler
 with the same event shape (local/runner.py); tests build the event by hand.
@@ -7,13 +8,15 @@ with the same event shape (local/runner.py); tests build the event by hand.
 
 from __future__ import annotations
 
+import jsii
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from stacks.trust import scheduler_principal
 
@@ -70,3 +73,50 @@ class SchedulerRole(Construct):
             assumed_by=scheduler_principal(self),
             description="Assumed by EventBridge Scheduler to delete mnist-ll endpoints (TTL)",
         )
+
+
+@jsii.implements(lambda_.IDestination)
+class _TopicDestination:
+    """The topic as an async-invoke destination, without CDK's own grant (the
+    stack grants ``sns:Publish`` and the key's actions by name, no wildcards)."""
+
+    def __init__(self, topic: sns.ITopic) -> None:
+        self.topic = topic
+
+    def bind(
+        self,
+        _scope: Construct,
+        _fn: lambda_.IFunction,
+        *,
+        type: lambda_.DestinationType | None = None,
+    ) -> lambda_.DestinationConfig:
+        return lambda_.DestinationConfig(destination=self.topic.topic_arn)
+
+
+class FailureDestination(Construct):
+    """Async invocations (Scheduler, EventBridge) of ``function`` that still
+    fail after Lambda's two retries go to ``topic``: the event and the error
+    reach the people subscribed instead of being dropped.
+
+    ``grants`` is the function's role: Lambda checks, when the config is
+    created, that the role may publish, so the config waits for its policy."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        function: lambda_.IFunction,
+        topic: sns.ITopic,
+        grants: IConstruct,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.config = lambda_.EventInvokeConfig(
+            self,
+            "Config",
+            function=function,
+            on_failure=_TopicDestination(topic),
+            retry_attempts=2,
+            max_event_age=Duration.hours(6),
+        )
+        self.config.node.add_dependency(grants)

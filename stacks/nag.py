@@ -220,6 +220,13 @@ def acknowledge_findings(stack: NaggedStack) -> None:
             acknowledge(role, runs_objects, runs_reason)
         if name in ("ScheduleEndpointTtl", "Cleanup"):
             acknowledge(role, schedules, schedule_reason)
+    # TTL re-arms (EndpointTtl) and the TTL of a run that never scheduled one
+    # (ExecutionEnded, which also reads the run's endpoint) create schedules too.
+    for name in ("EndpointTtl", "ExecutionEnded"):
+        acknowledge(stack.functions[name].role, schedules, schedule_reason)
+    acknowledge(
+        stack.functions["ExecutionEnded"].role, _sagemaker_finding(stack, "endpoint"), name_reason
+    )
     acknowledge(
         stack.functions["Cleanup"].role,
         f"IAM5[Resource::{rendered(stack, stack.executions_arn())}]",

@@ -22,7 +22,7 @@ from stacks.dashboard import PipelineDashboard
 from stacks.functions import RUNTIME, FunctionSpec, PipelineFunction
 from stacks.image_uris import LinearLearnerImage
 from stacks.leases import EndpointLeases
-from stacks.lifecycle import ExecutionEndRule, SchedulerRole
+from stacks.lifecycle import ExecutionEndRule, FailureDestination, SchedulerRole
 from stacks.nag import acknowledge_findings
 from stacks.notifications import NotificationTopic
 from stacks.regions import check_instance_types
@@ -141,6 +141,11 @@ FUNCTION_SPECS: Mapping[str, FunctionSpec] = {
         timeout_seconds=300,
     ),
 }
+
+
+#: Invoked asynchronously (by Scheduler or EventBridge): what Lambda's two
+#: retries cannot fix goes to the topic (their on-failure destination).
+ASYNC_FUNCTIONS: tuple[str, ...] = ("EndpointTtl", "ExecutionEnded", "ApprovalDecided")
 
 
 class PipelineStack(Stack):
@@ -299,6 +304,16 @@ class PipelineStack(Stack):
             handler=fn["ExecutionEnded"],
         )
         self._lifecycle_environment(fn)
+        self.failure_destinations = {
+            name: FailureDestination(
+                self,
+                f"{name}OnFailure",
+                function=fn[name],
+                topic=self.notifications.topic,
+                grants=self.functions[name].role,
+            )
+            for name in ASYNC_FUNCTIONS
+        }
         self.cleanup = ExecutionCleanup(
             self,
             "ExecutionCleanup",
@@ -340,8 +355,15 @@ class PipelineStack(Stack):
                 "TTL_FUNCTION_ARN": ttl_arn,
                 "SCHEDULER_ROLE_ARN": self.scheduler_role.role_arn,
             },
-            "EndpointTtl": {"TOPIC_ARN": topic},
-            "ExecutionEnded": {"TOPIC_ARN": topic},
+            # A busy endpoint's TTL re-arms itself: its own ARN comes from the
+            # invocation's context (naming itself here would be a cycle).
+            "EndpointTtl": {"TOPIC_ARN": topic, "SCHEDULER_ROLE_ARN": self.scheduler_role.role_arn},
+            # A run that deployed but never scheduled its TTL gets one.
+            "ExecutionEnded": {
+                "TOPIC_ARN": topic,
+                "TTL_FUNCTION_ARN": ttl_arn,
+                "SCHEDULER_ROLE_ARN": self.scheduler_role.role_arn,
+            },
             "Cleanup": {
                 "STATE_MACHINE_ARN": self.pipeline.state_machine.state_machine_arn,
                 "TTL_FUNCTION_ARN": ttl_arn,
@@ -423,6 +445,17 @@ class PipelineStack(Stack):
                 resources=list(resources),
                 conditions=dict(conditions) if conditions else None,
             )
+        )
+
+    def _grant_schedule_ttl(self, role: iam.IRole, actions: Sequence[str]) -> None:
+        """Endpoint TTL schedules (``<prefix>-*`` in the default group), invoking
+        EndpointTtl as the scheduler role (passed to Scheduler only)."""
+        self._allow(role, actions, [self.schedule_arn()])
+        self._allow(
+            role,
+            ["iam:PassRole"],
+            [self.scheduler_role.role_arn],
+            {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
         )
 
     def _grant_pass_role(self, role: iam.IRole) -> None:
@@ -649,17 +682,9 @@ class PipelineStack(Stack):
         self._allow(evaluate, ["dynamodb:DeleteItem"], [self.leases.table.table_arn])
         self._grant_objects(evaluate, read=True, write=True)
 
-        schedule = roles["ScheduleEndpointTtl"]
-        self._allow(
-            schedule,
+        self._grant_schedule_ttl(
+            roles["ScheduleEndpointTtl"],
             ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
-            [self.schedule_arn()],
-        )
-        self._allow(
-            schedule,
-            ["iam:PassRole"],
-            [self.scheduler_role.role_arn],
-            {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
         )
         self._allow(
             self.scheduler_role,
@@ -706,6 +731,9 @@ class PipelineStack(Stack):
             [endpoint, endpoint_config, model],
             self._tag_condition(),
         )
+        # A busy endpoint: a new one-time schedule; a re-armed one first looks
+        # for a newer TTL schedule of the endpoint (a later run's).
+        self._grant_schedule_ttl(ttl, ["scheduler:CreateSchedule", "scheduler:GetSchedule"])
         self._grant_publish(ttl)
 
         ended = roles["ExecutionEnded"]
@@ -722,7 +750,13 @@ class PipelineStack(Stack):
         )
         # Whatever endpoint lease the run still holds is given back at once.
         self._allow(ended, ["dynamodb:Scan", "dynamodb:DeleteItem"], [self.leases.table.table_arn])
+        # A run that deployed but never scheduled its TTL: is the endpoint this
+        # run's and this stack's? Then its TTL schedule (unless one exists).
+        self._allow(ended, ["sagemaker:DescribeEndpoint", "sagemaker:ListTags"], [endpoint])
+        self._grant_schedule_ttl(ended, ["scheduler:CreateSchedule"])
         self._grant_publish(ended)
+        # The on-failure destination publishes as the function's role.
+        self._grant_publish(roles["ApprovalDecided"])
 
         complete = roles["CleanupComplete"]
         self._allow(

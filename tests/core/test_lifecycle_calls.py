@@ -12,6 +12,7 @@ import boto3
 import numpy as np
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import ANY
 from pipeline_testlib import (
     IMAGE,
     REGION,
@@ -42,6 +43,8 @@ from pipeline_core.release import (
     EndedExecution,
     ReleaseContext,
     ended_message,
+    ensure_endpoint_ttl,
+    notified_by_execution,
     register_release_step,
     release_run,
 )
@@ -59,7 +62,13 @@ from pipeline_core.transform import (
     start_transform,
     transform_job_name,
 )
-from pipeline_core.ttl import schedule_endpoint_ttl, schedule_name
+from pipeline_core.ttl import (
+    TtlTarget,
+    expire_endpoint,
+    rearm_schedule_name,
+    schedule_endpoint_ttl,
+    schedule_name,
+)
 
 DATA = {
     "test_uri": "s3://b/runs/exec-1/data/test/",
@@ -386,6 +395,137 @@ def test_ttl_deletion_leaves_foreign_endpoints_and_retries_busy_ones() -> None:
     assert "already deleted" in gone["skipped"]
 
 
+# -- a TTL that fires on a busy endpoint re-arms itself ----------------------------------------
+
+TARGET = TtlTarget(function_arn=TTL_ARN, role_arn=SCHEDULER_ROLE, stack_tag=STACK_TAG)
+FIRST = {
+    "endpoint_name": "mnist-ll-endpoint",
+    "schedule_name": schedule_name("mnist-ll-endpoint"),
+    "deletes_at": "2026-11-30T13:00:00Z",
+}
+
+
+def _expire(sm: Any, scheduler: Any, event: dict[str, Any], limit: int = 3) -> dict[str, Any]:
+    return expire_endpoint(
+        sm, scheduler, event, target=TARGET, rearm_minutes=15, rearm_limit=limit, now=NOW
+    )
+
+
+def _rearmed(rearms: int, config: str = "old-config") -> dict[str, Any]:
+    name = rearm_schedule_name("mnist-ll-endpoint", FIRST["deletes_at"], rearms)
+    return {**FIRST, "rearms": rearms, "endpoint_config": config, "schedule_name": name}
+
+
+@pytest.mark.parametrize("status", ["Creating", "Updating", "SystemUpdating", "RollingBack"])
+def test_a_ttl_that_finds_the_endpoint_busy_schedules_itself_again(status: str) -> None:
+    sm, scheduler = sagemaker_client(), client("scheduler")
+    busy = endpoint_description("mnist-ll-endpoint", status, "old-config")
+    name = rearm_schedule_name("mnist-ll-endpoint", FIRST["deletes_at"], 1)
+    with stubbed(sm) as s, stubbed(scheduler) as sch:
+        s.add_response("describe_endpoint", busy)
+        s.add_response("list_tags", {"Tags": OURS})
+        s.add_response("describe_endpoint", busy)
+        sch.add_response(
+            "create_schedule",
+            {"ScheduleArn": f"arn:aws:scheduler:us-east-1:123456789012:schedule/default/{name}"},
+            expected_params={
+                "Name": name,
+                "GroupName": "default",
+                "ScheduleExpression": "at(2026-11-30T13:15:05)",
+                "ScheduleExpressionTimezone": "UTC",
+                "FlexibleTimeWindow": {"Mode": "OFF"},
+                "ActionAfterCompletion": "DELETE",
+                "State": "ENABLED",
+                "Description": ANY,
+                "Target": {
+                    "Arn": TTL_ARN,
+                    "RoleArn": SCHEDULER_ROLE,
+                    "Input": json.dumps(
+                        {
+                            **FIRST,
+                            "schedule_name": name,
+                            "rearms": 1,
+                            "endpoint_config": "old-config",
+                        }
+                    ),
+                    "RetryPolicy": ANY,
+                },
+            },
+        )
+        out = _expire(sm, scheduler, FIRST)
+    assert out["action"] == "rearmed" and out["rearms"] == 1
+    assert out["fires_at"] == "2026-11-30T13:15:05Z" and out["deleted"] == []
+    # Never the name of the schedule that just fired (it may still exist).
+    assert name != FIRST["schedule_name"] and len(name) <= 64 and name.startswith("mnist-ll-")
+
+
+def test_a_retried_rearm_finds_its_schedule_and_names_stay_short() -> None:
+    sm, scheduler = sagemaker_client(), client("scheduler")
+    busy = endpoint_description("mnist-ll-endpoint", "Updating", "old-config")
+    with stubbed(sm) as s, stubbed(scheduler) as sch:
+        s.add_response("describe_endpoint", busy)
+        s.add_response("describe_endpoint", busy)
+        s.add_response("list_tags", {"Tags": OURS})
+        sch.add_client_error("get_schedule", "ResourceNotFoundException", "no", 404)
+        sch.add_client_error("create_schedule", "ConflictException", "exists", 409)
+        out = _expire(sm, scheduler, _rearmed(1))
+    assert out["action"] == "rearmed" and out["rearms"] == 2
+    long_name = "mnist-ll-" + "a" * 54
+    assert len(rearm_schedule_name(long_name, "2026-11-30T13:00:00Z", 99)) <= 64
+    assert rearm_schedule_name(long_name, "2026-11-30T13:00:00Z", 1) != rearm_schedule_name(
+        long_name, "2026-11-30T13:00:00Z", 2
+    )
+
+
+def test_a_ttl_still_busy_after_its_last_rearm_gives_up_without_raising() -> None:
+    sm, scheduler = sagemaker_client(), client("scheduler")
+    busy = endpoint_description("mnist-ll-endpoint", "SystemUpdating", "old-config")
+    with stubbed(sm) as s, stubbed(scheduler) as sch:
+        s.add_response("describe_endpoint", busy)
+        sch.add_client_error("get_schedule", "ResourceNotFoundException", "no", 404)
+        s.add_response("describe_endpoint", busy)
+        s.add_response("list_tags", {"Tags": OURS})
+        out = _expire(sm, scheduler, _rearmed(3), limit=3)
+    assert out["action"] == "gave_up" and "SystemUpdating" in out["skipped"]
+
+
+def test_a_rearmed_ttl_yields_to_a_later_deployment() -> None:
+    sm, scheduler = sagemaker_client(), client("scheduler")
+    moved = endpoint_description("mnist-ll-endpoint", "InService", "new-config")
+    with stubbed(sm) as s:
+        s.add_response("describe_endpoint", moved)
+        out = _expire(sm, scheduler, _rearmed(1))
+    assert out["action"] == "superseded" and "new-config" in out["skipped"]
+    same = endpoint_description("mnist-ll-endpoint", "InService", "old-config")
+    newer = {"endpoint_name": "mnist-ll-endpoint", "deletes_at": "2026-12-01T13:00:00Z"}
+    with stubbed(sm) as s, stubbed(scheduler) as sch:
+        s.add_response("describe_endpoint", same)
+        sch.add_response(
+            "get_schedule",
+            {"Name": FIRST["schedule_name"],
+             "Target": {"Arn": TTL_ARN, "RoleArn": SCHEDULER_ROLE, "Input": json.dumps(newer)}},
+            expected_params={"Name": FIRST["schedule_name"], "GroupName": "default"},
+        )  # fmt: skip
+        out = _expire(sm, scheduler, _rearmed(1))
+    assert out["action"] == "superseded" and "2026-12-01T13:00:00Z" in out["skipped"]
+
+
+def test_a_rearmed_ttl_deletes_once_the_endpoint_is_deletable() -> None:
+    sm, scheduler = sagemaker_client(), client("scheduler")
+    ep = endpoint_description("mnist-ll-endpoint", "InService", "old-config")
+    with stubbed(sm) as s, stubbed(scheduler) as sch:
+        s.add_response("describe_endpoint", ep)
+        sch.add_client_error("get_schedule", "ResourceNotFoundException", "no", 404)
+        s.add_response("describe_endpoint", ep)
+        s.add_response("list_tags", {"Tags": OURS})
+        s.add_client_error("describe_endpoint_config", "ValidationException", "Could not find x")
+        s.add_response("delete_endpoint", {}, expected_params={"EndpointName": "mnist-ll-endpoint"})
+        s.add_client_error("delete_endpoint_config", "ValidationException", "Could not find x")
+        out = _expire(sm, scheduler, _rearmed(2))
+    assert out["action"] == "deleted"
+    assert [d["kind"] for d in out["deleted"]] == ["endpoint"]
+
+
 # -- the end of an execution -----------------------------------------------------------------
 
 
@@ -471,6 +611,166 @@ def test_release_steps_are_an_extension_point_and_one_failure_skips_none() -> No
         release.RELEASE_STEPS[:] = saved
     assert out["broken"] == {"error": "RuntimeError: lease table unreachable"}
     assert out["lease"] == {"released": True} and calls == ["exec-1"]
+
+
+# -- a run that deployed but never scheduled its TTL ------------------------------------------
+
+ENDPOINT_NAME = "mnist-ll-endpoint"
+
+
+def _failed(name: str = "exec-2", status: str = "FAILED") -> EndedExecution:
+    return EndedExecution.from_event(
+        {
+            "detail": {
+                "executionArn": f"{STATE_MACHINE.replace('stateMachine', 'execution')}:{name}",
+                "stateMachineArn": STATE_MACHINE,
+                "name": name,
+                "status": status,
+                "input": json.dumps({"endpoint": {"ttl_hours": 3}}),
+                "error": "ThrottlingError",
+                "cause": "ScheduleEndpointTtl: CreateSchedule still throttled",
+            }
+        }
+    )
+
+
+def _ttl_ctx(sm: Any, scheduler: Any, name: str = "exec-2", **run: Any) -> ReleaseContext:
+    return ReleaseContext(
+        clients={"sagemaker": sm, "scheduler": scheduler},
+        name_prefix="mnist-ll",
+        stack_tag=STACK_TAG,
+        salt=SALT,
+        run=make_run(name, {"endpoint": {"ttl_hours": 3, **run}}),
+        ttl=TARGET,
+        ttl_soon_minutes=15,
+    )
+
+
+def _ttl_schedule_params(deletes_at: str, at: str) -> dict[str, Any]:
+    name = schedule_name(ENDPOINT_NAME)
+    return {
+        "Name": name, "GroupName": "default", "ScheduleExpression": f"at({at})",
+        "ScheduleExpressionTimezone": "UTC", "FlexibleTimeWindow": {"Mode": "OFF"},
+        "ActionAfterCompletion": "DELETE", "State": "ENABLED", "Description": ANY,
+        "Target": {
+            "Arn": TTL_ARN, "RoleArn": SCHEDULER_ROLE, "RetryPolicy": ANY,
+            "Input": json.dumps({"endpoint_name": ENDPOINT_NAME, "schedule_name": name,
+                                 "deletes_at": deletes_at}),
+        },
+    }  # fmt: skip
+
+
+def _tags(execution: str) -> dict[str, Any]:
+    return {"Tags": [*OURS, {"Key": "mnist-ll:execution", "Value": execution}]}
+
+
+def test_a_run_that_updated_an_endpoint_but_never_scheduled_its_ttl_gets_one() -> None:
+    sm, scheduler = sagemaker_client(), client("scheduler")
+    config = make_run("exec-2").names.endpoint_config
+    # An earlier run created the endpoint; this one is moving it to its config.
+    ep = endpoint_description(ENDPOINT_NAME, "Updating", "earlier-config")
+    ep["PendingDeploymentSummary"] = {"EndpointConfigName": config}
+    with stubbed(sm) as s, stubbed(scheduler) as sch:
+        s.add_response("describe_endpoint", ep, expected_params={"EndpointName": ENDPOINT_NAME})
+        s.add_response(
+            "list_tags", _tags("exec-1"), expected_params={"ResourceArn": ep["EndpointArn"]}
+        )
+        sch.add_response(
+            "create_schedule",
+            {"ScheduleArn": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/x"},
+            expected_params=_ttl_schedule_params("2026-11-30T16:00:05Z", "2026-11-30T16:00:05"),
+        )
+        out = ensure_endpoint_ttl(_failed(), _ttl_ctx(sm, scheduler), now=NOW)
+    # ttl_hours from now, as ScheduleEndpointTtl would have: never sooner than asked.
+    assert out["scheduled"] is True and out["created_by_run"] is False
+
+
+def test_an_endpoint_the_failed_run_created_is_deleted_soon() -> None:
+    sm, scheduler = sagemaker_client(), client("scheduler")
+    config = make_run("exec-2").names.endpoint_config
+    ep = endpoint_description(ENDPOINT_NAME, "Creating", config)
+    with stubbed(sm) as s, stubbed(scheduler) as sch:
+        s.add_response("describe_endpoint", ep)
+        s.add_response("list_tags", _tags("exec-2"))
+        sch.add_response(
+            "create_schedule",
+            {"ScheduleArn": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/x"},
+            expected_params=_ttl_schedule_params("2026-11-30T13:15:05Z", "2026-11-30T13:15:05"),
+        )
+        out = ensure_endpoint_ttl(_failed(), _ttl_ctx(sm, scheduler), now=NOW)
+    assert out["scheduled"] is True and out["created_by_run"] is True
+
+
+def test_an_existing_ttl_schedule_is_kept() -> None:
+    sm, scheduler = sagemaker_client(), client("scheduler")
+    ep = endpoint_description(ENDPOINT_NAME, "InService", make_run("exec-2").names.endpoint_config)
+    with stubbed(sm) as s, stubbed(scheduler) as sch:
+        s.add_response("describe_endpoint", ep)
+        s.add_response("list_tags", _tags("exec-1"))
+        sch.add_client_error("create_schedule", "ConflictException", "exists", 409)
+        out = ensure_endpoint_ttl(_failed(), _ttl_ctx(sm, scheduler), now=NOW)
+    assert out == {"scheduled": False, "endpoint": ENDPOINT_NAME, "reason": "a TTL schedule exists"}
+
+
+@pytest.mark.parametrize(
+    ("config", "tags", "reason"),
+    [
+        # An earlier run's config still serves (this run never deployed, or rolled back).
+        ("earlier-config", _tags("exec-1"), "did not deploy"),
+        (None, {"Tags": [{"Key": STACK_TAG_KEY, "Value": "Other"}]}, "not this stack's"),
+    ],
+)
+def test_an_endpoint_serving_an_earlier_run_or_another_stack_is_left_alone(
+    config: str | None, tags: dict[str, Any], reason: str
+) -> None:
+    sm, scheduler = sagemaker_client(), client("scheduler")
+    ep = endpoint_description(
+        ENDPOINT_NAME, "InService", config or make_run("exec-2").names.endpoint_config
+    )
+    with stubbed(sm) as s, stubbed(scheduler):  # no schedule
+        s.add_response("describe_endpoint", ep)
+        if config is None:
+            s.add_response("list_tags", tags)
+        out = ensure_endpoint_ttl(_failed(), _ttl_ctx(sm, scheduler), now=NOW)
+    assert out["scheduled"] is False and reason in out["reason"]
+
+
+@pytest.mark.parametrize(
+    ("status", "run"), [("ABORTED", {}), ("FAILED", {"ttl_hours": 0}), ("FAILED", {"mode": "none"})]
+)
+def test_no_ttl_is_made_up_after_a_stop_or_for_a_kept_endpoint(
+    status: str, run: dict[str, Any]
+) -> None:
+    sm, scheduler = sagemaker_client(), client("scheduler")
+    ctx = _ttl_ctx(sm, scheduler, **run) if "mode" not in run else ReleaseContext(
+        clients={"sagemaker": sm, "scheduler": scheduler}, name_prefix="mnist-ll",
+        stack_tag=STACK_TAG, salt=SALT, run=make_run("exec-2", {"endpoint": {"mode": "none"}}),
+        ttl=TARGET,
+    )  # fmt: skip
+    with stubbed(sm), stubbed(scheduler):  # no calls
+        out = ensure_endpoint_ttl(_failed(status=status), ctx, now=NOW)
+    assert out["scheduled"] is False
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "notified"),
+    [
+        ("FAILED", "TuningJobFailedError", True),
+        ("FAILED", "States.TaskFailed", True),  # caught by States.ALL → PipelineFailed
+        ("FAILED", "States.Runtime", False),  # no Catch takes it
+        ("FAILED", "States.DataLimitExceeded", False),
+        ("FAILED", None, False),
+        ("TIMED_OUT", "States.Timeout", False),
+        ("ABORTED", None, False),
+    ],
+)
+def test_the_execution_notified_only_failures_that_reached_a_named_fail_state(
+    status: str, error: str | None, notified: bool
+) -> None:
+    ended = EndedExecution(
+        execution_arn="arn", execution_name="e", state_machine_arn="sm", status=status, error=error
+    )
+    assert notified_by_execution(ended) is notified
 
 
 def test_not_an_execution_event_is_refused() -> None:

@@ -171,6 +171,44 @@ def test_serverless_ttl_is_scheduled_moved_by_a_later_run_and_firing_it_deletes_
     assert told and told[0]["endpoint_name"] == TTL_ENDPOINT
 
 
+def test_a_run_that_fails_to_schedule_its_ttl_after_deploy_still_leaves_none_serving(
+    pipeline: LocalPipeline, small_dataset: Path
+) -> None:
+    assert pipeline.dispatcher is not None
+    pipeline.notifications()  # drain
+    endpoint = "mnist-ll-ttl-lost-e2e"
+
+    def broken(_event: dict[str, Any]) -> None:
+        raise RuntimeError("Scheduler unreachable")
+
+    pipeline.dispatcher.fault_hooks["lambdas.schedule_ttl.handler"] = broken
+    try:
+        payload = {"source": str(small_dataset), "endpoint_name": endpoint, **FAST}
+        result = _run(pipeline, "e2e-ttl-lost", payload)
+    finally:
+        pipeline.dispatcher.fault_hooks.clear()
+    assert result.status == "FAILED" and result.failed_state == "ScheduleEndpointTtl"
+    # ExecutionEnded gave the endpoint the run created a TTL, soon; one notification.
+    assert result.ended is not None and result.ended["published"] is False
+    made = result.ended["released"]["endpoint_ttl"]
+    assert made["scheduled"] is True and made["created_by_run"] is True
+    assert [n["status"] for n in pipeline.notifications()] == ["FAILED"]
+    (schedule,) = [
+        s for s in pipeline.schedules() if s["target_input"]["endpoint_name"] == endpoint
+    ]
+    # At the TTL: deleted, or re-armed if the endpoint is still Creating.
+    fired = pipeline.fire_schedule(schedule["name"])
+    if fired["action"] == "rearmed":
+        (again,) = [s for s in pipeline.schedules() if s["name"] == fired["schedule_name"]]
+        assert (
+            again["target_input"]["rearms"] == 1 and again["target_arn"] == schedule["target_arn"]
+        )
+        pipeline.sagemaker.wait_idle(30)  # type: ignore[union-attr]
+        fired = pipeline.fire_schedule(again["name"])
+    assert fired["action"] == "deleted"
+    assert {d["kind"] for d in fired["deleted"]} == {"endpoint", "endpoint_config", "model"}
+
+
 # -- every unsuccessful ending stops the tuning job and tells the topic ---------------------
 
 
@@ -228,7 +266,11 @@ def test_a_fail_state_stops_the_running_tuning_job(
     assert result.ended is not None
     assert result.ended["released"]["tuning_job"]["stopped"] is True
     assert not in_progress_tuning_jobs(pipeline)
-    assert _ended_message(pipeline, "FAILED")["execution"] == "e2e-end-fail"
+    # One notification: NotifyFailure's; ExecutionEnded publishes nothing more.
+    assert result.ended["published"] is False
+    notes = pipeline.notifications()
+    assert [(n["status"], n["execution"]) for n in notes] == [("FAILED", "e2e-end-fail")]
+    assert notes[0]["error"] == "RuntimeError" and "released" not in notes[0]
 
 
 def test_a_timeout_stops_the_running_tuning_job(

@@ -236,9 +236,13 @@ def test_stuck_tuning_loop_hits_its_bound_and_fails_with_a_cause(
         # The poll limit ended the execution, not the job: ExecutionEnded stopped it.
         assert result.ended is not None and result.ended["released"]["tuning_job"]["stopped"]
         assert not in_progress_tuning_jobs(bounded)
+        # One notification per failure: NotifyFailure's (PipelineFailed), not
+        # ExecutionEnded's as well.
+        assert result.ended["published"] is False
         notes = bounded.notifications()
-        ended = [n for n in notes if n.get("released")]
-        assert [n["status"] for n in ended] == ["FAILED"], notes
+        assert [(n["status"], n["error"]) for n in notes] == [
+            ("FAILED", "PollLimitExceededError")
+        ], notes
 
 
 def in_progress_tuning_jobs(pipeline: LocalPipeline, wait: float = 30.0) -> list[str]:

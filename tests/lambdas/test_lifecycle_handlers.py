@@ -7,6 +7,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import ANY
 from pipeline_testlib import (
     BUCKET,
     ENDPOINT,
@@ -58,6 +59,10 @@ def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return ENV
 
 
+def _scheduler() -> Any:
+    return boto3.client("scheduler", region_name=REGION)
+
+
 def status_change(status: str, name: str = "exec-1") -> dict[str, Any]:
     """The event EventBridge delivers (built by hand: moto emits none)."""
     return {
@@ -91,7 +96,7 @@ def test_execution_ended_stops_the_tuning_job_and_publishes_how_it_ended(
     run = make_run("exec-1")
     sm, sns = sagemaker_client(), boto3.client("sns", region_name=REGION)
     ddb = boto3.client("dynamodb", region_name=REGION)
-    monkeypatch.setattr(execution_ended, "_clients", lambda _s: (sm, sns, ddb))
+    monkeypatch.setattr(execution_ended, "_clients", lambda _s: (sm, sns, ddb, _scheduler()))
     tuning = run.names.tuning_job
     with stubbed(sm) as s, stubbed(sns) as n, stubbed(ddb) as d:
         s.add_response(
@@ -138,6 +143,10 @@ def test_execution_ended_stops_the_tuning_job_and_publishes_how_it_ended(
                 "ExpressionAttributeValues": {":holder": {"S": "exec-1"}},
             },
         )
+        if status != "ABORTED":  # the run's endpoint: none, so no TTL to make up for
+            s.add_client_error(
+                "describe_endpoint", "ValidationException", f'Could not find endpoint "{ENDPOINT}".'
+            )
         n.add_response("publish", {"MessageId": "m-1"})
         out = execution_ended.handler(status_change(status), FakeContext())
     assert out["status"] == status
@@ -190,7 +199,8 @@ def test_endpoint_ttl_handler_deletes_and_notifies(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sm, sns = sagemaker_client(), boto3.client("sns", region_name=REGION)
-    monkeypatch.setattr(endpoint_ttl, "_clients", lambda _s: (sm, sns))
+    scheduler = boto3.client("scheduler", region_name=REGION)
+    monkeypatch.setattr(endpoint_ttl, "_clients", lambda _s: (sm, sns, scheduler))
     with stubbed(sm) as s, stubbed(sns) as n:
         s.add_client_error(
             "describe_endpoint", "ValidationException", 'Could not find endpoint "x".'
@@ -201,6 +211,61 @@ def test_endpoint_ttl_handler_deletes_and_notifies(
             FakeContext(),
         )
     assert out["deleted"] == [] and "already deleted" in out["skipped"]
+
+
+def test_endpoint_ttl_on_a_busy_endpoint_rearms_itself_instead_of_raising(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm, sns = sagemaker_client(), boto3.client("sns", region_name=REGION)
+    scheduler = boto3.client("scheduler", region_name=REGION)
+    monkeypatch.setattr(endpoint_ttl, "_clients", lambda _s: (sm, sns, scheduler))
+    busy = endpoint_description(ENDPOINT, "Updating", "old-config")
+    context = FakeContext()
+    with stubbed(sm) as s, stubbed(sns), stubbed(scheduler) as sch:  # nothing published
+        s.add_response("describe_endpoint", busy)
+        s.add_response("list_tags", {"Tags": [{"Key": STACK_TAG_KEY, "Value": STACK_TAG}]})
+        s.add_response("describe_endpoint", busy)
+        sch.add_response(
+            "create_schedule",
+            {"ScheduleArn": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/x"},
+            expected_params={
+                **{k: ANY for k in ("Name", "GroupName", "ScheduleExpression", "Description")},
+                **{k: ANY for k in ("ScheduleExpressionTimezone", "FlexibleTimeWindow", "State")},
+                "ActionAfterCompletion": "DELETE",
+                "Target": {
+                    # Its own ARN (from the context) and the scheduler role (from the env).
+                    "Arn": context.invoked_function_arn,
+                    "RoleArn": ENV["SCHEDULER_ROLE_ARN"],
+                    "Input": ANY,
+                    "RetryPolicy": ANY,
+                },
+            },
+        )
+        out = endpoint_ttl.handler(
+            {"endpoint_name": ENDPOINT, "schedule_name": "s", "deletes_at": "2026-11-30T15:00:00Z"},
+            context,
+        )
+    assert out["action"] == "rearmed" and out["rearms"] == 1
+
+
+def test_endpoint_ttl_that_gives_up_says_so(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_CONFIG", DEFAULTS.to_json().replace(
+        '"ttl_rearm_limit":16', '"ttl_rearm_limit":0'))  # fmt: skip
+    sm, sns = sagemaker_client(), boto3.client("sns", region_name=REGION)
+    scheduler = boto3.client("scheduler", region_name=REGION)
+    monkeypatch.setattr(endpoint_ttl, "_clients", lambda _s: (sm, sns, scheduler))
+    busy = endpoint_description(ENDPOINT, "Creating", "c")
+    with stubbed(sm) as s, stubbed(sns) as n, stubbed(scheduler):
+        s.add_response("describe_endpoint", busy)
+        s.add_response("list_tags", {"Tags": [{"Key": STACK_TAG_KEY, "Value": STACK_TAG}]})
+        n.add_response("publish", {"MessageId": "m-1"})
+        out = endpoint_ttl.handler(
+            {"endpoint_name": ENDPOINT, "schedule_name": "s", "deletes_at": "2026-11-30T15:00:00Z"},
+            FakeContext(),
+        )
+    assert out["action"] == "gave_up"
 
 
 def test_cleanup_on_delete_hands_a_deadline_to_is_complete(
@@ -278,3 +343,115 @@ def test_cleanup_complete_never_turns_a_bug_into_a_55_minute_wait(
 
 def test_handlers_get_only_json_able_results(env: dict[str, str]) -> None:
     json.dumps(status_change("ABORTED"))
+
+
+def _release_nothing(s: Any, d: Any, tuning: str) -> None:
+    """The run holds nothing: no tuning or transform job, no lease."""
+    s.add_client_error(
+        "describe_hyper_parameter_tuning_job", "ResourceNotFound", "no job", 404,
+        expected_params={"HyperParameterTuningJobName": tuning},
+    )  # fmt: skip
+    s.add_client_error(
+        "describe_transform_job", "ValidationException", "Could not find requested job"
+    )
+    d.add_response("scan", {"Items": []})
+
+
+def test_a_failure_the_execution_notified_itself_is_not_published_again(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A named Fail state: NotifyFailure already published error and cause.
+    event = status_change("FAILED")
+    event["detail"]["error"] = "TuningJobFailedError"
+    event["detail"]["cause"] = json.dumps({"errorMessage": "the job failed"})
+    sm, sns = sagemaker_client(), boto3.client("sns", region_name=REGION)
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    monkeypatch.setattr(execution_ended, "_clients", lambda _s: (sm, sns, ddb, _scheduler()))
+    with stubbed(sm) as s, stubbed(sns), stubbed(ddb) as d:  # no publish expected
+        _release_nothing(s, d, make_run("exec-1").names.tuning_job)
+        s.add_client_error(
+            "describe_endpoint", "ValidationException", f'Could not find endpoint "{ENDPOINT}".'
+        )
+        out = execution_ended.handler(event, FakeContext())
+    assert out["published"] is False
+    assert out["released"]["tuning_job"]["stopped"] is False
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        ("FAILED", "States.Runtime"),  # no Catch takes it: NotifyFailure never ran
+        ("FAILED", None),
+        ("TIMED_OUT", "States.Timeout"),
+        ("ABORTED", None),
+    ],
+)
+def test_what_the_execution_could_not_say_itself_is_published_once(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, status: str, error: str | None
+) -> None:
+    event = status_change(status)
+    event["detail"]["error"] = error
+    sm, sns = sagemaker_client(), boto3.client("sns", region_name=REGION)
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    monkeypatch.setattr(execution_ended, "_clients", lambda _s: (sm, sns, ddb, _scheduler()))
+    with stubbed(sm) as s, stubbed(sns) as n, stubbed(ddb) as d:
+        _release_nothing(s, d, make_run("exec-1").names.tuning_job)
+        if status != "ABORTED":
+            s.add_client_error(
+                "describe_endpoint", "ValidationException", f'Could not find endpoint "{ENDPOINT}".'
+            )
+        n.add_response("publish", {"MessageId": "m-1"})
+        out = execution_ended.handler(event, FakeContext())
+    assert out["published"] is True and out["status"] == status
+
+
+def test_a_run_that_failed_to_schedule_its_ttl_after_deploy_gets_one_from_execution_ended(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ScheduleEndpointTtl failed (throttled) after Deploy created the endpoint:
+    # NotifyFailure told the topic, the run's endpoint has no TTL yet.
+    event = status_change("FAILED")
+    event["detail"]["error"] = "ThrottlingError"
+    event["detail"]["cause"] = json.dumps({"errorMessage": "CreateSchedule: still throttled"})
+    sm, sns = sagemaker_client(), boto3.client("sns", region_name=REGION)
+    ddb, scheduler = boto3.client("dynamodb", region_name=REGION), _scheduler()
+    monkeypatch.setattr(execution_ended, "_clients", lambda _s: (sm, sns, ddb, scheduler))
+    run = make_run("exec-1")
+    ep = endpoint_description(ENDPOINT, "Creating", run.names.endpoint_config)
+    with stubbed(sm) as s, stubbed(sns), stubbed(ddb) as d, stubbed(scheduler) as sch:
+        _release_nothing(s, d, run.names.tuning_job)
+        s.add_response("describe_endpoint", ep, expected_params={"EndpointName": ENDPOINT})
+        s.add_response(
+            "list_tags",
+            {"Tags": [{"Key": k, "Value": v} for k, v in run.tags]},
+            expected_params={"ResourceArn": ep["EndpointArn"]},
+        )
+        sch.add_response(
+            "create_schedule",
+            {"ScheduleArn": "arn:aws:scheduler:us-east-1:123456789012:schedule/default/x"},
+            expected_params={
+                **{k: ANY for k in ("GroupName", "ScheduleExpression", "Description", "State")},
+                **{k: ANY for k in ("ScheduleExpressionTimezone", "FlexibleTimeWindow")},
+                "Name": schedule_name(ENDPOINT),
+                "ActionAfterCompletion": "DELETE",
+                "Target": {
+                    "Arn": TTL_ARN,
+                    "RoleArn": ENV["SCHEDULER_ROLE_ARN"],
+                    "Input": ANY,
+                    "RetryPolicy": ANY,
+                },
+            },
+        )
+        out = execution_ended.handler(event, FakeContext())
+    assert out["published"] is False
+    assert out["released"]["endpoint_ttl"]["scheduled"] is True
+    assert out["released"]["endpoint_ttl"]["created_by_run"] is True
+
+
+def test_endpoint_ttl_targets_its_own_unqualified_arn() -> None:
+    class Qualified(FakeContext):
+        invoked_function_arn = f"{FakeContext.invoked_function_arn}:$LATEST"
+
+    assert endpoint_ttl.own_arn(Qualified()) == FakeContext.invoked_function_arn
+    assert endpoint_ttl.own_arn(FakeContext()) == FakeContext.invoked_function_arn
+    assert endpoint_ttl.own_arn(object()) == ""

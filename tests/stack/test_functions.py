@@ -51,8 +51,10 @@ MODULES = {
 #: Variables only some functions get (pipeline_stack._lifecycle_environment).
 EXTRA_ENV = {
     "lambdas.schedule_ttl.handler": {"TTL_FUNCTION_ARN", "SCHEDULER_ROLE_ARN"},
-    "lambdas.endpoint_ttl.handler": {"TOPIC_ARN"},
-    "lambdas.execution_ended.handler": {"TOPIC_ARN"},
+    # Re-arms itself on a busy endpoint (its own ARN from the context).
+    "lambdas.endpoint_ttl.handler": {"TOPIC_ARN", "SCHEDULER_ROLE_ARN"},
+    # Schedules the TTL a run that failed after Deploy never scheduled.
+    "lambdas.execution_ended.handler": {"TOPIC_ARN", "TTL_FUNCTION_ARN", "SCHEDULER_ROLE_ARN"},
     "lambdas.cleanup.handler": {
         "STATE_MACHINE_ARN",
         "TTL_FUNCTION_ARN",

@@ -133,7 +133,8 @@ def test_lambdas_get_only_what_their_calls_need(synthesized_kms: Synth) -> None:
         "LoadModelPackage": {"kms:Decrypt"},  # reads its run's manifest
         # The approval task token under runs/<execution>/ (SSE-KMS).
         "WaitForApproval": {"kms:Decrypt", "kms:GenerateDataKey"},
-        "ApprovalDecided": {"kms:Decrypt"},
+        # Reads the task token; its on-failure destination publishes to the encrypted topic.
+        "ApprovalDecided": {"kms:Decrypt", "kms:GenerateDataKey"},
     }
     got = {
         name: actions_of(_kms(role_statements(synthesized_kms, fn.role)))

@@ -171,6 +171,64 @@ def test_cleanup_knows_the_state_machine_and_the_ttl_function(synthesized: Synth
     assert env["TTL_FUNCTION_ARN"] == {"Fn::GetAtt": [ttl_lid, "Arn"]}
 
 
+def _env(s: Synth, name: str) -> dict[str, Any]:
+    fn = s.stack.get_logical_id(s.stack.functions[name].function.node.default_child)
+    env: dict[str, Any] = s.json["Resources"][fn]["Properties"]["Environment"]["Variables"]
+    return env
+
+
+def test_ttl_functions_know_the_scheduler_role_and_ttl_target(synthesized: Synth) -> None:
+    stack = synthesized.stack
+    role = {"Fn::GetAtt": [stack.get_logical_id(stack.scheduler_role.node.default_child), "Arn"]}
+    ttl_lid = stack.get_logical_id(stack.functions["EndpointTtl"].function.node.default_child)
+    # EndpointTtl re-arms itself: its own ARN comes from the invocation (no cycle).
+    assert _env(synthesized, "EndpointTtl")["SCHEDULER_ROLE_ARN"] == role
+    assert "TTL_FUNCTION_ARN" not in _env(synthesized, "EndpointTtl")
+    ended = _env(synthesized, "ExecutionEnded")
+    assert ended["SCHEDULER_ROLE_ARN"] == role
+    assert ended["TTL_FUNCTION_ARN"] == {"Fn::GetAtt": [ttl_lid, "Arn"]}
+
+
+@pytest.mark.parametrize("name", ["EndpointTtl", "ExecutionEnded"])
+def test_ttl_schedules_are_made_on_our_prefix_and_pass_only_the_scheduler_role(
+    synthesized: Synth, name: str
+) -> None:
+    stack = synthesized.stack
+    sts = role_statements(synthesized, stack.functions[name].role)
+    creates = [st for st in sts if "scheduler:CreateSchedule" in _as_list(st["Action"])]
+    assert len(creates) == 1
+    assert json.dumps(creates[0]["Resource"]).endswith('schedule/default/mnist-ll-*"]]}')
+    (passes,) = [st for st in sts if "iam:PassRole" in _as_list(st["Action"])]
+    role_lid = stack.get_logical_id(stack.scheduler_role.node.default_child)
+    assert passes["Resource"] == {"Fn::GetAtt": [role_lid, "Arn"]}
+    assert passes["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }
+
+
+def test_async_functions_send_what_they_cannot_handle_to_the_topic(synthesized: Synth) -> None:
+    stack = synthesized.stack
+    topic = {"Ref": stack.get_logical_id(stack.notifications.topic.node.default_child)}
+    configs = synthesized.resources("AWS::Lambda::EventInvokeConfig")
+    by_function = {c["Properties"]["FunctionName"]["Ref"]: c for c in configs.values()}
+    for name in ("EndpointTtl", "ExecutionEnded", "ApprovalDecided"):
+        fn = stack.functions[name]
+        config = by_function.pop(stack.get_logical_id(fn.function.node.default_child))
+        props = config["Properties"]
+        assert props["DestinationConfig"] == {"OnFailure": {"Destination": topic}}, name
+        assert props["MaximumRetryAttempts"] == 2 and props["Qualifier"] == "$LATEST", name
+        # Lambda checks the role may publish when the config is created.
+        policy = stack.get_logical_id(fn.role.node.find_child("DefaultPolicy").node.default_child)
+        assert policy in config["DependsOn"], name
+        publish = [
+            st
+            for st in role_statements(synthesized, fn.role)
+            if "sns:Publish" in _as_list(st["Action"])
+        ]
+        assert [st["Resource"] for st in publish] == [topic], name
+    assert by_function == {}  # the state machine's own functions answer it synchronously
+
+
 @pytest.mark.parametrize(
     ("mode", "next_state"),
     [("realtime", "Deploy"), ("serverless", "Deploy"), ("none", "StartTransform")],
