@@ -102,7 +102,6 @@ def build_model_package_request(
         },
         "CustomerMetadataProperties": metadata,
         "ClientToken": client_token(run.execution_name),
-        "Tags": run.tag_list(),
     }
 
 
