@@ -165,6 +165,11 @@ def _deployment_rules(
 
 
 def create_endpoint_rules(sm: LocalSageMaker, p: Params) -> None:
+    name = str(p["EndpointName"])
+    with sm._lock:
+        taken = [n for n in sm._endpoints if n.lower() == name.lower()]
+    if taken:  # "The name is case-insensitive in CreateEndpoint"
+        raise _invalid(f'Cannot create already existing endpoint "{sm.arn("endpoint", name)}".')
     config = _config_request(sm, str(p["EndpointConfigName"]))
     if config is None:
         return  # the operation answers "Could not find endpoint configuration"

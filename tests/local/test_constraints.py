@@ -268,6 +268,31 @@ def test_deployment_guardrail_sizes_policies_and_variant_names(account: Account)
             {**_canary(10), "RollingUpdatePolicy": _rolling()},
             "Only one update policy may be used",
         ),
+        (
+            {
+                "RollingUpdatePolicy": {
+                    **_rolling(),
+                    "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 60},
+                }
+            },
+            "MaximumBatchSize (CAPACITY_PERCENT 60) must be between 5% and 50%",
+        ),
+        (
+            {
+                "BlueGreenUpdatePolicy": {
+                    "TrafficRoutingConfiguration": {"Type": "CANARY", "WaitIntervalInSeconds": 0}
+                }
+            },
+            "CanarySize is required for traffic routing CANARY",
+        ),
+        (
+            {
+                "BlueGreenUpdatePolicy": {
+                    "TrafficRoutingConfiguration": {"Type": "LINEAR", "WaitIntervalInSeconds": 0}
+                }
+            },
+            "LinearStepSize is required for traffic routing LINEAR",
+        ),
     ]
     for deployment, words in refused:
         code, message = error_of(
@@ -286,6 +311,12 @@ def test_deployment_guardrail_sizes_policies_and_variant_names(account: Account)
     assert code == "ValidationException" and "same variant names" in message
     # within bounds: accepted
     sm.update_endpoint(EndpointName="e", EndpointConfigName="c2", DeploymentConfig=_linear(50))
+    # endpoint names are case-insensitive at CreateEndpoint
+    code, message = error_of(sm.create_endpoint, EndpointName="E", EndpointConfigName="c1")
+    assert (code, message) == (
+        "ValidationException",
+        f'Cannot create already existing endpoint "{ARN}:endpoint/e".',
+    )
 
 
 def _rolling() -> dict[str, Any]:
@@ -330,6 +361,19 @@ def test_missing_resources_are_answered_as_aws_answers_them(account: Account) ->
     ]  # fmt: skip
     for call, kwargs, message in expected:
         assert error_of(call, **kwargs) == ("ValidationException", message)
+    code, message = error_of(
+        sm.create_transform_job,
+        TransformJobName="x",
+        ModelName="nope",
+        TransformInput={
+            "DataSource": {
+                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/data/"}
+            }
+        },
+        TransformOutput={"S3OutputPath": f"s3://{BUCKET}/pred/"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    )
+    assert (code, message) == ("ValidationException", f'Could not find model "{ARN}:model/nope".')
     for call in (sm.describe_training_job, sm.stop_training_job):
         assert error_of(call, TrainingJobName="nope") == (
             "ResourceNotFound",
@@ -521,6 +565,14 @@ def test_request_rules_of_training_tuning_and_transform_jobs(account: Account) -
         code == "ValidationException"
         and "only for ranges that have only values greater than 0" in message
     )
+    ranges["ContinuousParameterRanges"][0]["ScalingType"] = "ReverseLogarithmic"
+    code, message = error_of(
+        sm.create_hyper_parameter_tuning_job,
+        HyperParameterTuningJobName="tune",
+        HyperParameterTuningJobConfig=tuning_config,
+        TrainingJobDefinition=definition,
+    )
+    assert code == "ValidationException" and "entirely within 0<=x<1.0" in message
     hyperband = {
         "Strategy": "Bayesian",
         "StrategyConfig": {"HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 10}},
@@ -533,6 +585,15 @@ def test_request_rules_of_training_tuning_and_transform_jobs(account: Account) -
         TrainingJobDefinition=definition,
     )
     assert code == "ValidationException" and "only if the strategy is Hyperband" in message
+    hyperband["Strategy"] = "Hyperband"
+    hyperband["TrainingJobEarlyStoppingType"] = "Auto"
+    code, message = error_of(
+        sm.create_hyper_parameter_tuning_job,
+        HyperParameterTuningJobName="tune",
+        HyperParameterTuningJobConfig=hyperband,
+        TrainingJobDefinition=definition,
+    )
+    assert code == "ValidationException" and "must be OFF to use Hyperband" in message
     model(sm, "m")
     transform: dict[str, Any] = {
         "TransformJobName": "x",
