@@ -129,10 +129,14 @@ def _create_table(ctx: ResourceContext) -> None:
 
 def _create_model_package_group(ctx: ResourceContext) -> None:
     props = ctx.properties
-    boto3.client("sagemaker").create_model_package_group(
-        ModelPackageGroupName=props["ModelPackageGroupName"],
-        ModelPackageGroupDescription=props.get("ModelPackageGroupDescription", ""),
-    )
+    kwargs: dict[str, Any] = {
+        "ModelPackageGroupName": props["ModelPackageGroupName"],
+        "ModelPackageGroupDescription": props.get("ModelPackageGroupDescription", ""),
+    }
+    if props.get("Tags"):
+        # The group's tags are its versions' tags too (they cannot have their own).
+        kwargs["Tags"] = [{"Key": t["Key"], "Value": t["Value"]} for t in props["Tags"]]
+    boto3.client("sagemaker").create_model_package_group(**kwargs)
 
 
 def _create_alarm(ctx: ResourceContext) -> None:

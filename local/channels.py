@@ -50,8 +50,22 @@ def _manifest_keys(s3: Any, uri: str) -> tuple[str, list[str]]:
     return base_bucket, [base_key + str(rel) for rel in entries[1:]]
 
 
-def download_channel(s3: Any, channel: Mapping[str, Any], dest: Path) -> Path:
-    """Fetch one ``InputDataConfig`` channel into ``dest`` (a folder)."""
+def no_objects_message(uri: str, role_arn: str) -> str:
+    """SageMaker's words for a channel prefix with no objects under it."""
+    bucket = uri[5:].partition("/")[0] if uri.startswith("s3://") else uri
+    return (
+        f'No S3 objects found under S3 URL "{uri}" given in input data source. Please '
+        "ensure that the bucket exists in the selected region, that objects exist under "
+        f'that S3 prefix, and that the role "{role_arn}" has "s3:ListBucket" permissions '
+        f'on bucket "{bucket}".'
+    )
+
+
+def download_channel(
+    s3: Any, channel: Mapping[str, Any], dest: Path, *, role_arn: str = ""
+) -> Path:
+    """Fetch one ``InputDataConfig`` channel into ``dest`` (a folder);
+    ``role_arn`` (the job's role) is named in the error of an empty prefix."""
     source = channel["DataSource"]["S3DataSource"]
     uri = source["S3Uri"]
     data_type = source.get("S3DataType", "S3Prefix")
@@ -64,7 +78,7 @@ def download_channel(s3: Any, channel: Mapping[str, Any], dest: Path) -> Path:
     else:
         raise ChannelError(f"S3DataType {data_type} is not supported locally")
     if not keys:
-        raise ChannelError(f"ClientError: no data found in channel {uri}")
+        raise ChannelError(f"ClientError: {no_objects_message(uri, role_arn)}")
     dest.mkdir(parents=True, exist_ok=True)
     csv = (channel.get("ContentType") or "").split(";")[0].strip().lower() == "text/csv"
     for i, key in enumerate(sorted(keys)):

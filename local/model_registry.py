@@ -174,9 +174,17 @@ class ModelRegistry:
             if token:
                 self._tokens[token] = arn
             event = self._event(self._packages[arn])
-        self._put_tags(arn, p.get("Tags"))
+        # No tags of its own: a version uses its group's (ModelRegistry.tag_owner).
         self.on_state_change(event)
         return {"ModelPackageArn": arn}
+
+    def tag_owner(self, arn: str) -> str:
+        """Whose tags ``arn`` answers: a version's are its group's, as on AWS."""
+        with self._lock:
+            package = self._packages.get(arn.lower())
+            if package is None:
+                return arn
+            return self._group(str(package["ModelPackageGroupName"])).arn
 
     def _package(self, name_or_arn: str) -> dict[str, Any]:
         with self._lock:

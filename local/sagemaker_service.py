@@ -37,6 +37,7 @@ from starlette.routing import Mount, Route
 
 from local.async_inference import ASYNC_WORKERS, invoke_endpoint_async
 from local.channels import download_channel
+from local.failure_reasons import reworded, with_reworded
 from local.guardrails import cloudwatch_alarm_check, shift_traffic
 from local.model_registry import ModelRegistry, RegistryError
 from local.paging import listing, page
@@ -45,6 +46,8 @@ from local.training_jobs import (
     CloudWatchLogWriter,
     TrainingJobService,
     artifact_uri,
+    described_definition,
+    objective_metric,
     output_data_config,
     resource_config,
     with_metric_definitions,
@@ -289,6 +292,9 @@ class LocalSageMaker(TransformJobsMixin):
             from local.aws_validation import validate_request
 
             validate_request(operation, params)
+            from local.constraints import check  # documented rules (docs/SAGEMAKER_CONSTRAINTS.md)
+
+            check(self, operation, params)
         result: dict[str, Any] = handler(params)
         if self.check_responses:
             from local.aws_validation import response_errors
@@ -358,8 +364,9 @@ class LocalSageMaker(TransformJobsMixin):
             channels: dict[str, Path] = {}
             for channel in request["TrainingJobDefinition"]["InputDataConfig"]:
                 channels[channel["ChannelName"]] = download_channel(
-                    self.s3, channel, work / "input" / channel["ChannelName"]
-                )
+                    self.s3, channel, work / "input" / channel["ChannelName"],
+                    role_arn=request["TrainingJobDefinition"]["RoleArn"],
+                )  # fmt: skip
             fault = self._take_fault("tuning_failed")
             if fault is not None:
                 raise RuntimeError(fault)
@@ -418,7 +425,7 @@ class LocalSageMaker(TransformJobsMixin):
         except Exception as e:  # the job fails; the service stays up
             with self._lock:
                 record["status"] = "Failed"
-                record["failure"] = f"{type(e).__name__}: {e}"
+                record["failure"] = reworded(f"{type(e).__name__}: {e}")
         finally:
             record["ended"] = _now()
             self.on_event("tuning_done", {"tuning_job": name, "status": record["status"]})
@@ -442,7 +449,7 @@ class LocalSageMaker(TransformJobsMixin):
             "HyperParameterTuningJobName": name,
             "HyperParameterTuningJobArn": record["arn"],
             "HyperParameterTuningJobConfig": request["HyperParameterTuningJobConfig"],
-            "TrainingJobDefinition": _described_definition(request),
+            "TrainingJobDefinition": described_definition(request),
             "HyperParameterTuningJobStatus": record["status"],
             "CreationTime": record["created"],
             "TrainingJobStatusCounters": described.get(
@@ -485,7 +492,7 @@ class LocalSageMaker(TransformJobsMixin):
     def op_ListTrainingJobsForHyperParameterTuningJob(self, p: dict[str, Any]) -> dict[str, Any]:
         record = self._tuning_record(p["HyperParameterTuningJobName"])
         job = record["job"]
-        summaries = job.training_jobs() if job is not None else []
+        summaries = [with_reworded(s) for s in job.training_jobs()] if job is not None else []
         items, token = page(
             summaries,
             p,
@@ -537,9 +544,7 @@ class LocalSageMaker(TransformJobsMixin):
 
     def op_StopTrainingJob(self, p: dict[str, Any]) -> dict[str, Any]:
         if not self.training_jobs.has(p["TrainingJobName"]):
-            raise ServiceError(
-                "ValidationException", f"Requested resource not found: {p['TrainingJobName']}"
-            )
+            raise ServiceError("ResourceNotFound", "Requested resource not found.")
         return self.training_jobs.stop(p["TrainingJobName"])
 
     def op_ListTrainingJobs(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -570,7 +575,7 @@ class LocalSageMaker(TransformJobsMixin):
         with self._lock:
             record = self._training.get(name) or self._running_training_job(name)
         if record is None:
-            raise ServiceError("ValidationException", f"Requested resource not found: {name}")
+            raise ServiceError("ResourceNotFound", "Requested resource not found.")
         summary = record["summary"]
         definition = record["definition"]
         out: dict[str, Any] = {
@@ -584,7 +589,7 @@ class LocalSageMaker(TransformJobsMixin):
             "HyperParameters": {
                 **definition.get("StaticHyperParameters", {}),
                 **summary.get("TunedHyperParameters", {}),
-                **_objective_metric(self._tuning_record(record["tuning_job"])["request"]),
+                **objective_metric(self._tuning_record(record["tuning_job"])["request"]),
             },
             "AlgorithmSpecification": with_metric_definitions(definition["AlgorithmSpecification"]),
             "RoleArn": definition["RoleArn"],
@@ -608,7 +613,7 @@ class LocalSageMaker(TransformJobsMixin):
             # Every metric the algorithm emitted, not only the objective.
             out["FinalMetricDataList"] = summary["FinalMetricDataList"]
         if summary.get("FailureReason"):
-            out["FailureReason"] = summary["FailureReason"]
+            out["FailureReason"] = reworded(summary["FailureReason"])
         return out
 
     # -- models and endpoint configs -----------------------------------------------
@@ -673,7 +678,8 @@ class LocalSageMaker(TransformJobsMixin):
             for variant in p["ProductionVariants"]:
                 if variant["ModelName"] not in self._models:
                     raise ServiceError(
-                        "ValidationException", f'Could not find model "{variant["ModelName"]}".'
+                        "ValidationException",
+                        f'Could not find model "{self.arn("model", variant["ModelName"])}".',
                     )
             self._configs[name] = {"request": p, "arn": arn, "created": _now()}
         self._put_tags(arn, p.get("Tags"))
@@ -685,7 +691,8 @@ class LocalSageMaker(TransformJobsMixin):
             config = self._configs.get(name)
         if config is None:
             raise ServiceError(
-                "ValidationException", f'Could not find endpoint configuration "{name}".'
+                "ValidationException",
+                f'Could not find endpoint configuration "{self.arn("endpoint-config", name)}".',
             )
         out = {
             "EndpointConfigName": name,
@@ -704,7 +711,8 @@ class LocalSageMaker(TransformJobsMixin):
         with self._lock:
             if self._configs.pop(name, None) is None:
                 raise ServiceError(
-                    "ValidationException", f'Could not find endpoint configuration "{name}".'
+                    "ValidationException",
+                    f'Could not find endpoint configuration "{self.arn("endpoint-config", name)}".',
                 )
         return {}
 
@@ -727,7 +735,9 @@ class LocalSageMaker(TransformJobsMixin):
             config = self._configs.get(config_name)
             if config is None:
                 raise ServiceError(
-                    "ValidationException", f'Could not find endpoint configuration "{config_name}".'
+                    "ValidationException",
+                    "Could not find endpoint configuration "
+                    f'"{self.arn("endpoint-config", config_name)}".',
                 )
             model_name = config["request"]["ProductionVariants"][0]["ModelName"]
             model = self._models.get(model_name)
@@ -821,7 +831,8 @@ class LocalSageMaker(TransformJobsMixin):
             if p["EndpointConfigName"] not in self._configs:
                 raise ServiceError(
                     "ValidationException",
-                    f'Could not find endpoint configuration "{p["EndpointConfigName"]}".',
+                    "Could not find endpoint configuration "
+                    f'"{self.arn("endpoint-config", p["EndpointConfigName"])}".',
                 )
             endpoint = _Endpoint(
                 name=name,
@@ -849,7 +860,9 @@ class LocalSageMaker(TransformJobsMixin):
         with self._lock:
             endpoint = self._endpoints.get(name)
         if endpoint is None:
-            raise ServiceError("ValidationException", f'Could not find endpoint "{name}".')
+            raise ServiceError(
+                "ValidationException", f'Could not find endpoint "{self.arn("endpoint", name)}".'
+            )
         return endpoint
 
     def op_UpdateEndpoint(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -865,7 +878,8 @@ class LocalSageMaker(TransformJobsMixin):
             if p["EndpointConfigName"] not in self._configs:
                 raise ServiceError(
                     "ValidationException",
-                    f'Could not find endpoint configuration "{p["EndpointConfigName"]}".',
+                    "Could not find endpoint configuration "
+                    f'"{self.arn("endpoint-config", p["EndpointConfigName"])}".',
                 )
             if p["EndpointConfigName"] == endpoint.config_name:
                 raise ServiceError(
@@ -952,7 +966,10 @@ class LocalSageMaker(TransformJobsMixin):
         with self._lock:
             endpoint = self._endpoints.get(name)
             if endpoint is None:
-                raise ServiceError("ValidationException", f'Could not find endpoint "{name}".')
+                raise ServiceError(
+                    "ValidationException",
+                    f'Could not find endpoint "{self.arn("endpoint", name)}".',
+                )
             # Like SageMaker: Deleting for a moment, then gone.
             endpoint.status = "Deleting"
             endpoint.modified = _now()
@@ -989,8 +1006,10 @@ class LocalSageMaker(TransformJobsMixin):
         return {"Tags": p["Tags"]}
 
     def op_ListTags(self, p: dict[str, Any]) -> dict[str, Any]:
+        # A registered version answers its group's tags (it cannot have its own).
+        arn = self.registry.tag_owner(p["ResourceArn"])
         with self._lock:
-            return {"Tags": list(self._tags.get(p["ResourceArn"], []))}
+            return {"Tags": list(self._tags.get(arn, []))}
 
     # -- search ---------------------------------------------------------------------
 
@@ -1041,30 +1060,3 @@ class LocalSageMaker(TransformJobsMixin):
                 Mount("/", app=self.backend.runtime_app()),
             ]
         )
-
-
-def _objective_metric(request: dict[str, Any]) -> dict[str, str]:
-    """``{"_tuning_objective_metric": <objective>}``, as SageMaker adds it to a
-    tuning job's hyperparameters (empty without an objective)."""
-    config = request.get("HyperParameterTuningJobConfig") or {}
-    metric = (config.get("HyperParameterTuningJobObjective") or {}).get("MetricName")
-    return {"_tuning_objective_metric": str(metric)} if metric else {}
-
-
-def _described_definition(request: dict[str, Any]) -> dict[str, Any]:
-    """TrainingJobDefinition as DescribeHyperParameterTuningJob shows it: SageMaker
-    adds ``_tuning_objective_metric`` to the static hyperparameters (the SDK's
-    ``HyperparameterTuner.attach`` removes it again) and lists the algorithm's
-    MetricDefinitions. ``ResourceConfig`` is shown as DescribeTrainingJob shows
-    it, also for a request that sent ``HyperParameterTuningResourceConfig``
-    (as the SDK v2 does; its ``attach`` reads ``ResourceConfig``)."""
-    definition = dict(request["TrainingJobDefinition"])
-    definition["ResourceConfig"] = resource_config(definition)
-    definition["StaticHyperParameters"] = {
-        **definition.get("StaticHyperParameters", {}),
-        **_objective_metric(request),
-    }
-    definition["AlgorithmSpecification"] = with_metric_definitions(
-        definition["AlgorithmSpecification"]
-    )
-    return definition

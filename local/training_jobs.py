@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from local.failure_reasons import failure_reason, reworded
 from training._worker import THREAD_VARS
 from training.metric_definitions import METRIC_DEFINITIONS, line_metrics
 
@@ -250,7 +251,7 @@ class StandaloneTrainingJob:
         elif result is None:
             self._end("Failed", f"AlgorithmError: training process exited ({code})")
         elif result["kind"] == "error":
-            self._end("Failed", f"{result.get('type')}: {result.get('message')}"[:1024])
+            self._end("Failed", failure_reason(str(result.get("type")), str(result.get("message"))))
         else:
             self.metrics = {str(k): float(v) for k, v in result.get("metrics", {}).items()}
             self._transition("Uploading", "Uploading generated training model")
@@ -374,11 +375,12 @@ class TrainingJobService:
             channels: dict[str, Path] = {}
             for channel in request.get("InputDataConfig") or []:
                 channels[channel["ChannelName"]] = download_channel(
-                    sm.s3, channel, work / "input" / channel["ChannelName"]
-                )
+                    sm.s3, channel, work / "input" / channel["ChannelName"],
+                    role_arn=str(request.get("RoleArn", "")),
+                )  # fmt: skip
             job.channels = channels
         except Exception as e:
-            job._end("Failed", f"ClientError: {e}")
+            job._end("Failed", reworded(f"{type(e).__name__}: {e}"))
             return
         job.run()
 
@@ -491,3 +493,30 @@ class TrainingJobService:
             self.summaries(), p, name_key="TrainingJobName", status_key="TrainingJobStatus"
         )
         return listing("TrainingJobSummaries", items, token)
+
+
+def objective_metric(request: dict[str, Any]) -> dict[str, str]:
+    """``{"_tuning_objective_metric": <objective>}``, as SageMaker adds it to a
+    tuning job's hyperparameters (empty without an objective)."""
+    config = request.get("HyperParameterTuningJobConfig") or {}
+    metric = (config.get("HyperParameterTuningJobObjective") or {}).get("MetricName")
+    return {"_tuning_objective_metric": str(metric)} if metric else {}
+
+
+def described_definition(request: dict[str, Any]) -> dict[str, Any]:
+    """TrainingJobDefinition as DescribeHyperParameterTuningJob shows it: SageMaker
+    adds ``_tuning_objective_metric`` to the static hyperparameters (the SDK's
+    ``HyperparameterTuner.attach`` removes it again) and lists the algorithm's
+    MetricDefinitions. ``ResourceConfig`` is shown as DescribeTrainingJob shows
+    it, also for a request that sent ``HyperParameterTuningResourceConfig``
+    (as the SDK v2 does; its ``attach`` reads ``ResourceConfig``)."""
+    definition = dict(request["TrainingJobDefinition"])
+    definition["ResourceConfig"] = resource_config(definition)
+    definition["StaticHyperParameters"] = {
+        **definition.get("StaticHyperParameters", {}),
+        **objective_metric(request),
+    }
+    definition["AlgorithmSpecification"] = with_metric_definitions(
+        definition["AlgorithmSpecification"]
+    )
+    return definition

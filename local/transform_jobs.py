@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from local.failure_reasons import reworded
 from training.model import LinearModel
 from training.payloads import choose_accept, parse_features, render
 
@@ -67,7 +68,8 @@ class TransformJobsMixin:
                 raise ServiceError("ResourceInUse", f"Transform job {name} already exists")
             if p["ModelName"] not in self._models:
                 raise ServiceError(
-                    "ValidationException", f'Could not find model "{p["ModelName"]}".'
+                    "ValidationException",
+                    f'Could not find model "{self.arn("model", p["ModelName"])}".',
                 )
             record = {
                 "request": p,
@@ -131,7 +133,7 @@ class TransformJobsMixin:
         except _Stopped:
             status, failure = "Stopped", None
         except Exception as e:  # the job fails; the service stays up
-            status, failure = "Failed", f"{type(e).__name__}: {e}"
+            status, failure = "Failed", reworded(f"{type(e).__name__}: {e}")
         with self._lock:
             record["status"], record["failure"], record["ended"] = status, failure, _now()
 

@@ -74,5 +74,7 @@ def test_manifest_file_and_csv_channels(s3, tmp_path: Path) -> None:
 
 
 def test_an_empty_channel_is_a_client_error(s3, tmp_path: Path) -> None:
-    with pytest.raises(ChannelError, match="no data found in channel s3://chan-bucket/nothing/"):
+    with pytest.raises(
+        ChannelError, match='No S3 objects found under S3 URL "s3://chan-bucket/nothing/"'
+    ):
         download_channel(s3, channel("s3://chan-bucket/nothing/"), tmp_path / "e")

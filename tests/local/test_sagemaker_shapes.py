@@ -243,11 +243,13 @@ def _minimal_job(name: str) -> dict[str, Any]:
     }
 
 
-def test_a_channel_with_no_objects_fails_the_job_with_a_reason(sm: LocalSageMaker) -> None:
-    checked(sm, "CreateTrainingJob", **_minimal_job("ll-empty"))
-    described = _wait(sm, "ll-empty")
-    assert described["TrainingJobStatus"] == "Failed"
-    assert "no data found in channel" in described["FailureReason"]
+def test_a_channel_with_no_objects_is_refused_at_the_call(sm: LocalSageMaker) -> None:
+    with pytest.raises(ServiceError) as info:
+        sm.dispatch("CreateTrainingJob", _minimal_job("ll-empty"))
+    assert info.value.code == "ValidationException"
+    assert info.value.message.startswith(
+        f'No S3 objects found under S3 URL "s3://{BUCKET}/missing/"'
+    )
 
 
 def test_list_calls_page_sort_and_filter(sm: LocalSageMaker) -> None:
@@ -333,9 +335,9 @@ def test_endpoint_shows_production_variants_and_refuses_an_update_to_its_own_con
             {"VariantName": "AllTraffic", "ModelName": "mnist-ll-m", "ServerlessConfig": serverless}
         ],
     )
-    checked(sm, "UpdateEndpoint", EndpointName="mnist-ll-ep", EndpointConfigName="mnist-ll-cfg-sl")
+    checked(sm, "CreateEndpoint", EndpointName="mnist-ll-sl", EndpointConfigName="mnist-ll-cfg-sl")
     sm.wait_idle(10)
-    (variant,) = checked(sm, "DescribeEndpoint", EndpointName="mnist-ll-ep")["ProductionVariants"]
+    (variant,) = checked(sm, "DescribeEndpoint", EndpointName="mnist-ll-sl")["ProductionVariants"]
     assert variant["CurrentServerlessConfig"] == serverless == variant["DesiredServerlessConfig"]
     assert "CurrentInstanceCount" not in variant
 

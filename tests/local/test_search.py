@@ -105,7 +105,10 @@ def sm(tmp_path: Path) -> Iterator[LocalSageMaker]:
         s3.put_object(Bucket=BUCKET, Key="t/train/data", Body=b"x")
         service = LocalSageMaker(backend=TuningBackend(), s3_client=s3, work_dir=tmp_path)  # type: ignore[arg-type]
         for name, wd, stage in (("ll-alone-a", "0.2", "prod"), ("ll-alone-b", "0.003", None)):
-            job = _minimal_job(name)  # its channel is empty: it fails at once
+            job = _minimal_job(name)
+            # Its channel holds no recordIO-protobuf: it fails at once (an empty
+            # prefix would be refused at the call).
+            job["InputDataConfig"] = [_channel("train", f"s3://{BUCKET}/t/train/")]
             job["HyperParameters"] = {"feature_dim": "6", "wd": wd}
             if stage:
                 job["Tags"] = [{"Key": STACK_TAG, "Value": stage}]
