@@ -19,17 +19,27 @@ from typing import Any
 AlarmCheck = Callable[[list[str]], list[str]]
 
 
-def traffic_steps(config: Mapping[str, Any] | None) -> list[int]:
-    """Cumulative percentages of traffic on the new fleet, step by step."""
+def _percent(size: Mapping[str, Any] | None, instances: int) -> int:
+    """A CapacitySize as a percentage of the new fleet (INSTANCE_COUNT or
+    CAPACITY_PERCENT); 10 when not given."""
+    if not size:
+        return 10
+    value = float(size.get("Value", 10))
+    if size.get("Type") == "INSTANCE_COUNT":
+        value = 100.0 * value / max(instances, 1)
+    return max(1, min(100, math.ceil(value)))
+
+
+def traffic_steps(config: Mapping[str, Any] | None, instances: int = 1) -> list[int]:
+    """Cumulative percentages of traffic on the new fleet of ``instances``, step by step."""
     routing = ((config or {}).get("BlueGreenUpdatePolicy") or {}).get(
         "TrafficRoutingConfiguration"
     ) or {"Type": "ALL_AT_ONCE"}
     kind = routing.get("Type", "ALL_AT_ONCE")
     if kind == "CANARY":
-        size = int((routing.get("CanarySize") or {}).get("Value", 10))
-        return [min(size, 100), 100]
+        return [_percent(routing.get("CanarySize"), instances), 100]
     if kind == "LINEAR":
-        step = max(1, int((routing.get("LinearStepSize") or {}).get("Value", 10)))
+        step = _percent(routing.get("LinearStepSize"), instances)
         count = math.ceil(100 / step)
         return [min(100, step * (i + 1)) for i in range(count)]
     return [100]
@@ -47,10 +57,11 @@ def shift_traffic(
     bake_seconds: float,
     sleep: Callable[[float], None] = time.sleep,
     on_step: Callable[[int], None] = lambda _percent: None,
+    instances: int = 1,
 ) -> str | None:
     """Shift traffic step by step; the first alarm found in ALARM, or None."""
     alarms = rollback_alarms(config)
-    for percent in traffic_steps(config):
+    for percent in traffic_steps(config, instances):
         on_step(percent)
         sleep(bake_seconds)
         if alarms:

@@ -796,11 +796,15 @@ class LocalSageMaker(TransformJobsMixin):
             with self._lock:
                 endpoint.traffic_percent = percent
 
+        with self._lock:
+            config = self._configs.get(endpoint.pending_config or "") or {}
+        variants = (config.get("request") or {}).get("ProductionVariants") or [{}]
         return shift_traffic(
             endpoint.deployment_config,
             alarms_in_alarm=check,
             bake_seconds=self.bake_seconds,
             on_step=step,
+            instances=int(variants[0].get("InitialInstanceCount") or 1),
         )
 
     def _roll_back(self, endpoint: _Endpoint, config_name: str, alarm: str) -> None:

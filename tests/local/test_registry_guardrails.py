@@ -67,6 +67,16 @@ def test_traffic_steps_follow_the_deployment_config() -> None:
     assert traffic_steps(None) == [100]
 
 
+def test_instance_count_sizes_are_shares_of_the_new_fleet() -> None:
+    def routing(kind: str, key: str, value: int) -> dict[str, Any]:
+        size = {"Type": "INSTANCE_COUNT", "Value": value}
+        return {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": kind, key: size}}}
+
+    assert traffic_steps(routing("CANARY", "CanarySize", 1), instances=4) == [25, 100]
+    assert traffic_steps(routing("LINEAR", "LinearStepSize", 1), instances=4) == [25, 50, 75, 100]
+    assert traffic_steps(routing("CANARY", "CanarySize", 1), instances=2) == [50, 100]
+
+
 def test_an_alarm_in_alarm_stops_the_shift_at_the_canary() -> None:
     config = deployment_config({"traffic": "CANARY"}, ("a-5xx", "a-latency"))
     steps: list[int] = []
