@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,13 @@ def synthesize(root: Path = ROOT, use_cache: bool = True) -> SynthesizedPipeline
     outdir = root / ".build" / f"cdk.out.local-{key}"
     templates = sorted(outdir.glob("*.template.json")) if use_cache else []
     if not templates:
+        # Synthesize beside the cache, then rename: a concurrent synth of the
+        # same sources (parallel test workers) never reads a half-written one.
+        (root / ".build").mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="synth-", dir=root / ".build"))
         env = {
             **os.environ,
-            "CDK_OUTDIR": str(outdir),
+            "CDK_OUTDIR": str(staging),
             # As the CDK CLI does: cdk.json's context goes in CDK_CONTEXT_JSON.
             "CDK_CONTEXT_JSON": json.dumps(
                 {**_cdk_json_context(root), "aws:cdk:bundling-stacks": []}
@@ -81,7 +86,12 @@ def synthesize(root: Path = ROOT, use_cache: bool = True) -> SynthesizedPipeline
             timeout=600,
         )
         if proc.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
             raise SynthError(f"cdk synth failed:\n{proc.stderr[-4000:]}")
+        try:
+            staging.rename(outdir)
+        except OSError:  # another process renamed the same synth first
+            shutil.rmtree(staging, ignore_errors=True)
         templates = sorted(outdir.glob("*.template.json"))
         for stale in (root / ".build").glob("cdk.out.local-*"):
             if stale != outdir:

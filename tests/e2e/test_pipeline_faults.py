@@ -275,10 +275,13 @@ def _worker_pids() -> set[int]:
         try:
             cmdline = (entry / "cmdline").read_bytes()
             cwd = os.readlink(entry / "cwd")
-        except OSError:
+            # The field after the parenthesised command name is the state, then the ppid.
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        # Workers run in their checkout: other checkouts' test runs are not ours.
-        if b"training._worker" in cmdline and cwd == str(ROOT_DIR):
+        # Workers of this test process only: other checkouts' and other test
+        # workers' runs are not ours.
+        if b"training._worker" in cmdline and cwd == str(ROOT_DIR) and ppid == os.getpid():
             pids.add(int(entry.name))
     return pids
 
