@@ -1,4 +1,8 @@
-"""ValidateInput: execution input -> resolved run spec (``$.run``)."""
+"""ValidateInput: execution input -> resolved run spec (``$.run``).
+
+Its one AWS call: a look at the run's endpoint, so a run of the other kind
+(instance-based vs serverless) fails here, before any conversion or training.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
-from lambdas._env import Settings, load_settings
+from lambdas._env import Settings, client, load_settings
+from pipeline_core.deploy import preflight_endpoint_kind
 from pipeline_core.inputs import resolve_run
 
 logger = Logger()
@@ -15,6 +20,11 @@ tracer = Tracer()
 
 def _settings() -> Settings:
     return load_settings()
+
+
+def _clients(s: Settings) -> Any:
+    """sagemaker."""
+    return client("sagemaker", s.region)
 
 
 @logger.inject_lambda_context(log_event=False)
@@ -35,6 +45,8 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
             salt=s.salt,
             model_package_group=s.model_package_group,
         )
+        # An endpoint of the other kind cannot take this run: say so before any cost.
+        preflight_endpoint_kind(run, _clients(s))
     except Exception:
         logger.exception("ValidateInput failed")
         raise

@@ -287,13 +287,38 @@ def check_same_kind(run: RunSpec, plan: DeployPlan, sm: Any, existing: dict[str,
     if plan.action != "update" or plan.endpoint_request is None or not plan.previous_config:
         return
     kind = _existing_kind(sm, existing, plan.previous_config)
+    _refuse_other_kind(run, plan.endpoint_name, plan.previous_config, kind)
+
+
+#: Endpoints that Deploy deletes and recreates, so any kind may follow.
+_RECREATED = frozenset({"Failed", "Deleting"})
+
+
+def preflight_endpoint_kind(run: RunSpec, sm: Any) -> None:
+    """ValidateInput's early look at the run's endpoint: a run of the other kind
+    fails before any data is converted or any training job is paid for (Deploy
+    checks again, as another run may have changed the endpoint meanwhile)."""
+    if run.endpoint_mode not in ("realtime", "serverless"):
+        return
+    try:
+        existing = sm.describe_endpoint(EndpointName=run.endpoint_name)
+    except ClientError as e:
+        if is_not_found(e):
+            return
+        raise named_error(e, "DescribeEndpoint") from e
+    config = existing.get("EndpointConfigName")
+    if not config or existing.get("EndpointStatus") in _RECREATED:
+        return
+    _refuse_other_kind(run, run.endpoint_name, str(config), _existing_kind(sm, existing, config))
+
+
+def _refuse_other_kind(run: RunSpec, name: str, config: str, kind: str | None) -> None:
     wanted = "serverless" if run.endpoint_mode == "serverless" else "instance-based"
     if kind is None or kind == wanted:
         return
-    name = plan.endpoint_name
     raise InvalidInputError(
         f"endpoint.mode: {run.endpoint_mode!r} needs a {wanted} endpoint, but endpoint "
-        f"{name} is {kind} (config {plan.previous_config}) and SageMaker cannot change "
+        f"{name} is {kind} (config {config}) and SageMaker cannot change "
         "an endpoint between instance-based and serverless in place. Either choose "
         "another endpoint_name for this run, or delete the endpoint "
         f"{name} (its TTL does, or DeleteEndpoint) and run again; nothing was changed"

@@ -172,6 +172,7 @@ def acknowledge_findings(stack: NaggedStack) -> None:
         f"limited to this stack's name prefix '{prefix}-'."
     )
     sagemaker_kinds = {
+        "ValidateInput": ("endpoint-config", "endpoint"),
         "StartTuning": ("hyper-parameter-tuning-job", "training-job"),
         "DescribeTuning": ("hyper-parameter-tuning-job", "training-job"),
         "Deploy": ("model", "endpoint-config", "endpoint"),

@@ -608,6 +608,14 @@ class PipelineStack(Stack):
             [tuning_job],
         )
 
+        # ValidateInput: the run's endpoint and its config, to refuse a run of the
+        # other kind (instance-based vs serverless) before anything costs money.
+        self._allow(
+            roles["ValidateInput"],
+            ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
+            [endpoint, endpoint_config],
+        )
+
         deploy = roles["Deploy"]
         # The model artifacts come in $.tuning.best: nothing of the tuning job is read.
         # Creates only with this stack's tag in the request; updates only of

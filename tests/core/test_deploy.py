@@ -31,6 +31,7 @@ from pipeline_core.deploy import (
     build_model_request,
     deploy,
     deploy_tags,
+    preflight_endpoint_kind,
 )
 from pipeline_core.errors import (
     EndpointBusyError,
@@ -536,3 +537,49 @@ def test_a_run_of_the_same_endpoint_kind_updates_in_place(run: Any) -> None:
             role_arn=ROLE, sleep=lambda _s: None,
         )  # fmt: skip
     assert out["action"] == "update" and out["previous_config"] == "mnist-ll-old-config"
+
+
+@pytest.mark.parametrize(
+    ("run", "existing_serverless", "kind"),
+    [(SERVERLESS, False, "instance-based"), (RUN, True, "serverless")],
+    ids=["serverless-onto-instance", "realtime-onto-serverless"],
+)
+def test_validate_input_refuses_the_other_endpoint_kind_before_any_cost(
+    run: Any, existing_serverless: bool, kind: str
+) -> None:
+    """The same refusal at ValidateInput: before conversion and tuning are paid for."""
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub.add_response(
+            "describe_endpoint",
+            endpoint_description(ENDPOINT, "InService", "mnist-ll-old-config"),
+            expected_params={"EndpointName": ENDPOINT},
+        )
+        stub_serving_config(stub, "mnist-ll-old-config", serverless=existing_serverless)
+        with pytest.raises(InvalidInputError, match=f"{ENDPOINT} is {kind}"):
+            preflight_endpoint_kind(run, sm)
+
+
+@pytest.mark.parametrize("status", ["InService", "Updating", "Failed"])
+def test_validate_input_lets_a_run_of_the_same_kind_or_a_recreated_endpoint_through(
+    status: str,
+) -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub.add_response(
+            "describe_endpoint",
+            endpoint_description(ENDPOINT, status, "mnist-ll-old-config"),
+            expected_params={"EndpointName": ENDPOINT},
+        )
+        if status != "Failed":  # a Failed endpoint is deleted and recreated: any kind
+            stub_serving_config(stub, "mnist-ll-old-config", serverless=True)
+        preflight_endpoint_kind(SERVERLESS, sm)
+
+
+def test_validate_input_needs_no_endpoint_for_a_new_one_or_mode_none() -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub_endpoint_missing(stub, ENDPOINT)
+        preflight_endpoint_kind(RUN, sm)
+    with stubbed(sm):  # mode none calls nothing
+        preflight_endpoint_kind(make_run("exec-1", {"endpoint": {"mode": "none"}}), sm)

@@ -170,7 +170,19 @@ def test_clients_use_standard_retries_and_honour_endpoint_url_overrides(
 # -- ValidateInput ------------------------------------------------
 
 
-def test_validate_input_handler_returns_the_run_spec(env: dict[str, str]) -> None:
+@pytest.fixture
+def no_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """ValidateInput's look at the run's endpoint finds none (a new endpoint)."""
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub_endpoint_missing(stub, ENDPOINT)
+        _inject(monkeypatch, validate_input, sm)
+        yield
+
+
+def test_validate_input_handler_returns_the_run_spec(
+    env: dict[str, str], no_endpoint: None
+) -> None:
     out = validate_input.handler(
         {"input": {"Comment": "Insert your JSON here"}, "execution_name": "exec-1"}, FakeContext()
     )
@@ -186,13 +198,32 @@ def test_validate_input_handler_raises_named_error(env: dict[str, str]) -> None:
 
 
 def test_validate_input_allows_local_sources_only_when_the_env_says_so(
-    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, no_endpoint: None
 ) -> None:
     event = {"input": {"source": "/data/mnist.pkl.gz"}, "execution_name": "e"}
     with pytest.raises(InvalidInputError, match=r"^source"):
         validate_input.handler(event, FakeContext())
     monkeypatch.setenv("ALLOW_LOCAL_SOURCES", "true")
     assert validate_input.handler(event, FakeContext())["source"] == "/data/mnist.pkl.gz"
+
+
+def test_validate_input_refuses_a_serverless_run_on_an_instance_endpoint(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sm = sagemaker_client()
+    with stubbed(sm) as stub:
+        stub.add_response(
+            "describe_endpoint",
+            endpoint_description(ENDPOINT, "InService", "mnist-ll-old-config"),
+            expected_params={"EndpointName": ENDPOINT},
+        )
+        stub_serving_config(stub, "mnist-ll-old-config", serverless=False)
+        _inject(monkeypatch, validate_input, sm)
+        with pytest.raises(InvalidInputError, match=r"^endpoint.mode: 'serverless'"):
+            validate_input.handler(
+                {"input": {"endpoint": {"mode": "serverless"}}, "execution_name": "e"},
+                FakeContext(),
+            )
 
 
 # -- ConvertDataset ------------------------------------------------

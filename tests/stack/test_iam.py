@@ -234,13 +234,15 @@ def test_convert_reads_the_tutorial_object_and_writes_only_runs(synthesized: Syn
     assert any("sagemaker-example-files-prod-" in r for r in gets)
 
 
-def test_validate_input_has_only_logs_and_xray(synthesized: Synth) -> None:
+def test_validate_input_only_reads_the_endpoint_besides_logs_and_xray(synthesized: Synth) -> None:
     sts = role_statements(synthesized, synthesized.stack.functions["ValidateInput"].role)
     assert actions_of(sts) == {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "xray:PutTelemetryRecords",
         "xray:PutTraceSegments",
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:DescribeEndpointConfig",
     }
 
 

@@ -36,7 +36,8 @@ SERVICES = (
 )
 
 EXPECTED: dict[str, set[str]] = {
-    "ValidateInput": set(),
+    # the run's endpoint: a run of the other kind fails before any cost
+    "ValidateInput": {"sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"},
     "Convert": {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"},
     "ConvertShard": {"s3:GetObject", "s3:PutObject", "s3:ListBucket"},
     "FinalizeDataset": {"s3:GetObject", "s3:PutObject", "s3:ListBucket"},
@@ -344,6 +345,10 @@ def test_the_call_finder_sees_calls_through_pipeline_core() -> None:
     # Deploy's calls live in pipeline_core.deploy; cleanup's in a table of names.
     assert {"sagemaker:CreateModel", "sagemaker:UpdateEndpoint"} <= called_actions("lambdas.deploy")
     assert "sagemaker:StopHyperParameterTuningJob" in called_actions("lambdas.cleanup")
-    assert called_actions("lambdas.validate_input") == set()
+    # ValidateInput reaches pipeline_core.deploy's look at the endpoint, not its creates.
+    assert called_actions("lambdas.validate_input") == {
+        "sagemaker:DescribeEndpoint",
+        "sagemaker:DescribeEndpointConfig",
+    }
     # DescribeEndpoint reaches pipeline_core.deploy but not its create/update path.
     assert "sagemaker:CreateModel" not in called_actions("lambdas.describe_endpoint")
