@@ -5,7 +5,7 @@
 vectorised: every row of a dense matrix has the same protobuf framing, so the
 whole file is one ``(rows, record_size)`` uint8 array filled by broadcasting.
 
-Format (see FACTS.md): each record is ``uint32 magic 0xCED7230A``, ``uint32
+Format (docs/FORMATS.md): each record is ``uint32 magic 0xCED7230A``, ``uint32
 length``, the payload, zero padding to 4 bytes. The payload is an
 ``aialgs.data.Record``: ``features`` (field 1) and ``label`` (field 2) are
 maps ``string -> Value`` keyed ``"values"``; ``Value.float32_tensor`` is field

@@ -29,7 +29,7 @@ from pipeline_core.errors import (
 from pipeline_core.inputs import RunSpec
 from pipeline_core.s3io import read_bytes, split_s3_uri, translate_read_error
 
-#: What the Linear Learner container accepts and answers (FACTS.md).
+#: What the Linear Learner container accepts and answers (docs/FORMATS.md).
 CONTENT_TYPES = ("text/csv", "application/json", "application/x-recordio-protobuf")
 RESPONSE_TYPES = ("application/json", "application/jsonlines")
 APPROVED = "Approved"
