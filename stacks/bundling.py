@@ -164,7 +164,10 @@ def install_requirements(root: Path, version: str, cache_dir: Path) -> Path:
             )
         _drop_runtime_provided(staging)
         (staging / ".complete").write_text("ok\n", encoding="utf-8")
-        if target.exists():
+        if (target / ".complete").exists():  # a concurrent bundle finished first: keep its
+            shutil.rmtree(staging, ignore_errors=True)
+            return target
+        if target.exists():  # an incomplete leftover
             shutil.rmtree(target)
         staging.rename(target)
     except BaseException:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,29 +21,56 @@ import pytest
 from tests.stack.helpers import ROOT
 
 CLI = ROOT / "node_modules" / ".bin" / "cdk"
+#: What ``cdk deploy`` sets for an account with credentials (``make synth`` sets only the region).
+CONCRETE_APP = (
+    "env CDK_DEFAULT_ACCOUNT=123456789012 CDK_DEFAULT_REGION=eu-west-1 .venv/bin/python app.py"
+)
 
-pytestmark = pytest.mark.skipif(not CLI.exists(), reason="the CDK CLI is not installed")
 
-
-def _cdk_synth(outdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _start_synth(outdir: Path, *extra: str) -> subprocess.Popen[str]:
+    assert CLI.exists(), "the CDK CLI is missing: `make test` installs it (npm ci)"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CDK_DEFAULT_", "CDK_CONTEXT"))}
     env.update(
         JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
         CDK_DISABLE_CLI_TELEMETRY="true",
     )
-    return subprocess.run(
+    return subprocess.Popen(
         ["npx", "cdk", "synth", "--no-notices", "--quiet", "-o", str(outdir), *extra],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=600,
-        check=False,
     )
 
 
-def _assert_clean(result: subprocess.CompletedProcess[str], outdir: Path) -> dict[str, object]:
-    output = result.stdout + result.stderr
+@dataclass(frozen=True)
+class CliSynth:
+    returncode: int
+    output: str
+    outdir: Path
+
+
+@pytest.fixture(scope="module")
+def cli_synths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliSynth]:
+    """Both synths at once (each mostly waits on its own node and python)."""
+    outdirs = {
+        "default": tmp_path_factory.mktemp("cli"),
+        "concrete": tmp_path_factory.mktemp("cli"),
+    }
+    procs = {
+        "default": _start_synth(outdirs["default"]),
+        "concrete": _start_synth(outdirs["concrete"], "--app", CONCRETE_APP),
+    }
+    results = {}
+    for name, proc in procs.items():
+        output, _ = proc.communicate(timeout=600)
+        results[name] = CliSynth(proc.returncode, output, outdirs[name])
+    return results
+
+
+def _assert_clean(result: CliSynth) -> dict[str, object]:
+    output, outdir = result.output, result.outdir
     assert result.returncode == 0, output[-4000:]
     assert "with errors" not in output, output[-4000:]
     assert "AwsSolutions-" not in output, output[-4000:]
@@ -67,17 +95,16 @@ def _distributed_map_resources(template: dict[str, object]) -> list[object]:
     ]
 
 
-def test_make_synth_passes_with_the_cli_default_region(tmp_path: Path) -> None:
+def test_make_synth_passes_with_the_cli_default_region(cli_synths: dict[str, CliSynth]) -> None:
     """Exactly ``make synth`` (with ``-o``): region us-east-1, no credentials."""
-    template = _assert_clean(_cdk_synth(tmp_path), tmp_path)
+    template = _assert_clean(cli_synths["default"])
     rendered = json.dumps(_distributed_map_resources(template))
     assert "arn:aws:states:us-east-1:" in rendered
 
 
-def test_make_synth_passes_with_a_concrete_account_and_region(tmp_path: Path) -> None:
-    app = (
-        "env CDK_DEFAULT_ACCOUNT=123456789012 CDK_DEFAULT_REGION=eu-west-1 .venv/bin/python app.py"
-    )
-    template = _assert_clean(_cdk_synth(tmp_path, "--app", app), tmp_path)
+def test_make_synth_passes_with_a_concrete_account_and_region(
+    cli_synths: dict[str, CliSynth],
+) -> None:
+    template = _assert_clean(cli_synths["concrete"])
     rendered = json.dumps(_distributed_map_resources(template))
     assert "arn:aws:states:eu-west-1:123456789012:execution:" in rendered
