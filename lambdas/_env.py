@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from pipeline_core.config import CONFIG_ENV, DEFAULTS, PipelineConfig
 from pipeline_core.errors import InvalidConfigError, InvalidInputError
+from pipeline_core.inputs import RunSpec, resolve_run
 from pipeline_core.names import default_endpoint_name
 
 #: Standard retry mode retries throttling with backoff inside the Lambda
@@ -53,6 +54,22 @@ class Settings:
     lock_table: str = ""
     #: The stack's Model Package Group (the registry); one per stack.
     model_package_group: str = ""
+
+    def resolve_run(self, raw: Any, execution_name: str) -> RunSpec:
+        """An execution input resolved into its run spec with this stack's settings
+        (ValidateInput's resolution; ExecutionEnded repeats it from the event)."""
+        return resolve_run(
+            raw,
+            execution_name=execution_name,
+            config=self.config,
+            bucket=self.bucket,
+            region=self.region,
+            default_endpoint_name=self.default_endpoint_name,
+            stack_tag=self.stack_tag,
+            allow_local_sources=self.allow_local_sources,
+            salt=self.salt,
+            model_package_group=self.model_package_group,
+        )
 
     def require(self, **values: str) -> None:
         """Raise InvalidConfigError naming the first empty setting."""

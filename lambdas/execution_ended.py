@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger, Tracer
 
 from lambdas._env import Settings, client, load_settings
 from pipeline_core.errors import InvalidInputError
-from pipeline_core.inputs import RunSpec, resolve_run
+from pipeline_core.inputs import RunSpec
 from pipeline_core.release import (
     ENDED_STATUSES,
     EndedExecution,
@@ -50,18 +50,7 @@ def _run_of(ended: EndedExecution, s: Settings) -> RunSpec | None:
     """The run's resolved input, as ValidateInput resolved it (None if invalid)."""
     try:
         raw = json.loads(ended.input) if ended.input else {}
-        return resolve_run(
-            raw,
-            execution_name=ended.execution_name,
-            config=s.config,
-            bucket=s.bucket,
-            region=s.region,
-            default_endpoint_name=s.default_endpoint_name,
-            stack_tag=s.stack_tag,
-            allow_local_sources=s.allow_local_sources,
-            salt=s.salt,
-            model_package_group=s.model_package_group,
-        )
+        return s.resolve_run(raw, ended.execution_name)
     except (InvalidInputError, ValueError):
         return None
 

@@ -12,7 +12,6 @@ from aws_lambda_powertools import Logger, Tracer
 
 from lambdas._env import Settings, client, load_settings
 from pipeline_core.deploy import preflight_endpoint_kind
-from pipeline_core.inputs import resolve_run
 
 logger = Logger()
 tracer = Tracer()
@@ -33,18 +32,7 @@ def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     s = _settings()
     try:
         s.require(STACK_TAG=s.stack_tag, DEPLOYMENT_SALT=s.salt)
-        run = resolve_run(
-            event.get("input"),
-            execution_name=event.get("execution_name", ""),
-            config=s.config,
-            bucket=s.bucket,
-            region=s.region,
-            default_endpoint_name=s.default_endpoint_name,
-            stack_tag=s.stack_tag,
-            allow_local_sources=s.allow_local_sources,
-            salt=s.salt,
-            model_package_group=s.model_package_group,
-        )
+        run = s.resolve_run(event.get("input"), event.get("execution_name", ""))
         # An endpoint of the other kind cannot take this run: say so before any cost.
         preflight_endpoint_kind(run, _clients(s))
     except Exception:
