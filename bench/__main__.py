@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         scale_out,
         training_job,
     )
-    from local.mnist_cache import ensure_mnist
-    from local.synth import synthesize
+    from local.account.mnist_cache import ensure_mnist
+    from local.account.synth import synthesize
 
     started = time.perf_counter()
     info = machine()

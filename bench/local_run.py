@@ -101,7 +101,7 @@ def _notebook_baseline() -> float:
 
     from sklearn.linear_model import LogisticRegression
 
-    from local.mnist_cache import cache_dir
+    from local.account.mnist_cache import cache_dir
 
     start = time.perf_counter()
     with gzip.open(cache_dir() / "mnist.pkl.gz", "rb") as fh:
@@ -178,9 +178,9 @@ def quality_spread(runs: int = 5, source: str | None = None) -> Measure:
     The execution name seeds the tuner, so each run samples different
     hyperparameters; this shows how much the result moves with that draw.
     """
-    from local.backend import LinearLearnerBackend
-    from local.mnist_cache import cache_dir
-    from local.runner import LocalPipeline
+    from local.account.backend import LinearLearnerBackend
+    from local.account.mnist_cache import cache_dir
+    from local.account.runner import LocalPipeline
 
     source = source or str(cache_dir() / "mnist.pkl.gz")
     results: list[dict[str, Any]] = []

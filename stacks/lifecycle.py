@@ -3,7 +3,7 @@ role EventBridge Scheduler assumes to run an endpoint's TTL deletion, and
 where the asynchronously invoked functions send a failure they cannot handle.
 
 moto emits no EventBridge events, so the local run calls the same handler
-with the same event shape (local/runner.py); tests build the event by hand.
+with the same event shape (local/account/runner.py); tests build the event by hand.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import numpy as np
 from bench import lambda_sizing, local_run, quality, recordio_write, training_job
 from bench.__main__ import machine, table, write_markdown
 from bench.common import Measure, confusion
-from local.mnist_cache import write_dataset
+from local.account.mnist_cache import write_dataset
 
 
 def _data(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from local.mnist_cache import write_dataset
+from local.account.mnist_cache import write_dataset
 
 
 def make_digits(rows: int, seed: int, dim: int = 784) -> tuple[np.ndarray, np.ndarray]:
@@ -34,8 +34,8 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from local.backend import LinearLearnerBackend
-    from local.runner import LocalPipeline
+    from local.account.backend import LinearLearnerBackend
+    from local.account.runner import LocalPipeline
 
     work = tmp_path_factory.mktemp("pipeline")
     lines: list[str] = []

@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from local.runner import LocalPipeline, RunResult
-from local.synth import SynthesizedPipeline
+from local.account.runner import LocalPipeline, RunResult
+from local.account.synth import SynthesizedPipeline
 
 FAST = {"max_jobs": 2, "max_parallel_jobs": 2}
 BUSY = "EndpointBusyError"
@@ -34,7 +34,7 @@ def _synthesized(busy: str) -> SynthesizedPipeline:
 def leased(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalPipeline]:
-    from local.backend import LinearLearnerBackend
+    from local.account.backend import LinearLearnerBackend
 
     work = tmp_path_factory.mktemp(f"lease-{request.param}")
     with LocalPipeline(

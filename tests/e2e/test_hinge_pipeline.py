@@ -16,8 +16,8 @@ HINGE = {"extra_static_hyperparameters": {"loss": "hinge_loss", "margin": "1.0"}
 def test_a_hinge_loss_pipeline_tunes_serves_and_evaluates_svms(
     small_dataset: Path, tmp_path: Path
 ) -> None:
-    from local.backend import LinearLearnerBackend
-    from local.runner import LocalPipeline
+    from local.account.backend import LinearLearnerBackend
+    from local.account.runner import LocalPipeline
 
     with LocalPipeline(
         work_dir=tmp_path,

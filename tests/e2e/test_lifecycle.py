@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from local.runner import LocalPipeline, RunResult
+from local.account.runner import LocalPipeline, RunResult
 from tests.e2e.test_pipeline_faults import in_progress_tuning_jobs
 
 FAST = {"max_jobs": 1, "max_parallel_jobs": 1, "min_objective": 0}

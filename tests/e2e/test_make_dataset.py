@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import make_digits
 
-from local.cli import main
-from local.make_dataset import generate, plan, warp
+from local.cli.main import main
+from local.cli.make_dataset import generate, plan, warp
 from pipeline_core.dataset import MnistSplits, Split
 from pipeline_core.shards import read_csv
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from local.make_args import ArgsSyntaxError, split_args
+from local.cli.make_args import ArgsSyntaxError, split_args
 
 ROOT = Path(__file__).resolve().parents[2]
 

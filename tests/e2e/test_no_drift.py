@@ -11,8 +11,8 @@ import json
 
 import boto3
 
-from local.runner import LocalPipeline
-from local.services import ACCOUNT, REGION
+from local.account.runner import LocalPipeline
+from local.account.services import ACCOUNT, REGION
 from stacks.asl import extract_definition, lambda_functions_by_arn
 from tests.stack.helpers import synth
 

@@ -19,7 +19,7 @@ import boto3
 import numpy as np
 import pytest
 
-from local.runner import LocalPipeline, RunResult
+from local.account.runner import LocalPipeline, RunResult
 
 FAST = {"max_jobs": 2, "max_parallel_jobs": 2}
 

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from local.runner import LocalPipeline, RunResult
+from local.account.runner import LocalPipeline, RunResult
 
 FAST = {"max_jobs": 2, "max_parallel_jobs": 2}
 
@@ -55,7 +55,7 @@ def _entered(result: RunResult, state: str) -> int:
 
 
 def _retrier(pipeline: LocalPipeline, state: str, error: str) -> dict[str, Any]:
-    from local.services import ACCOUNT, REGION
+    from local.account.services import ACCOUNT, REGION
 
     definition = pipeline.synth.definition(region=REGION, account=ACCOUNT)
     for retrier in definition["States"][state]["Retry"]:
@@ -217,7 +217,7 @@ def test_two_concurrent_executions_keep_their_own_data(
 def test_stuck_tuning_loop_hits_its_bound_and_fails_with_a_cause(
     small_dataset: Path, tmp_path: Path
 ) -> None:
-    from local.backend import LinearLearnerBackend
+    from local.account.backend import LinearLearnerBackend
 
     with LocalPipeline(
         work_dir=tmp_path,
@@ -292,7 +292,7 @@ def test_stopping_the_local_run_mid_tuning_leaves_no_worker_processes(
     import json
     import time
 
-    from local.backend import LinearLearnerBackend
+    from local.account.backend import LinearLearnerBackend
 
     before = _worker_pids()
     with LocalPipeline(
@@ -321,7 +321,7 @@ def test_stopping_the_local_run_mid_tuning_leaves_no_worker_processes(
 
 
 def test_failed_state_ignores_task_failures_a_retry_fixed() -> None:
-    from local.runner import _first_failed_task
+    from local.account.runner import _first_failed_task
 
     def entered(kind: str, name: str) -> dict[str, Any]:
         return {"type": f"{kind}StateEntered", "stateEnteredEventDetails": {"name": name}}

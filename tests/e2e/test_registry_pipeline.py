@@ -18,8 +18,8 @@ from typing import Any
 import boto3
 import pytest
 
-from local import cli
-from local.runner import LocalPipeline, RunResult
+from local.account.runner import LocalPipeline, RunResult
+from local.cli import main as cli
 from pipeline_core.names import model_package_group_name
 
 FAST = {"max_jobs": 2, "max_parallel_jobs": 2}

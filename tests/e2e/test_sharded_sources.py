@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import make_digits
 
-from local.runner import LocalPipeline, RunResult
+from local.account.runner import LocalPipeline, RunResult
 
 FAST = {"max_jobs": 1, "max_parallel_jobs": 1}
 

@@ -10,8 +10,8 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from local.account import RESOURCE_CREATORS, ResourceContext, export_lines
-from local.services import MOTO_SERVICES, endpoint_environment, register_moto_service
+from local.account.local_account import RESOURCE_CREATORS, ResourceContext, export_lines
+from local.account.services import MOTO_SERVICES, endpoint_environment, register_moto_service
 from stacks import asl
 
 TEMPLATE: dict[str, Any] = {

@@ -12,8 +12,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from local.aws_validation import response_errors, validate_request
-from local.sagemaker_service import LocalSageMaker, ServiceError
+from local.emulator.errors import ServiceError
+from local.emulator.service import LocalSageMaker
+from local.emulator.validation import response_errors, validate_request
 from training.serving import BackgroundServer
 
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from local.channels import ChannelError, download_channel
+from local.emulator.channels import ChannelError, download_channel
 from pipeline_core.recordio import decode, encode_dense
 
 

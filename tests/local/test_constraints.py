@@ -18,9 +18,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from local.account import RESOURCE_CREATORS, ResourceContext
-from local.failure_reasons import failure_reason, reworded
-from local.sagemaker_service import LocalSageMaker
+from local.account.local_account import RESOURCE_CREATORS, ResourceContext
+from local.emulator.failure_reasons import failure_reason, reworded
+from local.emulator.service import LocalSageMaker
 from stacks import asl
 from training.serving import BackgroundServer
 

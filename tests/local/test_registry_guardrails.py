@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from local.event_rules import matches
-from local.guardrails import shift_traffic, traffic_steps
-from local.model_registry import ModelRegistry, RegistryError
+from local.account.event_rules import matches
+from local.emulator.guardrails import shift_traffic, traffic_steps
+from local.emulator.registry import ModelRegistry, RegistryError
 
 PATTERN = {
     "source": ["aws.sagemaker"],
@@ -138,7 +138,7 @@ def test_a_status_change_emits_the_state_change_event_once() -> None:
 
 
 def test_the_local_run_summary_names_the_registered_version() -> None:
-    from local.report import summary_lines
+    from local.cli.report import summary_lines
 
     lines = summary_lines(
         {

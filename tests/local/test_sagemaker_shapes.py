@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from moto import mock_aws
 
-from local.aws_validation import response_errors
-from local.sagemaker_service import LocalSageMaker, ServiceError
+from local.emulator.errors import ServiceError
+from local.emulator.service import LocalSageMaker
+from local.emulator.validation import response_errors
 from pipeline_core.recordio import encode_dense
 from training.metric_definitions import parse_metrics
 from training.model import LinearModel
@@ -46,7 +47,7 @@ def checked(sm: LocalSageMaker, operation: str, **params: Any) -> dict[str, Any]
     """Call one operation and check its answer against botocore's output shape."""
     import json
 
-    from local.sagemaker_service import _wire_value
+    from local.emulator.wire import wire_value as _wire_value
 
     result = sm.dispatch(operation, params)
     assert response_errors(operation, json.loads(json.dumps(result, default=_wire_value))) == []
@@ -343,7 +344,7 @@ def test_endpoint_shows_production_variants_and_refuses_an_update_to_its_own_con
 
 
 def test_best_training_job_and_running_jobs_are_visible_while_tuning(tmp_path: Path) -> None:
-    from local.backend import LinearLearnerBackend
+    from local.account.backend import LinearLearnerBackend
 
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")

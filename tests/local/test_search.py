@@ -1,4 +1,4 @@
-"""The local SageMaker's Search (local/search.py): training jobs (standalone
+"""The local SageMaker's Search (local/emulator/search.py): training jobs (standalone
 and tuned), tuning jobs, the model registry and endpoints, every filter
 operator, sub-expressions, nested filters, sorting and paging, and the
 ValidationExceptions of what it cannot answer. Every answer is checked
@@ -18,7 +18,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local.sagemaker_service import LocalSageMaker, ServiceError
+from local.emulator.errors import ServiceError
+from local.emulator.service import LocalSageMaker
 from pipeline_core.names import STACK_TAG_KEY
 from tests.local.test_sagemaker_shapes import (
     BUCKET,

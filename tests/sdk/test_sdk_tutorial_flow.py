@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from local.mnist_cache import FILE_NAME, write_dataset
+from local.account.mnist_cache import FILE_NAME, write_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK_PYTHON = ROOT / ".venv-sdk" / "bin" / "python"

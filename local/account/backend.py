@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from local.services import ACCOUNT, REGION
+from local.account.services import ACCOUNT, REGION
 from training.model import LinearModel
 from training.serving import ModelRegistry, create_app, invoke
 from training.tuner import TuningJob

@@ -27,11 +27,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from local.failure_reasons import failure_reason, reworded
+from local.emulator.channels import download_channel, split_s3
+from local.emulator.errors import ServiceError
+from local.emulator.failure_reasons import failure_reason, reworded
+from local.emulator.paging import listing, page
 from training._worker import THREAD_VARS
 from training.metric_definitions import METRIC_DEFINITIONS, line_metrics
 
-log = logging.getLogger("local.training_jobs")
+log = logging.getLogger("local.emulator.training_jobs")
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
@@ -52,7 +55,7 @@ def with_metric_definitions(spec: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _now() -> datetime:
@@ -328,15 +331,13 @@ def output_data_config(given: Mapping[str, Any]) -> dict[str, Any]:
 
 class TrainingJobService:
     """CreateTrainingJob, DescribeTrainingJob (standalone jobs), StopTrainingJob
-    and ListTrainingJobs for :class:`local.sagemaker_service.LocalSageMaker`."""
+    and ListTrainingJobs for :class:`local.emulator.service.LocalSageMaker`."""
 
     def __init__(self, service: Any) -> None:
         self.service = service
         self.jobs: dict[str, dict[str, Any]] = {}
 
     def create(self, p: dict[str, Any]) -> dict[str, Any]:
-        from local.sagemaker_service import ServiceError
-
         sm = self.service
         name = p["TrainingJobName"]
         arn = sm.arn("training-job", name)
@@ -364,8 +365,6 @@ class TrainingJobService:
         return {"TrainingJobArn": arn}
 
     def _run(self, name: str) -> None:
-        from local.channels import download_channel
-
         sm = self.service
         record = self.jobs[name]
         request, job = record["request"], record["job"]
@@ -385,8 +384,6 @@ class TrainingJobService:
         job.run()
 
     def _upload(self, name: str, artifact: Path) -> None:
-        from local.channels import split_s3
-
         record = self.jobs[name]
         output = record["request"]["OutputDataConfig"]["S3OutputPath"].rstrip("/") + "/"
         bucket, prefix = split_s3(output)
@@ -487,8 +484,6 @@ class TrainingJobService:
         return out
 
     def list(self, p: dict[str, Any]) -> dict[str, Any]:
-        from local.paging import listing, page
-
         items, token = page(
             self.summaries(), p, name_key="TrainingJobName", status_key="TrainingJobStatus"
         )

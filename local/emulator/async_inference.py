@@ -29,10 +29,10 @@ from typing import Any, Protocol
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from local.channels import ChannelError, split_s3
+from local.emulator.channels import ChannelError, split_s3
 from training.errors import PayloadError
 
-log = logging.getLogger("local.async_inference")
+log = logging.getLogger("local.emulator.async_inference")
 
 _HEADER = "x-amzn-sagemaker-"
 #: InvokeEndpointAsync's input must be at most 1 GB (SageMaker quotas).
@@ -44,7 +44,7 @@ ASYNC_WORKERS = 4
 
 
 class AsyncService(Protocol):
-    """What this module needs of :class:`local.sagemaker_service.LocalSageMaker`."""
+    """What this module needs of :class:`local.emulator.service.LocalSageMaker`."""
 
     s3: Any
     backend: Any

@@ -26,10 +26,10 @@ from typing import Any
 
 import boto3
 
-from local.account import STATE_MACHINE_NAME, LocalAccount
-from local.lambda_dispatch import LambdaDispatcher
-from local.sagemaker_service import LocalSageMaker
-from local.synth import SynthesizedPipeline, synthesize
+from local.account.lambda_dispatch import LambdaDispatcher
+from local.account.local_account import STATE_MACHINE_NAME, LocalAccount
+from local.account.synth import SynthesizedPipeline, synthesize
+from local.emulator.service import LocalSageMaker
 from pipeline_core.s3io import local_path
 
 Printer = Callable[[str], None]

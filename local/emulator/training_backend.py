@@ -1,6 +1,6 @@
 """The seam between the local SageMaker service and the local Linear Learner.
 
-:class:`TrainingBackend` is what :mod:`local.sagemaker_service` needs: start a
+:class:`TrainingBackend` is what :mod:`local.emulator.service` needs: start a
 tuning job, load/unload a model behind an endpoint name, and the runtime ASGI
 app. :class:`LinearLearnerBackend` implements it with :mod:`training`.
 """

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.lambda_dispatch import LambdaDispatcher
+from local.account.lambda_dispatch import LambdaDispatcher
 from stacks import asl
 
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from local.emulator.errors import ServiceError
+
 #: SortBy value -> the summary member it sorts on.
 SORT_KEYS = {"Name": "Name", "CreationTime": "CreationTime", "Status": "Status"}
 
@@ -90,8 +92,6 @@ def _encode_token(offset: int) -> str:
 
 
 def _decode_token(token: Any) -> int:
-    from local.sagemaker_service import ServiceError  # (it imports this module)
-
     if not token:
         return 0
     try:

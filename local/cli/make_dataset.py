@@ -1,6 +1,6 @@
 """``python -m local make-dataset``: an MNIST-derived sharded dataset of any size.
 
-Real digits from the local MNIST cache (:mod:`local.mnist_cache`), each one
+Real digits from the local MNIST cache (:mod:`local.account.mnist_cache`), each one
 warped by a random sub-pixel shift (up to ``MAX_SHIFT`` pixels) and a small
 rotation (up to ``MAX_ROTATION_DEGREES``) with bilinear resampling, then
 given noise:
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from local.mnist_cache import ensure_mnist
+from local.account.mnist_cache import ensure_mnist
 from pipeline_core.dataset import MnistSplits, load_mnist
 
 #: Kept small so that a linear model still clears the default quality gate

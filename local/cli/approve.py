@@ -20,7 +20,7 @@ from typing import Any
 
 import boto3
 
-from local.services import patched_environ
+from local.account.services import patched_environ
 
 
 def add_parser(sub: Any) -> None:

@@ -2,9 +2,9 @@
 
 :class:`LocalAccount` starts moto (S3, STS, IAM, CloudWatch Logs and
 metrics, SNS, Step Functions, Lambda, Scheduler, DynamoDB, EventBridge: see
-:data:`local.services.MOTO_SERVICES`, extended with
-:func:`local.services.register_moto_service`) and the local SageMaker and
-SageMaker Runtime (:mod:`local.sagemaker_service`), then points this
+:data:`local.account.services.MOTO_SERVICES`, extended with
+:func:`local.account.services.register_moto_service`) and the local SageMaker and
+SageMaker Runtime (:mod:`local.emulator.service`), then points this
 process's boto3 at them. ``python -m local services`` keeps one up for other
 programs (the AWS CLI, boto3, the SageMaker SDK) and ``make run`` runs one
 execution on one.
@@ -29,10 +29,9 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from local.event_rules import LocalEventRules, rules_from_template
-from local.lambda_dispatch import LambdaDispatcher
-from local.sagemaker_service import LocalSageMaker
-from local.services import (
+from local.account.event_rules import LocalEventRules, rules_from_template
+from local.account.lambda_dispatch import LambdaDispatcher
+from local.account.services import (
     ACCOUNT,
     LOOPBACK,
     REGION,
@@ -42,7 +41,8 @@ from local.services import (
     endpoint_environment,
     patched_environ,
 )
-from local.synth import SynthesizedPipeline
+from local.account.synth import SynthesizedPipeline
+from local.emulator.service import LocalSageMaker
 from stacks import asl
 from training.serving import BackgroundServer
 
@@ -272,7 +272,7 @@ class LocalAccount:
             on_event=self._on_event,
         )
         self.sagemaker.logs = logs_for_service
-        # Deployment guardrails read the alarms' state (local/guardrails.py).
+        # Deployment guardrails read the alarms' state (local/emulator/guardrails.py).
         self.sagemaker.cloudwatch = boto3.client(
             "cloudwatch",
             endpoint_url=self.moto.url,

@@ -14,12 +14,14 @@ one ``{"predictions": [...]}`` document per mini-batch.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from local.failure_reasons import reworded
+from local.emulator.errors import ServiceError
+from local.emulator.failure_reasons import reworded
+from local.emulator.state import ServiceState
+from local.emulator.wire import now, split_s3
 from training.model import LinearModel
 from training.payloads import choose_accept, parse_features, render
 
@@ -27,40 +29,10 @@ from training.payloads import choose_accept, parse_features, render
 RECORDS_PER_BATCH = 1000
 
 
-class TransformJobsMixin:
-    """Operations mixed into :class:`local.sagemaker_service.LocalSageMaker`."""
-
-    # Provided by LocalSageMaker.
-    _lock: threading.RLock
-    _models: dict[str, dict[str, Any]]
-    s3: Any
-    work_dir: Path
-    region: str
-    account: str
-
-    def arn(self, kind: str, name: str) -> str:  # pragma: no cover - LocalSageMaker's
-        raise NotImplementedError
-
-    def _put_tags(self, arn: str, tags: list[dict[str, str]] | None) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def _start(self, target: Any, name: str) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def _take_fault(self, fault: str) -> str | None:  # pragma: no cover
-        raise NotImplementedError
-
-    @property
-    def _transforms(self) -> dict[str, dict[str, Any]]:
-        store: dict[str, dict[str, Any]] | None = getattr(self, "_transform_store", None)
-        if store is None:
-            store = {}
-            self._transform_store = store
-        return store
+class TransformJobsMixin(ServiceState):
+    """Operations mixed into :class:`local.emulator.service.LocalSageMaker`."""
 
     def op_CreateTransformJob(self, p: dict[str, Any]) -> dict[str, Any]:
-        from local.sagemaker_service import ServiceError, _now
-
         name = p["TransformJobName"]
         arn = self.arn("transform-job", name)
         with self._lock:
@@ -75,7 +47,7 @@ class TransformJobsMixin:
                 "request": p,
                 "arn": arn,
                 "status": "InProgress",
-                "created": _now(),
+                "created": now(),
                 "started": None,
                 "ended": None,
                 "failure": None,
@@ -87,11 +59,9 @@ class TransformJobsMixin:
         return {"TransformJobArn": arn}
 
     def _run_transform(self, name: str) -> None:
-        from local.sagemaker_service import _now, _split_s3
-
         record = self._transforms[name]
         request = record["request"]
-        record["started"] = _now()
+        record["started"] = now()
         try:
             fault = self._take_fault("transform_failed")
             if fault is not None:
@@ -103,10 +73,10 @@ class TransformJobsMixin:
             source = request["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
             content_type = request["TransformInput"].get("ContentType", "text/csv")
             accept = choose_accept(request.get("TransformOutput", {}).get("Accept"))
-            out_bucket, out_prefix = _split_s3(
+            out_bucket, out_prefix = split_s3(
                 request["TransformOutput"]["S3OutputPath"].rstrip("/") + "/"
             )
-            bucket, prefix = _split_s3(source)
+            bucket, prefix = split_s3(source)
             keys = [
                 obj["Key"]
                 for page in self.s3.get_paginator("list_objects_v2").paginate(
@@ -135,16 +105,14 @@ class TransformJobsMixin:
         except Exception as e:  # the job fails; the service stays up
             status, failure = "Failed", reworded(f"{type(e).__name__}: {e}")
         with self._lock:
-            record["status"], record["failure"], record["ended"] = status, failure, _now()
+            record["status"], record["failure"], record["ended"] = status, failure, now()
 
     def _transform_model(self, model_name: str, job: str) -> LinearModel:
-        from local.sagemaker_service import _split_s3
-
         with self._lock:
             model = self._models.get(model_name)
         if model is None:
             raise RuntimeError(f"model {model_name} no longer exists")
-        bucket, key = _split_s3(model["request"]["PrimaryContainer"]["ModelDataUrl"])
+        bucket, key = split_s3(model["request"]["PrimaryContainer"]["ModelDataUrl"])
         dest = self.work_dir / "transform" / job
         dest.mkdir(parents=True, exist_ok=True)
         artifact = dest / "model.tar.gz"
@@ -152,8 +120,6 @@ class TransformJobsMixin:
         return LinearModel.load(artifact)
 
     def _transform_record(self, name: str) -> dict[str, Any]:
-        from local.sagemaker_service import ServiceError
-
         with self._lock:
             record = self._transforms.get(name)
         if record is None:

@@ -1,5 +1,5 @@
 """The constraints AWS documents for the SageMaker calls this project makes,
-beyond what the service model's shapes say (:mod:`local.aws_validation`).
+beyond what the service model's shapes say (:mod:`local.emulator.validation`).
 
 Each rule refuses a request the way SageMaker refuses it: the error code AWS
 answers (``ValidationException``, ``ResourceNotFound``) and, where AWS's
@@ -11,16 +11,14 @@ of the documentation it comes from and the test that proves it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from local.channels import no_objects_message
-from local.sagemaker_service import ServiceError
-
-if TYPE_CHECKING:
-    from local.sagemaker_service import LocalSageMaker
+from local.emulator.channels import no_objects_message
+from local.emulator.errors import ServiceError
+from local.emulator.state import ServiceState
 
 Params = Mapping[str, Any]
-Rule = Callable[["LocalSageMaker", Params], None]
+Rule = Callable[[ServiceState, Params], None]
 
 RESOURCE_NOT_FOUND = "Requested resource not found."
 
@@ -32,7 +30,7 @@ def _invalid(message: str) -> ServiceError:
 # -- tags --------------------------------------------------------------------------
 
 
-def unique_tag_keys(_sm: LocalSageMaker, p: Params) -> None:
+def unique_tag_keys(_sm: ServiceState, p: Params) -> None:
     """ "Tag keys must be unique per resource." (every Tag's Key)."""
     keys = [str(t.get("Key")) for t in p.get("Tags") or []]
     repeated = sorted({k for k in keys if keys.count(k) > 1})
@@ -42,7 +40,7 @@ def unique_tag_keys(_sm: LocalSageMaker, p: Params) -> None:
         )
 
 
-def group_versions_take_no_tags(_sm: LocalSageMaker, p: Params) -> None:
+def group_versions_take_no_tags(_sm: ServiceState, p: Params) -> None:
     """CreateModelPackage: a version uses its group's tags; it cannot take its own."""
     if p.get("ModelPackageGroupName") and p.get("Tags"):
         raise _invalid(
@@ -58,7 +56,7 @@ def _is_serverless(variants: Sequence[Mapping[str, Any]]) -> bool:
     return any(v.get("ServerlessConfig") for v in variants)
 
 
-def _serverless_exclusions(sm: LocalSageMaker, config: Params) -> None:
+def _serverless_exclusions(sm: ServiceState, config: Params) -> None:
     """The developer guide's feature exclusions of Serverless Inference that
     a request can show: network isolation, VPC configuration, data capture and
     multiple production variants."""
@@ -87,11 +85,11 @@ def _serverless_exclusions(sm: LocalSageMaker, config: Params) -> None:
         )
 
 
-def endpoint_config_rules(sm: LocalSageMaker, p: Params) -> None:
+def endpoint_config_rules(sm: ServiceState, p: Params) -> None:
     _serverless_exclusions(sm, p)
 
 
-def _config_request(sm: LocalSageMaker, name: str) -> Mapping[str, Any] | None:
+def _config_request(sm: ServiceState, name: str) -> Mapping[str, Any] | None:
     with sm._lock:
         config = sm._configs.get(name)
     return None if config is None else config["request"]
@@ -164,7 +162,7 @@ def _deployment_rules(
                    count, 5, 50)  # fmt: skip
 
 
-def create_endpoint_rules(sm: LocalSageMaker, p: Params) -> None:
+def create_endpoint_rules(sm: ServiceState, p: Params) -> None:
     name = str(p["EndpointName"])
     with sm._lock:
         taken = [n for n in sm._endpoints if n.lower() == name.lower()]
@@ -178,7 +176,7 @@ def create_endpoint_rules(sm: LocalSageMaker, p: Params) -> None:
         _deployment_rules(p["DeploymentConfig"], config, None)
 
 
-def update_endpoint_rules(sm: LocalSageMaker, p: Params) -> None:
+def update_endpoint_rules(sm: ServiceState, p: Params) -> None:
     with sm._lock:
         endpoint = sm._endpoints.get(str(p["EndpointName"]))
     new = _config_request(sm, str(p["EndpointConfigName"]))
@@ -207,7 +205,7 @@ def _not_in_progress(kind: str, status: str | None) -> None:
         raise _invalid(f"The request was rejected because the {kind} is in status {status}.")
 
 
-def stop_training_job(sm: LocalSageMaker, p: Params) -> None:
+def stop_training_job(sm: ServiceState, p: Params) -> None:
     name = str(p["TrainingJobName"])
     standalone = sm.training_jobs.jobs.get(name)
     with sm._lock:
@@ -221,19 +219,19 @@ def stop_training_job(sm: LocalSageMaker, p: Params) -> None:
     _not_in_progress("training job", status)
 
 
-def stop_tuning_job(sm: LocalSageMaker, p: Params) -> None:
+def stop_tuning_job(sm: ServiceState, p: Params) -> None:
     with sm._lock:
         record = sm._tuning.get(str(p["HyperParameterTuningJobName"]))
     _not_in_progress("hyperparameter tuning job", None if record is None else str(record["status"]))
 
 
-def stop_transform_job(sm: LocalSageMaker, p: Params) -> None:
+def stop_transform_job(sm: ServiceState, p: Params) -> None:
     with sm._lock:
         record = sm._transforms.get(str(p["TransformJobName"]))
     _not_in_progress("transform job", None if record is None else str(record["status"]))
 
 
-def _channels_have_objects(sm: LocalSageMaker, channels: Any, role_arn: str) -> None:
+def _channels_have_objects(sm: ServiceState, channels: Any, role_arn: str) -> None:
     """An ``S3Prefix`` channel with no object under it is refused at the call."""
     if sm.s3 is None:
         return
@@ -261,7 +259,7 @@ def _stopping_condition(stopping: Mapping[str, Any] | None, where: str) -> None:
         )
 
 
-def create_training_job(sm: LocalSageMaker, p: Params) -> None:
+def create_training_job(sm: ServiceState, p: Params) -> None:
     spec = p.get("AlgorithmSpecification") or {}
     if bool(spec.get("TrainingImage")) == bool(spec.get("AlgorithmName")):
         raise _invalid(
@@ -290,7 +288,7 @@ def _scaling(ranges: Mapping[str, Any]) -> None:
                 )
 
 
-def create_tuning_job(_sm: LocalSageMaker, p: Params) -> None:
+def create_tuning_job(_sm: ServiceState, p: Params) -> None:
     config = p.get("HyperParameterTuningJobConfig") or {}
     _scaling(config.get("ParameterRanges") or {})
     hyperband = config.get("Strategy") == "Hyperband"
@@ -302,7 +300,7 @@ def create_tuning_job(_sm: LocalSageMaker, p: Params) -> None:
     _stopping_condition(definition.get("StoppingCondition"), "TrainingJobDefinition")
 
 
-def create_transform_job(_sm: LocalSageMaker, p: Params) -> None:
+def create_transform_job(_sm: ServiceState, p: Params) -> None:
     payload = p.get("MaxPayloadInMB")
     concurrent = p.get("MaxConcurrentTransforms")
     if payload is not None and payload > 100:
@@ -347,7 +345,7 @@ for _op, _rule in (
     RULES[_op] = (*RULES.get(_op, ()), _rule)
 
 
-def check(sm: LocalSageMaker, operation: str, params: Params) -> None:
+def check(sm: ServiceState, operation: str, params: Params) -> None:
     """Raise :class:`ServiceError` if ``params`` break a documented constraint."""
     for rule in RULES.get(operation, ()):
         rule(sm, params)

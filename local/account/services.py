@@ -4,7 +4,7 @@
   (with ``execute_state_machine``, so the synthesized definition really runs),
   EventBridge and EventBridge Scheduler (it holds the endpoint TTL schedules;
   moto never fires them, so tests invoke their target);
-- the local SageMaker (:mod:`local.sagemaker_service`), served by
+- the local SageMaker (:mod:`local.emulator.service`), served by
   :class:`training.serving.BackgroundServer`.
 
 :func:`aws_environment` gives the ``AWS_ENDPOINT_URL_*`` variables that point

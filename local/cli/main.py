@@ -19,12 +19,14 @@ from typing import Any
 import boto3
 import numpy as np
 
-from local import account_cli, approve_cli, make_dataset
-from local import report as rpt
-from local.make_args import ArgsSyntaxError, split_args
-from local.mnist_cache import DatasetCacheError, ensure_mnist
-from local.runner import LocalPipeline, RunResult, reset_dir
-from local.synth import SynthError
+from local.account.mnist_cache import DatasetCacheError, ensure_mnist
+from local.account.runner import LocalPipeline, RunResult, reset_dir
+from local.account.synth import SynthError
+from local.cli import approve as approve_cli
+from local.cli import make_dataset
+from local.cli import report as rpt
+from local.cli import services_cmd as account_cli
+from local.cli.make_args import ArgsSyntaxError, split_args
 from pipeline_core import recordio
 from pipeline_core.costs import cost_line
 
@@ -255,7 +257,7 @@ def _serve(pipeline: LocalPipeline, endpoint: str | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from local.backend import LinearLearnerBackend
+    from local.account.backend import LinearLearnerBackend
 
     execution_input = _parse_input(args.input)
     name = _execution_name(args.name)

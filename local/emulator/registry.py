@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from local.paging import listing, page
+from local.emulator.paging import listing, page
 
 APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
 DETAIL_TYPE = "SageMaker Model Package State Change"
@@ -265,7 +265,7 @@ class ModelRegistry:
         chunk, token = page(items, p, name_key="ModelPackageName", default_order="Ascending")
         return listing("ModelPackageSummaryList", chunk, token)
 
-    # -- for Search (local/search.py) ------------------------------------------------
+    # -- for Search (local/emulator/search.py) ------------------------------------------------
 
     def described_groups(self) -> list[dict[str, Any]]:
         """Every group, as DescribeModelPackageGroup answers it."""

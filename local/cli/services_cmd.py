@@ -17,9 +17,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from local.account import LocalAccount, export_lines
-from local.mnist_cache import ensure_mnist
-from local.synth import synthesize
+from local.account.local_account import LocalAccount, export_lines
+from local.account.mnist_cache import ensure_mnist
+from local.account.synth import synthesize
 
 
 def add_parser(sub: Any) -> None:
@@ -61,7 +61,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from local.backend import LinearLearnerBackend
+    from local.account.backend import LinearLearnerBackend
 
     def note(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

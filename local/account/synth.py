@@ -20,11 +20,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from local.lambda_dispatch import LambdaFunction
+from local.account.lambda_dispatch import LambdaFunction
 from pipeline_core.config import CONFIG_ENV
 from stacks import asl
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / ".build"
 # Everything the synthesized template can depend on (stacks/ imports the
 # config and the error classes from pipeline_core/; lambdas/ is the asset).

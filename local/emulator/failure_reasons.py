@@ -8,7 +8,7 @@ Learner raises named errors (:mod:`training.errors`); this maps them.
 
 from __future__ import annotations
 
-#: Errors the customer's input causes (training.errors and local.channels).
+#: Errors the customer's input causes (training.errors and local.emulator.channels).
 CUSTOMER_ERRORS = frozenset(
     {
         "ChannelError",

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.services import patched_environ
+from local.account.services import patched_environ
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

@@ -27,7 +27,7 @@ from typing import Any
 import regex
 from botocore.loaders import Loader
 
-from local.sagemaker_service import ServiceError
+from local.emulator.errors import ServiceError
 from training.tuner import OBJECTIVE_METRICS
 
 #: How many violations one message lists (AWS stops at a handful too).
