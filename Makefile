@@ -54,7 +54,7 @@ services: setup-run
 	MNIST_LL_MAKE_ARGS=1 MNIST_LL_MAKE_COMMAND=services $(PY) -m local
 
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff format --check .
