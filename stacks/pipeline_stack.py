@@ -1,4 +1,8 @@
-"""The stack: wires the constructs together and grants every permission."""
+"""The stack: wires the constructs together and grants every permission.
+
+What each role may do is the table of that role in :mod:`stacks.grants`;
+the stack hands it the roles and the ARNs the tables name.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,15 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from pipeline_core import run_metrics
 from pipeline_core.config import CONFIG_ENV
-from pipeline_core.names import default_endpoint_name, model_package_group_name
+from pipeline_core.names import STACK_TAG_KEY, default_endpoint_name, model_package_group_name
 from stacks.bundling import lambda_code
 from stacks.cleanup import ExecutionCleanup
 from stacks.dashboard import PipelineDashboard
-from stacks.functions import RUNTIME, FunctionSpec, PipelineFunction
+from stacks.functions import ASYNC_FUNCTIONS as ASYNC_FUNCTIONS  # re-exported
+from stacks.functions import FUNCTION_SPECS as FUNCTION_SPECS  # re-exported
+from stacks.functions import RUNTIME, PipelineFunction
+from stacks.grants import On, Targets, apply_grants
 from stacks.image_uris import LinearLearnerImage
 from stacks.leases import EndpointLeases
 from stacks.lifecycle import ExecutionEndRule, FailureDestination, SchedulerRole
@@ -33,119 +39,8 @@ from stacks.settings import LOG_RETENTION_DAYS, StackSettings
 from stacks.state_machine import BusyRetry, PipelineFunctions, PipelineStateMachine
 from stacks.storage import DataStorage
 
-#: Tag key on everything an execution creates; value = :attr:`PipelineStack.stack_tag`.
-STACK_TAG_KEY = "mnist-ll:stack"
-
-#: What SSE-KMS reads and writes of the Lambdas and the state machine need
-#: (spelled out: CDK's grant_encrypt_decrypt uses wildcard actions such as
-#: GenerateDataKey*): envelope encryption never calls kms:Encrypt for them.
-KMS_ENCRYPT_DECRYPT: tuple[str, ...] = ("kms:Decrypt", "kms:GenerateDataKey")
-#: The SageMaker execution role also needs kms:Encrypt: the API reference of
-#: OutputDataConfig.KmsKeyId requires it of the role the job runs as.
-KMS_SAGEMAKER_OUTPUT: tuple[str, ...] = ("kms:Encrypt",)
-
 #: aws_logs.RetentionDays in the order of the day counts they stand for.
 _RETENTION = dict(zip(sorted(LOG_RETENTION_DAYS), list(logs.RetentionDays)[:-1], strict=True))
-
-FUNCTION_SPECS: Mapping[str, FunctionSpec] = {
-    "ValidateInput": FunctionSpec(
-        module="validate_input",
-        description="Resolve and validate the execution input into a run spec",
-        timeout_seconds=30,
-    ),
-    "Convert": FunctionSpec(
-        module="convert",
-        description="Load the pickled MNIST dataset safely and write recordIO-protobuf",
-        memory_mb=3008,
-        timeout_seconds=600,
-        ephemeral_storage_mb=2048,
-    ),
-    "ConvertShard": FunctionSpec(
-        module="convert_shard",
-        description="One Distributed Map child: validate one shard, write recordIO objects",
-        memory_mb=3008,
-        timeout_seconds=900,
-    ),
-    "FinalizeDataset": FunctionSpec(
-        module="finalize_dataset",
-        description="Check every shard was converted, then write the manifest",
-        timeout_seconds=300,
-    ),
-    "StartTuning": FunctionSpec(
-        module="start_tuning", description="Start the hyperparameter tuning job"
-    ),
-    "DescribeTuning": FunctionSpec(
-        module="describe_tuning", description="Poll the tuning job and apply the quality gate"
-    ),
-    "Deploy": FunctionSpec(
-        module="deploy",
-        description="Create the model and endpoint config; create or update the endpoint",
-        timeout_seconds=120,
-    ),
-    "DescribeEndpoint": FunctionSpec(
-        module="describe_endpoint",
-        description="Poll the endpoint; retire superseded configs and models",
-        timeout_seconds=120,
-    ),
-    "Evaluate": FunctionSpec(
-        module="evaluate",
-        description="Score the test set against the endpoint and write the report",
-        memory_mb=2048,
-        timeout_seconds=600,
-        ephemeral_storage_mb=1024,
-    ),
-    "ScheduleEndpointTtl": FunctionSpec(
-        module="schedule_ttl", description="Create or move the endpoint's deletion schedule"
-    ),
-    "StartTransform": FunctionSpec(
-        module="start_transform",
-        description="Endpoint mode none: create the model and the Batch Transform job",
-    ),
-    "DescribeTransform": FunctionSpec(
-        module="describe_transform", description="Poll the Batch Transform job"
-    ),
-    "RegisterModel": FunctionSpec(
-        module="register_model",
-        description="Register the tuned model as a version of the Model Package Group",
-    ),
-    "LoadModelPackage": FunctionSpec(
-        module="load_model_package",
-        description="Input model_package_arn: load an Approved version to deploy (rollback)",
-    ),
-    "WaitForApproval": FunctionSpec(
-        module="await_approval",
-        description="Manual approval: keep the task token until the version is decided",
-    ),
-    "ApprovalDecided": FunctionSpec(
-        module="approval_decided",
-        description="A version was approved or rejected: release the waiting execution",
-    ),
-    "EndpointTtl": FunctionSpec(
-        module="endpoint_ttl",
-        description="At the endpoint's TTL: delete the endpoint, its config and model",
-        timeout_seconds=120,
-    ),
-    "ExecutionEnded": FunctionSpec(
-        module="execution_ended",
-        description="An execution failed, timed out or was stopped: stop its jobs, notify",
-        timeout_seconds=120,
-    ),
-    "Cleanup": FunctionSpec(
-        module="cleanup",
-        description="On stack delete: stop executions and jobs, remove schedules and resources",
-        timeout_seconds=600,
-    ),
-    "CleanupComplete": FunctionSpec(
-        module="cleanup_complete",
-        description="On stack delete: wait for endpoints to be deletable, then delete them",
-        timeout_seconds=300,
-    ),
-}
-
-
-#: Invoked asynchronously (by Scheduler or EventBridge): what Lambda's two
-#: retries cannot fix goes to the topic (their on-failure destination).
-ASYNC_FUNCTIONS: tuple[str, ...] = ("EndpointTtl", "ExecutionEnded", "ApprovalDecided")
 
 
 class PipelineStack(Stack):
@@ -341,8 +236,7 @@ class PipelineStack(Stack):
                 delete_before=self.cleanup.resource,
             )
 
-        self._grant_sagemaker_role()
-        self._grant_functions()
+        self._grant()
         self._outputs()
         acknowledge_findings(self)
 
@@ -402,15 +296,6 @@ class PipelineStack(Stack):
         key = parsed.path.lstrip("/").replace("REGION", Aws.REGION)
         return f"arn:{Aws.PARTITION}:s3:::{bucket}/{key}"
 
-    def instance_types_condition(self) -> dict[str, Any]:
-        """Create calls that launch instances may only ask for the allowlist
-        (the same list ValidateInput enforces: cdk.json allowed_instance_types)."""
-        return {
-            "ForAllValues:StringEquals": {
-                "sagemaker:InstanceTypes": list(self.settings.pipeline.allowed_instance_types)
-            }
-        }
-
     def schedule_arn(self) -> str:
         """TTL schedules: the default group, named after the endpoint (``<prefix>-*``)."""
         prefix = self.settings.pipeline.name_prefix
@@ -422,116 +307,6 @@ class PipelineStack(Stack):
         base = self.arn_prefix("sagemaker")
         return f"{base}:model-package-group/{group}", f"{base}:model-package/{group}/*"
 
-    def _tag_condition(self) -> dict[str, Any]:
-        """The resource carries this stack's tag."""
-        return {"StringEquals": {f"aws:ResourceTag/{STACK_TAG_KEY}": self.stack_tag}}
-
-    def _request_tag_condition(self) -> dict[str, Any]:
-        """The Create request tags the new resource with this stack."""
-        return {"StringEquals": {f"aws:RequestTag/{STACK_TAG_KEY}": self.stack_tag}}
-
-    # -- grants ------------------------------------------------------------------
-
-    def _allow(
-        self,
-        role: iam.IRole,
-        actions: Sequence[str],
-        resources: Sequence[str],
-        conditions: Mapping[str, Any] | None = None,
-    ) -> None:
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=list(actions),
-                resources=list(resources),
-                conditions=dict(conditions) if conditions else None,
-            )
-        )
-
-    def _grant_schedule_ttl(self, role: iam.IRole, actions: Sequence[str]) -> None:
-        """Endpoint TTL schedules (``<prefix>-*`` in the default group), invoking
-        EndpointTtl as the scheduler role (passed to Scheduler only)."""
-        self._allow(role, actions, [self.schedule_arn()])
-        self._allow(
-            role,
-            ["iam:PassRole"],
-            [self.scheduler_role.role_arn],
-            {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
-        )
-
-    def _grant_pass_role(self, role: iam.IRole) -> None:
-        self._allow(
-            role,
-            ["iam:PassRole"],
-            [self.sagemaker_role.role_arn],
-            {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-        )
-
-    def _grant_key_for_sagemaker_calls(self, role: iam.IRole) -> None:
-        """Create* calls naming our key let SageMaker create grants on it
-        (volumes of training jobs and endpoints), and only for AWS resources."""
-        if self.key is None:
-            return
-        self._allow(role, ["kms:DescribeKey"], [self.key.key_arn])
-        self._allow(
-            role,
-            ["kms:CreateGrant"],
-            [self.key.key_arn],
-            {"Bool": {"kms:GrantIsForAWSResource": "true"}},
-        )
-
-    def _grant_key_use(self, role: iam.IRole, actions: Sequence[str]) -> None:
-        if self.key is not None:
-            self._allow(role, actions, [self.key.key_arn])
-
-    def _grant_publish(self, role: iam.IRole) -> None:
-        """sns:Publish on the topic (and our key, if the topic uses it)."""
-        self._allow(role, ["sns:Publish"], [self.notifications.topic.topic_arn])
-        self._grant_key_use(role, KMS_ENCRYPT_DECRYPT)
-
-    def _grant_objects(self, role: iam.IRole, *, read: bool, write: bool) -> None:
-        """Object access under ``runs/`` only."""
-        actions = (["s3:GetObject"] if read else []) + (["s3:PutObject"] if write else [])
-        self._allow(role, actions, [self.storage.runs_arn()])
-        self._grant_key_use(role, KMS_ENCRYPT_DECRYPT if write else ("kms:Decrypt",))
-
-    def _grant_sagemaker_role(self) -> None:
-        role = self.sagemaker_role
-        bucket = self.storage.bucket
-        self._grant_objects(role, read=True, write=True)
-        self._allow(
-            role,
-            ["s3:ListBucket"],
-            [bucket.bucket_arn],
-            {"StringLike": {"s3:prefix": ["runs/*"]}},
-        )
-        self._allow(role, ["s3:GetBucketLocation"], [bucket.bucket_arn])
-        # No read of the tutorial object: Convert copies it into runs/ first.
-        self._allow(
-            role,
-            ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-            [self.image.repository_arn],
-        )
-        self._allow(role, ["ecr:GetAuthorizationToken"], ["*"])
-        self._allow(
-            role,
-            [
-                "logs:CreateLogGroup",
-                "logs:CreateLogStream",
-                "logs:DescribeLogStreams",
-                "logs:PutLogEvents",
-            ],
-            [self.sagemaker_log_groups_arn()],
-        )
-        self._allow(
-            role,
-            ["cloudwatch:PutMetricData"],
-            ["*"],
-            {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-        )
-        # Model artifacts (OutputDataConfig.KmsKeyId) and training volumes (VolumeKmsKeyId).
-        self._grant_key_for_sagemaker_calls(role)
-        self._grant_key_use(role, KMS_SAGEMAKER_OUTPUT)
-
     def executions_arn(self) -> str:
         """Executions of this stack's state machine."""
         name = self.pipeline.state_machine.state_machine_name
@@ -541,347 +316,57 @@ class PipelineStack(Stack):
         """Log groups SageMaker names itself (/aws/sagemaker/TrainingJobs, .../Endpoints/*)."""
         return f"{self.arn_prefix('logs')}:log-group:/aws/sagemaker/*"
 
-    def _grant_functions(self) -> None:
-        roles = {name: f.role for name, f in self.functions.items()}
-        bucket = self.storage.bucket
-        tuning_job = self.sagemaker_arn("hyper-parameter-tuning-job")
-        training_job = self.sagemaker_arn("training-job")
-        model = self.sagemaker_arn("model")
-        endpoint_config = self.sagemaker_arn("endpoint-config")
-        endpoint = self.sagemaker_arn("endpoint")
+    # -- grants (stacks/grants.py) ----------------------------------------------
 
-        # ValidateInput is pure: logs and traces only.
-
-        convert = roles["Convert"]
-        self._allow(convert, ["s3:GetObject"], [self.tutorial_object_arn()])
-        # Any key of our own bucket may be a source; writes stay under runs/.
-        self._allow(convert, ["s3:GetObject"], [bucket.arn_for_objects("*")])
-        self._grant_objects(convert, read=True, write=True)
-        # A reconversion first removes the old manifest (no stale data marked usable).
-        self._allow(convert, ["s3:DeleteObject"], [self.storage.manifests_arn()])
-        # Lets a missing source object read as 404 (SourceNotFound), not 403.
-        self._allow(convert, ["s3:ListBucket"], [bucket.bucket_arn])
-
-        shard = roles["ConvertShard"]
-        # A shard may be any key of our bucket (like a pickle source); writes under runs/.
-        self._allow(shard, ["s3:GetObject"], [bucket.arn_for_objects("*")])
-        self._grant_objects(shard, read=True, write=True)
-        # Lets a missing shard read as 404 (SourceNotFound), not 403.
-        self._allow(shard, ["s3:ListBucket"], [bucket.bucket_arn])
-
-        finalize = roles["FinalizeDataset"]
-        # Lists the source prefix and reads the receipts under runs/; writes the manifest.
-        self._allow(finalize, ["s3:ListBucket"], [bucket.bucket_arn])
-        self._grant_objects(finalize, read=True, write=True)
-
-        transform_job = self.sagemaker_arn("transform-job")
-        start = roles["StartTuning"]
-        self._allow(
-            start,
-            ["sagemaker:CreateHyperParameterTuningJob"],
-            [tuning_job],
-            {**self._request_tag_condition(), **self.instance_types_condition()},
-        )
-        # An existing job of that name is adopted only if its tags are this run's.
-        self._allow(
-            start,
-            ["sagemaker:DescribeHyperParameterTuningJob", "sagemaker:ListTags"],
-            [tuning_job],
-        )
-        self._allow(
-            start,
-            ["sagemaker:AddTags"],
-            [tuning_job, training_job],
-            self._request_tag_condition(),
-        )
-        self._grant_pass_role(start)
-        # No S3: SageMaker reads the channels and writes artifacts as its own role.
-        self._grant_key_for_sagemaker_calls(start)
-
-        describe_tuning = roles["DescribeTuning"]
-        self._allow(describe_tuning, ["sagemaker:DescribeHyperParameterTuningJob"], [tuning_job])
-        self._allow(describe_tuning, ["sagemaker:DescribeTrainingJob"], [training_job])
-        # Billable seconds of every training job once the tuning job ended (cost block).
-        self._allow(
-            describe_tuning,
-            ["sagemaker:ListTrainingJobsForHyperParameterTuningJob"],
-            [tuning_job],
-        )
-
-        # ValidateInput: the run's endpoint and its config, to refuse a run of the
-        # other kind (instance-based vs serverless) before anything costs money.
-        self._allow(
-            roles["ValidateInput"],
-            ["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
-            [endpoint, endpoint_config],
-        )
-
-        deploy = roles["Deploy"]
-        # The model artifacts come in $.tuning.best: nothing of the tuning job is read.
-        # Creates only with this stack's tag in the request; updates only of
-        # endpoints (and to configs) that carry it.
-        self._allow(deploy, ["sagemaker:CreateModel"], [model], self._request_tag_condition())
-        self._allow(
-            deploy,
-            ["sagemaker:CreateEndpointConfig"],
-            [endpoint_config],
-            {**self._request_tag_condition(), **self.instance_types_condition()},
-        )
-        self._allow(
-            deploy,
-            ["sagemaker:CreateEndpoint"],
-            [endpoint, endpoint_config],
-            self._request_tag_condition(),
-        )
-        self._allow(
-            deploy,
-            ["sagemaker:UpdateEndpoint"],
-            [endpoint, endpoint_config],
-            self._tag_condition(),
-        )
-        # ListTags: an existing endpoint is only touched if this stack tagged it,
-        # an existing model/config (or endpoint) only adopted if this run created it.
-        self._allow(
-            deploy,
-            [
-                "sagemaker:DescribeEndpoint",
-                "sagemaker:DescribeEndpointConfig",
-                "sagemaker:DescribeModel",
-                "sagemaker:ListTags",
-            ],
-            [endpoint, endpoint_config, model],
-        )
-        self._allow(
-            deploy,
-            ["sagemaker:AddTags"],
-            [model, endpoint_config, endpoint],
-            self._request_tag_condition(),
-        )
-        # The endpoint's lease: one deploy at a time (released at once on failure).
-        self._allow(
-            deploy, ["dynamodb:PutItem", "dynamodb:DeleteItem"], [self.leases.table.table_arn]
-        )
-        # A Failed endpoint can only be deleted; only ever one this stack tagged.
-        self._allow(deploy, ["sagemaker:DeleteEndpoint"], [endpoint], self._tag_condition())
-        self._grant_pass_role(deploy)
-        self._grant_key_for_sagemaker_calls(deploy)
-
-        describe_endpoint = roles["DescribeEndpoint"]
-        self._allow(describe_endpoint, ["sagemaker:DescribeEndpoint"], [endpoint])
-        # A failed deployment frees the endpoint's lease.
-        self._allow(describe_endpoint, ["dynamodb:DeleteItem"], [self.leases.table.table_arn])
-        # Retire the config this run superseded (and its model), or discard its
-        # own rolled-back ones: named resources only, no listing.
-        self._allow(
-            describe_endpoint,
-            ["sagemaker:DescribeEndpointConfig", "sagemaker:ListTags"],
-            [endpoint_config],
-        )
-        self._allow(
-            describe_endpoint,
-            ["sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
-            [endpoint_config, model],
-            self._tag_condition(),
-        )
-
-        evaluate = roles["Evaluate"]
-        self._allow(evaluate, ["sagemaker:InvokeEndpoint"], [endpoint], self._tag_condition())
-        # Done with the endpoint: release its lease.
-        self._allow(evaluate, ["dynamodb:DeleteItem"], [self.leases.table.table_arn])
-        self._grant_objects(evaluate, read=True, write=True)
-
-        self._grant_schedule_ttl(
-            roles["ScheduleEndpointTtl"],
-            ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
-        )
-        self._allow(
-            self.scheduler_role,
-            ["lambda:InvokeFunction"],
-            [self.functions["EndpointTtl"].function.function_arn],
-        )
-
-        start_transform = roles["StartTransform"]
-        self._allow(
-            start_transform, ["sagemaker:CreateModel"], [model], self._request_tag_condition()
-        )
-        self._allow(
-            start_transform,
-            ["sagemaker:CreateTransformJob"],
-            [transform_job, model],
-            {**self._request_tag_condition(), **self.instance_types_condition()},
-        )
-        self._allow(
-            start_transform,
-            ["sagemaker:AddTags"],
-            [model, transform_job],
-            self._request_tag_condition(),
-        )
-        # A retry adopts the model / job it finds only if their tags are this run's.
-        self._allow(
-            start_transform,
-            ["sagemaker:DescribeModel", "sagemaker:DescribeTransformJob", "sagemaker:ListTags"],
-            [model, transform_job],
-        )
-        self._grant_pass_role(start_transform)
-        self._grant_key_for_sagemaker_calls(start_transform)
-        self._allow(roles["DescribeTransform"], ["sagemaker:DescribeTransformJob"], [transform_job])
-        # The job has ended: delete its model (of this stack only).
-        self._allow(
-            roles["DescribeTransform"], ["sagemaker:DeleteModel"], [model], self._tag_condition()
-        )
-
-        ttl = roles["EndpointTtl"]
-        self._allow(ttl, ["sagemaker:DescribeEndpoint", "sagemaker:ListTags"], [endpoint])
-        self._allow(ttl, ["sagemaker:DescribeEndpointConfig"], [endpoint_config])
-        self._allow(
-            ttl,
-            ["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
-            [endpoint, endpoint_config, model],
-            self._tag_condition(),
-        )
-        # A busy endpoint: a new one-time schedule; a re-armed one first looks
-        # for a newer TTL schedule of the endpoint (a later run's).
-        self._grant_schedule_ttl(ttl, ["scheduler:CreateSchedule", "scheduler:GetSchedule"])
-        self._grant_publish(ttl)
-
-        ended = roles["ExecutionEnded"]
-        self._allow(
-            ended,
-            ["sagemaker:DescribeHyperParameterTuningJob", "sagemaker:DescribeTransformJob"],
-            [tuning_job, transform_job],
-        )
-        self._allow(
-            ended,
-            ["sagemaker:StopHyperParameterTuningJob", "sagemaker:StopTransformJob"],
-            [tuning_job, transform_job],
-            self._tag_condition(),
-        )
-        # Whatever endpoint lease the run still holds is given back at once.
-        self._allow(ended, ["dynamodb:Scan", "dynamodb:DeleteItem"], [self.leases.table.table_arn])
-        # A run that deployed but never scheduled its TTL: is the endpoint this
-        # run's and this stack's? Then its TTL schedule (unless one exists).
-        self._allow(ended, ["sagemaker:DescribeEndpoint", "sagemaker:ListTags"], [endpoint])
-        self._grant_schedule_ttl(ended, ["scheduler:CreateSchedule"])
-        self._grant_publish(ended)
-        # The on-failure destination publishes as the function's role.
-        self._grant_publish(roles["ApprovalDecided"])
-
-        complete = roles["CleanupComplete"]
-        self._allow(
-            complete,
-            [
-                "sagemaker:ListEndpointConfigs",
-                "sagemaker:ListEndpoints",
-                "sagemaker:ListHyperParameterTuningJobs",
-                "sagemaker:ListModels",
-            ],
-            ["*"],
-        )
-        self._allow(
-            complete, ["sagemaker:ListTags"], [endpoint, endpoint_config, model, tuning_job]
-        )
-        self._allow(
-            complete,
-            [
-                "sagemaker:DeleteEndpoint",
-                "sagemaker:DeleteEndpointConfig",
-                "sagemaker:DeleteModel",
-                "sagemaker:StopHyperParameterTuningJob",
-            ],
-            [endpoint, endpoint_config, model, tuning_job],
-            self._tag_condition(),
-        )
-
-        cleanup = roles["Cleanup"]
-        # The registry's versions go with the group (removal policy destroy).
-        _group, versions = self.model_package_arns()
-        self._allow(cleanup, ["sagemaker:ListModelPackages"], ["*"])
-        self._allow(cleanup, ["sagemaker:DeleteModelPackage"], [versions])
-        state_machine = self.pipeline.state_machine
-        self._allow(cleanup, ["states:ListExecutions"], [state_machine.state_machine_arn])
-        self._allow(cleanup, ["states:StopExecution"], [self.executions_arn()])
-        self._allow(cleanup, ["scheduler:ListSchedules"], ["*"])
-        self._allow(cleanup, ["scheduler:DeleteSchedule"], [self.schedule_arn()])
-        self._allow(cleanup, ["sagemaker:ListTransformJobs"], ["*"])
-        self._allow(cleanup, ["sagemaker:ListTags"], [transform_job])
-        self._allow(cleanup, ["sagemaker:StopTransformJob"], [transform_job], self._tag_condition())
-        self._allow(
-            cleanup,
-            [
-                "sagemaker:ListEndpointConfigs",
-                "sagemaker:ListEndpoints",
-                "sagemaker:ListHyperParameterTuningJobs",
-                "sagemaker:ListModels",
-            ],
-            ["*"],
-        )
-        # Tags only: the List calls return the names and ARNs it needs.
-        self._allow(cleanup, ["sagemaker:ListTags"], [endpoint, endpoint_config, model, tuning_job])
-        self._allow(
-            cleanup,
-            [
-                "sagemaker:DeleteEndpoint",
-                "sagemaker:DeleteEndpointConfig",
-                "sagemaker:DeleteModel",
-                "sagemaker:StopHyperParameterTuningJob",
-            ],
-            [endpoint, endpoint_config, model, tuning_job],
-            self._tag_condition(),
-        )
-
-        self._grant_registry(roles)
-
-        # The topic uses our key: the state machine must encrypt to publish.
-        self._grant_key_use(self.pipeline.state_machine.role, KMS_ENCRYPT_DECRYPT)
-
-    def _grant_registry(self, roles: Mapping[str, iam.IRole]) -> None:
-        group, versions = self.model_package_arns()
-        # A version of the stack's own group only. The request carries no Tags
-        # (the API refuses them with a group: a version uses the group's, which
-        # carries the stack tag), so neither aws:RequestTag nor AddTags applies.
-        self._allow(roles["RegisterModel"], ["sagemaker:CreateModelPackage"], [group, versions])
-        load = roles["LoadModelPackage"]
-        self._allow(load, ["sagemaker:DescribeModelPackage"], [versions])
-        # The version's test data (its run's test split or manifest) must still exist;
-        # ListBucket lets a missing object read as 404, not 403.
-        self._grant_objects(load, read=True, write=False)
-        self._allow(load, ["s3:ListBucket"], [self.storage.bucket.bucket_arn])
-        state_machine = self.pipeline.state_machine.state_machine_arn
-        for name in ("WaitForApproval", "ApprovalDecided"):
-            role = roles[name]
-            self._allow(role, ["sagemaker:DescribeModelPackage"], [versions])
-            # A policy of its own: the state machine invokes WaitForApproval, so
-            # the function must not depend on a policy naming the state machine.
-            iam.Policy(
-                self,
-                f"{name}TaskResponse",
-                roles=[role],
-                statements=[
-                    iam.PolicyStatement(
-                        actions=["states:SendTaskSuccess", "states:SendTaskFailure"],
-                        resources=[state_machine],
-                    )
-                ],
-            )
-        self._grant_objects(roles["WaitForApproval"], read=False, write=True)
-        self._grant_objects(roles["ApprovalDecided"], read=True, write=False)
-        # AutoRollbackConfiguration: SageMaker reads the alarms' state as the
-        # endpoint's execution role.
-        alarms = [a.alarm_arn for a in self.endpoint_alarms.alarms]
-        self._allow(self.sagemaker_role, ["cloudwatch:DescribeAlarms"], alarms)
-        # The dashboard's custom metrics (PutMetricData has no resource scope).
-        self._allow(
-            roles["Evaluate"],
-            ["cloudwatch:PutMetricData"],
-            ["*"],
-            {"StringEquals": {"cloudwatch:namespace": run_metrics.NAMESPACE}},
-        )
+    def _grant(self) -> None:
+        """Every role its table of stacks.grants.GRANTS."""
+        roles: dict[str, iam.IRole] = {name: f.role for name, f in self.functions.items()}
+        roles["SageMakerExecution"] = self.sagemaker_role
+        roles["EndpointTtlScheduler"] = self.scheduler_role
+        roles["StateMachine"] = self.pipeline.state_machine.role
         if self.retraining is not None:
-            self._allow(
-                self.retraining.role,
-                ["states:StartExecution"],
-                [self.pipeline.state_machine.state_machine_arn],
-            )
+            roles["RetrainingSchedule"] = self.retraining.role
+        bucket = self.storage.bucket
+        group, versions = self.model_package_arns()
+        arns: dict[On, str | Sequence[str]] = {
+            On.ANY: "*",
+            On.TUTORIAL_OBJECT: self.tutorial_object_arn(),
+            On.BUCKET: bucket.bucket_arn,
+            On.BUCKET_OBJECTS: bucket.arn_for_objects("*"),
+            On.RUNS_OBJECTS: self.storage.runs_arn(),
+            On.MANIFESTS: self.storage.manifests_arn(),
+            On.TUNING_JOB: self.sagemaker_arn("hyper-parameter-tuning-job"),
+            On.TRAINING_JOB: self.sagemaker_arn("training-job"),
+            On.MODEL: self.sagemaker_arn("model"),
+            On.ENDPOINT_CONFIG: self.sagemaker_arn("endpoint-config"),
+            On.ENDPOINT: self.sagemaker_arn("endpoint"),
+            On.TRANSFORM_JOB: self.sagemaker_arn("transform-job"),
+            On.MODEL_PACKAGE_GROUP: group,
+            On.MODEL_PACKAGES: versions,
+            On.LEASE_TABLE: self.leases.table.table_arn,
+            On.TOPIC: self.notifications.topic.topic_arn,
+            On.KEY: [] if self.key is None else [self.key.key_arn],
+            On.SAGEMAKER_ROLE: self.sagemaker_role.role_arn,
+            On.SCHEDULER_ROLE: self.scheduler_role.role_arn,
+            On.SCHEDULES: self.schedule_arn(),
+            On.STATE_MACHINE: self.pipeline.state_machine.state_machine_arn,
+            On.EXECUTIONS: self.executions_arn(),
+            On.ENDPOINT_TTL_FUNCTION: self.functions["EndpointTtl"].function.function_arn,
+            On.ROLLBACK_ALARMS: [a.alarm_arn for a in self.endpoint_alarms.alarms],
+            On.IMAGE_REPOSITORY: self.image.repository_arn,
+            On.SAGEMAKER_LOG_GROUPS: self.sagemaker_log_groups_arn(),
+        }
+        apply_grants(
+            self,
+            roles,
+            Targets(
+                resources={
+                    on: (arn,) if isinstance(arn, str) else tuple(arn) for on, arn in arns.items()
+                },
+                stack_tag=self.stack_tag,
+                instance_types=tuple(self.settings.pipeline.allowed_instance_types),
+            ),
+        )
 
     # -- outputs -----------------------------------------------------------------
 
