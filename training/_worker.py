@@ -18,13 +18,9 @@ import traceback
 from pathlib import Path
 from typing import IO, Any
 
-THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-)
+from training.child_env import THREAD_VARS
+
+__all__ = ["THREAD_VARS", "main"]
 
 
 def _send(out: IO[str], message: dict[str, Any]) -> None:

@@ -19,14 +19,14 @@ minibatch steps per epoch, and every
 ``sync_every`` steps (and at each epoch's end) average their parameters,
 the moving average and the optimizer state through pipes to ``algo-1``,
 which averages in host order and sends the result back, so every worker
-holds bit-identical parameters after a sync. ``algo-1`` writes the model.
+holds bit-identical parameters after a sync (:mod:`training.parameter_sync`).
+``algo-1`` writes the model.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -38,9 +38,12 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from training.child_env import PROJECT_ROOT, child_env
 from training.data import channel_files, load_channel
-from training.errors import DataChannelError, TrainingError
-from training.hyperparameters import Hyperparameters, parse_hyperparameters
+from training.errors import DataChannelError, DistributedTrainingError
+from training.hyperparameters import parse_hyperparameters
+from training.parameter_sync import ParameterSync
+from training.trainer import EventCallback, TrainingResult, train
 
 log = logging.getLogger("training")
 
@@ -52,17 +55,6 @@ SYNC_EVERY = 4
 #: The train channel's distribution when none is given.
 SHARDED = "ShardedByS3Key"
 REPLICATED = "FullyReplicated"
-_THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-)
-
-
-class DistributedTrainingError(TrainingError):
-    """A worker of a multi-instance job failed, or the data cannot be shared out."""
 
 
 def sharded_by_s3_key(keys: Sequence[T], instance_count: int) -> list[list[T]]:
@@ -78,86 +70,6 @@ def sharded_by_s3_key(keys: Sequence[T], instance_count: int) -> list[list[T]]:
             "every instance needs at least one object"
         )
     return [list(keys[h::instance_count]) for h in range(instance_count)]
-
-
-class ParameterSync:
-    """One worker's end of the averaging: rank 0 holds a pipe to every other
-    rank; the others hold one pipe to rank 0."""
-
-    def __init__(self, rank: int, size: int, conns: Sequence[Connection], every: int) -> None:
-        self.rank, self.size, self.conns, self.every = rank, size, list(conns), max(1, every)
-        self.syncs = 0
-
-    def _allreduce_sum(self, values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """The sum over ranks (in rank order, so every rank gets the same bits)."""
-        if self.rank == 0:
-            total = values.astype(np.float64, copy=True)
-            for r, conn in enumerate(self.conns, start=1):
-                total += _receive(conn, r)
-            for conn in self.conns:
-                conn.send(("sum", total))
-            return total
-        conn = self.conns[0]
-        conn.send(("part", values))
-        return _receive(conn, 0)
-
-    def totals(self, positives: int, rows: int) -> tuple[int, int]:
-        total = self._allreduce_sum(np.asarray([positives, rows], dtype=np.float64))
-        return int(total[0]), int(total[1])
-
-    def local_batch(self, mini_batch_size: int) -> int:
-        """Each worker's minibatch: ``mini_batch_size`` is the global batch,
-        split over the workers, so the job takes as many steps per epoch as
-        one instance would and the same hyperparameters mean the same model."""
-        return max(1, -(-mini_batch_size // self.size))
-
-    def agree_steps(self, steps: int) -> int:
-        """Every worker takes the largest share's step count (smaller shares
-        wrap around), so the averaging rounds line up."""
-        counts = np.zeros(self.size, dtype=np.float64)
-        counts[self.rank] = steps
-        return int(self._allreduce_sum(counts).max())
-
-    def fit_scaler(self, x: F32, hp: Hyperparameters) -> tuple[F32, F32]:
-        """Mean/std over every worker's first ``num_point_for_scaler / N`` rows."""
-        d = x.shape[1]
-        if not hp.normalize_data:
-            return np.zeros(d, dtype=np.float32), np.ones(d, dtype=np.float32)
-        take = max(1, -(-hp.num_point_for_scaler // self.size))
-        sample = x[:take].astype(np.float64)
-        stats = np.concatenate(
-            [[float(sample.shape[0])], sample.sum(axis=0), (sample * sample).sum(axis=0)]
-        )
-        total = self._allreduce_sum(stats)
-        count = total[0]
-        mean = total[1 : d + 1] / count
-        var = np.maximum(total[d + 1 :] / count - mean * mean, 0.0)
-        std = np.sqrt(var)
-        std[~(std > 1e-12)] = 1.0
-        return mean.astype(np.float32), std.astype(np.float32)
-
-    def after_step(self, step: int, steps: int, arrays: Sequence[F32]) -> None:
-        """Average ``arrays`` in place every ``every`` steps and after the last."""
-        if (step + 1) % self.every and step + 1 != steps:
-            return
-        flat = np.concatenate([a.ravel() for a in arrays]).astype(np.float64)
-        mean = self._allreduce_sum(flat) / self.size
-        offset = 0
-        for a in arrays:
-            a.ravel()[:] = mean[offset : offset + a.size]
-            offset += a.size
-        self.syncs += 1
-
-
-def _receive(conn: Connection, rank: int) -> npt.NDArray[np.float64]:
-    try:
-        kind, payload = conn.recv()
-    except EOFError as e:
-        raise DistributedTrainingError(f"worker algo-{rank + 1} exited") from e
-    if kind == "error":
-        raise DistributedTrainingError(f"worker algo-{rank + 1} failed: {payload}")
-    result: npt.NDArray[np.float64] = payload
-    return result
 
 
 def load_share(
@@ -179,10 +91,8 @@ def _train_rank(
     conns: Sequence[Connection],
     every: int,
     seed: int | None,
-    on_event: Any = None,
-) -> Any:
-    from training.trainer import train
-
+    on_event: EventCallback | None = None,
+) -> TrainingResult:
     hp = parse_hyperparameters(hyperparameters)
     x, y = load_share(share, feature_dim=hp.feature_dim)
     val = (
@@ -238,16 +148,12 @@ def _worker_main() -> int:
 
 def _spawn(rank: int, spec: dict[str, Any]) -> tuple[Connection, subprocess.Popen[bytes]]:
     mine, theirs = socket.socketpair()
-    env = dict(os.environ)
-    env.update({var: "1" for var in _THREAD_VARS})
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "training.distributed"],
             stdin=subprocess.PIPE,
-            env=env,
-            cwd=root,
+            env=child_env(),
+            cwd=PROJECT_ROOT,
             pass_fds=(theirs.fileno(),),
         )
         assert proc.stdin is not None
@@ -264,10 +170,10 @@ def train_distributed(
     instance_count: int,
     *,
     distribution: Mapping[str, str] | None = None,
-    on_event: Any = None,
+    on_event: EventCallback | None = None,
     sync_every: int = SYNC_EVERY,
     seed: int | None = None,
-) -> Any:
+) -> TrainingResult:
     """Train one model on ``instance_count`` worker processes; returns
     ``algo-1``'s :class:`~training.trainer.TrainingResult`."""
     if "train" not in channels:
@@ -329,8 +235,8 @@ def run_distributed_training_job(
     instance_count: int,
     *,
     distribution: Mapping[str, str] | None = None,
-    on_event: Any = None,
-) -> Any:
+    on_event: EventCallback | None = None,
+) -> TrainingResult:
     """A multi-instance SageMaker-style training job: ``algo-1`` writes
     ``model_dir/model.tar.gz``."""
     unknown = sorted(set(channels) - {"train", "validation", "test"})

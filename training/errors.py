@@ -31,6 +31,10 @@ class TuningRequestError(TrainingError, ValueError):
     """A CreateHyperParameterTuningJob request cannot be run locally."""
 
 
+class DistributedTrainingError(TrainingError):
+    """A worker of a multi-instance job failed, or the data cannot be shared out."""
+
+
 class PayloadError(TrainingError, ValueError):
     """An inference request body cannot be parsed (HTTP 400/415/406/413)."""
 

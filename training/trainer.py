@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -41,9 +40,7 @@ from training.metrics import (
     scores_from_logits,
 )
 from training.model import LinearModel
-
-if TYPE_CHECKING:
-    from training.distributed import ParameterSync
+from training.parameter_sync import ParameterSync
 
 log = logging.getLogger("training")
 

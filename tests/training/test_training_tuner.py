@@ -10,7 +10,8 @@ from conftest import BASE_HP
 
 from training.errors import TuningRequestError
 from training.model import LinearModel
-from training.tuner import TuningJob, parse_ranges
+from training.search import parse_ranges
+from training.tuner import TuningJob
 
 STATIC = {**{k: v for k, v in BASE_HP.items() if k != "mini_batch_size"}, "epochs": "2"}
 
@@ -337,7 +338,7 @@ def test_finished_jobs_reach_the_sampler_in_launch_order(channels, tmp_path):
     trial is then sampled knowing the same trials whatever the timing."""
     from datetime import UTC, datetime
 
-    from training.tuner import _Job
+    from training.tuning_jobs import TrainingJobState
 
     tuning = TuningJob(request("order", jobs=4, parallel=2), channels, tmp_path)
     told: list[int] = []
@@ -346,8 +347,8 @@ def test_finished_jobs_reach_the_sampler_in_launch_order(channels, tmp_path):
         def tell(self, trial: int, value: float | None = None, state: object = None) -> None:
             told.append(trial)
 
-    def job(index: int, status: str) -> _Job:
-        j = _Job(index, f"j{index}", {}, {}, index, datetime.now(UTC))
+    def job(index: int, status: str) -> TrainingJobState:
+        j = TrainingJobState(index, f"j{index}", {}, {}, index, datetime.now(UTC))
         j.status = status  # type: ignore[assignment]
         j.objective = 0.9 if status == "Completed" else None
         return j
