@@ -1,8 +1,9 @@
 """Settings and boto3 clients for the handlers, built when a handler runs.
 
-Nothing here runs at import time: each handler calls :func:`load_settings`
-and :func:`client` through its own ``_settings()``/``_clients()`` so tests can
-patch them. The local run points the plain clients at local services with
+Nothing here runs at import time: :func:`lambdas._handler.task` calls
+:func:`load_settings` when an invocation starts, and each handler builds its
+clients with :func:`client` in its own ``_clients()``, which tests patch. The
+local run points the plain clients at local services with
 ``AWS_ENDPOINT_URL_*`` variables, which boto3 honours natively.
 """
 

@@ -16,24 +16,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-
 from lambdas._env import Settings, client, load_settings, remaining_seconds
+from lambdas._handler import entry, logger
 from pipeline_core.cleanup import cleanup_stack_resources
 from pipeline_core.registry import delete_versions
 from pipeline_core.teardown import delete_ttl_schedules, stop_executions, stop_transform_jobs
-
-logger = Logger()
-tracer = Tracer()
 
 #: Seconds left unused so the Provider framework gets our answer in time.
 MARGIN_SECONDS = 30.0
 #: How long isComplete may wait for endpoints (the Provider gives up at 55 min).
 WAIT_SECONDS = 50 * 60
-
-
-def _settings() -> Settings:
-    return load_settings()
 
 
 def _clients(s: Settings) -> Any:
@@ -83,12 +75,11 @@ def _delete_registry_versions(s: Settings) -> list[str]:
         return []
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
+@entry
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     # Nothing here may raise: a failed Delete would leave the stack DELETE_FAILED.
     try:
-        s: Settings | None = _settings()
+        s: Settings | None = load_settings()
     except Exception:
         logger.exception("cannot load settings; cleaning up nothing")
         s = None

@@ -15,17 +15,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-
 from lambdas._env import Settings, client, load_settings
+from lambdas._handler import entry, logger
 from pipeline_core.teardown import TeardownIncompleteError, teardown_poll
-
-logger = Logger()
-tracer = Tracer()
-
-
-def _settings() -> Settings:
-    return load_settings()
 
 
 def _clients(s: Settings) -> Any:
@@ -36,12 +28,11 @@ def _now() -> float:
     return time.time()
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
+@entry
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     if event.get("RequestType") != "Delete":
         return {"IsComplete": True}
-    s = _settings()
+    s = load_settings()
     if not s.stack_tag:
         logger.error("STACK_TAG is not set; nothing to wait for")
         return {"IsComplete": True}

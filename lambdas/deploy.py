@@ -4,23 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-
-from lambdas._env import Settings, client, field, load_settings, remaining_seconds
+from lambdas._env import Settings, client, field, remaining_seconds
+from lambdas._handler import logger, task
 from pipeline_core.deploy import deploy
 from pipeline_core.inputs import RunSpec
 from pipeline_core.lease import held_for_deploy
 from pipeline_core.rollout import alarm_names, deployment_config
 
-logger = Logger()
-tracer = Tracer()
-
 #: Seconds kept free at the end of the invocation when waiting for a deletion.
 MARGIN_SECONDS = 20.0
-
-
-def _settings() -> Settings:
-    return load_settings()
 
 
 def _clients(s: Settings) -> tuple[Any, Any]:
@@ -38,42 +30,36 @@ def rollout_for(run: RunSpec, s: Settings) -> dict[str, Any] | None:
     return deployment_config(s.config.rollout, alarms, instance_count=run.endpoint_instance_count)
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    s = _settings()
-    try:
-        s.require(
-            SAGEMAKER_ROLE_ARN=s.role_arn,
-            LINEAR_LEARNER_IMAGE=s.image_uri,
-            STACK_TAG=s.stack_tag,
-            LOCK_TABLE=s.lock_table,
+@task("Deploy")
+def handler(event: dict[str, Any], context: object, s: Settings) -> dict[str, Any]:
+    s.require(
+        SAGEMAKER_ROLE_ARN=s.role_arn,
+        LINEAR_LEARNER_IMAGE=s.image_uri,
+        STACK_TAG=s.stack_tag,
+        LOCK_TABLE=s.lock_table,
+    )
+    run = RunSpec.from_dict(field(event, "run"))
+    sm, ddb = _clients(s)
+    # One deploy at a time per endpoint: EndpointBusyError while another holds it.
+    with held_for_deploy(
+        ddb,
+        s.lock_table,
+        endpoint_name=run.endpoint_name,
+        holder=run.execution_name,
+        ttl_seconds=s.config.endpoint_lease_seconds,
+        log=logger.warning,
+    ):
+        result = deploy(
+            run,
+            s.config,
+            field(event, "tuning"),
+            sm,
+            stack_tag=s.stack_tag,
+            image_uri=s.image_uri,
+            role_arn=s.role_arn,
+            kms_key_arn=s.kms_key_arn,
+            deletion_timeout=max(0.0, remaining_seconds(context) - MARGIN_SECONDS),
+            deployment_config=rollout_for(run, s),
         )
-        run = RunSpec.from_dict(field(event, "run"))
-        sm, ddb = _clients(s)
-        # One deploy at a time per endpoint: EndpointBusyError while another holds it.
-        with held_for_deploy(
-            ddb,
-            s.lock_table,
-            endpoint_name=run.endpoint_name,
-            holder=run.execution_name,
-            ttl_seconds=s.config.endpoint_lease_seconds,
-            log=logger.warning,
-        ):
-            result = deploy(
-                run,
-                s.config,
-                field(event, "tuning"),
-                sm,
-                stack_tag=s.stack_tag,
-                image_uri=s.image_uri,
-                role_arn=s.role_arn,
-                kms_key_arn=s.kms_key_arn,
-                deletion_timeout=max(0.0, remaining_seconds(context) - MARGIN_SECONDS),
-                deployment_config=rollout_for(run, s),
-            )
-    except Exception:
-        logger.exception("Deploy failed")
-        raise
     logger.info("deployment started", extra={"deploy": result})
     return result

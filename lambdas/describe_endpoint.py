@@ -6,22 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-
-from lambdas._env import Settings, client, field, load_settings
+from lambdas._env import Settings, client, field
+from lambdas._handler import logger, task
 from pipeline_core.errors import PollLimitExceededError
 from pipeline_core.inputs import RunSpec
 from pipeline_core.lease import release
 from pipeline_core.retire import discard_unserved, retire_superseded
 from pipeline_core.status import describe_endpoint_status
-
-logger = Logger()
-tracer = Tracer()
-
-
-def _settings() -> Settings:
-    return load_settings()
-
 
 #: Statuses that end the execution: the run no longer needs the endpoint's lease.
 FINAL_FAILURES = frozenset({"Failed", "UpdateFailed"})
@@ -42,35 +33,29 @@ def _release(ddb: Any, s: Settings, run: RunSpec) -> None:
         logger.warning(f"could not release the lease of {run.endpoint_name}: {e}")
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    s = _settings()
+@task("DescribeEndpoint")
+def handler(event: dict[str, Any], context: object, s: Settings) -> dict[str, Any]:
+    run = RunSpec.from_dict(field(event, "run"))
+    deployed = field(event, "deploy")
+    sm, ddb = _clients(s)
     try:
-        run = RunSpec.from_dict(field(event, "run"))
-        deployed = field(event, "deploy")
-        sm, ddb = _clients(s)
-        try:
-            endpoint = describe_endpoint_status(run, deployed, event.get("endpoint"), sm)
-        except PollLimitExceededError:
-            _release(ddb, s, run)
-            raise
-        if endpoint["status"] in FINAL_FAILURES:
-            _release(ddb, s, run)
-        endpoint["retired"] = []
-        if endpoint["status"] == "InService" and s.stack_tag:
-            endpoint["retired"] = retire_superseded(
-                deployed, sm, stack_tag=s.stack_tag, log=logger.warning
-            )
-        elif endpoint["status"] == "UpdateFailed":
-            endpoint["retired"] = discard_unserved(
-                deployed,
-                serving_config=endpoint.get("endpoint_config_name"),
-                sm=sm,
-                log=logger.warning,
-            )
-    except Exception:
-        logger.exception("DescribeEndpoint failed")
+        endpoint = describe_endpoint_status(run, deployed, event.get("endpoint"), sm)
+    except PollLimitExceededError:
+        _release(ddb, s, run)
         raise
+    if endpoint["status"] in FINAL_FAILURES:
+        _release(ddb, s, run)
+    endpoint["retired"] = []
+    if endpoint["status"] == "InService" and s.stack_tag:
+        endpoint["retired"] = retire_superseded(
+            deployed, sm, stack_tag=s.stack_tag, log=logger.warning
+        )
+    elif endpoint["status"] == "UpdateFailed":
+        endpoint["retired"] = discard_unserved(
+            deployed,
+            serving_config=endpoint.get("endpoint_config_name"),
+            sm=sm,
+            log=logger.warning,
+        )
     logger.info("endpoint status", extra={"endpoint": endpoint})
     return endpoint

@@ -15,13 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-
-from lambdas._env import Settings, client, load_settings
+from lambdas._env import Settings, client
+from lambdas._handler import logger, task
 from pipeline_core.ttl import TtlTarget, expire_endpoint
-
-logger = Logger()
-tracer = Tracer()
 
 #: What the topic is told, by outcome (a re-arm or a superseded re-arm is only logged).
 SUBJECTS = {
@@ -39,46 +35,34 @@ def own_arn(context: object) -> str:
     return ":".join(arn.split(":")[:7])
 
 
-def _settings() -> Settings:
-    return load_settings()
-
-
 def _clients(s: Settings) -> tuple[Any, Any, Any]:
     """(sagemaker, sns, scheduler)."""
     return client("sagemaker", s.region), client("sns", s.region), client("scheduler", s.region)
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    s = _settings()
-    try:
-        s.require(
-            STACK_TAG=s.stack_tag, TOPIC_ARN=s.topic_arn, SCHEDULER_ROLE_ARN=s.scheduler_role_arn
+@task("EndpointTtl")
+def handler(event: dict[str, Any], context: object, s: Settings) -> dict[str, Any]:
+    s.require(STACK_TAG=s.stack_tag, TOPIC_ARN=s.topic_arn, SCHEDULER_ROLE_ARN=s.scheduler_role_arn)
+    sm, sns, scheduler = _clients(s)
+    result = expire_endpoint(
+        sm,
+        scheduler,
+        event,
+        target=TtlTarget(
+            function_arn=own_arn(context) or s.ttl_function_arn,
+            role_arn=s.scheduler_role_arn,
+            stack_tag=s.stack_tag,
+        ),
+        rearm_minutes=s.config.ttl_rearm_minutes,
+        rearm_limit=s.config.ttl_rearm_limit,
+        log=logger.warning,
+    )
+    action = str(result["action"])
+    if action in SUBJECTS:
+        sns.publish(
+            TopicArn=s.topic_arn,
+            Subject=SUBJECTS[action],
+            Message=json.dumps({**event, "status": STATUSES[action], **result}),
         )
-        sm, sns, scheduler = _clients(s)
-        result = expire_endpoint(
-            sm,
-            scheduler,
-            event,
-            target=TtlTarget(
-                function_arn=own_arn(context) or s.ttl_function_arn,
-                role_arn=s.scheduler_role_arn,
-                stack_tag=s.stack_tag,
-            ),
-            rearm_minutes=s.config.ttl_rearm_minutes,
-            rearm_limit=s.config.ttl_rearm_limit,
-            log=logger.warning,
-        )
-        action = str(result["action"])
-        if action in SUBJECTS:
-            sns.publish(
-                TopicArn=s.topic_arn,
-                Subject=SUBJECTS[action],
-                Message=json.dumps({**event, "status": STATUSES[action], **result}),
-            )
-    except Exception:
-        logger.exception("EndpointTtl failed")
-        raise
     logger.info("endpoint ttl done", extra={"result": result})
     return result

@@ -10,22 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-
-from lambdas._env import Settings, client, field, load_settings
+from lambdas._env import Settings, client, field
+from lambdas._handler import logger, task
 from pipeline_core.costs import cost_block, endpoint_block
 from pipeline_core.evaluate import endpoint_invoker, evaluate_deployment, write_report
 from pipeline_core.inputs import RunSpec
 from pipeline_core.lease import release
 from pipeline_core.run_metrics import publish_run_metrics
 from pipeline_core.transform import transform_report
-
-logger = Logger()
-tracer = Tracer()
-
-
-def _settings() -> Settings:
-    return load_settings()
 
 
 def _clients(s: Settings) -> tuple[Any, Any, Any]:
@@ -66,44 +58,38 @@ def lifecycle_blocks(event: dict[str, Any], run: RunSpec, s: Settings) -> dict[s
     }
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    s = _settings()
-    try:
-        run = RunSpec.from_dict(field(event, "run"))
-        data, deployed = field(event, "data"), field(event, "deploy")
-        extra = {
-            **lifecycle_blocks(event, run, s),
-            # rows and recordIO objects per split, as converted; the jobs' instances
-            "data": {"splits": data.get("splits")},
-            "training_instance_count": run.training_instance_count,
-        }
-        if event.get("registry"):
-            # The registered version this run deployed (report.json carries it).
-            extra["registry"] = event["registry"]
-        s3, runtime, ddb = _clients(s)
-        if run.endpoint_mode == "none":
-            report = transform_report(run, data, deployed, s.config, s3)
-            evaluation = write_report(run, s3, report, extra)
-        else:
-            evaluation = evaluate_deployment(
-                run,
-                data,
-                deployed,
-                s.config,
-                s3,
-                endpoint_invoker(runtime, str(deployed["endpoint_name"])),
-                extra,
+@task("Evaluate")
+def handler(event: dict[str, Any], context: object, s: Settings) -> dict[str, Any]:
+    run = RunSpec.from_dict(field(event, "run"))
+    data, deployed = field(event, "data"), field(event, "deploy")
+    extra = {
+        **lifecycle_blocks(event, run, s),
+        # rows and recordIO objects per split, as converted; the jobs' instances
+        "data": {"splits": data.get("splits")},
+        "training_instance_count": run.training_instance_count,
+    }
+    if event.get("registry"):
+        # The registered version this run deployed (report.json carries it).
+        extra["registry"] = event["registry"]
+    s3, runtime, ddb = _clients(s)
+    if run.endpoint_mode == "none":
+        report = transform_report(run, data, deployed, s.config, s3)
+        evaluation = write_report(run, s3, report, extra)
+    else:
+        evaluation = evaluate_deployment(
+            run,
+            data,
+            deployed,
+            s.config,
+            s3,
+            endpoint_invoker(runtime, str(deployed["endpoint_name"])),
+            extra,
+        )
+        # The run is done with the endpoint: the next deploy to it may start.
+        if s.lock_table:
+            evaluation["lease_released"] = release(
+                ddb, s.lock_table, endpoint_name=run.endpoint_name, holder=run.execution_name
             )
-            # The run is done with the endpoint: the next deploy to it may start.
-            if s.lock_table:
-                evaluation["lease_released"] = release(
-                    ddb, s.lock_table, endpoint_name=run.endpoint_name, holder=run.execution_name
-                )
-    except Exception:
-        logger.exception("Evaluate failed")
-        raise
     publish_run_metrics(
         _metrics_client(s),
         stack_tag=s.stack_tag,

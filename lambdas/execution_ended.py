@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
-
-from lambdas._env import Settings, client, load_settings
+from lambdas._env import Settings, client
+from lambdas._handler import logger, task
 from pipeline_core.errors import InvalidInputError
 from pipeline_core.inputs import RunSpec
 from pipeline_core.release import (
@@ -27,13 +26,6 @@ from pipeline_core.release import (
     release_run,
 )
 from pipeline_core.ttl import TtlTarget
-
-logger = Logger()
-tracer = Tracer()
-
-
-def _settings() -> Settings:
-    return load_settings()
 
 
 def _clients(s: Settings) -> tuple[Any, Any, Any, Any]:
@@ -63,42 +55,36 @@ def _ttl_target(s: Settings) -> TtlTarget | None:
     )
 
 
-@logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    s = _settings()
-    try:
-        s.require(TOPIC_ARN=s.topic_arn)
-        ended = EndedExecution.from_event(event)
-        if ended.status not in ENDED_STATUSES:
-            logger.info("nothing to do", extra={"status": ended.status})
-            return {"status": ended.status, "released": {}}
-        sm, sns, ddb, scheduler = _clients(s)
-        released = release_run(
-            ended,
-            ReleaseContext(
-                clients={"sagemaker": sm, "dynamodb": ddb, "scheduler": scheduler},
-                name_prefix=s.config.name_prefix,
-                stack_tag=s.stack_tag,
-                salt=s.salt,
-                lock_table=s.lock_table,
-                run=_run_of(ended, s),
-                ttl=_ttl_target(s),
-                ttl_soon_minutes=s.config.ttl_rearm_minutes,
-            ),
-            log=logger.warning,
+@task("ExecutionEnded")
+def handler(event: dict[str, Any], context: object, s: Settings) -> dict[str, Any]:
+    s.require(TOPIC_ARN=s.topic_arn)
+    ended = EndedExecution.from_event(event)
+    if ended.status not in ENDED_STATUSES:
+        logger.info("nothing to do", extra={"status": ended.status})
+        return {"status": ended.status, "released": {}}
+    sm, sns, ddb, scheduler = _clients(s)
+    released = release_run(
+        ended,
+        ReleaseContext(
+            clients={"sagemaker": sm, "dynamodb": ddb, "scheduler": scheduler},
+            name_prefix=s.config.name_prefix,
+            stack_tag=s.stack_tag,
+            salt=s.salt,
+            lock_table=s.lock_table,
+            run=_run_of(ended, s),
+            ttl=_ttl_target(s),
+            ttl_soon_minutes=s.config.ttl_rearm_minutes,
+        ),
+        log=logger.warning,
+    )
+    message = ended_message(ended, released)
+    # NotifyFailure already published a failure that reached a named Fail state.
+    published = not notified_by_execution(ended)
+    if published:
+        sns.publish(
+            TopicArn=s.topic_arn,
+            Subject=f"MNIST Linear Learner pipeline {ended.status}"[:100],
+            Message=json.dumps(message, default=str),
         )
-        message = ended_message(ended, released)
-        # NotifyFailure already published a failure that reached a named Fail state.
-        published = not notified_by_execution(ended)
-        if published:
-            sns.publish(
-                TopicArn=s.topic_arn,
-                Subject=f"MNIST Linear Learner pipeline {ended.status}"[:100],
-                Message=json.dumps(message, default=str),
-            )
-    except Exception:
-        logger.exception("ExecutionEnded failed")
-        raise
     logger.info("execution ended", extra={"message": message, "published": published})
     return {**message, "published": published}
