@@ -2,7 +2,9 @@
 
 Every number written comes from this run. Times are compared as ratios with a
 baseline measured in the same run, because absolute times on a shared 2-core
-machine are noisy.
+machine are noisy. Each measure waits for a quiet machine first and records the
+1-minute load around it (:mod:`bench.load`); a row taken on a busy machine gets
+no verdict.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.common import Measure, load_tutorial_split
+from bench.load import LoadGuard, LoadRecord, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,9 +51,14 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "os": platform.platform(),
-        "load average (start)": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "load average (start)": load_averages(),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
     }
+
+
+def load_averages() -> str:
+    """The 1-, 5- and 15-minute load averages, as ``uptime`` shows them."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _fmt(value: float | None, unit: str) -> str:
@@ -64,24 +73,36 @@ def _fmt(value: float | None, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
-def _verdict(met: bool | None) -> str:
-    return {True: "met", False: "NOT met", None: "—"}[met]
-
-
 def table(measures: list[Measure]) -> list[str]:
     rows = [
         "| measure | baseline | baseline value | ours | ratio (> 1: ours better) "
-        "| goal | result | notes |",
-        "|---|---|---|---|---|---|---|---|",
+        "| goal | result | 1-min load before → after | notes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in measures:
         ratio = m.ratio
         rows.append(
             f"| {m.name} | {m.baseline_name} | {_fmt(m.baseline, m.unit)} | "
             f"{_fmt(m.ours, m.unit)} | {'—' if ratio is None else f'{ratio:.2f}x'} | "
-            f"{m.goal} | {_verdict(m.met)} | {m.note} |"
+            f"{m.goal} | {verdict(m.met, m.load)} | "
+            f"{'—' if m.load is None else m.load.describe()} | {m.note} |"
         )
     return rows
+
+
+def load_summary(measures: list[Measure]) -> str:
+    """One line: how many rows were taken on a busy machine or saw the load rise."""
+    busy = [m.name for m in measures if m.load is not None and m.load.busy]
+    rose = [m.name for m in measures if m.load is not None and m.load.rose]
+    if not busy and not rose:
+        return (
+            "In this run no row was taken on a busy machine, and no other work pushed "
+            "the load over during a measure."
+        )
+    return (
+        f"In this run {len(busy)} of {len(measures)} rows were taken on a busy machine "
+        f"and {len(rose)} saw the load rise during the measure."
+    )
 
 
 def write_markdown(
@@ -90,6 +111,8 @@ def write_markdown(
     measures: list[Measure],
     seconds: float,
     extra: list[str] | None = None,
+    *,
+    rule: list[str] | None = None,
 ) -> None:
     lines = [
         "# Benchmarks",
@@ -102,6 +125,10 @@ def write_markdown(
         *[f"- {k}: {v}" for k, v in info.items()],
         f"- bench wall time: {seconds:.0f} s",
         "",
+    ]
+    if rule:
+        lines += ["## Busy machine rule", "", *rule, "", load_summary(measures), ""]
+    lines += [
         "## Summary",
         "",
         *table(measures),
@@ -111,11 +138,12 @@ def write_markdown(
         "",
     ]
     for m in measures:
+        details = m.details if m.load is None else {**m.details, "load": m.load.to_dict()}
         lines += [
             f"### {m.name}",
             "",
             "```json",
-            json.dumps(m.details, indent=2, default=str),
+            json.dumps(details, indent=2, default=str),
             "```",
             "",
         ]
@@ -130,6 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=40, help="tuner seeds for the tuning spread")
     parser.add_argument(
         "--worker-seeds", type=int, default=5, help="seeds for 1 vs 2 training workers"
+    )
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=120.0,
+        help="seconds each measure waits at most for a busy machine to quieten",
     )
     args = parser.parse_args(argv)
 
@@ -147,6 +181,11 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     info = machine()
+    guard = LoadGuard(
+        cores=os.cpu_count() or 1,
+        max_wait_s=args.max_wait,
+        say=lambda line: print(line, flush=True),
+    )
     dataset = ensure_mnist(progress=lambda m: print(f"dataset: {m}"))
     data = load_tutorial_split(dataset)
     measures: list[Measure] = []
@@ -154,21 +193,29 @@ def main(argv: list[str] | None = None) -> int:
     def step(title: str) -> None:
         print(f"[{time.perf_counter() - started:6.1f}s] {title}", flush=True)
 
-    step("1/6 recordIO write vs SDK v2")
-    measures.append(recordio_write.run(data["train_x"], data["train_y"]))
-    step("2/6 one training job vs scikit-learn")
-    measures += training_job.run(data, repeat=args.repeat)
-    step("3/6 whole local run")
-    run_measure, run_report = local_run.whole_run()
-    measures.append(run_measure)
-    step("3b/6 quality over several execution names")
-    measures.append(local_run.quality_spread(args.spread))
-    step(f"3c/6 default tuning over {args.seeds} tuner seeds, and the linear-model ceiling")
-    measures.append(quality.seed_spread(data, args.seeds))
-    measures.append(quality.linear_ceiling(data))
-    step("4/6 local endpoint")
-    measures += endpoint.run(_endpoint_model(data), data["test_x"])
-    step("5/6 Lambda sizing")
+    def measure(fn: Callable[[], Measure | list[Measure]]) -> list[Measure]:
+        """``fn``'s measures, taken under the load guard; they join the table."""
+        got, load = guard.run(fn)
+        out = _with_load(got if isinstance(got, list) else [got], load)
+        measures.extend(out)
+        return out
+
+    step("1/7 recordIO write vs SDK v2")
+    measure(lambda: recordio_write.run(data["train_x"], data["train_y"]))
+    step("2/7 one training job vs scikit-learn")
+    measure(lambda: training_job.run(data, repeat=args.repeat))
+    step("3/7 whole local run")
+    (run_measure, run_report), run_load = guard.run(local_run.whole_run)
+    measures += _with_load([run_measure], run_load)
+    step("3b/7 quality over several execution names")
+    measure(lambda: local_run.quality_spread(args.spread))
+    step(f"3c/7 default tuning over {args.seeds} tuner seeds, and the linear-model ceiling")
+    measure(lambda: quality.seed_spread(data, args.seeds))
+    measure(lambda: quality.linear_ceiling(data))
+    step("4/7 local endpoint")
+    model = _endpoint_model(data)
+    measure(lambda: endpoint.run(model, data["test_x"]))
+    step("5/7 Lambda sizing")
     template = synthesize().template
     memory = {
         str(r["Properties"]["Handler"]): int(r["Properties"].get("MemorySize", 128))
@@ -176,27 +223,37 @@ def main(argv: list[str] | None = None) -> int:
         if r.get("Type") == "AWS::Lambda::Function"
         and str(r.get("Properties", {}).get("Handler", "")).startswith("lambdas.")
     }
-    measures.append(lambda_sizing.convert_step(dataset, memory["lambdas.convert.handler"]))
-    measures.append(lambda_sizing.asset_size())
-    step("6/6 cloud cost per execution")
-    measures.append(local_run.cost(run_report, memory))
+    measure(lambda: lambda_sizing.convert_step(dataset, memory["lambdas.convert.handler"]))
+    measure(lambda_sizing.asset_size)
+    step("6/7 cloud cost per execution")
+    # Computed from the whole run's report: that run's load applies to it.
+    measures += _with_load([local_run.cost(run_report, memory)], run_load)
     step("7/7 scale-out: Map child by shard count, 1 vs 2 training workers")
-    children = scale_out.shard_children(
-        data["train_x"], _digits(dataset), memory_mb=memory["lambdas.convert_shard.handler"]
+    digits = _digits(dataset)
+    (children,) = measure(
+        lambda: scale_out.shard_children(
+            data["train_x"], digits, memory_mb=memory["lambdas.convert_shard.handler"]
+        )
     )
-    measures.append(children)
-    training = scale_out.workers(data, seeds=args.worker_seeds)
-    measures.append(training)
+    (training,) = measure(lambda: scale_out.workers(data, seeds=args.worker_seeds))
     from pipeline_core.config import DEFAULTS
 
     extra = scale_out.cloud_model(children, training, DEFAULTS.map_max_concurrency)
+    info["load average (end)"] = load_averages()
     seconds = time.perf_counter() - started
-    write_markdown(args.out, info, measures, seconds, extra)
+    write_markdown(args.out, info, measures, seconds, extra, rule=guard.rule())
     print()
     for row in table(measures):
         print(row)
-    print(f"\nwrote {args.out} ({seconds:.0f} s)")
+    print(f"\n{load_summary(measures)}")
+    print(f"wrote {args.out} ({seconds:.0f} s)")
     return 0
+
+
+def _with_load(measures: list[Measure], load: LoadRecord) -> list[Measure]:
+    for m in measures:
+        m.load = load
+    return measures
 
 
 def _digits(dataset: Path) -> Any:

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from bench.load import LoadRecord
+
 T = TypeVar("T")
 
 
@@ -35,6 +37,8 @@ class Measure:
     note: str = ""
     #: False where the baseline is context, not a contender (e.g. a price).
     show_ratio: bool = True
+    #: The 1-minute load around the measure (``make bench`` sets it).
+    load: LoadRecord | None = None
 
     @property
     def ratio(self) -> float | None:

@@ -122,5 +122,8 @@ def test_scale_out_measures_a_map_child_and_two_workers() -> None:
     assert all(0 < r["child_peak_mb"] < 3008 and r["recordio_objects"] == 1 for r in rows)
     workers = scale_out.workers(_split((1200, 300, 300), 12), seeds=1)
     assert set(workers.details["mean_test_f1"]) == {"1", "2"}
+    # The row says what it emulates and claims no speed-up.
+    assert "InstanceCount=2" in workers.note and "ShardedByS3Key" in workers.note
+    assert "not a cloud speed-up" in workers.note and workers.ratio is None
     lines = scale_out.cloud_model(children, workers, max_concurrency=40)
     assert any(line.startswith("| 1,000,000 |") for line in lines)
