@@ -7,6 +7,7 @@ Every import counts, including imports inside functions and under
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -147,7 +148,15 @@ def test_every_local_package_says_what_it_is_and_may_import() -> None:
         assert "import" in doc, f"{init.relative_to(ROOT)} does not say what it may import"
 
 
-def test_nothing_refers_outside_the_repository() -> None:
+def test_every_markdown_file_named_is_in_the_repository() -> None:
+    """A comment or page that points to a document the clone does not have
+    (notes kept beside the repository, say) fails here."""
     tracked = [*_sources(), ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-    offenders = [str(p.relative_to(ROOT)) for p in tracked if "FACTS.md" in p.read_text()]
-    assert offenders == []
+    present = {p.name for p in ROOT.rglob("*.md") if "node_modules" not in p.parts}
+    dangling = sorted(
+        f"{p.relative_to(ROOT)} names {name}"
+        for p in tracked
+        for name in set(re.findall(r"[\w.-]+\.md\b", p.read_text()))
+        if Path(name).name not in present
+    )
+    assert dangling == []

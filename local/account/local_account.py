@@ -246,23 +246,21 @@ class LocalAccount:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _moto_client(self, service: str) -> Any:
+        """A client of the embedded moto for the local SageMaker's own use."""
+        return boto3.client(
+            service,
+            endpoint_url=self.moto.url,
+            region_name=self.region,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - not a secret
+        )
+
     def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.moto.start()
-        s3_for_service = boto3.client(
-            "s3",
-            endpoint_url=self.moto.url,
-            region_name=self.region,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - not a secret
-        )
-        logs_for_service = boto3.client(
-            "logs",
-            endpoint_url=self.moto.url,
-            region_name=self.region,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - not a secret
-        )
+        s3_for_service = self._moto_client("s3")
+        logs_for_service = self._moto_client("logs")
         self.sagemaker = LocalSageMaker(
             backend=self.backend,
             s3_client=s3_for_service,
@@ -273,13 +271,7 @@ class LocalAccount:
         )
         self.sagemaker.logs = logs_for_service
         # Deployment guardrails read the alarms' state (local/emulator/guardrails.py).
-        self.sagemaker.cloudwatch = boto3.client(
-            "cloudwatch",
-            endpoint_url=self.moto.url,
-            region_name=self.region,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - not a secret
-        )
+        self.sagemaker.cloudwatch = self._moto_client("cloudwatch")
         self._sm_server = BackgroundServer(
             self.sagemaker.app(), host=LOOPBACK, port=self._sagemaker_port
         )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from local.emulator.paging import listing, page
+from local.emulator.wire import now
 
 APPROVAL_STATUSES = ("Approved", "Rejected", "PendingManualApproval")
 DETAIL_TYPE = "SageMaker Model Package State Change"
@@ -28,10 +29,6 @@ class RegistryError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def _now() -> float:
-    return datetime.now(UTC).timestamp()
 
 
 @dataclass
@@ -96,9 +93,7 @@ class ModelRegistry:
                 raise RegistryError(
                     "ValidationException", f"Model Package Group already exists: {arn}"
                 )
-            self._groups[name] = _Group(
-                name, arn, p.get("ModelPackageGroupDescription", ""), _now()
-            )
+            self._groups[name] = _Group(name, arn, p.get("ModelPackageGroupDescription", ""), now())
         self._put_tags(arn, p.get("Tags"))
         return {"ModelPackageGroupArn": arn}
 
@@ -153,15 +148,15 @@ class ModelRegistry:
                 return {"ModelPackageArn": self._tokens[token]}
             version = len(group.versions) + 1
             arn = self._arn("model-package", f"{group.name}/{version}")
-            now = _now()
+            created = now()
             self._packages[arn] = {
                 "ModelPackageName": group.name,
                 "ModelPackageGroupName": group.name,
                 "ModelPackageVersion": version,
                 "ModelPackageArn": arn,
                 "ModelPackageDescription": p.get("ModelPackageDescription", ""),
-                "CreationTime": now,
-                "LastModifiedTime": now,
+                "CreationTime": created,
+                "LastModifiedTime": created,
                 "InferenceSpecification": p.get("InferenceSpecification", {}),
                 "ModelPackageStatus": "Completed",
                 "ModelPackageStatusDetails": {"ValidationStatuses": [], "ImageScanStatuses": []},
@@ -228,7 +223,7 @@ class ModelRegistry:
             package["CustomerMetadataProperties"].update(p.get("CustomerMetadataProperties") or {})
             for key in p.get("CustomerMetadataPropertiesToRemove") or []:
                 package["CustomerMetadataProperties"].pop(key, None)
-            package["LastModifiedTime"] = _now()
+            package["LastModifiedTime"] = now()
             event = self._event(package)
         if changed:
             self.on_state_change(event)
@@ -295,7 +290,7 @@ class ModelRegistry:
         detail["CreationTime"] = int(package["CreationTime"] * 1000)
         return {
             "version": "0",
-            "id": f"local-{package['ModelPackageArn'].rsplit('/', 1)[-1]}-{int(_now() * 1000)}",
+            "id": f"local-{package['ModelPackageArn'].rsplit('/', 1)[-1]}-{int(now() * 1000)}",
             "detail-type": DETAIL_TYPE,
             "source": "aws.sagemaker",
             "account": self.account,
