@@ -59,6 +59,9 @@ class MotoServer:
         logging.getLogger("moto").setLevel(logging.CRITICAL)
         self._config["stepfunctions"] = {"execute_state_machine": True}
         self._config["lambda"] = {"use_docker": False}
+        from local.account import moto_fixes
+
+        moto_fixes.install()
         self._server.start()
         # moto's ASL interpreter builds its own clients against MOTO_PORT (a
         # process-wide setting: restored on stop for any server started before).

@@ -1,0 +1,7 @@
+"""moto 5.2.5's iam service, corrected where AWS answers differently."""
+
+from __future__ import annotations
+
+
+def install() -> None:
+    """Apply this module's fixes (idempotent)."""
