@@ -118,8 +118,16 @@ def test_stop_execution_aborts_at_once_with_error_cause_and_stop_date(sfn: Any) 
         "cause": "stopped by hand",
     }
     assert not any(e["type"] == "PassStateEntered" for e in events)  # stopped at the next state
-    time.sleep(0.1)
-    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    # A state still in flight that fails after the stop cannot turn ABORTED into FAILED.
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    backend = stepfunctions_parser_backends[ACCOUNT][REGION]
+    execution = backend.describe_execution(arn)
+    execution.exec_worker.env.set_error(ExecutionFailedEventDetails(error="Late", cause="late"))
+    execution.exec_worker._execution_communication.terminated()
+    described = sfn.describe_execution(executionArn=arn)
+    assert (described["status"], described["error"]) == ("ABORTED", "Operator")
 
 
 def test_stop_execution_before_the_worker_has_started_is_no_server_error(
