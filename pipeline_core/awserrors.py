@@ -77,7 +77,11 @@ def is_not_found(e: ClientError) -> bool:
     code = code_of(e)
     if code in ("ResourceNotFound", "ResourceNotFoundException"):
         return True
-    return code == "ValidationException" and "Could not find" in message_of(e)
+    # SageMaker's DescribeTrainingJob/StopTrainingJob: "Requested resource not found."
+    message = message_of(e)
+    return code == "ValidationException" and (
+        "Could not find" in message or message.startswith("Requested resource not found")
+    )
 
 
 def named_error(e: ClientError, action: str) -> BaseException:

@@ -120,6 +120,8 @@ def credentials_environment() -> dict[str, str]:
 def endpoint_environment(moto_url: str, sagemaker_url: str) -> dict[str, str]:
     """``AWS_ENDPOINT_URL_<SERVICE>`` for every service of the local account."""
     env = {f"AWS_ENDPOINT_URL_{service}": moto_url for service in MOTO_SERVICES}
+    # A host prefix (StartSyncExecution's "sync-") names no host on 127.0.0.1.
+    env["AWS_DISABLE_HOST_PREFIX_INJECTION"] = "true"
     env["AWS_ENDPOINT_URL_SAGEMAKER"] = sagemaker_url
     env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = sagemaker_url
     return env

@@ -49,6 +49,17 @@ def group_versions_take_no_tags(_sm: ServiceState, p: Params) -> None:
         )
 
 
+def versions_have_their_groups_tags(sm: ServiceState, p: Params) -> None:
+    """AddTags, DeleteTags: a registered version has its group's tags (ListTags
+    answers them) and cannot have its own, as CreateModelPackage refuses them."""
+    arn = str(p["ResourceArn"])
+    if sm.registry.is_version(arn):
+        raise _invalid(
+            f"{arn} belongs to a model package group and uses the tags associated "
+            "with the group: tag the group instead."
+        )
+
+
 # -- endpoints: serverless exclusions ------------------------------------------------
 
 
@@ -215,7 +226,7 @@ def stop_training_job(sm: ServiceState, p: Params) -> None:
     elif tuned is not None:
         status = str(tuned["summary"].get("TrainingJobStatus", "Completed"))
     else:
-        raise ServiceError("ResourceNotFound", RESOURCE_NOT_FOUND)
+        raise ServiceError("ValidationException", RESOURCE_NOT_FOUND)
     _not_in_progress("training job", status)
 
 
@@ -332,6 +343,8 @@ _TAGGED = (
 RULES: dict[str, tuple[Rule, ...]] = {op: (unique_tag_keys,) for op in _TAGGED}
 for _op, _rule in (
     ("CreateModelPackage", group_versions_take_no_tags),
+    ("AddTags", versions_have_their_groups_tags),
+    ("DeleteTags", versions_have_their_groups_tags),
     ("CreateEndpointConfig", endpoint_config_rules),
     ("CreateEndpoint", create_endpoint_rules),
     ("UpdateEndpoint", update_endpoint_rules),

@@ -181,6 +181,18 @@ class ModelRegistry:
                 return arn
             return self._group(str(package["ModelPackageGroupName"])).arn
 
+    def owns(self, arn: str) -> bool:
+        """Whether ``arn`` names one of this registry's groups or versions."""
+        with self._lock:
+            return arn.lower() in self._packages or any(
+                g.arn.lower() == arn.lower() for g in self._groups.values()
+            )
+
+    def is_version(self, arn: str) -> bool:
+        """Whether ``arn`` names a registered version (it has its group's tags)."""
+        with self._lock:
+            return arn.lower() in self._packages
+
     def _package(self, name_or_arn: str) -> dict[str, Any]:
         with self._lock:
             package = self._packages.get(

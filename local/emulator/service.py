@@ -115,6 +115,27 @@ class LocalSageMaker(TuningMixin, TrainingOpsMixin, EndpointsMixin, TransformJob
         self._put_tags(p["ResourceArn"], p["Tags"])
         return {"Tags": p["Tags"]}
 
+    def op_DeleteTags(self, p: dict[str, Any]) -> dict[str, Any]:
+        arn = p["ResourceArn"]
+        if not self._known_arn(arn):
+            # AWS answers a ValidationException for the tags of a resource that does not exist.
+            raise ServiceError("ValidationException", f"Resource {arn} does not exist.")
+        keys = set(p["TagKeys"])
+        with self._lock:
+            if arn in self._tags:
+                self._tags[arn] = [t for t in self._tags[arn] if t["Key"] not in keys]
+        return {}
+
+    def _known_arn(self, arn: str) -> bool:
+        """Whether ``arn`` names a resource of this SageMaker."""
+        with self._lock:
+            records = (*self._tuning.values(), *self._models.values(), *self._configs.values())
+            arns = {str(r["arn"]) for r in (*records, *self._transforms.values())}
+            arns |= {e.arn for e in self._endpoints.values()}
+            jobs = (*self._training, *self.training_jobs.jobs)
+            arns |= {self.arn("training-job", n) for n in jobs}
+        return arn.lower() in {a.lower() for a in arns} or self.registry.owns(arn)
+
     def op_ListTags(self, p: dict[str, Any]) -> dict[str, Any]:
         # A registered version answers its group's tags (it cannot have its own).
         arn = self.registry.tag_owner(p["ResourceArn"])

@@ -159,7 +159,8 @@ class ServiceState:
             record = self._tuning.get(name)
         if record is None:
             raise ServiceError(
-                "ResourceNotFound", f"Amazon SageMaker can't find a tuning job with name {name}"
+                "ResourceNotFound",
+                f"Amazon SageMaker can't find a tuning job called {name}. Type another name.",
             )
         return record
 

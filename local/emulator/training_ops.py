@@ -43,6 +43,47 @@ def _billing(summary: dict[str, Any]) -> dict[str, Any]:
     return {"TrainingTimeInSeconds": seconds, "BillableTimeInSeconds": seconds}
 
 
+#: The TrainingJobDefinition flags DescribeTrainingJob always answers.
+_FLAGS = (
+    "EnableNetworkIsolation",
+    "EnableInterContainerTrafficEncryption",
+    "EnableManagedSpotTraining",
+)
+
+
+def _transitions(described: dict[str, Any]) -> list[dict[str, Any]]:
+    """A tuned job's ``SecondaryStatusTransitions``, from its times, worded as
+    a standalone job's (:mod:`.training_jobs`)."""
+    start, end = described.get("TrainingStartTime"), described.get("TrainingEndTime")
+    status = described["TrainingJobStatus"]
+    starting: dict[str, Any] = {
+        "Status": "Starting",
+        "StartTime": described["CreationTime"],
+        "StatusMessage": "Preparing the instances for training",
+    }
+    out = [starting]
+    if start is not None:
+        starting["EndTime"] = start
+        out.append(
+            {
+                "Status": "Training",
+                "StartTime": start,
+                "StatusMessage": "Training image download completed. Training in progress.",
+            }
+        )
+    if end is not None and status != "InProgress":
+        out[-1]["EndTime"] = end
+        out.append(
+            {
+                "Status": described["SecondaryStatus"],
+                "StartTime": end,
+                "EndTime": end,
+                "StatusMessage": described.get("FailureReason") or "Training job completed",
+            }
+        )
+    return out
+
+
 class TrainingOpsMixin(ServiceState):
     """The training job operations, mixed into :class:`local.emulator.service.LocalSageMaker`."""
 
@@ -51,7 +92,7 @@ class TrainingOpsMixin(ServiceState):
 
     def op_StopTrainingJob(self, p: dict[str, Any]) -> dict[str, Any]:
         if not self.training_jobs.has(p["TrainingJobName"]):
-            raise ServiceError("ResourceNotFound", "Requested resource not found.")
+            raise ServiceError("ValidationException", "Requested resource not found.")
         return self.training_jobs.stop(p["TrainingJobName"])
 
     def op_ListTrainingJobs(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +105,7 @@ class TrainingOpsMixin(ServiceState):
         with self._lock:
             record = self._training.get(name) or self._running_training_job(name)
         if record is None:
-            raise ServiceError("ResourceNotFound", "Requested resource not found.")
+            raise ServiceError("ValidationException", "Requested resource not found.")
         summary = record["summary"]
         definition = record["definition"]
         out: dict[str, Any] = {
@@ -98,9 +139,17 @@ class TrainingOpsMixin(ServiceState):
             if summary.get(key) is not None:
                 out[key] = summary[key]
         out["LastModifiedTime"] = summary.get("TrainingEndTime") or out["CreationTime"]
+        # As a standalone job answers them: AWS runs a tuned job with its
+        # TrainingJobDefinition's settings (the SDK's best_estimator() reads them).
+        for key in _FLAGS:
+            out[key] = bool(definition.get(key, False))
+        for key in ("VpcConfig", "CheckpointConfig", "Environment"):
+            if key in definition:
+                out[key] = definition[key]
         if summary.get("FinalMetricDataList"):
             # Every metric the algorithm emitted, not only the objective.
             out["FinalMetricDataList"] = summary["FinalMetricDataList"]
         if summary.get("FailureReason"):
             out["FailureReason"] = reworded(summary["FailureReason"])
+        out["SecondaryStatusTransitions"] = _transitions(out)
         return out

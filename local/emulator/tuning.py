@@ -16,7 +16,7 @@ from typing import Any
 from local.emulator.channels import download_channel
 from local.emulator.errors import ServiceError
 from local.emulator.failure_reasons import reworded, with_reworded
-from local.emulator.paging import listing, page
+from local.emulator.paging import cut, listing, page
 from local.emulator.state import ServiceState
 from local.emulator.training_jobs import CloudWatchLogWriter, described_definition
 from local.emulator.wire import now, split_s3
@@ -45,6 +45,29 @@ def _objective_counters(record: dict[str, Any]) -> dict[str, int]:
         "ObjectiveStatusCounters", {"Succeeded": 0, "Pending": 0, "Failed": 0}
     )
     return counters
+
+
+def by_objective(
+    summaries: list[dict[str, Any]], p: dict[str, Any]
+) -> tuple[list[dict[str, Any]], str | None]:
+    """ListTrainingJobsForHyperParameterTuningJob with ``SortBy=FinalObjectiveMetricValue``:
+    as botocore documents it, jobs that did not return an objective metric are
+    not listed, and ``SortOrder`` (default ``Ascending``) orders the values."""
+    status = p.get("StatusEquals")
+    scored = [
+        s
+        for s in summaries
+        if "FinalHyperParameterTuningJobObjectiveMetric" in s
+        and (not status or s.get("TrainingJobStatus") == status)
+    ]
+    scored.sort(
+        key=lambda s: (
+            float(s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]),
+            str(s["TrainingJobName"]),
+        ),
+        reverse=p.get("SortOrder", "Ascending") == "Descending",
+    )
+    return cut(scored, p)
 
 
 class TuningMixin(ServiceState):
@@ -135,9 +158,10 @@ class TuningMixin(ServiceState):
                 if self._take_fault("tuning_no_best") is not None:
                     record["drop_best"] = True
                 if status == "Failed":
-                    record["failure"] = job.describe().get(
-                        "FailureReason", "all training jobs failed"
-                    )
+                    reason = job.describe().get("FailureReason", "all training jobs failed")
+                    # The last job's reason, worded as its FailureReason is (ClientError: ...).
+                    head, sep, last = reason.partition(" Last: ")
+                    record["failure"] = f"{head}{sep}{reworded(last)}" if sep else reason
         except Exception as e:  # the job fails; the service stays up
             with self._lock:
                 record["status"] = "Failed"
@@ -200,6 +224,8 @@ class TuningMixin(ServiceState):
         record = self._tuning_record(p["HyperParameterTuningJobName"])
         job = record["job"]
         summaries = [with_reworded(s) for s in job.training_jobs()] if job is not None else []
+        if p.get("SortBy") == "FinalObjectiveMetricValue":
+            return listing("TrainingJobSummaries", *by_objective(summaries, p))
         items, token = page(
             summaries,
             p,

@@ -379,7 +379,7 @@ def test_missing_resources_are_answered_as_aws_answers_them(account: Account) ->
     assert (code, message) == ("ValidationException", f'Could not find model "{ARN}:model/nope".')
     for call in (sm.describe_training_job, sm.stop_training_job):
         assert error_of(call, TrainingJobName="nope") == (
-            "ResourceNotFound",
+            "ValidationException",
             "Requested resource not found.",
         )
     code, message = error_of(

@@ -1,7 +1,234 @@
-"""moto 5.2.5's stepfunctions service, corrected where AWS answers differently."""
+"""moto 5.2.5's stepfunctions service, corrected where AWS answers differently.
+
+With ``execute_state_machine`` on, moto runs executions in its ASL
+interpreter (``moto.stepfunctions.parser``). Where that answers otherwise
+than AWS:
+
+- **StopExecution** (moto ``StateMachine.stop_execution`` and the parser's
+  ``ExecutionWorker.stop``): moto drops the request's ``error`` and
+  ``cause``, answers no ``stopDate`` (the execution keeps ``RUNNING`` until
+  its interpreter thread notices), answers HTTP 500 when the call lands
+  before the worker thread has built its environment (``env`` is ``None``),
+  and lets a state that fails after the stop overwrite ``ABORTED`` with
+  ``FAILED``. AWS: the execution is ``ABORTED`` when the call returns, with
+  the given error and cause, and its history ends with ``ExecutionAborted``.
+- **GetExecutionHistory** (moto ``StepFunctionResponse.get_execution_history``):
+  moto ignores ``reverseOrder``, ``maxResults`` and ``nextToken``.
+- **StartSyncExecution** (moto has no handler): AWS answers
+  ``StateMachineTypeNotSupported`` for a STANDARD state machine and runs an
+  EXPRESS one to its end.
+"""
 
 from __future__ import annotations
+
+import base64
+import datetime
+import json
+import threading
+import uuid
+from typing import Any
+
+_INSTALLED = False
+_LOCK = threading.Lock()
+#: GetExecutionHistory: "The default is 100 and the maximum allowed page size is 1000."
+_DEFAULT_PAGE = 100
+_MAX_PAGE = 1000
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(tz=datetime.UTC)
+
+
+def stop(execution: Any, error: str | None, cause: str | None) -> None:
+    """Stop ``execution`` as AWS does: ``ABORTED`` with ``stopDate``, ``error``
+    and ``cause`` at once; its interpreter stops before its next state."""
+    from moto.stepfunctions.parser.api import ExecutionStatus
+
+    with _LOCK:
+        if execution.exec_status != ExecutionStatus.RUNNING:
+            return  # ended already: AWS answers its stopDate and changes nothing
+        stop_date = _now()
+        execution.exec_status = ExecutionStatus.ABORTED
+        execution.stop_date = stop_date
+        execution.error = error
+        execution.cause = cause
+        worker = execution.exec_worker
+        if worker is None:
+            return
+        env = worker.env
+        if env is not None and env.is_running():
+            env.set_stop(stop_date=stop_date, cause=cause, error=error)
+        elif env is not None:
+            # Built, but its program has not started: it stops as it starts (_eval).
+            env._pending_stop = (stop_date, cause, error)
+        else:
+            # The worker thread has not built its environment yet (moto: env is
+            # None, and ExecutionWorker.stop fails): passed on in _environment.
+            worker._pending_stop = (stop_date, cause, error)
+
+
+def _install_parser() -> None:
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.asl.component.program.program import Program
+    from moto.stepfunctions.parser.backend import execution as parser_execution
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    build_environment = ExecutionWorker._get_evaluation_environment
+
+    def _environment(self: ExecutionWorker) -> Any:
+        env: Any = build_environment(self)
+        with _LOCK:
+            self.env = env
+            env._pending_stop = getattr(self, "_pending_stop", None)
+        return env
+
+    ExecutionWorker._get_evaluation_environment = _environment  # type: ignore[method-assign]
+
+    program_eval = Program.eval
+
+    def _eval(self: Program, env: Any) -> None:
+        with _LOCK:
+            pending = getattr(env, "_pending_stop", None)
+            # Running from here on, so a StopExecution from now reaches set_stop.
+            env.next_state_name = self.start_at.start_at_name
+            if pending is not None:
+                stop_date, cause, error = pending
+                env.set_stop(stop_date=stop_date, cause=cause, error=error)
+        if pending is None:
+            program_eval(self, env)
+        else:
+            self._eval_body(env)  # runs no state; records ExecutionAborted
+
+    Program.eval = _eval  # type: ignore[method-assign]
+
+    comm = parser_execution.BaseExecutionWorkerCommunication
+    reflect: Any = comm._reflect_execution_status
+
+    def _reflect(self: Any) -> None:
+        if self.execution.exec_status == ExecutionStatus.ABORTED:
+            return  # StopExecution decided the ending; a late state cannot change it
+        reflect(self)
+
+    comm._reflect_execution_status = _reflect  # type: ignore[method-assign]
+
+
+def _page(events: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    from moto.stepfunctions.exceptions import InvalidToken
+
+    if params.get("reverseOrder"):
+        events = list(reversed(events))
+    size = int(params.get("maxResults") or _DEFAULT_PAGE)
+    size = min(size, _MAX_PAGE)
+    start = 0
+    token = params.get("nextToken")
+    if token:
+        try:
+            start = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
+        except Exception as e:
+            raise InvalidToken("the nextToken is not one this call returned") from e
+    out: dict[str, Any] = {"events": events[start : start + size]}
+    if start + size < len(events):
+        offset = json.dumps({"offset": start + size}).encode()
+        out["nextToken"] = base64.urlsafe_b64encode(offset).decode()
+    return out
+
+
+def _install_responses() -> None:
+    from moto.core.exceptions import AWSError
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    class TypeNotSupported(AWSError):
+        TYPE = "StateMachineTypeNotSupported"
+        STATUS = 400
+
+    def stop_execution(self: StepFunctionResponse) -> ActionResult:
+        arn = self._get_param("executionArn")
+        execution = self.stepfunction_backend.describe_execution(arn)
+        error, cause = self._get_param("error"), self._get_param("cause")
+        if hasattr(execution, "exec_worker"):
+            stop(execution, error, cause)
+        elif execution.status == "RUNNING":  # moto without execute_state_machine
+            execution.stop()
+            execution.error, execution.cause = error, cause
+        return ActionResult({"stopDate": execution.stop_date})
+
+    def get_execution_history(self: StepFunctionResponse) -> ActionResult:
+        arn = self._get_param("executionArn")
+        history = self.stepfunction_backend.get_execution_history(arn)
+        events = list(history.get("events") or [])
+        return ActionResult(
+            _page(
+                events,
+                {
+                    "reverseOrder": self._get_param("reverseOrder"),
+                    "maxResults": self._get_param("maxResults"),
+                    "nextToken": self._get_param("nextToken"),
+                },
+            )
+        )
+
+    def start_sync_execution(self: StepFunctionResponse) -> ActionResult:
+        backend = self.stepfunction_backend
+        arn = self._get_param("stateMachineArn")
+        machine = backend.describe_state_machine(arn)
+        # moto keeps the type in .type (its .sm_type always reads STANDARD).
+        if str(getattr(machine, "type", None) or "STANDARD") != "EXPRESS":
+            # botocore: StartSyncExecution "is only supported for EXPRESS state machines".
+            raise TypeNotSupported("This operation is not supported by this type of state machine")
+        return ActionResult(
+            _run_express(
+                backend, machine, self._get_param("name"), self._get_param("input") or "{}"
+            )
+        )
+
+    StepFunctionResponse.stop_execution = stop_execution  # type: ignore[method-assign]
+    StepFunctionResponse.get_execution_history = get_execution_history  # type: ignore[method-assign]
+    StepFunctionResponse.start_sync_execution = start_sync_execution  # type: ignore[attr-defined]
+
+
+def _run_express(backend: Any, machine: Any, name: str | None, data: str) -> dict[str, Any]:
+    """Run an EXPRESS state machine to its end (moto's parser ``SyncExecution``)."""
+    import copy
+
+    from moto.stepfunctions.exceptions import InvalidExecutionInput
+    from moto.stepfunctions.parser.backend.execution import SyncExecution
+
+    try:
+        json.loads(data)
+    except ValueError as e:
+        raise InvalidExecutionInput(str(e)) from e
+    exec_name = name or str(uuid.uuid4())
+    clone = copy.deepcopy(
+        machine, {id(machine.executions): [], id(machine.backend): machine.backend}
+    )
+    clone.sm_type = clone.type
+    execution = SyncExecution(
+        name=exec_name,
+        sm_type=clone.type,
+        role_arn=clone.roleArn,
+        exec_arn=(
+            f"arn:{backend.partition}:states:{backend.region_name}:{backend.account_id}"
+            f":express:{machine.name}:{exec_name}:{uuid.uuid4()}"
+        ),
+        account_id=backend.account_id,
+        region_name=backend.region_name,
+        state_machine=clone,
+        start_date=_now(),
+        cloud_watch_logging_session=None,
+        activity_store={},
+        input_data=data,
+    )
+    execution.start()
+    result: dict[str, Any] = dict(execution.to_start_sync_execution_output())
+    return result
 
 
 def install() -> None:
     """Apply this module's fixes (idempotent)."""
+    global _INSTALLED
+    if _INSTALLED:
+        return
+    _install_parser()
+    _install_responses()
+    _INSTALLED = True

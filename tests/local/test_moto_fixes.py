@@ -1,0 +1,219 @@
+"""Where moto 5.2.5 answers differently from AWS, the local account's fixes
+(local/account/moto_fixes) make it answer as AWS does: StopExecution,
+GetExecutionHistory's reverseOrder and paging, StartSyncExecution and
+FilterLogEvents' logStreamNamePrefix. One moto server, no SageMaker."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from local.account.services import (
+    ACCOUNT,
+    REGION,
+    MotoServer,
+    credentials_environment,
+    endpoint_environment,
+    patched_environ,
+)
+
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/sfn"
+WAITS = {
+    "StartAt": "Wait",
+    "States": {
+        "Wait": {"Type": "Wait", "Seconds": 30, "Next": "Done"},
+        "Done": {"Type": "Pass", "End": True},
+    },
+}
+PASSES = {
+    "StartAt": "P1",
+    "States": {
+        "P1": {"Type": "Pass", "Next": "P2"},
+        "P2": {"Type": "Pass", "Next": "P3"},
+        "P3": {"Type": "Pass", "Next": "P4"},
+        "P4": {"Type": "Pass", "Result": {"ok": True}, "End": True},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    server = MotoServer()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def _client(url: str, service: str, **kwargs: Any) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def sfn(moto_url: str) -> Any:
+    return _client(moto_url, "stepfunctions")
+
+
+def _machine(sfn: Any, name: str, definition: dict[str, Any], kind: str = "STANDARD") -> str:
+    arn: str = sfn.create_state_machine(
+        name=name, definition=json.dumps(definition), roleArn=ROLE, type=kind
+    )["stateMachineArn"]
+    return arn
+
+
+def _until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _history(sfn: Any, arn: str, **kwargs: Any) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        page = sfn.get_execution_history(
+            executionArn=arn, **kwargs, **({"nextToken": token} if token else {})
+        )
+        events += page["events"]
+        token = page.get("nextToken")
+        if not token:
+            return events
+
+
+def test_stop_execution_aborts_at_once_with_error_cause_and_stop_date(sfn: Any) -> None:
+    machine = _machine(sfn, "stop-waits", WAITS)
+    arn = sfn.start_execution(stateMachineArn=machine, name="e1")["executionArn"]
+    # wait until it is in its Wait state, so the interpreter really runs
+    _until(lambda: any(e["type"] == "WaitStateEntered" for e in _history(sfn, arn)))
+    answer = sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
+    assert "stopDate" in answer
+    described = sfn.describe_execution(executionArn=arn)
+    assert described["status"] == "ABORTED"  # when the call returns, not later
+    assert (described["error"], described["cause"]) == ("Operator", "stopped by hand")
+    assert described["stopDate"] == answer["stopDate"]
+    events = _until(lambda: (h := _history(sfn, arn)) and h[-1]["type"] == "ExecutionAborted" and h)
+    assert events[-1]["type"] == "ExecutionAborted"
+    assert events[-1]["executionAbortedEventDetails"] == {
+        "error": "Operator",
+        "cause": "stopped by hand",
+    }
+    assert not any(e["type"] == "PassStateEntered" for e in events)  # stopped at the next state
+    # A state still in flight that fails after the stop cannot turn ABORTED into FAILED.
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    backend = stepfunctions_parser_backends[ACCOUNT][REGION]
+    execution = backend.describe_execution(arn)
+    execution.exec_worker.env.set_error(ExecutionFailedEventDetails(error="Late", cause="late"))
+    execution.exec_worker._execution_communication.terminated()
+    described = sfn.describe_execution(executionArn=arn)
+    assert (described["status"], described["error"]) == ("ABORTED", "Operator")
+
+
+def test_stop_execution_before_the_worker_has_started_is_no_server_error(
+    sfn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    gate = threading.Event()
+    start = ExecutionWorker.start
+
+    def held_start(self: ExecutionWorker) -> None:
+        # As when StopExecution lands within a moment of StartExecution: the
+        # worker thread has not built its environment yet (env is None).
+        threading.Thread(target=lambda: (gate.wait(10), start(self)), daemon=True).start()
+
+    monkeypatch.setattr(ExecutionWorker, "start", held_start)
+    machine = _machine(sfn, "stop-early", PASSES)
+    arn = sfn.start_execution(stateMachineArn=machine, name="early")["executionArn"]
+    answer = sfn.stop_execution(executionArn=arn)  # moto 5.2.5: HTTP 500 (AttributeError)
+    assert "stopDate" in answer
+    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    gate.set()
+    events = _until(lambda: (h := _history(sfn, arn)) and h[-1]["type"] == "ExecutionAborted" and h)
+    assert [e["type"] for e in events] == ["ExecutionStarted", "ExecutionAborted"]
+    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+
+
+def test_execution_history_honours_reverse_order_and_pages(sfn: Any) -> None:
+    machine = _machine(sfn, "history-passes", PASSES)
+    arn = sfn.start_execution(stateMachineArn=machine, name="h1")["executionArn"]
+    _until(lambda: sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED")
+    forward = sfn.get_execution_history(executionArn=arn)["events"]
+    assert forward[0]["type"] == "ExecutionStarted" and len(forward) >= 10
+    backward = sfn.get_execution_history(executionArn=arn, reverseOrder=True)["events"]
+    assert [e["id"] for e in backward] == [e["id"] for e in reversed(forward)]
+    first = sfn.get_execution_history(executionArn=arn, maxResults=3, reverseOrder=True)
+    assert first["events"][0]["type"] == "ExecutionSucceeded"
+    assert len(first["events"]) == 3 and "nextToken" in first
+    paged = _history(sfn, arn, maxResults=3, reverseOrder=True)
+    assert [e["id"] for e in paged] == [e["id"] for e in backward]
+
+
+def test_start_sync_execution_refuses_standard_and_runs_express(moto_url: str) -> None:
+    # As botocore builds it, the sync- host prefix names no host on a local
+    # endpoint (sync-127.0.0.1); the local account's environment turns the
+    # prefix off (AWS_DISABLE_HOST_PREFIX_INJECTION), as docs/LOCAL_AWS.md says.
+    env = {**credentials_environment(), **endpoint_environment(moto_url, "http://127.0.0.1:1")}
+    with patched_environ(env):
+        sfn = boto3.client("stepfunctions")
+        standard = _machine(sfn, "sync-standard", PASSES)
+        with pytest.raises(ClientError) as info:
+            sfn.start_sync_execution(stateMachineArn=standard, input="{}")
+        assert info.value.response["Error"]["Code"] == "StateMachineTypeNotSupported"
+        express = _machine(sfn, "sync-express", PASSES, kind="EXPRESS")
+        answer = sfn.start_sync_execution(stateMachineArn=express, input='{"x": 1}')
+    assert answer["status"] == "SUCCEEDED"
+    assert json.loads(answer["output"]) == {"ok": True}
+    assert ":express:sync-express:" in answer["executionArn"]
+    # the same call with botocore's default host prefix cannot reach the account
+    prefixed = _client(moto_url, "stepfunctions", config=Config(retries={"total_max_attempts": 1}))
+    with pytest.raises(EndpointConnectionError, match=r"sync-127\.0\.0\.1"):
+        prefixed.start_sync_execution(stateMachineArn=express)
+    fixed = _client(moto_url, "stepfunctions", config=Config(inject_host_prefix=False))
+    assert fixed.start_sync_execution(stateMachineArn=express)["status"] == "SUCCEEDED"
+
+
+def test_filter_log_events_honours_the_stream_prefix(moto_url: str) -> None:
+    logs = _client(moto_url, "logs")
+    group = "/aws/sagemaker/TrainingJobs"
+    logs.create_log_group(logGroupName=group)
+    now = int(time.time() * 1000)
+    for stream in ("job-a/algo-1", "job-a/algo-2", "job-b/algo-1"):
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": now, "message": f"line of {stream}"}],
+        )
+    events = logs.filter_log_events(logGroupName=group, logStreamNamePrefix="job-a/")["events"]
+    assert sorted(e["logStreamName"] for e in events) == ["job-a/algo-1", "job-a/algo-2"]
+    none = logs.filter_log_events(logGroupName=group, logStreamNamePrefix="job-z/")["events"]
+    assert none == []
+    with pytest.raises(ClientError) as info:
+        logs.filter_log_events(
+            logGroupName=group, logStreamNamePrefix="job-a/", logStreamNames=["job-b/algo-1"]
+        )
+    assert info.value.response["Error"]["Code"] == "InvalidParameterException"
+    everything = logs.filter_log_events(logGroupName=group)["events"]
+    assert len(everything) == 3
