@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SDK_VENV := .venv-sdk
+SDK3_VENV := .venv-sdk3
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 ARGS ?=
@@ -39,12 +40,17 @@ $(SDK_VENV)/.stamp: requirements-sdk.txt
 	$(SDK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sdk.txt
 	touch $@
 
+$(SDK3_VENV)/.stamp: requirements-sdk3.txt
+	test -x $(SDK3_VENV)/bin/python || $(PYTHON) -m venv $(SDK3_VENV)
+	$(SDK3_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sdk3.txt
+	touch $@
+
 node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 setup-run: $(VENV)/.run-stamp
-setup: $(VENV)/.dev-stamp $(SDK_VENV)/.stamp node_modules/.stamp
+setup: $(VENV)/.dev-stamp $(SDK_VENV)/.stamp $(SDK3_VENV)/.stamp node_modules/.stamp
 
 # ARGS goes through the environment, not the shell, so JSON keeps its quotes.
 run: setup-run

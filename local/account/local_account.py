@@ -30,6 +30,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 from local.account.event_rules import LocalEventRules, rules_from_template
+from local.account.example_role import ROLE_NAME as EXAMPLE_ROLE_NAME
+from local.account.example_role import ensure_example_role
 from local.account.lambda_dispatch import LambdaDispatcher
 from local.account.services import (
     ACCOUNT,
@@ -50,9 +52,6 @@ STATE_MACHINE_NAME = "mnist-ll-local-pipeline"
 #: The tutorial's public object (``mnist_cache.PUBLIC_BUCKET``/``PUBLIC_KEY``).
 TUTORIAL_BUCKET = "sagemaker-example-files-prod-{region}"
 TUTORIAL_KEY = "datasets/image/MNIST/mnist.pkl.gz"
-#: A role ARN to pass where AWS wants one (``get_execution_role()`` needs a
-#: notebook instance; locally any well-formed role ARN is accepted).
-EXAMPLE_ROLE_NAME = "SageMakerExecutionRole"
 
 Event = Callable[[str, dict[str, Any]], None]
 ResourceCreator = Callable[["ResourceContext"], None]
@@ -259,6 +258,8 @@ class LocalAccount:
     def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.moto.start()
+        # The env file's role, as the SageMaker SDK v3 validates it (example_role.py).
+        ensure_example_role(self._moto_client("iam"))
         s3_for_service = self._moto_client("s3")
         logs_for_service = self._moto_client("logs")
         self.sagemaker = LocalSageMaker(

@@ -7,80 +7,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from local.account.mnist_cache import FILE_NAME, write_dataset
+from tests.sdk.digits import make_digits
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK_PYTHON = ROOT / ".venv-sdk" / "bin" / "python"
-
-
-def make_digits(rows: int, seed: int, dim: int = 784) -> tuple[np.ndarray, np.ndarray]:
-    """Noisy copies of ten fixed prototypes: MNIST's layout, learnable, tiny."""
-    prototypes = (np.random.default_rng(1234).random((10, dim)) < 0.25).astype(np.float32)
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, size=rows)
-    noise = rng.random((rows, dim), dtype=np.float32)
-    images = np.clip(0.7 * prototypes[labels] + 0.45 * noise, 0.0, 1.0).astype(np.float32)
-    return images, labels.astype(np.int64)
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        assert line.startswith("export "), line
-        key, _, value = line[len("export ") :].partition("=")
-        env[key] = shlex.split(value)[0] if value else ""
-    return env
-
-
-@pytest.fixture(scope="module")
-def account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """``python -m local services --env-file F`` on a small generated dataset."""
-    work = tmp_path_factory.mktemp("account")
-    cache = work / "cache"
-    cache.mkdir()
-    write_dataset(
-        cache / FILE_NAME, [make_digits(1500, 1), make_digits(400, 2), make_digits(400, 3)]
-    )
-    env_file = work / "local-aws.env"
-    log = (work / "services.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "local", "services", "--env-file", str(env_file), "--no-pipeline"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        env={
-            **os.environ,
-            "MNIST_LL_CACHE": str(cache),
-            "MNIST_LL_OFFLINE": "1",
-            # every local SageMaker response is checked against its output shape
-            "MNIST_LL_CHECK_RESPONSES": "1",
-        },
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while "is up" not in (work / "services.log").read_text():
-            assert proc.poll() is None, (work / "services.log").read_text()
-            assert time.monotonic() < deadline, "services did not start"
-            time.sleep(0.2)
-        yield {**read_env_file(env_file), "FLOW_WORK": str(work)}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
