@@ -222,11 +222,12 @@ def _trials(report: dict[str, Any]) -> str:
 
 
 def _table(items: dict[str, Any]) -> str:
-    """Keys and values; a nested object becomes a nested table."""
+    """Keys and values (null ones left out); a nested object becomes a nested table."""
     rows = "".join(
         f"<tr><th>{_text(k)}</th><td>{_table(v) if isinstance(v, dict) and v else _text(v)}"
         "</td></tr>"
         for k, v in items.items()
+        if v is not None
     )
     return f"<table>{rows}</table>"
 
