@@ -3,7 +3,10 @@
 Realtime and serverless: one single-row request, then the test split in
 ``evaluation_chunks`` requests to the endpoint. Mode ``none``: the Batch
 Transform job's predictions, read from S3. Either way the report and the
-execution output carry the ``endpoint`` and ``cost`` blocks.
+execution output carry the ``endpoint`` and ``cost`` blocks; the report also
+the tuning trials and the lineage, with ``predictions.csv`` and
+``report.html`` beside it. The version this run registered gets the test AUC
+and F1 as customer metadata.
 """
 
 from __future__ import annotations
@@ -17,6 +20,12 @@ from pipeline_core.evaluate import endpoint_invoker, evaluate_deployment, write_
 from pipeline_core.inputs import RunSpec
 from pipeline_core.lease import release
 from pipeline_core.run_metrics import publish_run_metrics
+from pipeline_core.run_report import (
+    lineage,
+    registry_metadata,
+    tuning_trials,
+    update_registered_version,
+)
 from pipeline_core.transform import transform_report
 
 
@@ -32,6 +41,11 @@ def _clients(s: Settings) -> tuple[Any, Any, Any]:
 def _metrics_client(s: Settings) -> Any:
     """CloudWatch, for the dashboard's custom metrics."""
     return client("cloudwatch", s.region)
+
+
+def _sagemaker(s: Settings) -> Any:
+    """The tuning job's trials; the registered version's metadata."""
+    return client("sagemaker", s.region)
 
 
 def lifecycle_blocks(event: dict[str, Any], run: RunSpec, s: Settings) -> dict[str, Any]:
@@ -68,9 +82,22 @@ def handler(event: dict[str, Any], context: object, s: Settings) -> dict[str, An
         "data": {"splits": data.get("splits")},
         "training_instance_count": run.training_instance_count,
     }
-    if event.get("registry"):
+    registry = event.get("registry") or {}
+    if registry:
         # The registered version this run deployed (report.json carries it).
-        extra["registry"] = event["registry"]
+        extra["registry"] = registry
+    tuning = event.get("tuning") or {}
+    sm = _sagemaker(s)
+    extra["tuning_trials"] = tuning_trials(run, tuning, registry, sm)
+    extra["lineage"] = lineage(
+        run,
+        s.config,
+        data=data,
+        deployed=deployed,
+        tuning=tuning,
+        registry=registry,
+        execution_arn=event.get("execution_arn"),
+    )
     s3, runtime, ddb = _clients(s)
     if run.endpoint_mode == "none":
         report = transform_report(run, data, deployed, s.config, s3)
@@ -90,6 +117,9 @@ def handler(event: dict[str, Any], context: object, s: Settings) -> dict[str, An
             evaluation["lease_released"] = release(
                 ddb, s.lock_table, endpoint_name=run.endpoint_name, holder=run.execution_name
             )
+    evaluation["registry_metadata"] = update_registered_version(
+        sm, registry, registry_metadata(evaluation), log=logger.warning
+    )
     publish_run_metrics(
         _metrics_client(s),
         stack_tag=s.stack_tag,

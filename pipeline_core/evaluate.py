@@ -25,12 +25,18 @@ from pipeline_core.config import PipelineConfig
 from pipeline_core.errors import EvaluationError
 from pipeline_core.inputs import RunSpec
 from pipeline_core.recordio import RecordIOError, decode
+from pipeline_core.run_report import enrich, write_artifacts
 from pipeline_core.s3io import read_bytes
+from pipeline_core.scoring import Scored, rates
 
 Invoke = Callable[[bytes, str], bytes]
 CSV = "text/csv"
 #: A real-time endpoint takes at most 6 MB per request (SageMaker quotas); a margin.
 MAX_PAYLOAD_BYTES = 5_000_000
+#: The report's key for the scored test set (a :class:`Scored`, not JSON).
+SCORED = "scored"
+#: ``extra`` blocks kept out of ``$.evaluation`` (the state stays small).
+REPORT_ONLY = frozenset({"lineage", "tuning_trials"})
 
 
 def endpoint_invoker(runtime: Any, endpoint_name: str) -> Invoke:
@@ -104,17 +110,7 @@ def confusion(actual: npt.ArrayLike, predicted: npt.ArrayLike) -> dict[str, int]
 
 def metrics(cm: dict[str, int]) -> dict[str, float]:
     """Accuracy, precision, recall, F1; a ratio with a zero denominator is 0.0."""
-    tp, fp, tn, fn = cm["tp"], cm["fp"], cm["tn"], cm["fn"]
-    total = tp + fp + tn + fn
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "accuracy": (tp + tn) / total if total else 0.0,
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-    }
+    return rates(cm["tp"], cm["fp"], cm["tn"], cm["fn"])
 
 
 def evaluate_arrays(
@@ -140,6 +136,7 @@ def evaluate_arrays(
         "actual_label": int(actual[0]),
     }
     predicted = np.empty(n, dtype=np.int64)
+    scores = np.empty(n, dtype=np.float64)
     sample = features[: min(n, 64)]
     row_bytes = (len(format_csv(sample)) + sample.shape[0]) / sample.shape[0]
     needed = math.ceil(n * row_bytes * 1.25 / max_payload_bytes)  # margin: rows differ
@@ -147,8 +144,8 @@ def evaluate_arrays(
 
     def score(span: tuple[int, int]) -> None:
         lo, hi = span
-        _, pred = parse_predictions(invoke(format_csv(features[lo:hi]), CSV), hi - lo)
-        predicted[lo:hi] = pred
+        got, pred = parse_predictions(invoke(format_csv(features[lo:hi]), CSV), hi - lo)
+        scores[lo:hi], predicted[lo:hi] = got, pred
 
     spans = list(itertools.pairwise(bounds.tolist()))
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
@@ -162,6 +159,8 @@ def evaluate_arrays(
         "rows": n,
         "requests": 1 + len(bounds) - 1,
         "seconds": round(time.monotonic() - started, 3),
+        # Every score, for predictions.csv and report.html (write_report takes it out).
+        SCORED: Scored.of(actual, scores, predicted),
     }
 
 
@@ -235,9 +234,15 @@ def evaluate_deployment(
 def write_report(
     run: RunSpec, s3: Any, report: dict[str, Any], extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Write ``report.json`` (with the ``extra`` blocks, e.g. endpoint and cost);
-    returns ``$.evaluation``."""
+    """Write ``report.json`` (with the ``extra`` blocks, e.g. endpoint, cost and
+    lineage) and, from the scored test set, ``predictions.csv`` and
+    ``report.html`` beside it; returns ``$.evaluation``."""
     report = {**report, **(extra or {})}
+    scored = report.pop(SCORED, None)
+    written: dict[str, str] = {}
+    if isinstance(scored, Scored):
+        report = enrich(report, scored)
+        written = write_artifacts(run, s3, report, scored)
     key = f"{run.prefix}report.json"
     with named_errors("S3 PutObject (report)"):
         s3.put_object(
@@ -251,5 +256,6 @@ def write_report(
         "metrics": report["metrics"],
         "single_prediction": report["single_prediction"],
         "report_uri": f"s3://{run.bucket}/{key}",
-        **(extra or {}),
+        **({"report_html_uri": written["report.html"]} if written else {}),
+        **{k: v for k, v in (extra or {}).items() if k not in REPORT_ONLY},
     }

@@ -47,6 +47,8 @@ META_OBJECTIVE_METRIC = "objective_metric"
 META_OBJECTIVE_VALUE = "objective_value"
 #: ``auto`` or ``manual``: whether the registering run waits for a decision.
 META_APPROVAL = "approval"
+#: The converted dataset's source sha256 (report lineage of a later rollback).
+META_DATASET_SHA256 = "dataset_sha256"
 HYPERPARAMETER_PREFIX = "hp:"
 #: What versions of sharded runs recorded as ``test_data`` before ``test_manifest``.
 LEGACY_SHARDED_TEST = "/test/test.rec"
@@ -103,7 +105,10 @@ def build_model_package_request(
         META_OBJECTIVE_METRIC: str(best.get("objective_metric") or run.objective_metric),
         META_OBJECTIVE_VALUE: repr(float(best.get("objective_value") or 0.0)),
     }
-    for name, value in sorted((best.get("hyperparameters") or {}).items())[:40]:
+    if data.get("source_sha256"):
+        metadata[META_DATASET_SHA256] = str(data["source_sha256"])
+    # 50 entries at most; Evaluate adds 3 (pipeline_core.run_report).
+    for name, value in sorted((best.get("hyperparameters") or {}).items())[:36]:
         metadata[f"{HYPERPARAMETER_PREFIX}{name}"] = str(value)
     return {
         "ModelPackageGroupName": group,
@@ -217,6 +222,8 @@ def load_model_package(run: RunSpec, sm: Any, *, group: str) -> dict[str, Any]:
         "failure_reason": None,
     }
     data: dict[str, Any] = {"source": arn, "registered_by": meta.get(META_EXECUTION)}
+    if meta.get(META_DATASET_SHA256):
+        data["source_sha256"] = meta[META_DATASET_SHA256]
     manifest = meta.get(META_TEST_MANIFEST)
     if manifest:  # a sharded run: Evaluate lists the test objects from its manifest
         data.update(test_uri=test, manifest_uri=str(manifest), splits={})

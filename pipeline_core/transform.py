@@ -21,10 +21,11 @@ from pipeline_core.awserrors import is_already_exists, is_not_found, named_error
 from pipeline_core.config import PipelineConfig, has_local_storage
 from pipeline_core.deploy import build_model_request
 from pipeline_core.errors import EvaluationError, TransformJobFailedError
-from pipeline_core.evaluate import confusion, metrics, test_object_uris
+from pipeline_core.evaluate import SCORED, confusion, metrics, test_object_uris
 from pipeline_core.inputs import RunSpec
 from pipeline_core.recordio import RecordIOError, decode
 from pipeline_core.s3io import read_bytes
+from pipeline_core.scoring import Scored
 from pipeline_core.status import _next_poll
 
 RECORDIO = "application/x-recordio-protobuf"
@@ -214,6 +215,7 @@ def evaluate_transform_output(
         "rows": len(actual),
         "requests": 0,
         "seconds": seconds,
+        SCORED: Scored.of(actual, scores, predicted),
     }
 
 

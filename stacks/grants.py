@@ -292,6 +292,10 @@ GRANTS: Mapping[str, tuple[Grant, ...]] = {
     ),
     "Evaluate": (
         allow("sagemaker:InvokeEndpoint", on=On.ENDPOINT, when=If.TAGGED),
+        # The report's tuning trials.
+        allow("sagemaker:ListTrainingJobsForHyperParameterTuningJob", on=On.TUNING_JOB),
+        # The test AUC and F1 on the version this run registered (customer metadata).
+        allow("sagemaker:UpdateModelPackage", on=On.MODEL_PACKAGES),
         # Done with the endpoint: release its lease.
         allow("dynamodb:DeleteItem", on=On.LEASE_TABLE),
         *objects(read=True, write=True),

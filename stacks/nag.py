@@ -177,7 +177,7 @@ def acknowledge_findings(stack: NaggedStack) -> None:
         "DescribeTuning": ("hyper-parameter-tuning-job", "training-job"),
         "Deploy": ("model", "endpoint-config", "endpoint"),
         "DescribeEndpoint": ("model", "endpoint-config", "endpoint"),
-        "Evaluate": ("endpoint",),
+        "Evaluate": ("endpoint", "hyper-parameter-tuning-job"),
         "Cleanup": (
             "hyper-parameter-tuning-job",
             "model",
@@ -348,6 +348,7 @@ def _acknowledge_registry(stack: NaggedStack, runs_objects: str, runs_reason: st
         "WaitForApproval",
         "ApprovalDecided",
         "Cleanup",
+        "Evaluate",
     ):
         acknowledge(stack.functions[name].role, versions, reason)
     for name in ("WaitForApproval", "ApprovalDecided", "LoadModelPackage"):

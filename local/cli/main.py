@@ -328,6 +328,9 @@ def run(args: argparse.Namespace) -> int:
             )
         print(f"\nreport: {path}  ({count} bucket objects copied to {bucket_dir})")
         print(f"total {report['wall_seconds']:.1f}s")
+        html = rpt.copy_run_files(bucket_dir / "runs" / name, out_dir)
+        if html is not None:  # the last line: what to open
+            print(f"open {html}")
         if args.serve:
             if not report.get("endpoint_name"):
                 print("\n--serve: endpoint mode none keeps no endpoint to serve")

@@ -1,9 +1,11 @@
 """What the user gets from a local run: a terminal summary, ``report.json``,
-``confusion_matrix.png`` and ``sample_digit.png``."""
+``report.html`` and ``predictions.csv`` (written by Evaluate, copied from the
+bucket), ``confusion_matrix.png`` and ``sample_digit.png``."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,20 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
     tmp.replace(path)
     return path
+
+
+#: What Evaluate writes beside the bucket's report.json that the run folder gets too.
+RUN_FILES = ("report.html", "predictions.csv")
+
+
+def copy_run_files(run_prefix: Path, out_dir: Path) -> Path | None:
+    """Copy :data:`RUN_FILES` from the downloaded bucket's ``runs/<execution>/``
+    into the run folder; returns the copied ``report.html`` (None without one)."""
+    for name in RUN_FILES:
+        if (run_prefix / name).is_file():
+            shutil.copyfile(run_prefix / name, out_dir / name)
+    html = out_dir / "report.html"
+    return html if (run_prefix / "report.html").is_file() else None
 
 
 def _pyplot() -> Any:

@@ -43,6 +43,8 @@ def evaluate_phase(steps: Steps, f: PipelineFunctions, topic: sns.ITopic) -> sfn
             "tuning": JsonPath.object_at("$.tuning"),
             "lifecycle": JsonPath.object_at("$.lifecycle"),
             "registry": JsonPath.object_at("$.registry"),
+            # The report's lineage names the execution.
+            "execution_arn": JsonPath.execution_id,
         },
         "$.evaluation",
     )

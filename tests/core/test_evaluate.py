@@ -210,7 +210,13 @@ def test_evaluate_deployment_reads_test_recordio_and_writes_the_report(s3: Any) 
     deployed = {"endpoint_name": "ep", "endpoint_config_name": "c", "model_name": "m"}
     endpoint = FakeEndpoint()
     out = evaluate_deployment(run, data, deployed, DEFAULTS, s3, endpoint)
-    assert set(out) == {"confusion_matrix", "metrics", "single_prediction", "report_uri"}
+    assert set(out) == {
+        "confusion_matrix",
+        "metrics",
+        "single_prediction",
+        "report_uri",
+        "report_html_uri",
+    }
     assert out["report_uri"] == f"s3://{BUCKET}/runs/exec-1/report.json"
     assert len(endpoint.calls) == 1 + DEFAULTS.evaluation_chunks
     report = json.loads(s3.get_object(Bucket=BUCKET, Key="runs/exec-1/report.json")["Body"].read())
@@ -342,6 +348,21 @@ def test_throttled_report_write_raises_throttling_error(code: str) -> None:
             {"Body": _body(encode_dense(x, y))},
             expected_params={"Bucket": BUCKET, "Key": TEST_KEY},
         )
+        # The scores and the page first; report.json, which the registry points at, last.
+        for name, content_type in (
+            ("predictions.csv", "text/csv"),
+            ("report.html", "text/html; charset=utf-8"),
+        ):
+            stub.add_response(
+                "put_object",
+                {},
+                expected_params={
+                    "Bucket": BUCKET,
+                    "Key": f"runs/exec-1/{name}",
+                    "Body": ANY,
+                    "ContentType": content_type,
+                },
+            )
         stub.add_client_error(
             "put_object",
             service_error_code=code,

@@ -56,3 +56,17 @@ def test_make_run_with_json_args_runs_the_pipeline(small_dataset: Path, tmp_path
     report = json.loads((out / "report.json").read_text())
     assert report["status"] == "SUCCEEDED"
     assert report["execution_name"] == "make-run-1"
+    # Evaluate's page and scores, copied into the run folder; the last line says what to open.
+    html = out / "report.html"
+    assert html.is_file() and (out / "predictions.csv").is_file()
+    assert proc.stdout.strip().splitlines()[-1] == f"open {html}"
+    stored = report["evaluation"]  # the bucket's report.json, which the page shows
+    assert stored["metrics"]["auc"] is not None
+    if (ROOT / ".git").exists():  # a checkout: the commit the code ran from
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert stored["lineage"]["git_commit"] == commit
+    assert f'data-value="{stored["metrics"]["auc"]!r}"' in html.read_text()
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "label,score,predicted_label" and len(rows) == 1 + stored["rows"]

@@ -78,6 +78,14 @@ def test_tuned_run_registers_an_approved_version(pipeline: LocalPipeline, tuned:
     report = _report(pipeline, "reg-tuned")
     assert report["registry"]["model_package_arn"] == arn
     assert report["registry"]["approval_status"] == "Approved"
+    # Evaluate's UpdateModelPackage: the test AUC and F1 on the version; its lineage.
+    meta = described["CustomerMetadataProperties"]
+    assert float(meta["test_auc"]) == pytest.approx(report["metrics"]["auc"], abs=1e-6)
+    assert float(meta["test_f1"]) == pytest.approx(report["metrics"]["f1"], abs=1e-6)
+    assert meta["dataset_sha256"] == report["lineage"]["dataset"]["sha256"]
+    assert report["lineage"]["model_package"] == arn
+    assert report["lineage"]["execution_arn"] == tuned.execution_arn
+    assert len(report["tuning_trials"]["trials"]) == FAST["max_jobs"]
     assert {"RegisterModel", "ApprovalMode"} <= _visited(tuned)
     assert "WaitForApproval" not in _visited(tuned)
 
@@ -93,6 +101,14 @@ def test_run_by_arn_deploys_that_version_with_the_same_confusion_matrix(
     assert output["confusion_matrix"] == (tuned.output or {})["confusion_matrix"]
     visited = _visited(again)
     assert "LoadModelPackage" in visited
+    # Not tuned here: no trials, and the version keeps its registering run's metadata.
+    report = _report(pipeline, "reg-by-arn")
+    assert report["tuning_trials"]["trials"] == [] and arn in report["tuning_trials"]["note"]
+    assert report["lineage"]["model_package_source"] == "model_package_arn"
+    assert (
+        report["lineage"]["dataset"]["sha256"]
+        == _report(pipeline, "reg-tuned")["lineage"]["dataset"]["sha256"]
+    )
     assert not visited & {"ConvertDataset", "StartTuning", "RegisterModel"}
     # Deployed from the version's InferenceSpecification.
     sm = boto3.client("sagemaker")

@@ -80,6 +80,8 @@ EXPECTED: dict[str, set[str]] = {
     },
     "Evaluate": {
         "sagemaker:InvokeEndpoint",
+        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",  # the report's tuning trials
+        "sagemaker:UpdateModelPackage",  # test AUC and F1 on the registered version
         "s3:GetObject",
         "s3:PutObject",
         "dynamodb:DeleteItem",  # done with the endpoint: release the lease

@@ -192,6 +192,7 @@ def test_lambda_payloads_and_result_paths_match_design(synthesized: Synth) -> No
                 "tuning.$": "$.tuning",
                 "lifecycle.$": "$.lifecycle",
                 "registry.$": "$.registry",
+                "execution_arn.$": "$$.Execution.Id",
             },
             "$.evaluation",
         ),
