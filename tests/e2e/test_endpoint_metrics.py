@@ -17,7 +17,7 @@ import pytest
 from local.account.runner import LocalPipeline, RunResult
 from stacks import asl
 
-FAST = {"max_jobs": 2, "max_parallel_jobs": 2}
+FAST = {"max_jobs": 2, "max_parallel_jobs": 2, "min_objective": 0}
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def _dashboard_metrics(pipeline: LocalPipeline) -> list[tuple[str, list[dict[str
     ]
     body = str(resolver.resolve(dashboard["Properties"]["DashboardBody"]))
     # Locally the state machine is deployed under its own name, not CloudFormation's.
-    template_arn = str(resolver.ref(pipeline.synth.state_machine_id))
+    template_arn = str(resolver.ref(pipeline.synth.state_machine_id()))
     body = body.replace(template_arn, pipeline.state_machine_arn)
     widgets = json.loads(body)["widgets"]
     out = []
