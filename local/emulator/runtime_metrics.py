@@ -101,6 +101,7 @@ class RuntimeMetrics:
     def wrap(self, app: App) -> App:
         """``app`` (the runtime) with every ``/endpoints/<name>/invocations``
         routed to its fleet and measured."""
+        self._ensure_thread()  # the startup lines are written before any invocation
 
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
             path = str(scope.get("path", ""))
@@ -119,7 +120,6 @@ class RuntimeMetrics:
         self, app: App, name: str, scope: Scope, receive: Receive, send: Send
     ) -> None:
         entered = time.perf_counter()
-        self._ensure_thread()
         route = self._route(name)
         if route is None:  # no such endpoint: the runtime answers, nothing to measure
             await app(scope, receive, send)
