@@ -253,6 +253,7 @@ class LocalAccount:
         self._alarm_interval = alarm_interval_seconds
         #: Evaluates the account's CloudWatch alarms (local/account/alarms.py).
         self.alarms: AlarmEvaluator | None = None
+        self.states_metrics: StatesMetrics | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -304,10 +305,12 @@ class LocalAccount:
             account=self.account,
             interval=self._alarm_interval,
         )
-        # AWS/States execution metrics, which moto does not publish.
-        self.alarms.tick_hooks.append(
-            StatesMetrics(self._moto_client("stepfunctions"), self.sagemaker.cloudwatch).poll
+        # AWS/States execution metrics, which moto does not publish (a status-change
+        # watcher may hand its events to self.states_metrics.on_status_change too).
+        self.states_metrics = StatesMetrics(
+            self._moto_client("stepfunctions"), self.sagemaker.cloudwatch
         )
+        self.alarms.tick_hooks.append(self.states_metrics.poll)
         self.alarms.start()
 
     def stop(self) -> None:
