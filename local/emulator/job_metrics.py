@@ -93,6 +93,7 @@ class HostSampler:
         self.interval = interval
         self._started = time.monotonic()
         self._cpu = 0.0
+        self._cpu_start: float | None = None  # the process's CPU time when first seen
         self._peak = 0
         self._done = threading.Event()
         self._sample()
@@ -102,6 +103,8 @@ class HostSampler:
     def _sample(self) -> None:
         usage = process_usage(self.pid)
         if usage is not None:
+            if self._cpu_start is None:
+                self._cpu_start = usage[0]
             self._cpu = max(self._cpu, usage[0])
             self._peak = max(self._peak, usage[1])
 
@@ -113,6 +116,7 @@ class HostSampler:
         self._done.set()
         self._thread.join(2)
         wall = max(time.monotonic() - self._started, 1e-6)
+        used = self._cpu - (self._cpu_start or 0.0)
         publish_host_utilization(
-            self.cloudwatch, self.namespace, self.host, 100.0 * self._cpu / wall, self._peak
+            self.cloudwatch, self.namespace, self.host, 100.0 * used / wall, self._peak
         )

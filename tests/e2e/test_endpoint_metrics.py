@@ -73,6 +73,15 @@ def test_every_invocation_of_the_run_is_a_datapoint_and_the_logs_exist(
     assert streams["logStreams"], f"no AllTraffic/ stream in {group}"
 
 
+def test_the_best_training_jobs_metrics_are_per_job_and_per_host(run: RunResult) -> None:
+    job = str((run.output or {})["best_training_job"]["training_job_name"])
+    for dims in (
+        [{"Name": "TrainingJobName", "Value": job}],
+        [{"Name": "Host", "Value": f"{job}/algo-1"}],
+    ):
+        assert _samples("/aws/sagemaker/TrainingJobs", "validation:binary_f_beta", dims), dims
+
+
 def _dashboard_metrics(pipeline: LocalPipeline) -> list[tuple[str, list[dict[str, Any]]]]:
     """(title, metric queries) of each metric widget of the template's dashboard."""
     template = pipeline.synth.template

@@ -4,11 +4,14 @@ asynchronous invocation; and Step Functions' execution metrics, once each."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from local.account.states_metrics import StatesMetrics
+from local.emulator.job_metrics import TRAINING_NAMESPACE, HostSampler
 from local.emulator.runtime_metrics import RuntimeMetrics, _Route
 from local.emulator.state import Endpoint
 
@@ -98,3 +101,18 @@ def test_each_execution_is_started_and_ended_once() -> None:
     names = [d["MetricName"] for call in cloudwatch.calls for d in call["MetricData"]]
     assert names == ["ExecutionsStarted", "ExecutionsSucceeded", "ExecutionTime"]
     assert cloudwatch.calls[-1]["MetricData"][1]["Value"] == 2000.0
+
+
+def test_a_jobs_host_reports_its_cpu_and_memory_when_it_ends() -> None:
+    cloudwatch = _CloudWatch()
+    sampler = HostSampler(cloudwatch, TRAINING_NAMESPACE, "job/algo-1", os.getpid(), 0.02)
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:  # keep the "instance" busy
+        sum(range(1000))
+    sampler.finish()
+    (call,) = cloudwatch.calls
+    assert call["Namespace"] == "/aws/sagemaker/TrainingJobs"
+    sent = {d["MetricName"]: d for d in call["MetricData"]}
+    assert set(sent) == {"CPUUtilization", "MemoryUtilization"}
+    assert sent["CPUUtilization"]["Dimensions"] == [{"Name": "Host", "Value": "job/algo-1"}]
+    assert sent["CPUUtilization"]["Value"] > 10 and 0 < sent["MemoryUtilization"]["Value"] < 100
