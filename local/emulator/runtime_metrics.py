@@ -106,13 +106,14 @@ class RuntimeMetrics:
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
             path = str(scope.get("path", ""))
             parts = path.strip("/").split("/")
-            if scope["type"] != "http" or len(parts) != 3 or parts[0] != "endpoints":
+            if (
+                scope["type"] == "http"
+                and len(parts) == 3
+                and parts[::2] == ["endpoints", "invocations"]
+            ):
+                await self._invoke(app, parts[1], scope, receive, send)
+            else:
                 await app(scope, receive, send)
-                return
-            if parts[2] != "invocations":
-                await app(scope, receive, send)
-                return
-            await self._invoke(app, parts[1], scope, receive, send)
 
         return wrapped
 
