@@ -147,6 +147,8 @@ class Resolver:
             return self._name(name, "LogGroupName")
         if kind == TABLE_TYPE:
             return self._name(name, "TableName")
+        if kind == "AWS::CloudWatch::Alarm":
+            return self._name(name, "AlarmName")
         if kind == STATE_MACHINE_TYPE:
             return self._arn("states", f"stateMachine:{self._name(name, 'StateMachineName')}")
         return name
@@ -181,6 +183,8 @@ class Resolver:
             return self._arn("dynamodb", f"table/{self.ref(logical_id)}")
         if kind == "AWS::KMS::Key" and attribute == "Arn":
             return self._arn("kms", f"key/{logical_id}")
+        if kind == "AWS::CloudWatch::Alarm" and attribute == "Arn":
+            return self._arn("cloudwatch", f"alarm:{self._name(logical_id, 'AlarmName')}")
         if kind == STATE_MACHINE_TYPE:
             if attribute == "Arn":
                 return self.ref(logical_id)

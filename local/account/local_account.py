@@ -29,6 +29,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from local.account.alarms import AlarmEvaluator
 from local.account.event_rules import LocalEventRules, rules_from_template
 from local.account.example_role import ROLE_NAME as EXAMPLE_ROLE_NAME
 from local.account.example_role import ensure_example_role
@@ -43,6 +44,7 @@ from local.account.services import (
     endpoint_environment,
     patched_environ,
 )
+from local.account.states_metrics import StatesMetrics
 from local.account.synth import SynthesizedPipeline
 from local.emulator.service import LocalSageMaker
 from stacks import asl
@@ -154,11 +156,22 @@ def _create_alarm(ctx: ResourceContext) -> None:
             "ComparisonOperator",
             "TreatMissingData",
             "Dimensions",
+            "DatapointsToAlarm",
+            "ExtendedStatistic",
+            "Unit",
+            "ActionsEnabled",
+            "AlarmActions",
+            "OKActions",
+            "InsufficientDataActions",
+            "EvaluateLowSampleCountPercentile",
+            "Metrics",
+            "ThresholdMetricId",
         )
         if key in props
     }
     kwargs.setdefault("AlarmName", ctx.logical_id)
-    kwargs["Threshold"] = float(kwargs.get("Threshold", 0))
+    if "ThresholdMetricId" not in kwargs:
+        kwargs["Threshold"] = float(kwargs.get("Threshold", 0))
     boto3.client("cloudwatch").put_metric_alarm(**kwargs)
 
 
@@ -217,6 +230,7 @@ class LocalAccount:
         log_level: str = "WARNING",
         moto_port: int = 0,
         sagemaker_port: int = 0,
+        alarm_interval_seconds: float = 60.0,
     ) -> None:
         if region != REGION or account != ACCOUNT:
             # moto's ASL interpreter and the synthesized ARNs assume these.
@@ -235,6 +249,10 @@ class LocalAccount:
         self._lambda_env_ctx: Any = None
         self._undo_dispatch: Callable[[], None] | None = None
         self.deployment: Deployment | None = None
+        self._alarm_interval = alarm_interval_seconds
+        #: Evaluates the account's CloudWatch alarms (local/account/alarms.py).
+        self.alarms: AlarmEvaluator | None = None
+        self.states_metrics: StatesMetrics | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -281,8 +299,25 @@ class LocalAccount:
             aws_environment(self.moto.url, self._sm_server.url, self.log_level)
         )
         self._env_ctx.__enter__()
+        self.alarms = AlarmEvaluator(
+            cloudwatch=self.sagemaker.cloudwatch,
+            sns=self._moto_client("sns"),
+            region=self.region,
+            account=self.account,
+            interval=self._alarm_interval,
+        )
+        # AWS/States execution metrics, which moto does not publish (a status-change
+        # watcher may hand its events to self.states_metrics.on_status_change too).
+        self.states_metrics = StatesMetrics(
+            self._moto_client("stepfunctions"), self.sagemaker.cloudwatch
+        )
+        self.alarms.tick_hooks.append(self.states_metrics.poll)
+        self.alarms.start()
 
     def stop(self) -> None:
+        if self.alarms is not None:
+            self.alarms.stop()
+            self.alarms = None
         if self.sagemaker is not None:
             self.sagemaker.shutdown()
         if self._undo_dispatch:

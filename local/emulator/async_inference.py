@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from typing import Any, Protocol
 
@@ -50,6 +51,7 @@ class AsyncService(Protocol):
     backend: Any
     account: str
     async_pool: Any
+    runtime: Any
 
     def async_config(self, endpoint_name: str) -> dict[str, Any] | None: ...
 
@@ -128,6 +130,27 @@ async def invoke_endpoint_async(service: AsyncService, request: Request) -> Resp
     )
 
 
+def _measured(
+    service: AsyncService, endpoint: str, body: bytes, ctype: str | None, accept: str | None
+) -> tuple[bytes, str]:
+    """The model's answer, with the metrics an asynchronous endpoint publishes
+    (local/emulator/runtime_metrics.py: no Invocations nor OverheadLatency)."""
+    route = service.runtime.route_async(endpoint)
+    started = time.perf_counter()
+    status = 500
+    try:
+        answer: tuple[bytes, str] = service.backend.invoke_endpoint(endpoint, body, ctype, accept)
+        status = 200
+        return answer
+    except PayloadError as e:
+        status = e.status
+        raise
+    finally:
+        if route is not None:
+            elapsed = time.perf_counter() - started
+            service.runtime.record(endpoint, route, status, elapsed, 0.0, asynchronous=True)
+
+
 def _score(
     service: AsyncService,
     endpoint: str,
@@ -149,7 +172,7 @@ def _score(
                 raise ValueError(f"the input is larger than {MAX_INPUT_BYTES} bytes")
             body = obj["Body"].read()
             content_type = content_type or obj.get("ContentType")
-        content, kind = service.backend.invoke_endpoint(endpoint, body, content_type, accept)
+        content, kind = _measured(service, endpoint, body, content_type, accept)
         out_bucket, out_key = split_s3(output_uri)
         service.s3.put_object(Bucket=out_bucket, Key=out_key, Body=content, ContentType=kind)
     except Exception as e:  # the failure file says why; the service stays up

@@ -166,7 +166,11 @@ class EndpointsMixin(ServiceState):
             with tarfile.open(artifact):  # must be a readable archive
                 pass
             if updating and endpoint.deployment_config is not None:
-                fired = self._guard_update(endpoint)
+                self.runtime.stage(endpoint.name, artifact)  # the new fleet takes its share
+                try:
+                    fired = self._guard_update(endpoint)
+                finally:
+                    self.runtime.unstage(endpoint.name)
                 if fired is not None:
                     self._roll_back(endpoint, config_name, fired)
                     return

@@ -58,6 +58,7 @@ class LocalSageMaker(TuningMixin, TrainingOpsMixin, EndpointsMixin, TransformJob
         self.stop_all_transforms()
         self.async_pool.shutdown(wait=False, cancel_futures=True)
         self.wait_idle(timeout)
+        self.runtime.close()
 
     def dispatch(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(operation)
@@ -186,6 +187,6 @@ class LocalSageMaker(TuningMixin, TrainingOpsMixin, EndpointsMixin, TransformJob
             routes=[
                 Route("/", control, methods=["POST"]),
                 Route("/endpoints/{name}/async-invocations", invoke_async, methods=["POST"]),
-                Mount("/", app=self.backend.runtime_app()),
+                Mount("/", app=self.runtime.wrap(self.backend.runtime_app())),
             ]
         )

@@ -21,6 +21,7 @@ from typing import Any
 from local.emulator.async_inference import ASYNC_WORKERS
 from local.emulator.errors import ServiceError
 from local.emulator.registry import ModelRegistry
+from local.emulator.runtime_metrics import RuntimeMetrics
 from local.emulator.training_backend import TrainingBackend
 from local.emulator.training_jobs import TrainingJobService
 
@@ -98,6 +99,8 @@ class ServiceState:
         )
         #: Baking time after each traffic shift of a blue/green update.
         self.bake_seconds = 0.2
+        #: Endpoint invocation metrics and logs (local/emulator/runtime_metrics.py).
+        self.runtime = RuntimeMetrics(self)
 
     # -- helpers ----------------------------------------------------------------
 
@@ -112,7 +115,8 @@ class ServiceState:
         ``resource_limit:<Operation>``, ``throttle:<Operation>``,
         ``instance_unavailable:<Operation>`` (the ValidationException of a
         region that does not offer the instance type), ``transform_failed``,
-        ``transform_hang``."""
+        ``transform_hang``, ``container_error:<ModelName>`` (the model's
+        container answers every invocation with a 500 while injected)."""
         with self._lock:
             self._faults[fault] = (reason, times)
 

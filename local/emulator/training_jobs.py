@@ -30,6 +30,7 @@ from typing import Any
 from local.emulator.channels import download_channel, split_s3
 from local.emulator.errors import ServiceError
 from local.emulator.failure_reasons import failure_reason, reworded
+from local.emulator.job_metrics import TRAINING_NAMESPACE, HostSampler
 from local.emulator.paging import listing, page
 from training._worker import THREAD_VARS
 from training.metric_definitions import METRIC_DEFINITIONS, line_metrics
@@ -73,6 +74,7 @@ class CloudWatchLogWriter:
         self.job_name = job_name
         self.cloudwatch = cloudwatch
         self.stream = f"{job_name}/{host}-{int(time.time())}"
+        self.host = f"{job_name}/{host}"
         self._ready = False
 
     def _ensure(self) -> None:
@@ -116,16 +118,17 @@ class CloudWatchLogWriter:
         if self.cloudwatch is None or not lines:
             return
         now = _now()
+        # Per job (what the SDK's TrainingJobAnalytics reads) and per Host
+        # (``<job>/algo-<n>``, the dimension of CloudWatch's console).
         data = [
-            {
-                "MetricName": name,
-                "Dimensions": [{"Name": "TrainingJobName", "Value": self.job_name}],
-                "Timestamp": now,
-                "Value": value,
-            }
+            {"MetricName": name, "Dimensions": [dimension], "Timestamp": now, "Value": value}
             for line in lines
             for name, value in line_metrics(line)
             if math.isfinite(value)  # CloudWatch takes no NaN (an AUC of one class)
+            for dimension in (
+                {"Name": "TrainingJobName", "Value": self.job_name},
+                {"Name": "Host", "Value": self.host},
+            )
         ]
         for i in range(0, len(data), _MAX_METRIC_DATA):
             try:
@@ -227,6 +230,7 @@ class StandaloneTrainingJob:
             cwd=ROOT,
         )
         self._process = process
+        sampler = HostSampler(self.log.cloudwatch, TRAINING_NAMESPACE, self.log.host, process.pid)
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write(json.dumps(spec).encode())
         process.stdin.close()
@@ -247,6 +251,7 @@ class StandaloneTrainingJob:
             if isinstance(message, dict) and message.get("kind") in ("result", "error"):
                 result = message
         code = process.wait()
+        sampler.finish()  # CPUUtilization and MemoryUtilization of Host <job>/algo-1
         reader.join(60)  # its last log lines are written before the job reads as ended
         if self._stop.is_set():
             reason = getattr(self, "_stop_reason", "Stopped by StopTrainingJob")

@@ -14,12 +14,15 @@ one ``{"predictions": [...]}`` document per mini-batch.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import numpy as np
 
 from local.emulator.errors import ServiceError
 from local.emulator.failure_reasons import reworded
+from local.emulator.job_metrics import TRANSFORM_NAMESPACE, publish_thread_job
+from local.emulator.runtime_metrics import instance_id
 from local.emulator.state import ServiceState
 from local.emulator.wire import now, split_s3
 from training.model import LinearModel
@@ -62,6 +65,7 @@ class TransformJobsMixin(ServiceState):
         record = self._transforms[name]
         request = record["request"]
         record["started"] = now()
+        cpu, wall = time.thread_time(), time.monotonic()
         try:
             fault = self._take_fault("transform_failed")
             if fault is not None:
@@ -106,6 +110,11 @@ class TransformJobsMixin(ServiceState):
             status, failure = "Failed", reworded(f"{type(e).__name__}: {e}")
         with self._lock:
             record["status"], record["failure"], record["ended"] = status, failure, now()
+        host = f"{name}/{instance_id(name, 'transform', 0)}"  # as SageMaker names the Host
+        publish_thread_job(
+            self.cloudwatch, TRANSFORM_NAMESPACE, host, time.thread_time() - cpu,
+            time.monotonic() - wall,
+        )  # fmt: skip
 
     def _transform_model(self, model_name: str, job: str) -> LinearModel:
         with self._lock:
