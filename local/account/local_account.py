@@ -7,7 +7,9 @@ metrics, SNS, Step Functions, Lambda, Scheduler, DynamoDB, EventBridge: see
 SageMaker Runtime (:mod:`local.emulator.service`), then points this
 process's boto3 at them. ``python -m local services`` keeps one up for other
 programs (the AWS CLI, boto3, the SageMaker SDK) and ``make run`` runs one
-execution on one.
+execution on one. Both emit the EventBridge events of Step Functions
+(:mod:`.execution_events`) and SageMaker to the template's rules, and fire
+EventBridge Scheduler schedules (:mod:`.scheduler`), which moto only stores.
 
 :meth:`LocalAccount.deploy_pipeline` deploys the synthesized template the way
 CloudFormation would for what the pipeline needs: every resource type with a
@@ -30,7 +32,9 @@ import boto3
 from botocore.exceptions import ClientError
 
 from local.account.event_rules import LocalEventRules, rules_from_template
+from local.account.execution_events import ExecutionWatcher
 from local.account.lambda_dispatch import LambdaDispatcher
+from local.account.scheduler import Clock, LocalScheduler
 from local.account.services import (
     ACCOUNT,
     LOOPBACK,
@@ -170,6 +174,29 @@ def _create_log_group(ctx: ResourceContext) -> None:
             boto3.client("logs").create_log_group(logGroupName=name)
 
 
+def _create_schedule(ctx: ResourceContext) -> None:
+    """A template schedule (the retraining one, stacks/schedule.py): moto
+    stores it and the account's Scheduler fires it."""
+    props = dict(ctx.properties)
+    kwargs: dict[str, Any] = {
+        key: props[key]
+        for key in (
+            "Name", "GroupName", "Description", "ScheduleExpression",
+            "ScheduleExpressionTimezone", "StartDate", "EndDate", "State",
+            "FlexibleTimeWindow", "Target", "ActionAfterCompletion", "KmsKeyArn",
+        )
+        if key in props
+    }  # fmt: skip
+    kwargs.setdefault("Name", ctx.logical_id)
+    client = boto3.client("scheduler")
+    try:
+        client.create_schedule(**kwargs)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ConflictException":
+            raise
+        client.update_schedule(**kwargs)  # an earlier account in this process made it
+
+
 #: CloudFormation resource type -> how to create it in the local account.
 RESOURCE_CREATORS: dict[str, ResourceCreator] = {
     "AWS::S3::Bucket": _create_bucket,
@@ -178,6 +205,7 @@ RESOURCE_CREATORS: dict[str, ResourceCreator] = {
     "AWS::Logs::LogGroup": _create_log_group,
     "AWS::SageMaker::ModelPackageGroup": _create_model_package_group,
     "AWS::CloudWatch::Alarm": _create_alarm,
+    "AWS::Scheduler::Schedule": _create_schedule,
 }
 
 
@@ -218,6 +246,7 @@ class LocalAccount:
         log_level: str = "WARNING",
         moto_port: int = 0,
         sagemaker_port: int = 0,
+        clock: Clock | None = None,
     ) -> None:
         if region != REGION or account != ACCOUNT:
             # moto's ASL interpreter and the synthesized ARNs assume these.
@@ -236,6 +265,10 @@ class LocalAccount:
         self._lambda_env_ctx: Any = None
         self._undo_dispatch: Callable[[], None] | None = None
         self.deployment: Deployment | None = None
+        #: Step Functions' status change events (local/account/execution_events.py).
+        self.executions = ExecutionWatcher(account=account, region=region)
+        #: Fires the schedules moto stores (local/account/scheduler.py); tests pass a TestClock.
+        self.scheduler = LocalScheduler(clock=clock)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -280,8 +313,12 @@ class LocalAccount:
             aws_environment(self.moto.url, self._sm_server.url, self.log_level)
         )
         self._env_ctx.__enter__()
+        self.executions.start()
+        self.scheduler.start()
 
     def stop(self) -> None:
+        self.scheduler.stop()
+        self.executions.stop()
         if self.sagemaker is not None:
             self.sagemaker.shutdown()
         if self._undo_dispatch:
@@ -337,7 +374,7 @@ class LocalAccount:
         self._lambda_env_ctx = patched_environ(lambda_keys)
         self._lambda_env_ctx.__enter__()
         definition = synth.definition(region=self.region, account=self.account)
-        resolver = asl.Resolver(synth.template, self.region, self.account)
+        resolver = asl.Resolver(_named_state_machine(synth.template), self.region, self.account)
         created: dict[str, str] = {}
         for logical_id, resource in synth.template.get("Resources", {}).items():
             creator = RESOURCE_CREATORS.get(resource.get("Type", ""))
@@ -367,10 +404,13 @@ class LocalAccount:
         # moto's state outlives a server in this process and its create returns an
         # existing machine unchanged: make sure this pipeline's definition runs.
         sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(definition))
-        events = LocalEventRules(rules_from_template(synth.template, resolver), dispatcher)
+        events = LocalEventRules(rules_from_template(resolver.template, resolver), dispatcher)
         assert self.sagemaker is not None
-        # The local SageMaker's model package state changes reach the rules.
+        # SageMaker's and Step Functions' events, and Scheduler's Lambda targets.
         self.sagemaker.registry.on_state_change = events.put
+        self.sagemaker.on_aws_event = events.put
+        self.executions.put = events.put
+        self.scheduler.dispatcher = dispatcher
         self.deployment = Deployment(
             state_machine_arn=arn,
             bucket=str(buckets.pop()),
@@ -438,6 +478,18 @@ class LocalAccount:
 
 def export_lines(env: Mapping[str, str]) -> list[str]:
     return [f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items())]
+
+
+def _named_state_machine(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The template with its state machine named as deployed here, so a Ref
+    to it (the end-of-execution rule's pattern, the retraining schedule's
+    target) resolves to the local state machine's ARN."""
+    resources = dict(template.get("Resources", {}))
+    for logical_id, resource in resources.items():
+        if resource.get("Type") == asl.STATE_MACHINE_TYPE:
+            props = {**resource.get("Properties", {}), "StateMachineName": STATE_MACHINE_NAME}
+            resources[logical_id] = {**resource, "Properties": props}
+    return {**template, "Resources": resources}
 
 
 def _topic_arns(node: Any) -> set[str]:
