@@ -130,7 +130,9 @@ def parse(expression: str) -> Expression:
             day_of_week=dow.upper(),
             years=_values(year, 1970, 2199),
         )
-        _day_matches(cron, date(2024, 1, 1))  # refuses an unsupported day field now
+        # Refuses an unsupported day field now, not when it is first evaluated.
+        _dom_matches(cron.day_of_month, date(2024, 1, 1))
+        _dow_matches(cron.day_of_week, date(2024, 1, 1))
         return cron
     raise ScheduleExpressionError(
         f"{expression!r} is not at(yyyy-mm-ddThh:mm:ss), rate(value unit) or cron(...)"
@@ -144,6 +146,8 @@ def _dom_matches(field: str, day: date) -> bool:
     if field == "L":
         return day.day == last
     if field.endswith("W") and field[:-1].isdigit():
+        if not 1 <= int(field[:-1]) <= 31:
+            raise ScheduleExpressionError(f"cron: {field!r}: W takes a day 1 to 31")
         target = min(int(field[:-1]), last)
         wanted = date(day.year, day.month, target)
         if wanted.weekday() == 5:  # Saturday -> Friday, or Monday if the 1st

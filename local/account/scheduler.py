@@ -304,7 +304,10 @@ class LocalScheduler:
             elif ":sns:" in arn:
                 boto3.client("sns").publish(TopicArn=arn, Message=body)
             elif ":states:" in arn:
-                boto3.client("stepfunctions").start_execution(stateMachineArn=arn, input=body)
+                # Step Functions names it when no name is given; moto 5.2.5 names it "None".
+                boto3.client("stepfunctions").start_execution(
+                    stateMachineArn=arn, input=body, name=str(uuid.uuid4())
+                )
             else:
                 raise DeliveryError(f"the local Scheduler has no target type for {arn}")
         except (DeliveryError, ClientError) as e:

@@ -27,7 +27,7 @@ from local.emulator.training_backend import TrainingBackend
 from local.emulator.training_jobs import TrainingJobService
 
 Event = Callable[[str, dict[str, Any]], None]
-AwsEvent = Callable[[dict[str, Any]], None]
+AwsEvent = Callable[[dict[str, Any]], object]
 
 _TRAINING = (aws_events.TRAINING_JOB, "DescribeTrainingJob", "TrainingJobName")
 _TUNING = (

@@ -233,6 +233,7 @@ def test_the_retraining_schedule_starts_an_execution_when_due_and_not_while_disa
     }  # fmt: skip
     client.update_schedule(**update, State="ENABLED")
     try:
+        assert scheduler.tick() == []  # seen enabled now (a real clock ticks every second)
         clock.advance(days=7, minutes=1)
         fired = scheduler.tick()
         assert [a.schedule for a in fired] == [f"default/{mine['name']}"]

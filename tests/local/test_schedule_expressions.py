@@ -17,7 +17,7 @@ from local.account.schedule_expressions import (
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC)
 
 
 def due(expression: str, after: datetime, timezone: str = "UTC", **kw: datetime) -> datetime:
@@ -40,7 +40,9 @@ def test_parse_reads_the_three_kinds() -> None:
         ("cron(0 3 ? * ? *)", "must be '?'"),
         ("cron(61 3 * * ? *)", "outside 0-59"),
         ("cron(0 3 5X * ? *)", "not a value"),
-        ("cron(0 3 ? * 2#6 *)", "# takes 1 to 5"),
+        ("cron(0 3 ? * 2#6 2030)", "# takes 1 to 5"),
+        ("cron(0 3 0W * ? *)", "W takes a day"),
+        ("cron(0 3 LW * ? *)", "not a value"),
         ("rate(0 minutes)", "positive"),
         ("rate(1 hours)", "singular"),
         ("rate(5 hour)", "singular"),
