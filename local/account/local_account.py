@@ -319,6 +319,10 @@ class LocalAccount:
     def stop(self) -> None:
         self.scheduler.stop()
         self.executions.stop()
+        # Deliveries under way finish against this account, not against a stopped one.
+        if self.deployment is not None and self.deployment.events is not None:
+            self.deployment.events.wait_idle(30)
+        self.scheduler.wait_idle(30)
         if self.sagemaker is not None:
             self.sagemaker.shutdown()
         if self._undo_dispatch:
