@@ -28,6 +28,8 @@ from local.emulator.training_jobs import TrainingJobService
 
 Event = Callable[[str, dict[str, Any]], None]
 AwsEvent = Callable[[dict[str, Any]], object]
+#: (the state change, its data, the Describe answer if taken already).
+_Change = tuple[tuple[str, str, str, str], dict[str, Any], dict[str, Any] | None]
 
 _TRAINING = (aws_events.TRAINING_JOB, "DescribeTrainingJob", "TrainingJobName")
 _TUNING = (
@@ -96,9 +98,7 @@ class ServiceState:
         #: Where SageMaker's own EventBridge events go (the local account sets it).
         self.on_aws_event: AwsEvent = lambda event: None
         self._changes_lock = threading.Lock()
-        self._changes: (
-            queue.SimpleQueue[tuple[tuple[str, str, str, str], dict[str, Any]]] | None
-        ) = None
+        self._changes: queue.SimpleQueue[_Change] | None = None
         self._lock = threading.RLock()
         self._tuning: dict[str, dict[str, Any]] = {}
         self._training: dict[str, dict[str, Any]] = {}
@@ -142,13 +142,18 @@ class ServiceState:
         self._progress(kind, data)
         self.emit_state_change(kind, data)
 
-    def emit_state_change(self, kind: str, data: dict[str, Any]) -> None:
+    def emit_state_change(self, kind: str, data: dict[str, Any], *, now: bool = False) -> None:
         """Send the state-change event ``kind`` (a progress kind or the
         operation just answered, with its parameters) stands for, if any.
-        One worker thread describes and sends them in order: the caller may
-        hold a tuning job's lock, which a Describe would need too."""
+        ``now``: describe the resource at once (a request thread holds no
+        lock); otherwise the sending thread describes it, as a tuning job's
+        thread may hold the job's lock a Describe needs too. One thread sends
+        them all, in order."""
         change = _STATE_CHANGES.get(kind)
         if change is None or not data.get(change[3]):
+            return
+        described = self._describe_change(change, data) if now else None
+        if now and described is None:
             return
         with self._changes_lock:  # not self._lock: the caller may hold a tuning job's
             if self._changes is None:
@@ -156,23 +161,30 @@ class ServiceState:
                 threading.Thread(
                     target=self._send_changes, name="sagemaker-events", daemon=True
                 ).start()
-            self._changes.put((change, dict(data)))
+            self._changes.put((change, dict(data), described))
+
+    def _describe_change(
+        self, change: tuple[str, str, str, str], data: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        _detail_type, describe, key, where = change
+        try:
+            return self.call(describe, {key: data[where]})
+        except (ServiceError, KeyError):
+            return None  # gone already (a Deleting endpoint's last moment)
 
     def _send_changes(self) -> None:
         assert self._changes is not None
         while True:
-            change, data = self._changes.get()
+            change, data, described = self._changes.get()
             try:
-                self._send_change(change, data)
+                if described is None:
+                    described = self._describe_change(change, data)
+                if described is not None:
+                    self._send_change(change[0], described)
             except Exception:  # noqa: S112 - a broken listener must not stop the others
                 continue
 
-    def _send_change(self, change: tuple[str, str, str, str], data: dict[str, Any]) -> None:
-        detail_type, describe, key, where = change
-        try:
-            described = self.call(describe, {key: data[where]})
-        except (ServiceError, KeyError):
-            return  # gone already (a Deleting endpoint's last moment)
+    def _send_change(self, detail_type: str, described: dict[str, Any]) -> None:
         with self._lock:
             tags = list(self._tags.get(described[aws_events.ARN_KEYS[detail_type]], []))
         self.on_aws_event(
