@@ -32,12 +32,34 @@ FAST = {"max_jobs": 1, "max_parallel_jobs": 1, "min_objective": 0}
 
 
 def _synthesized() -> SynthesizedPipeline:
+    """The pipeline's template (the cached synth every e2e module shares) plus
+    the retraining schedule of ``stacks/schedule.py``, synthesized alone in a
+    bare stack (a whole second synth costs ~10 s of CPU) and aimed at the
+    local state machine."""
+    import aws_cdk as cdk
+    from aws_cdk import aws_stepfunctions as sfn
     from aws_cdk.assertions import Template
 
-    from tests.stack.helpers import synth
+    from local.account.local_account import STATE_MACHINE_NAME
+    from local.account.services import ACCOUNT, REGION
+    from local.account.synth import synthesize
+    from pipeline_core.config import PipelineConfig
+    from stacks.schedule import RetrainingScheduleConstruct, parse_schedule
 
-    _app, stack, _assembly = synth({"schedule": SCHEDULE}, nag=False)
-    return SynthesizedPipeline(dict(Template.from_stack(stack).to_json()))
+    pipeline = synthesize()
+    stack = cdk.Stack(cdk.App(), "Retraining", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    schedule = parse_schedule(SCHEDULE, PipelineConfig())
+    assert schedule is not None
+    RetrainingScheduleConstruct(
+        stack,
+        "Retraining",
+        schedule=schedule,
+        state_machine=sfn.StateMachine.from_state_machine_name(stack, "Sm", STATE_MACHINE_NAME),
+        name="mnist-ll-retraining",
+    )
+    extra = Template.from_stack(stack).to_json()["Resources"]
+    template = pipeline.template
+    return SynthesizedPipeline({**template, "Resources": {**template["Resources"], **extra}})
 
 
 @pytest.fixture(scope="module")
