@@ -2,8 +2,9 @@
 role EventBridge Scheduler assumes to run an endpoint's TTL deletion, and
 where the asynchronously invoked functions send a failure they cannot handle.
 
-moto emits no EventBridge events, so the local run calls the same handler
-with the same event shape (local/account/runner.py); tests build the event by hand.
+Locally, the account sends Step Functions' status change events to this
+rule itself (moto sends none: local/account/execution_events.py) and fires
+the TTL schedules on its own Scheduler (local/account/scheduler.py).
 """
 
 from __future__ import annotations

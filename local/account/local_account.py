@@ -7,7 +7,9 @@ metrics, SNS, Step Functions, Lambda, Scheduler, DynamoDB, EventBridge: see
 SageMaker Runtime (:mod:`local.emulator.service`), then points this
 process's boto3 at them. ``python -m local services`` keeps one up for other
 programs (the AWS CLI, boto3, the SageMaker SDK) and ``make run`` runs one
-execution on one.
+execution on one. Both emit the EventBridge events of Step Functions
+(:mod:`.execution_events`) and SageMaker to the template's rules, and fire
+EventBridge Scheduler schedules (:mod:`.scheduler`), which moto only stores.
 
 :meth:`LocalAccount.deploy_pipeline` deploys the synthesized template the way
 CloudFormation would for what the pipeline needs: every resource type with a
@@ -33,7 +35,9 @@ from local.account.alarms import AlarmEvaluator
 from local.account.event_rules import LocalEventRules, rules_from_template
 from local.account.example_role import ROLE_NAME as EXAMPLE_ROLE_NAME
 from local.account.example_role import ensure_example_role
+from local.account.execution_events import ExecutionWatcher
 from local.account.lambda_dispatch import LambdaDispatcher
+from local.account.scheduler import Clock, LocalScheduler
 from local.account.services import (
     ACCOUNT,
     LOOPBACK,
@@ -182,6 +186,29 @@ def _create_log_group(ctx: ResourceContext) -> None:
             boto3.client("logs").create_log_group(logGroupName=name)
 
 
+def _create_schedule(ctx: ResourceContext) -> None:
+    """A template schedule (the retraining one, stacks/schedule.py): moto
+    stores it and the account's Scheduler fires it."""
+    props = dict(ctx.properties)
+    kwargs: dict[str, Any] = {
+        key: props[key]
+        for key in (
+            "Name", "GroupName", "Description", "ScheduleExpression",
+            "ScheduleExpressionTimezone", "StartDate", "EndDate", "State",
+            "FlexibleTimeWindow", "Target", "ActionAfterCompletion", "KmsKeyArn",
+        )
+        if key in props
+    }  # fmt: skip
+    kwargs.setdefault("Name", ctx.logical_id)
+    client = boto3.client("scheduler")
+    try:
+        client.create_schedule(**kwargs)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ConflictException":
+            raise
+        client.update_schedule(**kwargs)  # an earlier account in this process made it
+
+
 #: CloudFormation resource type -> how to create it in the local account.
 RESOURCE_CREATORS: dict[str, ResourceCreator] = {
     "AWS::S3::Bucket": _create_bucket,
@@ -190,6 +217,7 @@ RESOURCE_CREATORS: dict[str, ResourceCreator] = {
     "AWS::Logs::LogGroup": _create_log_group,
     "AWS::SageMaker::ModelPackageGroup": _create_model_package_group,
     "AWS::CloudWatch::Alarm": _create_alarm,
+    "AWS::Scheduler::Schedule": _create_schedule,
 }
 
 
@@ -231,6 +259,7 @@ class LocalAccount:
         moto_port: int = 0,
         sagemaker_port: int = 0,
         alarm_interval_seconds: float = 60.0,
+        clock: Clock | None = None,
     ) -> None:
         if region != REGION or account != ACCOUNT:
             # moto's ASL interpreter and the synthesized ARNs assume these.
@@ -253,6 +282,10 @@ class LocalAccount:
         #: Evaluates the account's CloudWatch alarms (local/account/alarms.py).
         self.alarms: AlarmEvaluator | None = None
         self.states_metrics: StatesMetrics | None = None
+        #: Step Functions' status change events (local/account/execution_events.py).
+        self.executions = ExecutionWatcher(account=account, region=region)
+        #: Fires the schedules moto stores (local/account/scheduler.py); tests pass a TestClock.
+        self.scheduler = LocalScheduler(clock=clock)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -313,8 +346,16 @@ class LocalAccount:
         )
         self.alarms.tick_hooks.append(self.states_metrics.poll)
         self.alarms.start()
+        self.executions.start()
+        self.scheduler.start()
 
     def stop(self) -> None:
+        self.scheduler.stop()
+        self.executions.stop()
+        # Deliveries under way finish against this account, not against a stopped one.
+        if self.deployment is not None and self.deployment.events is not None:
+            self.deployment.events.wait_idle(30)
+        self.scheduler.wait_idle(30)
         if self.alarms is not None:
             self.alarms.stop()
             self.alarms = None
@@ -373,7 +414,7 @@ class LocalAccount:
         self._lambda_env_ctx = patched_environ(lambda_keys)
         self._lambda_env_ctx.__enter__()
         definition = synth.definition(region=self.region, account=self.account)
-        resolver = asl.Resolver(synth.template, self.region, self.account)
+        resolver = asl.Resolver(_named_state_machine(synth.template), self.region, self.account)
         created: dict[str, str] = {}
         for logical_id, resource in synth.template.get("Resources", {}).items():
             creator = RESOURCE_CREATORS.get(resource.get("Type", ""))
@@ -403,10 +444,13 @@ class LocalAccount:
         # moto's state outlives a server in this process and its create returns an
         # existing machine unchanged: make sure this pipeline's definition runs.
         sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(definition))
-        events = LocalEventRules(rules_from_template(synth.template, resolver), dispatcher)
+        events = LocalEventRules(rules_from_template(resolver.template, resolver), dispatcher)
         assert self.sagemaker is not None
-        # The local SageMaker's model package state changes reach the rules.
+        # SageMaker's and Step Functions' events, and Scheduler's Lambda targets.
         self.sagemaker.registry.on_state_change = events.put
+        self.sagemaker.on_aws_event = events.put
+        self.executions.put = events.put
+        self.scheduler.dispatcher = dispatcher
         self.deployment = Deployment(
             state_machine_arn=arn,
             bucket=str(buckets.pop()),
@@ -474,6 +518,18 @@ class LocalAccount:
 
 def export_lines(env: Mapping[str, str]) -> list[str]:
     return [f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items())]
+
+
+def _named_state_machine(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The template with its state machine named as deployed here, so a Ref
+    to it (the end-of-execution rule's pattern, the retraining schedule's
+    target) resolves to the local state machine's ARN."""
+    resources = dict(template.get("Resources", {}))
+    for logical_id, resource in resources.items():
+        if resource.get("Type") == asl.STATE_MACHINE_TYPE:
+            props = {**resource.get("Properties", {}), "StateMachineName": STATE_MACHINE_NAME}
+            resources[logical_id] = {**resource, "Properties": props}
+    return {**template, "Resources": resources}
 
 
 def _topic_arns(node: Any) -> set[str]:

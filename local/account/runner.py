@@ -8,8 +8,10 @@
    machine from the synthesized definition, and start an execution.
 4. Follow the execution history live, then collect the report.
 5. If the execution did not succeed (a Fail state, ``--timeout``, Ctrl-C),
-   call the ExecutionEnded handler with the event EventBridge would send
-   (moto emits none), so the run's jobs are stopped as in the cloud.
+   wait for the account's "Execution Status Change" event to reach the
+   template's end-of-execution rule (local/account/execution_events.py) and
+   report what its ExecutionEnded Lambda answered: the run's jobs are
+   stopped as in the cloud.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import boto3
 
 from local.account.lambda_dispatch import LambdaDispatcher
 from local.account.local_account import STATE_MACHINE_NAME, LocalAccount
+from local.account.scheduler import Attempt, Clock
 from local.account.synth import SynthesizedPipeline, synthesize
 from local.emulator.service import LocalSageMaker
 from pipeline_core.s3io import local_path
@@ -69,7 +71,9 @@ class LocalPipeline:
         printer: Printer = print,
         lambda_log_level: str = "WARNING",
         config_overrides: dict[str, Any] | None = None,
+        clock: Clock | None = None,
     ) -> None:
+        self.clock = clock
         self.lambda_log_level = lambda_log_level
         self.config_overrides = config_overrides or {}
         self.work_dir = work_dir
@@ -100,6 +104,7 @@ class LocalPipeline:
             backend=self.backend,
             on_sagemaker_event=self._on_sagemaker_event,
             log_level=self.lambda_log_level,
+            clock=self.clock,
         )
         self.account.start()
         self.sagemaker = self.account.sagemaker
@@ -168,7 +173,7 @@ class LocalPipeline:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
 
     def schedules(self) -> list[dict[str, Any]]:
-        """The EventBridge Scheduler schedules the run holds (moto never fires them)."""
+        """The EventBridge Scheduler schedules the account holds."""
         scheduler = boto3.client("scheduler")
         out: list[dict[str, Any]] = []
         for page in scheduler.get_paginator("list_schedules").paginate():
@@ -190,18 +195,13 @@ class LocalPipeline:
         return out
 
     def fire_schedule(self, name: str, group: str = "default") -> dict[str, Any]:
-        """Do what Scheduler does when the schedule is due: invoke its target
-        with its input (then delete it, as ActionAfterCompletion DELETE would)."""
-        assert self.dispatcher is not None
-        scheduler = boto3.client("scheduler")
-        got = scheduler.get_schedule(Name=name, GroupName=group)
-        target = got["Target"]
-        body, failed = self.dispatcher.invoke(target["Arn"], target.get("Input") or "{}")
-        result: dict[str, Any] = json.loads(body)
-        if failed:
-            raise RuntimeError(f"schedule {name}: target failed: {result}")
-        if got.get("ActionAfterCompletion") == "DELETE":
-            scheduler.delete_schedule(Name=name, GroupName=group)
+        """Fire the schedule now, as the local Scheduler does when it is due
+        (local/account/scheduler.py), and answer what its Lambda target answered."""
+        assert self.account is not None
+        attempt: Attempt = self.account.scheduler.fire_now(name, group)
+        if attempt.outcome != "delivered":
+            raise RuntimeError(f"schedule {name}: target failed: {attempt.error}")
+        result: dict[str, Any] = attempt.response
         return result
 
     def end_handler_arn(self) -> str:
@@ -211,23 +211,23 @@ class LocalPipeline:
                 return arn
         raise RuntimeError("the template has no ExecutionEnded function")
 
-    def execution_ended(
-        self, arn: str, status: str, *, error: str | None = None, cause: str | None = None
-    ) -> dict[str, Any]:
-        """Call ExecutionEnded with the "Step Functions Execution Status Change"
-        event EventBridge would deliver for this execution."""
-        assert self.dispatcher is not None
-        desc = boto3.client("stepfunctions").describe_execution(executionArn=arn)
-        now = datetime.now(UTC)
-        event = status_change_event(
-            desc, status=status, error=error or desc.get("error"), cause=cause or desc.get("cause"),
-            now=now,
-        )  # fmt: skip
-        body, failed = self.dispatcher.invoke(self.end_handler_arn(), json.dumps(event))
-        answer: dict[str, Any] = json.loads(body)
-        if failed:
-            raise RuntimeError(f"ExecutionEnded failed: {answer}")
-        return answer
+    def execution_ended(self, arn: str, timeout: float = 120.0) -> dict[str, Any] | None:
+        """What the ExecutionEnded Lambda answered to this execution's
+        "Execution Status Change" event, once the account's rule delivered it
+        (None: no rule matched, as for a success)."""
+        assert self.account is not None
+        ending = self.account.executions.wait_ending(arn, timeout)
+        end_arn = self.end_handler_arn()
+        for delivery in ending.deliveries:
+            if delivery.target != end_arn:
+                continue
+            if not delivery.done.wait(timeout):
+                raise TimeoutError(f"ExecutionEnded did not answer in {timeout:.0f}s")
+            if delivery.error:
+                raise RuntimeError(f"ExecutionEnded failed: {delivery.response}")
+            answer: dict[str, Any] = delivery.response
+            return answer
+        return None
 
     @property
     def sagemaker_url(self) -> str:
@@ -258,19 +258,22 @@ class LocalPipeline:
             name=name,
             input=json.dumps(execution_input),
         )["executionArn"]
+        assert self.account is not None
+        watcher = self.account.executions
         try:
             result = self._follow(sfn, arn, name, timeout)
         except TimeoutError:
-            # As the state machine's own timeout would end it: TIMED_OUT.
-            self.execution_ended(arn, "TIMED_OUT", error="States.Timeout", cause="local --timeout")
+            # _follow stopped it as the state machine's own timeout would: TIMED_OUT.
+            self.execution_ended(arn)
             raise
         except KeyboardInterrupt:
             # A console Stop: ABORTED.
+            watcher.report_as(arn, "ABORTED", error="Interrupted", cause="Ctrl-C")
             sfn.stop_execution(executionArn=arn, error="Interrupted", cause="Ctrl-C")
-            self.execution_ended(arn, "ABORTED", error="Interrupted", cause="Ctrl-C")
+            self.execution_ended(arn)
             raise
         if result.status != "SUCCEEDED":
-            result.ended = self.execution_ended(arn, result.status)
+            result.ended = self.execution_ended(arn)
         return result
 
     def _follow(self, sfn: Any, arn: str, name: str, timeout: float) -> RunResult:
@@ -297,6 +300,10 @@ class LocalPipeline:
             if desc["status"] != "RUNNING":
                 break
             if time.monotonic() - started > timeout:
+                assert self.account is not None
+                self.account.executions.report_as(
+                    arn, "TIMED_OUT", error="States.Timeout", cause="local --timeout"
+                )
                 sfn.stop_execution(
                     executionArn=arn, error="LocalTimeout", cause="local run timed out"
                 )
@@ -351,43 +358,6 @@ class LocalPipeline:
                 s3.download_file(self.bucket, obj["Key"], str(target))
                 count += 1
         return count
-
-
-def status_change_event(
-    desc: dict[str, Any],
-    *,
-    status: str,
-    error: str | None,
-    cause: str | None,
-    now: datetime,
-) -> dict[str, Any]:
-    """The EventBridge event Step Functions sends when an execution ends."""
-
-    def millis(value: Any) -> int | None:
-        return int(value.timestamp() * 1000) if isinstance(value, datetime) else None
-
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Step Functions Execution Status Change",
-        "source": "aws.states",
-        "account": desc["executionArn"].split(":")[4],
-        "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": desc["executionArn"].split(":")[3],
-        "resources": [desc["executionArn"]],
-        "detail": {
-            "executionArn": desc["executionArn"],
-            "stateMachineArn": desc["stateMachineArn"],
-            "name": desc["name"],
-            "status": status,
-            "startDate": millis(desc.get("startDate")),
-            "stopDate": millis(desc.get("stopDate")) or int(now.timestamp() * 1000),
-            "input": desc.get("input"),
-            "output": desc.get("output"),
-            "error": error,
-            "cause": cause,
-        },
-    }
 
 
 def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:

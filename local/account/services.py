@@ -2,8 +2,8 @@
 
 - moto, in-process as a threaded server: S3, SNS, DynamoDB, Step Functions
   (with ``execute_state_machine``, so the synthesized definition really runs),
-  EventBridge and EventBridge Scheduler (it holds the endpoint TTL schedules;
-  moto never fires them, so tests invoke their target);
+  EventBridge and EventBridge Scheduler (it stores the schedules; the
+  account's :mod:`local.account.scheduler` fires them);
 - the local SageMaker (:mod:`local.emulator.service`), served by
   :class:`training.serving.BackgroundServer`.
 

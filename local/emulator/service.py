@@ -83,6 +83,7 @@ class LocalSageMaker(TuningMixin, TrainingOpsMixin, EndpointsMixin, TransformJob
             validate_request(operation, params)
             check(self, operation, params)  # documented rules (docs/SAGEMAKER_CONSTRAINTS.md)
         result: dict[str, Any] = handler(params)
+        self.emit_state_change(operation, params, now=True)  # Creating, Stopping...
         if self.check_responses:
             # Round-trip through the wire encoding first (timestamps as numbers).
             wire = json.loads(json.dumps(result, default=wire_value))

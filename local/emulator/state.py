@@ -10,6 +10,7 @@ puts them together.
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local.emulator import aws_events
 from local.emulator.async_inference import ASYNC_WORKERS
 from local.emulator.errors import ServiceError
 from local.emulator.registry import ModelRegistry
@@ -26,6 +28,33 @@ from local.emulator.training_backend import TrainingBackend
 from local.emulator.training_jobs import TrainingJobService
 
 Event = Callable[[str, dict[str, Any]], None]
+AwsEvent = Callable[[dict[str, Any]], object]
+#: (the state change, its data, the Describe answer if taken already).
+_Change = tuple[tuple[str, str, str, str], dict[str, Any], dict[str, Any] | None]
+
+_TRAINING = (aws_events.TRAINING_JOB, "DescribeTrainingJob", "TrainingJobName")
+_TUNING = (
+    aws_events.TUNING_JOB,
+    "DescribeHyperParameterTuningJob",
+    "HyperParameterTuningJobName",
+)
+_ENDPOINT = (aws_events.ENDPOINT, "DescribeEndpoint", "EndpointName")
+#: A progress kind (``on_event``) or an operation just answered -> the
+#: state-change event it means: (detail-type, Describe operation, its name
+#: key, the key of ``data`` that holds the name).
+_STATE_CHANGES: dict[str, tuple[str, str, str, str]] = {
+    "training_job_done": (*_TRAINING, "name"),
+    "training_job_ended": (*_TRAINING, "name"),
+    "CreateTrainingJob": (*_TRAINING, "TrainingJobName"),
+    "StopTrainingJob": (*_TRAINING, "TrainingJobName"),
+    "tuning_done": (*_TUNING, "tuning_job"),
+    "CreateHyperParameterTuningJob": (*_TUNING, "HyperParameterTuningJobName"),
+    "StopHyperParameterTuningJob": (*_TUNING, "HyperParameterTuningJobName"),
+    "endpoint": (*_ENDPOINT, "endpoint"),
+    "CreateEndpoint": (*_ENDPOINT, "EndpointName"),
+    "UpdateEndpoint": (*_ENDPOINT, "EndpointName"),
+    "DeleteEndpoint": (*_ENDPOINT, "EndpointName"),
+}
 
 
 @dataclass
@@ -66,7 +95,11 @@ class ServiceState:
         self.work_dir = work_dir
         self.region = region
         self.account = account
-        self.on_event = on_event or (lambda kind, data: None)
+        self._progress = on_event or (lambda kind, data: None)
+        #: Where SageMaker's own EventBridge events go (the local account sets it).
+        self.on_aws_event: AwsEvent = lambda event: None
+        self._changes_lock = threading.Lock()
+        self._changes: queue.SimpleQueue[_Change] | None = None
         self._lock = threading.RLock()
         self._tuning: dict[str, dict[str, Any]] = {}
         self._training: dict[str, dict[str, Any]] = {}
@@ -106,6 +139,62 @@ class ServiceState:
 
     def arn(self, kind: str, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account}:{kind}/{name.lower()}"
+
+    def on_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Progress for the caller, and SageMaker's state-change event if it is one."""
+        self._progress(kind, data)
+        self.emit_state_change(kind, data)
+
+    def emit_state_change(self, kind: str, data: dict[str, Any], *, now: bool = False) -> None:
+        """Send the state-change event ``kind`` (a progress kind or the
+        operation just answered, with its parameters) stands for, if any.
+        ``now``: describe the resource at once (a request thread holds no
+        lock); otherwise the sending thread describes it, as a tuning job's
+        thread may hold the job's lock a Describe needs too. One thread sends
+        them all, in order."""
+        change = _STATE_CHANGES.get(kind)
+        if change is None or not data.get(change[3]):
+            return
+        described = self._describe_change(change, data) if now else None
+        if now and described is None:
+            return
+        with self._changes_lock:  # not self._lock: the caller may hold a tuning job's
+            if self._changes is None:
+                self._changes = queue.SimpleQueue()
+                threading.Thread(
+                    target=self._send_changes, name="sagemaker-events", daemon=True
+                ).start()
+            self._changes.put((change, dict(data), described))
+
+    def _describe_change(
+        self, change: tuple[str, str, str, str], data: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        _detail_type, describe, key, where = change
+        try:
+            return self.call(describe, {key: data[where]})
+        except (ServiceError, KeyError):
+            return None  # gone already (a Deleting endpoint's last moment)
+
+    def _send_changes(self) -> None:
+        assert self._changes is not None
+        while True:
+            change, data, described = self._changes.get()
+            try:
+                if described is None:
+                    described = self._describe_change(change, data)
+                if described is not None:
+                    self._send_change(change[0], described)
+            except Exception:  # noqa: S112 - a broken listener must not stop the others
+                continue
+
+    def _send_change(self, detail_type: str, described: dict[str, Any]) -> None:
+        with self._lock:
+            tags = list(self._tags.get(described[aws_events.ARN_KEYS[detail_type]], []))
+        self.on_aws_event(
+            aws_events.state_change_event(
+                detail_type, described, tags=tags, region=self.region, account=self.account
+            )
+        )
 
     def inject_fault(self, fault: str, reason: str = "injected fault", times: int = 1) -> None:
         """Make the next ``times`` matching operations fail. Faults:

@@ -370,6 +370,12 @@ class TrainingJobService:
         return {"TrainingJobArn": arn}
 
     def _run(self, name: str) -> None:
+        try:
+            self._run_job(name)
+        finally:  # its state-change event (local/emulator/aws_events.py)
+            self.service.on_event("training_job_ended", {"name": name})
+
+    def _run_job(self, name: str) -> None:
         sm = self.service
         record = self.jobs[name]
         request, job = record["request"], record["job"]
