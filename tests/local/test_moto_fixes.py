@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -196,7 +197,9 @@ def test_start_sync_execution_refuses_standard_and_runs_express(moto_url: str) -
 
 def test_filter_log_events_honours_the_stream_prefix(moto_url: str) -> None:
     logs = _client(moto_url, "logs")
-    group = "/aws/sagemaker/TrainingJobs"
+    # A group of its own: moto's state is per process, and other tests in this
+    # worker may have made SageMaker's groups already.
+    group = f"/test/filter-prefix/{uuid.uuid4().hex}"
     logs.create_log_group(logGroupName=group)
     now = int(time.time() * 1000)
     for stream in ("job-a/algo-1", "job-a/algo-2", "job-b/algo-1"):
