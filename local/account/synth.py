@@ -164,3 +164,23 @@ class SynthesizedPipeline:
             for lid, info in asl.lambda_functions(self.template).items()
             if info["handler"].startswith("lambdas.")
         ]
+
+
+def override_retry_interval(definition: Any, error: str, seconds: int) -> int:
+    """Set ``IntervalSeconds`` of every Retry on ``error`` in an ASL definition
+    (nested Maps and Parallels included), in place; how many were set. The
+    local account waits seconds for an endpoint lease, not the cloud's
+    minutes: the definition keeps its shape, only the interval changes."""
+    count = 0
+    if isinstance(definition, dict):
+        for retrier in definition.get("Retry") or []:
+            if isinstance(retrier, dict) and error in (retrier.get("ErrorEquals") or []):
+                retrier["IntervalSeconds"] = seconds
+                count += 1
+        for value in definition.values():
+            if isinstance(value, dict | list):
+                count += override_retry_interval(value, error, seconds)
+    elif isinstance(definition, list):
+        for item in definition:
+            count += override_retry_interval(item, error, seconds)
+    return count

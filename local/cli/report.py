@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,28 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
             f"model version {report['model_package_arn']} ({report.get('approval_status')})"
         )
     return lines
+
+
+#: What a run writes into its output folder; a reused folder loses these (and
+#: only these) before the next run, so nothing from an earlier run survives.
+OUTPUT_FILES = ("report.json", "report.json.tmp", "confusion_matrix.png", "sample_digit.png")
+OUTPUT_DIRS = ("bucket",)
+
+
+def clear_outputs(out_dir: Path) -> list[Path]:
+    """Remove the files and folders a run writes from ``out_dir``; what went."""
+    removed: list[Path] = []
+    for name in OUTPUT_FILES:
+        path = out_dir / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    for name in OUTPUT_DIRS:
+        path = out_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
 
 
 def write_report(out_dir: Path, report: dict[str, Any]) -> Path:
