@@ -239,6 +239,7 @@ def first_test_digit(s3: Any, bucket: str, prefix: str) -> tuple[Any, int] | Non
 
 
 def _plots(report: dict[str, Any], out_dir: Path, bucket: str, prefix: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
     cm = report.get("confusion_matrix")
     metrics = report.get("metrics") or {}
     if cm:
