@@ -157,3 +157,14 @@ def test_help_reads_as_plain_text(command: str, capsys: pytest.CaptureFixture[st
     if command == "make-dataset":
         # The layout keeps its lines (RawDescriptionHelpFormatter).
         assert "\n    OUT/train/part-00000.npz" in text
+
+
+def test_services_refuses_a_taken_port_before_starting_anything() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = str(held.getsockname()[1])
+        proc, seconds = _cli("services", "--port", port, "--sagemaker-port", "0", "--no-pipeline")
+    assert proc.returncode == 2
+    assert f"port {port} (moto) is taken" in proc.stderr and "Pass --port N" in proc.stderr
+    assert "dataset:" not in proc.stderr and seconds < 10
