@@ -25,18 +25,27 @@ help:
 	@echo "make bench   run the benchmarks and rewrite BENCHMARKS.md"
 	@echo "make lock    regenerate lambdas/requirements.lock (hash-pinned Lambda deps, uv)"
 
+# uv (pinned in requirements-dev.txt) installs in seconds what pip installs in
+# minutes. It is bootstrapped with pip into the venv it fills, before any dev
+# tool exists; where it cannot be installed, pip does the work as before.
+UV_PIN := $(shell sed -n 's/^\(uv==[^ ]*\).*/\1/p' requirements-dev.txt)
+# $(call install,<venv python>,<requirements file>)
+install = { test -x $(dir $(1))uv || $(1) -m pip install --quiet --disable-pip-version-check "$(UV_PIN)"; } \
+	&& $(dir $(1))uv pip install --quiet --python $(1) -r $(2) \
+	|| $(1) -m pip install --quiet --disable-pip-version-check -r $(2)
+
 $(VENV)/.run-stamp: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(call install,$(PY),requirements.txt)
 	touch $@
 
 $(VENV)/.dev-stamp: $(VENV)/.run-stamp requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(call install,$(PY),requirements-dev.txt)
 	touch $@
 
 $(SDK_VENV)/.stamp: requirements-sdk.txt
 	test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv $(SDK_VENV)
-	$(SDK_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sdk.txt
+	$(call install,$(SDK_VENV)/bin/python,requirements-sdk.txt)
 	touch $@
 
 node_modules/.stamp: package.json package-lock.json
