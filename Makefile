@@ -11,7 +11,7 @@ export ARGS
 PYTEST_ARGS ?=
 PACKAGES := pipeline_core lambdas stacks training local bench app.py
 
-.PHONY: help setup setup-run run services test check lint lock synth bootstrap deploy destroy bench clean
+.PHONY: help setup setup-run run services test check lint lock synth bootstrap deploy destroy bench clean clean-runs
 
 help:
 	@echo "make run     run the whole pipeline locally (ARGS='--input {...} --out DIR --serve')"
@@ -23,6 +23,7 @@ help:
 	@echo "make deploy  cdk deploy (needs AWS credentials)"
 	@echo "make destroy cdk destroy"
 	@echo "make bench   run the benchmarks and rewrite BENCHMARKS.md"
+	@echo "make clean-runs delete runs/ (every local run's output folder)"
 	@echo "make lock    regenerate lambdas/requirements.lock (hash-pinned Lambda deps, uv)"
 
 # uv (pinned in requirements-dev.txt) installs in seconds what pip installs in
@@ -93,3 +94,7 @@ bench: setup
 
 clean:
 	rm -rf cdk.out .build .pytest_cache .mypy_cache .ruff_cache
+
+# Every local run's output folder (runs/<execution-name>/).
+clean-runs:
+	rm -rf runs
