@@ -17,6 +17,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,23 @@ def synthesize(root: Path = ROOT, use_cache: bool = True) -> SynthesizedPipeline
         ):
             return SynthesizedPipeline(template, source=path)
     raise SynthError(f"no template with a state machine in {outdir}")
+
+
+def synthesize_in_background(root: Path = ROOT) -> Future[SynthesizedPipeline]:
+    """:func:`synthesize` in a daemon thread. The synth is a subprocess, so it
+    overlaps the dataset check and the account's start-up; ``result()`` waits
+    (and re-raises :class:`SynthError`)."""
+    future: Future[SynthesizedPipeline] = Future()
+
+    def work() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(synthesize(root))
+            except BaseException as e:  # handed to whoever waits on the future
+                future.set_exception(e)
+
+    threading.Thread(target=work, name="synth", daemon=True).start()
+    return future
 
 
 class SynthesizedPipeline:

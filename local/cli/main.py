@@ -12,11 +12,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 import numpy as np
@@ -24,7 +22,7 @@ import numpy as np
 from local.account.input_check import InputCheckError, check_input
 from local.account.mnist_cache import DatasetCacheError, ensure_mnist
 from local.account.runner import LocalPipeline, RunResult
-from local.account.synth import SynthError, synthesize
+from local.account.synth import SynthError, synthesize_in_background
 from local.cli import approve as approve_cli
 from local.cli import make_dataset
 from local.cli import report as rpt
@@ -33,8 +31,6 @@ from local.cli.make_args import ArgsSyntaxError, split_args
 from pipeline_core import recordio
 from pipeline_core.costs import cost_line
 from pipeline_core.failures import failure_message
-
-T = TypeVar("T")
 
 
 class UsageError(ValueError):
@@ -290,22 +286,6 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _in_background(work: Callable[[], T]) -> Future[T]:
-    """Run ``work`` in a daemon thread (the synth is a subprocess: it overlaps
-    the dataset and the account's start-up)."""
-    future: Future[T] = Future()
-
-    def target() -> None:
-        if future.set_running_or_notify_cancel():
-            try:
-                future.set_result(work())
-            except BaseException as e:  # handed to whoever waits on the future
-                future.set_exception(e)
-
-    threading.Thread(target=target, name="synth", daemon=True).start()
-    return future
-
-
 def _stopped(
     out_dir: Path, name: str, timed_out: bool, message: str, pipeline: LocalPipeline | None
 ) -> int:
@@ -354,7 +334,7 @@ def _run(
     print(f"  input: {json.dumps(execution_input)}")
     print(f"  output folder: {out_dir}" + (" (earlier run's files removed)" if removed else ""))
     # The synth, the dataset and the account's start-up do not wait on each other.
-    synth = _in_background(synthesize)
+    synth = synthesize_in_background()
     # Without a source the pipeline reads its default, the tutorial's public
     # object, which the local account holds at its real bucket and key.
     dataset = (

@@ -22,7 +22,7 @@ from typing import Any
 from local.account.local_account import LocalAccount, export_lines
 from local.account.mnist_cache import ensure_mnist
 from local.account.runner import LOCAL_LEASE_INTERVAL_SECONDS
-from local.account.synth import synthesize
+from local.account.synth import synthesize_in_background
 
 #: Fixed ports, so the env file stays right across restarts (0: a free port).
 DEFAULT_MOTO_PORT = 5055
@@ -122,8 +122,9 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # The synth (a subprocess) runs while the dataset is checked and the account starts.
+    synth = None if args.no_pipeline else synthesize_in_background()
     dataset = ensure_mnist(progress=lambda m: note(f"dataset: {m}"))
-    synth = None if args.no_pipeline else synthesize()
     with tempfile.TemporaryDirectory(prefix="mnist-ll-account-") as tmp:
         work = Path(tmp)
         account = LocalAccount(
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         with account:
             if synth is not None:
                 account.deploy_pipeline(
-                    synth,
+                    synth.result(),
                     function_overrides={"ALLOW_LOCAL_SOURCES": "true"},
                     config_overrides={
                         "poll_seconds": args.poll_seconds,

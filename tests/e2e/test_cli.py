@@ -237,6 +237,7 @@ def test_sigterm_aborts_the_run_like_ctrl_c_and_removes_the_temp_folder(
         assert any("> WaitForTuning" in line for line in seen), "".join(seen)[-3000:]
         assert list(tmp.glob("mnist-ll-run-*")), "the run's temp folder should exist by now"
         sent_after = time.monotonic() - started
+        print(f"SIGTERM {sent_after:.1f}s into the run")
         proc.send_signal(signal.SIGTERM)
         rest = proc.communicate(timeout=60)[0]
     finally:
