@@ -30,5 +30,6 @@ def adopt_or_collide(
         want = ", ".join(f"{t['Key']}={t['Value']}" for t in expected_tags)
         raise NameCollisionError(
             f"{kind} {name} already exists but is not this execution's (expected tags {want}); "
-            "it was left untouched"
+            "it was left untouched; look at its tags, then choose another endpoint_name or "
+            "delete it if nothing needs it"
         )

@@ -138,8 +138,21 @@ def cost_block(
     }
 
 
+#: The local run bills nothing: the figure is what the same run would cost on AWS.
+COST_LABEL = "cost (cloud estimate, not charged locally)"
+
+
 def cost_line(cost: dict[str, Any], endpoint: dict[str, Any]) -> str:
-    """One line for the terminal: the estimate says which endpoint hours it holds."""
+    """One line for the terminal: what ran, and which endpoint hours the estimate holds."""
+    training = cost["training_billable_seconds"]
+    head = f"{COST_LABEL}: ~${cost['usd_estimate']:.4f} (training {training} billable s"
+    prices = f"prices of {cost['prices']['date']}"
+    if endpoint.get("mode") == "none":
+        # What ran instead of an endpoint: one Batch Transform job over the test split.
+        return (
+            f"{head}, transform job {float(cost['transform_seconds']):.1f} s); no endpoint: "
+            f"Batch Transform scored the test split; {prices}"
+        )
     per_hour = cost.get("endpoint_usd_per_hour")
     deletes = endpoint.get("deletes_at") or ("never" if endpoint.get("name") else "-")
     hours = cost.get("endpoint_hours_included") or 0
@@ -152,8 +165,6 @@ def cost_line(cost: dict[str, Any], endpoint: dict[str, Any]) -> str:
     else:
         held = ", endpoint not included: it bills until deleted"
     return (
-        f"cost: ~${cost['usd_estimate']:.4f} (training {cost['training_billable_seconds']} "
-        f"billable s, transform {cost['transform_seconds']:.0f} s{held}); endpoint "
-        f"{endpoint.get('mode')} {endpoint.get('name') or '(none)'} "
-        f"${(per_hour or 0.0):.3f}/h, deleted at {deletes}; prices of {cost['prices']['date']}"
+        f"{head}{held}); endpoint {endpoint.get('mode')} {endpoint.get('name')} "
+        f"${(per_hour or 0.0):.3f}/h, deleted at {deletes}; {prices}"
     )

@@ -8,6 +8,7 @@ deterministic resource names, the tags and the bucket prefix.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -339,7 +340,7 @@ def _ranges(value: Any) -> tuple[ParameterRange, ...]:
             raise InvalidInputError(f"{where}: must be an object")
         unknown = sorted(set(raw) - allowed)
         if unknown:
-            raise InvalidInputError(f"{where}: unknown keys {unknown}")
+            raise InvalidInputError(f"{where}: {unknown_key_message(unknown, frozenset(allowed))}")
         name = raw.get("name")
         if not isinstance(name, str) or name not in TUNABLE_LIMITS:
             raise InvalidInputError(
@@ -363,6 +364,16 @@ def _ranges(value: Any) -> tuple[ParameterRange, ...]:
     if len(set(names)) != len(names):
         raise InvalidInputError(f"ranges: duplicate parameter names {names}")
     return tuple(out)
+
+
+def unknown_key_message(unknown: list[str], known: frozenset[str]) -> str:
+    """``unknown key target_digt: did you mean target_digit?`` for the first
+    unknown key, with the nearest known key when one is close (difflib)."""
+    key = str(unknown[0])
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    hint = f": did you mean {close[0]}?" if close else f" (valid keys: {', '.join(sorted(known))})"
+    more = f" (unknown keys: {unknown})" if len(unknown) > 1 else ""
+    return f"unknown key {key}{hint}{more}"
 
 
 def resolve_run(
@@ -393,7 +404,7 @@ def resolve_run(
         raise InvalidInputError(f"input: must be a JSON object, got {type(raw).__name__}")
     unknown = sorted(set(raw) - INPUT_KEYS)
     if unknown:
-        raise InvalidInputError(f"{unknown[0]}: unknown input key (unknown keys: {unknown})")
+        raise InvalidInputError(unknown_key_message(unknown, INPUT_KEYS))
 
     package_arn: str | None = None
     if "model_package_arn" in raw:

@@ -80,6 +80,7 @@ def acquire(
             f"endpoint {endpoint_name} is being deployed by "
             + (f"execution {other}" if other else "another execution")
             + (f" (lease expires at epoch {until})" if until else "")
+            + "; run again once that deployment ends, or choose another endpoint_name"
         ) from e
     return {"endpoint_name": endpoint_name, "holder": holder, "expires_at": expires_at}
 

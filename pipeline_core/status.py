@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from pipeline_core.awserrors import is_not_found, named_error
 from pipeline_core.costs import training_billing
 from pipeline_core.errors import PollLimitExceededError, TuningJobFailedError
+from pipeline_core.failures import gate_message
 from pipeline_core.inputs import RunSpec
 
 IN_PROGRESS_TUNING = frozenset({"InProgress", "Stopping"})
@@ -87,12 +88,16 @@ def summarize_tuning(
                 )
             ),
         }
+    checked = gate(objective, min_objective, objective_type)
+    if status == "Completed" and not checked["passed"]:
+        # The Fail state's cause carries the sentence, in the cloud too.
+        checked["message"] = gate_message(checked, (best or {}).get("objective_metric"))
     return {
         "name": str(described["HyperParameterTuningJobName"]),
         "status": status,
         "polls": polls,
         "best": best,
-        "gate": gate(objective, min_objective, objective_type),
+        "gate": checked,
         "failure_reason": described.get("FailureReason"),
     }
 

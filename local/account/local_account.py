@@ -49,8 +49,9 @@ from local.account.services import (
     patched_environ,
 )
 from local.account.states_metrics import StatesMetrics
-from local.account.synth import SynthesizedPipeline
+from local.account.synth import SynthesizedPipeline, override_retry_interval
 from local.emulator.service import LocalSageMaker
+from pipeline_core.errors import EndpointBusyError
 from stacks import asl
 from training.serving import BackgroundServer
 
@@ -414,6 +415,9 @@ class LocalAccount:
         self._lambda_env_ctx = patched_environ(lambda_keys)
         self._lambda_env_ctx.__enter__()
         definition = synth.definition(region=self.region, account=self.account)
+        busy_interval = (config_overrides or {}).get("endpoint_busy_interval_seconds")
+        if busy_interval is not None:
+            override_retry_interval(definition, EndpointBusyError.__name__, int(busy_interval))
         resolver = asl.Resolver(_named_state_machine(synth.template), self.region, self.account)
         created: dict[str, str] = {}
         for logical_id, resource in synth.template.get("Resources", {}).items():

@@ -17,10 +17,12 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,10 @@ __all__ = ["STATE_MACHINE_NAME", "LocalPipeline", "RunResult", "reset_dir"]
 #: An SQS queue subscribed to the topic, so the run can show what was notified.
 NOTIFICATIONS_QUEUE = "mnist-ll-local-notifications"
 END_HANDLER = "lambdas.execution_ended.handler"
+#: Deploy's retry interval on a held endpoint lease in the local account: the
+#: cloud waits endpoint_busy_interval_seconds (120) between tries, a local
+#: deployment takes seconds.
+LOCAL_LEASE_INTERVAL_SECONDS = 2
 
 
 @dataclass
@@ -66,7 +72,7 @@ class LocalPipeline:
         *,
         work_dir: Path,
         backend: Any,
-        synthesized: SynthesizedPipeline | None = None,
+        synthesized: SynthesizedPipeline | Future[SynthesizedPipeline] | None = None,
         poll_seconds: int = 1,
         printer: Printer = print,
         lambda_log_level: str = "WARNING",
@@ -78,7 +84,12 @@ class LocalPipeline:
         self.config_overrides = config_overrides or {}
         self.work_dir = work_dir
         self.print = printer
-        self.synth = synthesized or synthesize()
+        # A Future: the synth runs while the account starts (see start()).
+        self._pending_synth = synthesized if isinstance(synthesized, Future) else None
+        if self._pending_synth is None:
+            self.synth = (
+                synthesized if isinstance(synthesized, SynthesizedPipeline) else synthesize()
+            )
         self.poll_seconds = poll_seconds
         self.backend = backend
         self.account: LocalAccount | None = None
@@ -108,10 +119,16 @@ class LocalPipeline:
         )
         self.account.start()
         self.sagemaker = self.account.sagemaker
+        if self._pending_synth is not None:
+            self.synth = self._pending_synth.result()
         deployment = self.account.deploy_pipeline(
             self.synth,
             function_overrides={"ALLOW_LOCAL_SOURCES": "true"},
-            config_overrides={"poll_seconds": self.poll_seconds, **self.config_overrides},
+            config_overrides={
+                "poll_seconds": self.poll_seconds,
+                "endpoint_busy_interval_seconds": LOCAL_LEASE_INTERVAL_SECONDS,
+                **self.config_overrides,
+            },
         )
         self.dispatcher = deployment.dispatcher
         self.state_machine_arn = deployment.state_machine_arn
@@ -296,6 +313,8 @@ class LocalPipeline:
                     state = event["stateExitedEventDetails"]["name"]
                     spent = ts - entered.get(state, ts)
                     timings[state] = timings.get(state, 0.0) + spent
+                elif (line := lease_wait_line(event)) is not None:
+                    self.print(line)
             seen = len(events)
             if desc["status"] != "RUNNING":
                 break
@@ -358,6 +377,20 @@ class LocalPipeline:
                 s3.download_file(self.bucket, obj["Key"], str(target))
                 count += 1
         return count
+
+
+def lease_wait_line(event: dict[str, Any]) -> str | None:
+    """``waiting for the endpoint lease held by <execution>`` for a task that
+    failed on a held lease (Deploy's Retry then waits its turn), else None."""
+    if event.get("type") not in ("TaskFailed", "LambdaFunctionFailed"):
+        return None
+    details = event.get("taskFailedEventDetails") or event.get("lambdaFunctionFailedEventDetails")
+    if not details or details.get("error") != "EndpointBusyError":
+        return None
+    cause = str(details.get("cause") or "")
+    holder = re.search(r"being deployed by execution ([A-Za-z0-9_-]+)", cause)
+    held_by = holder[1] if holder else "another execution"
+    return f"      waiting for the endpoint lease held by {held_by}"
 
 
 def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:

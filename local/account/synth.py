@@ -17,6 +17,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,23 @@ def synthesize(root: Path = ROOT, use_cache: bool = True) -> SynthesizedPipeline
     raise SynthError(f"no template with a state machine in {outdir}")
 
 
+def synthesize_in_background(root: Path = ROOT) -> Future[SynthesizedPipeline]:
+    """:func:`synthesize` in a daemon thread. The synth is a subprocess, so it
+    overlaps the dataset check and the account's start-up; ``result()`` waits
+    (and re-raises :class:`SynthError`)."""
+    future: Future[SynthesizedPipeline] = Future()
+
+    def work() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(synthesize(root))
+            except BaseException as e:  # handed to whoever waits on the future
+                future.set_exception(e)
+
+    threading.Thread(target=work, name="synth", daemon=True).start()
+    return future
+
+
 class SynthesizedPipeline:
     """The synthesized template, resolved by :mod:`stacks.asl` the way
     CloudFormation would resolve it in the local region and account."""
@@ -164,3 +183,23 @@ class SynthesizedPipeline:
             for lid, info in asl.lambda_functions(self.template).items()
             if info["handler"].startswith("lambdas.")
         ]
+
+
+def override_retry_interval(definition: Any, error: str, seconds: int) -> int:
+    """Set ``IntervalSeconds`` of every Retry on ``error`` in an ASL definition
+    (nested Maps and Parallels included), in place; how many were set. The
+    local account waits seconds for an endpoint lease, not the cloud's
+    minutes: the definition keeps its shape, only the interval changes."""
+    count = 0
+    if isinstance(definition, dict):
+        for retrier in definition.get("Retry") or []:
+            if isinstance(retrier, dict) and error in (retrier.get("ErrorEquals") or []):
+                retrier["IntervalSeconds"] = seconds
+                count += 1
+        for value in definition.values():
+            if isinstance(value, dict | list):
+                count += override_retry_interval(value, error, seconds)
+    elif isinstance(definition, list):
+        for item in definition:
+            count += override_retry_interval(item, error, seconds)
+    return count

@@ -29,17 +29,26 @@ def add_parser(sub: Any) -> None:
         help="approve (or --reject) a registered model version on python -m local services",
         description=(
             "Set a model package version's approval status on the local account started by "
-            "`python -m local services`; an execution waiting for it (approval manual) "
-            "deploys it, or ends in ModelRejected."
+            "python -m local services; an execution waiting for it (approval manual) "
+            "deploys it, or ends in ModelRejected (with --description in its cause)."
         ),
     )
-    approve.add_argument("model_package_arn", help="the version's ARN (execution output)")
+    approve.add_argument(
+        "model_package_arn",
+        nargs="?",
+        help="the version's ARN (execution output, or the line python -m local services prints)",
+    )
+    approve.add_argument(
+        "--execution",
+        metavar="NAME",
+        help="instead of the ARN: the execution whose registered version to decide",
+    )
     approve.add_argument("--reject", action="store_true", help="reject instead of approve")
     approve.add_argument("--description", default="", help="ApprovalDescription to record")
     approve.add_argument(
         "--env-file",
         type=Path,
-        help="the env file `python -m local services --env-file` wrote (default: the "
+        help="the env file python -m local services --env-file wrote (default: the "
         "current environment)",
     )
 
@@ -53,6 +62,31 @@ def read_env_file(path: Path) -> dict[str, str]:
             key, _, value = parts[1].partition("=")
             env[key] = value
     return env
+
+
+class NoVersionError(LookupError):
+    """No model package version was registered by the execution."""
+
+
+def find_version(execution: str) -> str:
+    """The ARN of the latest version registered by ``execution`` (its
+    ``execution`` metadata), in any of the account's Model Package Groups."""
+    sm = boto3.client("sagemaker")
+    found: list[tuple[int, str]] = []
+    groups = sm.get_paginator("list_model_package_groups").paginate()
+    for group in (g for page in groups for g in page["ModelPackageGroupSummaryList"]):
+        pages = sm.get_paginator("list_model_packages").paginate(
+            ModelPackageGroupName=group["ModelPackageGroupName"]
+        )
+        for summary in (p for page in pages for p in page["ModelPackageSummaryList"]):
+            arn = summary["ModelPackageArn"]
+            described = sm.describe_model_package(ModelPackageName=arn)
+            metadata = described.get("CustomerMetadataProperties") or {}
+            if metadata.get("execution") == execution:
+                found.append((int(summary.get("ModelPackageVersion") or 0), arn))
+    if not found:
+        raise NoVersionError(f"no model version was registered by execution {execution}")
+    return max(found)[1]
 
 
 def decide(arn: str, *, reject: bool, description: str) -> dict[str, Any]:
@@ -79,8 +113,16 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-        described = decide(args.model_package_arn, reject=args.reject, description=args.description)
+        if bool(args.model_package_arn) == bool(args.execution):
+            print("error: give a model package ARN or --execution NAME", file=sys.stderr)
+            return 2
+        try:
+            arn = args.model_package_arn or find_version(args.execution)
+        except NoVersionError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        described = decide(arn, reject=args.reject, description=args.description)
     status = described["ModelApprovalStatus"]
     execution = (described.get("CustomerMetadataProperties") or {}).get("execution", "?")
-    print(f"{args.model_package_arn}: {status} (registered by execution {execution})")
+    print(f"{arn}: {status} (registered by execution {execution})")
     return 0

@@ -19,9 +19,10 @@ from typing import Any
 import boto3
 import numpy as np
 
+from local.account.input_check import InputCheckError, check_input
 from local.account.mnist_cache import DatasetCacheError, ensure_mnist
-from local.account.runner import LocalPipeline, RunResult, reset_dir
-from local.account.synth import SynthError
+from local.account.runner import LocalPipeline, RunResult
+from local.account.synth import SynthError, synthesize_in_background
 from local.cli import approve as approve_cli
 from local.cli import make_dataset
 from local.cli import report as rpt
@@ -29,6 +30,7 @@ from local.cli import services_cmd as account_cli
 from local.cli.make_args import ArgsSyntaxError, split_args
 from pipeline_core import recordio
 from pipeline_core.costs import cost_line
+from pipeline_core.failures import failure_message
 
 
 class UsageError(ValueError):
@@ -67,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m local",
         description=(
             "Run the MNIST Linear Learner pipeline locally: the state machine that "
-            "`cdk synth` emits, the real Lambda handlers, moto for S3/SNS/Step Functions "
+            "cdk synth emits, the real Lambda handlers, moto for S3/SNS/Step Functions "
             "and a local Linear Learner for SageMaker. No AWS account needed."
         ),
     )
@@ -93,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--verbose", action="store_true", help="show the Lambda handlers' logs (INFO and up)"
+    )
+    run.add_argument(
+        "--keep-bucket",
+        action="store_true",
+        help="also copy every object the pipeline wrote to S3 into OUT/bucket/ "
+        "(report.json lists their keys either way)",
     )
     run.add_argument(
         "--timeout",
@@ -121,20 +129,13 @@ def _state_counts(events: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def readable_cause(cause: str | None) -> str:
-    """The message inside a Lambda error cause (JSON with errorMessage), or the
-    cause itself."""
-    if not cause:
-        return ""
-    try:
-        parsed = json.loads(cause)
-    except json.JSONDecodeError:
-        return cause
-    if isinstance(parsed, dict) and "errorMessage" in parsed:
-        return f"{parsed.get('errorType', 'Error')}: {parsed['errorMessage']}"
-    if isinstance(parsed, dict) and parsed.get("failure_reason"):
-        return str(parsed["failure_reason"])
-    return cause
+def _bucket_keys(bucket: str) -> list[str]:
+    s3 = boto3.client("s3")
+    return [
+        obj["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for obj in page.get("Contents", [])
+    ]
 
 
 def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> dict[str, Any]:
@@ -147,6 +148,8 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
         # What a cloud execution would bill for (see bench/local_run.py).
         "state_transitions": sum(1 for e in result.events if e["type"].endswith("StateEntered")),
         "state_counts": _state_counts(result.events),
+        # What the pipeline wrote to S3 (--keep-bucket copies the objects).
+        "bucket": {"name": pipeline.bucket, "keys": _bucket_keys(pipeline.bucket)},
     }
     if pipeline.dispatcher is not None:
         calls = pipeline.dispatcher.invocations
@@ -167,7 +170,7 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
             {
                 "error": result.error,
                 "cause": result.cause,
-                "message": readable_cause(result.cause),
+                "message": failure_message(result.error, result.cause),
                 "failed_state": result.failed_state,
             }
         )
@@ -205,24 +208,45 @@ def _fill_report(result: RunResult, pipeline: LocalPipeline, out_dir: Path) -> d
     report["single_prediction"] = summary.get("single_prediction")
     report["execution_output"] = summary
     report["evaluation"] = stored
-    _plots(report, out_dir, prefix)
+    _plots(report, out_dir, pipeline.bucket, prefix)
     return report
 
 
-def _plots(report: dict[str, Any], out_dir: Path, prefix: str) -> None:
+def first_test_digit(s3: Any, bucket: str, prefix: str) -> tuple[Any, int] | None:
+    """The first test record the evaluation scored (its ``single_prediction``):
+    of ``data/test/test.rec``, or of the first test object the manifest lists
+    (a sharded source); None when neither is there."""
+    key = f"{prefix}data/test/test.rec"
+    try:
+        manifest = json.loads(
+            s3.get_object(Bucket=bucket, Key=f"{prefix}data/manifest.json")["Body"].read()
+        )
+        listed = (manifest.get("files") or {}).get("test")
+        if isinstance(listed, list) and listed:
+            key = str(listed[0])
+    except (s3.exceptions.NoSuchKey, json.JSONDecodeError):
+        pass
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    feats, labels = recordio.decode(body)
+    return np.asarray(feats[0]), (int(labels[0]) if labels is not None else -1)
+
+
+def _plots(report: dict[str, Any], out_dir: Path, bucket: str, prefix: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
     cm = report.get("confusion_matrix")
     metrics = report.get("metrics") or {}
     if cm:
         title = f"accuracy {metrics.get('accuracy', 0):.4f}, F1 {metrics.get('f1', 0):.4f}"
         rpt.plot_confusion_matrix(cm, out_dir / "confusion_matrix.png", title)
-    test_path = out_dir / "bucket" / prefix / "data" / "test" / "test.rec"
     single = report.get("single_prediction") or {}
-    if test_path.exists():
-        feats, labels = recordio.decode(test_path.read_bytes())
-        index = int(single.get("index", 0))
-        label = int(labels[index]) if labels is not None else -1
+    digit = first_test_digit(boto3.client("s3"), bucket, prefix)
+    if digit is not None:
+        pixels, label = digit
         rpt.plot_digit(
-            np.asarray(feats[index]),
+            pixels,
             label,
             int(single.get("predicted_label", -1)),
             float(single.get("score", float("nan"))),
@@ -245,6 +269,7 @@ def _serve(pipeline: LocalPipeline, endpoint: str | None) -> None:
         f"\"print(','.join(['0']*784))\")\" {url}"
     )
     print("  boto3:")
+    print("    row_csv = ','.join(['0'] * 784)  # one 28x28 image, pixels in [0, 1]")
     print(
         f"    boto3.client('sagemaker-runtime', endpoint_url='{pipeline.sagemaker_url}', "
         "region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x')"
@@ -256,13 +281,60 @@ def _serve(pipeline: LocalPipeline, endpoint: str | None) -> None:
     print("\nstopping")
 
 
-def run(args: argparse.Namespace) -> int:
-    from local.account.backend import LinearLearnerBackend
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM does what Ctrl-C does: the execution is stopped, the report written."""
+    raise KeyboardInterrupt
 
+
+def _stopped(
+    out_dir: Path, name: str, timed_out: bool, message: str, pipeline: LocalPipeline | None
+) -> int:
+    report: dict[str, Any] = {
+        "status": "TIMED_OUT" if timed_out else "ABORTED",
+        "execution_name": name,
+        "error": "LocalTimeout" if timed_out else "Interrupted",
+        "cause": message,
+        "message": message,
+        "failed_state": None,
+    }
+    if pipeline is not None and pipeline.account is not None:
+        report["schedules"] = pipeline.schedules()
+        report["notifications"] = pipeline.notifications()
+    path = rpt.write_report(out_dir, report)
+    print(f"\n{report['status']}: {message}\nreport: {path}")
+    return 1 if timed_out else 130
+
+
+def run(args: argparse.Namespace) -> int:
     execution_input = _parse_input(args.input)
     name = _execution_name(args.name)
+    # ValidateInput's own check against the config the synth embeds: a bad
+    # input fails here, before the account starts or anything is written.
+    check_input(execution_input, name, overrides={"poll_seconds": args.poll_seconds})
     out_dir: Path = args.out or Path("runs") / name
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run(args, execution_input, name, out_dir)
+    except KeyboardInterrupt:
+        # Before the execution started: nothing ran yet to stop.
+        message = "interrupted before the execution started"
+        return _stopped(out_dir, name, False, message, None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(
+    args: argparse.Namespace, execution_input: dict[str, Any], name: str, out_dir: Path
+) -> int:
+    from local.account.backend import LinearLearnerBackend
+
     t0 = time.monotonic()
+    removed = rpt.clear_outputs(out_dir)
+    print(f"execution {name}")
+    print(f"  input: {json.dumps(execution_input)}")
+    print(f"  output folder: {out_dir}" + (" (earlier run's files removed)" if removed else ""))
+    # The synth, the dataset and the account's start-up do not wait on each other.
+    synth = synthesize_in_background()
     # Without a source the pipeline reads its default, the tutorial's public
     # object, which the local account holds at its real bucket and key.
     dataset = (
@@ -270,21 +342,17 @@ def run(args: argparse.Namespace) -> int:
         if "source" in execution_input
         else ensure_mnist(progress=lambda m: print(f"dataset: {m}"))
     )
-    print(f"execution {name}")
-    print(f"  input: {json.dumps(execution_input)}")
-    print(f"  output folder: {out_dir}")
     print("starting the local AWS account (moto, local SageMaker)...")
-    work_tmp = tempfile.TemporaryDirectory(prefix="mnist-ll-run-")
+    work_tmp = tempfile.TemporaryDirectory(prefix="mnist-ll-run-", ignore_cleanup_errors=True)
     work = Path(work_tmp.name)
-    with (
-        work_tmp,
-        LocalPipeline(
-            work_dir=work,
-            backend=LinearLearnerBackend(work_dir=work / "backend"),
-            poll_seconds=args.poll_seconds,
-            lambda_log_level="INFO" if args.verbose else "CRITICAL",
-        ) as pipeline,
-    ):
+    pipeline = LocalPipeline(
+        work_dir=work,
+        backend=LinearLearnerBackend(work_dir=work / "backend"),
+        synthesized=synth,
+        poll_seconds=args.poll_seconds,
+        lambda_log_level="INFO" if args.verbose else "CRITICAL",
+    )
+    with work_tmp, pipeline:
         print(f"  state machine from {pipeline.synth.source}")
         if dataset is not None and pipeline.account is not None:
             print(f"  source: {pipeline.account.seed_tutorial_object(dataset)}")
@@ -292,30 +360,22 @@ def run(args: argparse.Namespace) -> int:
             result = pipeline.execute(execution_input, name, timeout=args.timeout)
         except (TimeoutError, KeyboardInterrupt) as e:
             timed_out = isinstance(e, TimeoutError)
-            message = str(e) if timed_out else "interrupted (Ctrl-C): the execution was stopped"
-            stop_report: dict[str, Any] = {
-                "status": "TIMED_OUT" if timed_out else "ABORTED",
-                "execution_name": name,
-                "error": "LocalTimeout" if timed_out else "Interrupted",
-                "cause": message,
-                "message": message,
-                "failed_state": None,
-                "schedules": pipeline.schedules(),
-                "notifications": pipeline.notifications(),
-            }
-            path = rpt.write_report(out_dir, stop_report)
-            print(f"\n{stop_report['status']}: {message}\nreport: {path}")
-            return 1 if timed_out else 130
-        bucket_dir = out_dir / "bucket"
-        reset_dir(bucket_dir)
-        count = pipeline.download_bucket(bucket_dir)
+            message = (
+                str(e)
+                if timed_out
+                else "interrupted (Ctrl-C or SIGTERM): the execution was stopped"
+            )
+            return _stopped(out_dir, name, timed_out, message, pipeline)
         report = _fill_report(result, pipeline, out_dir)
+        count = len(report["bucket"]["keys"])
+        bucket_dir = out_dir / "bucket"
+        if args.keep_bucket:
+            pipeline.download_bucket(bucket_dir)
         report["wall_seconds"] = round(time.monotonic() - t0, 3)
         path = rpt.write_report(out_dir, report)
         print()
         if result.status != "SUCCEEDED":
-            print(f"FAILED in state {result.failed_state}: {result.error}")
-            print(f"  {report['message']}")
+            print(f"FAILED in state {result.failed_state} ({result.error}): {report['message']}")
             print(f"report: {path}")
             return 1
         for line in rpt.summary_lines(report):
@@ -326,9 +386,14 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"schedule {schedule['name']}: {schedule['expression']} -> {schedule['target_arn']}"
             )
-        print(f"\nreport: {path}  ({count} bucket objects copied to {bucket_dir})")
+        copied = (
+            f"{count} bucket objects copied to {bucket_dir}"
+            if args.keep_bucket
+            else f"{count} bucket objects listed in it; --keep-bucket copies them"
+        )
+        print(f"\nreport: {path}  ({copied})")
         print(f"total {report['wall_seconds']:.1f}s")
-        html = rpt.copy_run_files(bucket_dir / "runs" / name, out_dir)
+        html = rpt.copy_run_files(boto3.client("s3"), pipeline.bucket, f"runs/{name}/", out_dir)
         if html is not None:  # the last line: what to open
             print(f"open {html}")
         if args.serve:
@@ -360,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
             return approve_cli.run(args)
         if args.command == "make-dataset":
             return make_dataset.main(args)
+    except InputCheckError as e:
+        print(f"error: InvalidInput: {e}", file=sys.stderr)
+        return 2
     except (UsageError, DatasetCacheError, SynthError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -193,16 +193,36 @@ def generate(
     return summary
 
 
+HELP_TEXT = """\
+Write an MNIST-derived sharded dataset of any size: real digits from the local
+MNIST cache, each shifted (up to half a pixel), rotated (up to 4 degrees) and
+noised; numpy only, the same files for the same --seed. Validation and test
+are each a sixth of --rows, and never share a source image with train.
+
+Layout (the pipeline's sharded source):
+
+    OUT/train/part-00000.npz ...      x: (n, 784) float32 in [0, 1], y: (n,) digits
+    OUT/validation/part-00000.npz ...
+    OUT/test/part-00000.npz ...
+
+or, with --format csv, .csv files with the digit in the first column and no
+header, the way SageMaker reads CSV.
+"""
+
+
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "make-dataset",
         help="write an MNIST-derived sharded dataset (train/validation/test)",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=HELP_TEXT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--rows", type=int, required=True, help="train rows (validation/test: 1/6)")
     p.add_argument("--shards", type=int, required=True, help="train shards")
-    p.add_argument("--format", choices=("npz", "csv"), default="npz", dest="fmt")
+    p.add_argument(
+        "--format", choices=("npz", "csv"), default="npz", dest="fmt", help="shard format"
+    )
     p.add_argument("--seed", type=int, default=0, help="the same seed writes the same files")
 
 

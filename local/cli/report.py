@@ -59,6 +59,35 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: What a run writes into its output folder; a reused folder loses these (and
+#: only these) before the next run, so nothing from an earlier run survives.
+OUTPUT_FILES = (
+    "report.json",
+    "report.json.tmp",
+    "report.html",
+    "predictions.csv",
+    "confusion_matrix.png",
+    "sample_digit.png",
+)
+OUTPUT_DIRS = ("bucket",)
+
+
+def clear_outputs(out_dir: Path) -> list[Path]:
+    """Remove the files and folders a run writes from ``out_dir``; what went."""
+    removed: list[Path] = []
+    for name in OUTPUT_FILES:
+        path = out_dir / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    for name in OUTPUT_DIRS:
+        path = out_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
+
+
 def write_report(out_dir: Path, report: dict[str, Any]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.json"
@@ -72,14 +101,19 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> Path:
 RUN_FILES = ("report.html", "predictions.csv")
 
 
-def copy_run_files(run_prefix: Path, out_dir: Path) -> Path | None:
-    """Copy :data:`RUN_FILES` from the downloaded bucket's ``runs/<execution>/``
-    into the run folder; returns the copied ``report.html`` (None without one)."""
+def copy_run_files(s3: Any, bucket: str, run_prefix: str, out_dir: Path) -> Path | None:
+    """Copy :data:`RUN_FILES` from the bucket's ``runs/<execution>/`` into the
+    run folder; returns the copied ``report.html`` (None without one)."""
+    html: Path | None = None
     for name in RUN_FILES:
-        if (run_prefix / name).is_file():
-            shutil.copyfile(run_prefix / name, out_dir / name)
-    html = out_dir / "report.html"
-    return html if (run_prefix / "report.html").is_file() else None
+        try:
+            body = s3.get_object(Bucket=bucket, Key=f"{run_prefix}{name}")["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            continue
+        (out_dir / name).write_bytes(body)
+        if name == "report.html":
+            html = out_dir / name
+    return html
 
 
 def _pyplot() -> Any:

@@ -1,4 +1,4 @@
-"""``python -m local services``: keep a local AWS account up until Ctrl-C.
+"""``python -m local services``: keep a local AWS account up until Ctrl-C or SIGTERM.
 
 It prints (and with ``--env-file`` writes) ``export`` lines: every
 ``AWS_ENDPOINT_URL_<SERVICE>``, the region, dummy credentials, the pipeline's
@@ -10,7 +10,9 @@ a SageMaker SDK config file (default bucket, telemetry off). After
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -19,7 +21,43 @@ from typing import Any
 
 from local.account.local_account import LocalAccount, export_lines
 from local.account.mnist_cache import ensure_mnist
-from local.account.synth import synthesize
+from local.account.runner import LOCAL_LEASE_INTERVAL_SECONDS
+from local.account.synth import synthesize_in_background
+
+#: Fixed ports, so the env file stays right across restarts (0: a free port).
+DEFAULT_MOTO_PORT = 5055
+DEFAULT_SAGEMAKER_PORT = 5056
+LOOPBACK = "127.0.0.1"
+
+
+class PortTakenError(RuntimeError):
+    """A port the account should listen on is in use."""
+
+
+def check_port(port: int, flag: str, what: str) -> None:
+    """Fail early, naming the flag to change, when ``port`` is taken."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+            raise PortTakenError(
+                f"port {port} ({what}) is taken, is another `python -m local services` "
+                f"running? Pass {flag} N for another port (0: any free port)"
+            ) from e
+
+
+def approval_line(event: dict[str, Any]) -> str | None:
+    """The line to print for a "SageMaker Model Package State Change" event
+    when a version waits for a person (approval ``manual``), else None."""
+    detail = event.get("detail") or {}
+    if detail.get("ModelApprovalStatus") != "PendingManualApproval":
+        return None
+    arn = detail.get("ModelPackageArn")
+    return f"waiting for approval: {arn} — approve with: python -m local approve {arn}"
 
 
 def add_parser(sub: Any) -> None:
@@ -40,9 +78,17 @@ def add_parser(sub: Any) -> None:
         help="where to write the SageMaker SDK config file (default: next to --env-file, "
         "else in the work folder)",
     )
-    services.add_argument("--port", type=int, default=0, help="moto's port (default: free)")
     services.add_argument(
-        "--sagemaker-port", type=int, default=0, help="the local SageMaker's port (default: free)"
+        "--port",
+        type=int,
+        default=DEFAULT_MOTO_PORT,
+        help=f"moto's port (default {DEFAULT_MOTO_PORT}; 0: any free port)",
+    )
+    services.add_argument(
+        "--sagemaker-port",
+        type=int,
+        default=DEFAULT_SAGEMAKER_PORT,
+        help=f"the local SageMaker's port (default {DEFAULT_SAGEMAKER_PORT}; 0: any free port)",
     )
     services.add_argument(
         "--poll-seconds",
@@ -66,12 +112,19 @@ def run(args: argparse.Namespace) -> int:
     def note(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    try:
+        check_port(args.port, "--port", "moto")
+        check_port(args.sagemaker_port, "--sagemaker-port", "the local SageMaker")
+    except PortTakenError as e:
+        note(f"error: {e}")
+        return 2
     # Handlers first: whoever reads the "is up" line may stop it at once.
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # The synth (a subprocess) runs while the dataset is checked and the account starts.
+    synth = None if args.no_pipeline else synthesize_in_background()
     dataset = ensure_mnist(progress=lambda m: note(f"dataset: {m}"))
-    synth = None if args.no_pipeline else synthesize()
     with tempfile.TemporaryDirectory(prefix="mnist-ll-account-") as tmp:
         work = Path(tmp)
         account = LocalAccount(
@@ -84,10 +137,24 @@ def run(args: argparse.Namespace) -> int:
         with account:
             if synth is not None:
                 account.deploy_pipeline(
-                    synth,
+                    synth.result(),
                     function_overrides={"ALLOW_LOCAL_SOURCES": "true"},
-                    config_overrides={"poll_seconds": args.poll_seconds},
+                    config_overrides={
+                        "poll_seconds": args.poll_seconds,
+                        "endpoint_busy_interval_seconds": LOCAL_LEASE_INTERVAL_SECONDS,
+                    },
                 )
+                assert account.sagemaker is not None
+                registry = account.sagemaker.registry
+                forward = registry.on_state_change
+
+                def announce(event: dict[str, Any]) -> None:
+                    forward(event)
+                    line = approval_line(event)
+                    if line:
+                        note(line)
+
+                registry.on_state_change = announce
             uri = account.seed_tutorial_object(dataset)
             account.create_sdk_bucket()
             sdk_config = args.sdk_config or (

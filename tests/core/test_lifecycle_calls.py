@@ -1067,7 +1067,7 @@ def test_cost_block_prices_training_endpoint_hours_and_names_its_table() -> None
     [
         ("realtime", 24, "ml.m4.xlarge", "endpoint 24 h up to its TTL)"),
         ("realtime", 0, "ml.m4.xlarge", "endpoint not included: it bills until deleted)"),
-        ("none", 24, "ml.m4.xlarge", "transform 0 s); endpoint none"),
+        ("none", 24, "ml.m4.xlarge", "transform job 0.0 s); no endpoint: Batch Transform"),
         ("realtime", 24, "ml.x9.huge", "endpoint unpriced: its instance type is not in the"),
     ],
 )
@@ -1081,7 +1081,9 @@ def test_the_cost_line_says_which_endpoint_hours_the_estimate_holds(
         ttl_hours=ttl_hours,
     )  # fmt: skip
     line = cost_line(cost, endpoint_block(mode, "mnist-ll-e", {"deletes_at": None}))
-    assert says in line and line.startswith(f"cost: ~${cost['usd_estimate']:.4f} (training 60 ")
+    label = "cost (cloud estimate, not charged locally)"
+    assert says in line and line.startswith(f"{label}: ~${cost['usd_estimate']:.4f} (training 60 ")
+    assert ("endpoint none" not in line) and ("deleted at -" not in line)
 
 
 def test_cost_block_for_mode_none_and_spot() -> None:

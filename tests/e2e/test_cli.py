@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +30,16 @@ def _run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
 def test_run_writes_report_plots_and_bucket_copy(small_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     payload = {"source": str(small_dataset), "max_jobs": 2, "max_parallel_jobs": 2}
-    proc = _run("run", "--input", json.dumps(payload), "--out", str(out), "--name", "cli-ok")
+    proc = _run(
+        "run",
+        "--input",
+        json.dumps(payload),
+        "--out",
+        str(out),
+        "--name",
+        "cli-ok",
+        "--keep-bucket",
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["status"] == "SUCCEEDED"
@@ -45,28 +57,46 @@ def test_run_writes_report_plots_and_bucket_copy(small_dataset: Path, tmp_path: 
     assert (out / "sample_digit.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "bucket" / "runs" / "cli-ok" / "report.json").exists()
     assert (out / "bucket" / "runs" / "cli-ok" / "data" / "train" / "train.rec").exists()
+    assert "runs/cli-ok/report.json" in report["bucket"]["keys"]
+    assert "cost (cloud estimate, not charged locally): ~$" in proc.stdout
     # The terminal shows the tutorial's crosstab and each tuning job as it ends.
     assert "predictions" in proc.stdout and "actuals" in proc.stdout
     assert proc.stdout.count("      job mnist-ll-cli-ok") == 2
 
 
-def test_failed_run_exits_non_zero_and_reports_state_error_and_cause(
+def test_a_bad_input_fails_before_anything_starts_and_writes_no_folder(
     small_dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "bad"
-    proc = _run(
-        "run",
-        "--input",
-        json.dumps({"source": str(small_dataset), "target_digit": "zero"}),
-        "--out",
-        str(out),
-    )
-    assert proc.returncode == 1
+    payload = json.dumps({"source": str(small_dataset), "target_digit": "zero"})
+    proc = _run("run", "--input", payload, "--out", str(out))
+    assert proc.returncode == 2
+    assert "InvalidInput: target_digit: must be an integer" in proc.stderr
+    assert not out.exists()
+
+
+def test_a_failed_gate_reports_one_sentence_and_leaves_no_earlier_picture(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "gate"
+    out.mkdir()
+    for stale in ("confusion_matrix.png", "sample_digit.png", "report.json"):
+        (out / stale).write_text("from an earlier run")
+    (out / "mine.txt").write_text("not the tool's")
+    # An F1 is at most 1: no model reaches a gate of 1.5.
+    payload = {"source": str(small_dataset), "max_jobs": 1, "max_parallel_jobs": 1}
+    proc = _run("run", "--input", json.dumps({**payload, "min_objective": 1.5}), "--out", str(out))
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
-    assert report["status"] == "FAILED"
-    assert report["error"] and "target_digit" in report["cause"]
-    assert report["failed_state"] == "ValidateInput"
-    assert "FAILED in state ValidateInput" in proc.stdout
+    assert report["status"] == "FAILED" and report["error"] == "QualityGateFailedError"
+    assert re.fullmatch(
+        r"best validation:binary_f_beta [01]\.\d{3} < min_objective 1\.5; "
+        r"lower min_objective, widen the ranges or raise max_jobs",
+        report["message"],
+    ), report["message"]
+    assert f"(QualityGateFailedError): {report['message']}" in proc.stdout
+    assert '"gate"' not in proc.stdout  # not the raw tuning JSON
+    assert sorted(p.name for p in out.iterdir()) == ["mine.txt", "report.json"]
 
 
 def test_bad_command_line_input_is_a_usage_error() -> None:
@@ -93,7 +123,7 @@ def test_a_second_run_into_the_same_folder_replaces_the_first_cleanly(
         {"source": str(small_dataset), "max_jobs": 1, "max_parallel_jobs": 1, "min_objective": 0}
     )
     for name in ("again-1", "again-2"):
-        proc = _run("run", "--input", payload, "--out", str(out), "--name", name)
+        proc = _run("run", "--input", payload, "--out", str(out), "--name", name, "--keep-bucket")
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["execution_name"] == "again-2"
@@ -143,6 +173,26 @@ def test_serve_keeps_the_endpoint_up_until_interrupted(small_dataset: Path, tmp_
                 url = match.group(1)
                 break
         assert url, "the run never printed the endpoint URL"
+        # The printed boto3 example runs as printed (its row included).
+        snippet = []
+        while len(snippet) < 2:
+            line = proc.stdout.readline().strip()
+            assert line, "the run never printed the boto3 example"
+            if line.startswith(("row_csv = ", "boto3.client(")):
+                snippet.append(line)
+        code = "\n".join(
+            [
+                "import boto3",
+                snippet[0],
+                f"answer = {snippet[1]}",
+                "print(answer['Body'].read().decode())",
+            ]
+        )
+        called = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert called.returncode == 0, called.stderr[-2000:]
+        assert json.loads(called.stdout)["predictions"][0]["predicted_label"] in (0, 1)
         request = urllib.request.Request(
             url,
             data=",".join(["0.5"] * 784).encode(),
@@ -159,3 +209,45 @@ def test_serve_keeps_the_endpoint_up_until_interrupted(small_dataset: Path, tmp_
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_sigterm_aborts_the_run_like_ctrl_c_and_removes_the_temp_folder(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "term"
+    payload = {"source": str(small_dataset), "max_jobs": 4, "max_parallel_jobs": 1}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local", "run", "--input", json.dumps(payload), "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "MNIST_LL_OFFLINE": "1", "TMPDIR": str(tmp)},
+    )
+    started = time.monotonic()
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "> WaitForTuning" in line:  # the tuning job runs: jobs to stop
+                break
+        assert any("> WaitForTuning" in line for line in seen), "".join(seen)[-3000:]
+        assert list(tmp.glob("mnist-ll-run-*")), "the run's temp folder should exist by now"
+        sent_after = time.monotonic() - started
+        print(f"SIGTERM {sent_after:.1f}s into the run")
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, rest[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["status"] == "ABORTED", report
+    assert "SIGTERM" in report["message"]
+    assert not list(tmp.glob("mnist-ll-run-*")), f"temp folder left (SIGTERM at {sent_after:.1f}s)"
+    # The tuning job was stopped, not left running: ExecutionEnded saw ABORTED.
+    assert "ABORTED" in rest

@@ -4,6 +4,7 @@ handlers and the lease table the template declares."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -13,11 +14,13 @@ from typing import Any
 import boto3
 import pytest
 
-from local.account.runner import LocalPipeline, RunResult
+from local.account.runner import LOCAL_LEASE_INTERVAL_SECONDS, LocalPipeline, RunResult
 from local.account.synth import SynthesizedPipeline
 
 FAST = {"max_jobs": 2, "max_parallel_jobs": 2}
 BUSY = "EndpointBusyError"
+#: What each module fixture's runner printed.
+PRINTED: list[str] = []
 
 
 def _synthesized(busy: str) -> SynthesizedPipeline:
@@ -42,7 +45,7 @@ def leased(
         backend=LinearLearnerBackend(work_dir=work / "backend"),
         synthesized=_synthesized(request.param),
         poll_seconds=0,
-        printer=lambda _line: None,
+        printer=PRINTED.append,
     ) as running:
         yield running
 
@@ -149,5 +152,29 @@ def test_two_executions_on_one_endpoint_deploy_one_at_a_time(
             EndpointName=(second.output or {})["endpoint_name"]
         )
         assert served["EndpointConfigName"] == (second.output or {})["endpoint_config_name"]
+        assert f"waiting for the endpoint lease held by {first.execution_name}" in "\n".join(
+            PRINTED
+        )
     assert (first.output or {})["endpoint_name"].startswith("mnist-ll-mnistlinearlearnerpipeline-")
     assert _lease_items(leased) == []  # every lease was given back
+
+
+def test_the_local_account_retries_a_held_lease_at_its_own_short_interval(
+    leased: LocalPipeline,
+) -> None:
+    definition = json.loads(
+        boto3.client("stepfunctions").describe_state_machine(
+            stateMachineArn=leased.state_machine_arn
+        )["definition"]
+    )
+    retries = [
+        r
+        for state in definition["States"].values()
+        for r in state.get("Retry", [])
+        if BUSY in r["ErrorEquals"]
+    ]
+    config = leased.synth.lambda_functions(region="us-east-1", account="123456789012")
+    if '"endpoint_busy":"fail"' in next(iter(config.values())).environment["PIPELINE_CONFIG"]:
+        assert retries == []  # fail fast: no retry to shorten
+    else:
+        assert [r["IntervalSeconds"] for r in retries] == [LOCAL_LEASE_INTERVAL_SECONDS]

@@ -20,6 +20,7 @@ import pytest
 
 from local.account.runner import LocalPipeline, RunResult
 from local.cli import main as cli
+from pipeline_core.failures import failure_message
 from pipeline_core.names import model_package_group_name
 
 FAST = {"max_jobs": 2, "max_parallel_jobs": 2}
@@ -168,11 +169,17 @@ def test_manual_rejection_ends_in_model_rejected(
 ) -> None:
     thread, box = _start_manual(pipeline, "reg-manual-no", small_dataset)
     arn = _pending_version("reg-manual-no")
-    assert cli.main(["approve", arn, "--reject"]) == 0
+    # By execution name: approve finds the version the execution registered.
+    reject = ["approve", "--execution", "reg-manual-no", "--reject", "--description", "too few 7s"]
+    assert cli.main(reject) == 0
     thread.join(300)
     result = box["result"]
     assert result.status == "FAILED"
     assert _fail_state(result) == "ModelRejected"
+    # The reviewer's description reaches the execution's cause and its sentence.
+    assert "too few 7s" in (result.cause or "")
+    message = failure_message(result.error, result.cause)
+    assert message.startswith(f'model version {arn} was rejected ("too few 7s"); run again')
     assert "Deploy" not in _visited(result)
     # A rejected version is never deployed by ARN either.
     by_arn = _run(pipeline, "reg-rejected-arn", {"model_package_arn": arn})

@@ -14,6 +14,7 @@ import pytest
 from conftest import make_digits
 
 from local.account.runner import LocalPipeline, RunResult
+from local.cli.main import first_test_digit
 
 FAST = {"max_jobs": 1, "max_parallel_jobs": 1}
 
@@ -84,6 +85,13 @@ def test_npz_shards_convert_in_the_map_and_train_on_two_instances(
     assert job["ResourceConfig"]["InstanceCount"] == 2
     cm = report["confusion_matrix"]
     assert sum(cm.values()) == 250 and report["metrics"]["accuracy"] > 0.8
+    # sample_digit.png shows the first test row the evaluation scored: the
+    # first row of the first test shard, whatever the source's kind.
+    digit = first_test_digit(boto3.client("s3"), pipeline.bucket, "runs/e2e-shards-npz/")
+    assert digit is not None
+    x, y = make_digits(250, 100 + len("test"))
+    np.testing.assert_allclose(digit[0], x[0], atol=1e-6)
+    assert digit[1] == int(y[0] == 0)
 
 
 def test_csv_shards_relabel_for_the_target_digit_and_batch_transform_scores_every_test_shard(
@@ -109,6 +117,8 @@ def test_csv_shards_relabel_for_the_target_digit_and_batch_transform_scores_ever
     report = stored(pipeline, "runs/e2e-shards-csv/report.json")
     assert report["data"]["splits"]["test"] == {"rows": 250, "objects": 2}
     assert sum(report["confusion_matrix"].values()) == 250  # both test shards scored
+    digit = first_test_digit(boto3.client("s3"), pipeline.bucket, "runs/e2e-shards-csv/")
+    assert digit is not None and digit[1] == int(make_digits(125, 100 + len("test"))[1][0] == 7)
     # The version it registered deploys again by ARN, scored on the same test shards.
     arn = (result.output or {})["model_package_arn"]
     again = pipeline.execute(

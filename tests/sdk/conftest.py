@@ -42,7 +42,20 @@ def account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     env_file = work / "local-aws.env"
     log = (work / "services.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "local", "services", "--env-file", str(env_file), "--no-pipeline"],
+        # Any free ports: the fixed defaults may be held by a developer's own account.
+        [
+            sys.executable,
+            "-m",
+            "local",
+            "services",
+            "--env-file",
+            str(env_file),
+            "--no-pipeline",
+            "--port",
+            "0",
+            "--sagemaker-port",
+            "0",
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=log,
