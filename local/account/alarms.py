@@ -153,6 +153,8 @@ class AlarmEvaluator:
         self.changes: list[tuple[str, str, str]] = []
         #: Called every second by the evaluator's thread (e.g. metrics pollers).
         self.tick_hooks: list[Callable[[], None]] = []
+        #: Whether this evaluator's account is the live one (local/account/liveness.py).
+        self.live: Callable[[], bool] = lambda: True
         self._set_by_us: dict[str, datetime] = {}
         self._held: dict[str, datetime] = {}
         self._stop = threading.Event()
@@ -171,6 +173,8 @@ class AlarmEvaluator:
     def _run(self) -> None:
         last = time.monotonic()
         while not self._stop.wait(min(1.0, self.interval)):
+            if not self.live():
+                continue  # a newer account in this process evaluates these (liveness.py)
             for hook in self.tick_hooks:
                 try:
                     hook()

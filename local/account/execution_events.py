@@ -116,6 +116,8 @@ class ExecutionWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._tick_lock = threading.Lock()
+        #: Whether this watcher's account is the live one (local/account/liveness.py).
+        self.live: Callable[[], bool] = lambda: True
 
     def start(self) -> None:
         # Executions already in moto (an earlier account in this process) are old news.
@@ -140,7 +142,10 @@ class ExecutionWatcher:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.tick()
+                if self.live():
+                    self.tick()
+                else:  # a newer account in this process reports these
+                    self._seen.update(_executions(self.account, self.region))
             except Exception:  # noqa: S112 - moto restarting; the next tick retries
                 continue
 

@@ -31,6 +31,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from local.account import liveness
 from local.account.alarms import AlarmEvaluator
 from local.account.event_rules import LocalEventRules, rules_from_template
 from local.account.example_role import ROLE_NAME as EXAMPLE_ROLE_NAME
@@ -346,6 +347,10 @@ class LocalAccount:
             self._moto_client("stepfunctions"), self.sagemaker.cloudwatch
         )
         self.alarms.tick_hooks.append(self.states_metrics.poll)
+        # moto's state is per process: only the newest account's loops act on it.
+        liveness.claim(self)
+        for loop in (self.alarms, self.executions, self.scheduler):
+            loop.live = lambda: liveness.is_live(self)
         self.alarms.start()
         self.executions.start()
         self.scheduler.start()
@@ -375,6 +380,7 @@ class LocalAccount:
             self._env_ctx.__exit__(None, None, None)
             self._env_ctx = None
         self.moto.stop()
+        liveness.release(self)
 
     @property
     def sagemaker_url(self) -> str:

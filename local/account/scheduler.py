@@ -31,6 +31,7 @@ import hashlib
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -158,6 +159,8 @@ class LocalScheduler:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Whether this scheduler's account is the live one (local/account/liveness.py).
+        self.live: Callable[[], bool] = lambda: True
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -181,6 +184,8 @@ class LocalScheduler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
+            if not self.live():
+                continue  # a newer account in this process fires these (liveness.py)
             try:
                 self.tick()
             except Exception as e:  # moto going away: the next tick retries

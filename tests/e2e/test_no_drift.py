@@ -11,8 +11,9 @@ import json
 
 import boto3
 
-from local.account.runner import LocalPipeline
+from local.account.runner import LOCAL_LEASE_INTERVAL_SECONDS, LocalPipeline
 from local.account.services import ACCOUNT, REGION
+from local.account.synth import override_retry_interval
 from stacks.asl import extract_definition, lambda_functions_by_arn
 from tests.stack.helpers import synth
 
@@ -28,6 +29,9 @@ def test_local_state_machine_is_the_freshly_synthesized_definition(
     running = boto3.client("stepfunctions").describe_state_machine(
         stateMachineArn=pipeline.state_machine_arn
     )["definition"]
+    # The one local change: a held endpoint lease is retried every few seconds,
+    # not every endpoint_busy_interval_seconds (docs/LOCAL_AWS.md).
+    assert override_retry_interval(expected, "EndpointBusyError", LOCAL_LEASE_INTERVAL_SECONDS)
     assert json.loads(running) == expected
 
 
@@ -55,7 +59,8 @@ def test_every_task_resource_dispatches_to_the_templates_handler_and_env(
                 assert fn.environment[key] == value, key
         config = json.loads(fn.environment["PIPELINE_CONFIG"])
         cloud = json.loads(fresh[arn]["environment"]["PIPELINE_CONFIG"])
-        # Only the Wait-state seconds differ locally.
-        assert {k: v for k, v in config.items() if k != "poll_seconds"} == {
-            k: v for k, v in cloud.items() if k != "poll_seconds"
+        # Only the Wait-state seconds and the lease retry interval differ locally.
+        local_keys = {"poll_seconds", "endpoint_busy_interval_seconds"}
+        assert {k: v for k, v in config.items() if k not in local_keys} == {
+            k: v for k, v in cloud.items() if k not in local_keys
         }

@@ -234,7 +234,8 @@ def test_stuck_tuning_loop_hits_its_bound_and_fails_with_a_cause(
         assert "PollLimitExceededError" in (result.error or "") + (result.cause or "")
         assert _entered(result, "DescribeTuning") <= 4
         # The poll limit ended the execution, not the job: ExecutionEnded stopped it.
-        assert result.ended is not None and result.ended["released"]["tuning_job"]["stopped"]
+        assert result.ended is not None
+        assert result.ended["released"]["tuning_job"]["stopped"], result.ended["released"]
         assert not in_progress_tuning_jobs(bounded)
         # One notification per failure: NotifyFailure's (PipelineFailed), not
         # ExecutionEnded's as well.
