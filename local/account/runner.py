@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 
@@ -64,6 +64,18 @@ class RunResult:
     ended: dict[str, Any] | None = None
 
 
+class Progress(Protocol):
+    """What a run reports as it goes (``local.cli.progress.PhaseProgress``)."""
+
+    def state(self, name: str, elapsed: float) -> None: ...
+
+    def job(self, data: dict[str, Any]) -> None: ...
+
+    def note(self, line: str) -> None: ...
+
+    def finish(self, status: str) -> None: ...
+
+
 class LocalPipeline:
     """Owns the embedded services for one or more executions."""
 
@@ -78,8 +90,12 @@ class LocalPipeline:
         lambda_log_level: str = "WARNING",
         config_overrides: dict[str, Any] | None = None,
         clock: Clock | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.clock = clock
+        #: Reports states and jobs as phases (local/cli/progress.py); None prints
+        #: the per-state trace.
+        self.progress = progress
         self.lambda_log_level = lambda_log_level
         self.config_overrides = config_overrides or {}
         self.work_dir = work_dir
@@ -254,7 +270,9 @@ class LocalPipeline:
     # -- progress -------------------------------------------------------------------
 
     def _on_sagemaker_event(self, kind: str, data: dict[str, Any]) -> None:
-        if kind == "training_job_done":
+        if kind == "training_job_done" and self.progress is not None:
+            self.progress.job(data)
+        elif kind == "training_job_done":
             hp = data.get("tuned_hyperparameters") or {}
             params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(hp.items()))
             status = data.get("status", "?")
@@ -308,15 +326,24 @@ class LocalPipeline:
                 if kind.endswith("StateEntered"):
                     state = event["stateEnteredEventDetails"]["name"]
                     entered[state] = ts
-                    self.print(f"  > {state}  (+{time.monotonic() - started:.1f}s)")
+                    elapsed = time.monotonic() - started
+                    if self.progress is not None:
+                        self.progress.state(state, elapsed)
+                    else:
+                        self.print(f"  > {state}  (+{elapsed:.1f}s)")
                 elif kind.endswith("StateExited"):
                     state = event["stateExitedEventDetails"]["name"]
                     spent = ts - entered.get(state, ts)
                     timings[state] = timings.get(state, 0.0) + spent
                 elif (line := lease_wait_line(event)) is not None:
-                    self.print(line)
+                    if self.progress is not None:
+                        self.progress.note(line)
+                    else:
+                        self.print(line)
             seen = len(events)
             if desc["status"] != "RUNNING":
+                if self.progress is not None:
+                    self.progress.finish(desc["status"])
                 break
             if time.monotonic() - started > timeout:
                 assert self.account is not None

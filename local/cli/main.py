@@ -28,6 +28,7 @@ from local.cli import make_dataset
 from local.cli import report as rpt
 from local.cli import services_cmd as account_cli
 from local.cli.make_args import ArgsSyntaxError, split_args
+from local.cli.progress import PhaseProgress
 from pipeline_core import recordio
 from pipeline_core.costs import cost_line
 from pipeline_core.failures import failure_message
@@ -94,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the endpoint up after the run and print how to call it, until Ctrl-C",
     )
     run.add_argument(
-        "--verbose", action="store_true", help="show the Lambda handlers' logs (INFO and up)"
+        "--verbose",
+        action="store_true",
+        help="show every state as it is entered and the Lambda handlers' logs (INFO and up)",
     )
     run.add_argument(
         "--keep-bucket",
@@ -310,11 +313,11 @@ def run(args: argparse.Namespace) -> int:
     name = _execution_name(args.name)
     # ValidateInput's own check against the config the synth embeds: a bad
     # input fails here, before the account starts or anything is written.
-    check_input(execution_input, name, overrides={"poll_seconds": args.poll_seconds})
+    spec = check_input(execution_input, name, overrides={"poll_seconds": args.poll_seconds})
     out_dir: Path = args.out or Path("runs") / name
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return _run(args, execution_input, name, out_dir)
+        return _run(args, execution_input, name, out_dir, spec.max_jobs)
     except KeyboardInterrupt:
         # Before the execution started: nothing ran yet to stop.
         message = "interrupted before the execution started"
@@ -324,7 +327,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(
-    args: argparse.Namespace, execution_input: dict[str, Any], name: str, out_dir: Path
+    args: argparse.Namespace,
+    execution_input: dict[str, Any],
+    name: str,
+    out_dir: Path,
+    max_jobs: int,
 ) -> int:
     from local.account.backend import LinearLearnerBackend
 
@@ -342,7 +349,9 @@ def _run(
         if "source" in execution_input
         else ensure_mnist(progress=lambda m: print(f"dataset: {m}"))
     )
-    print("starting the local AWS account (moto, local SageMaker)...")
+    if dataset is not None:
+        print(f"  dataset    {time.monotonic() - t0:.1f}s  {dataset}")
+    t_account = time.monotonic()
     work_tmp = tempfile.TemporaryDirectory(prefix="mnist-ll-run-", ignore_cleanup_errors=True)
     work = Path(work_tmp.name)
     pipeline = LocalPipeline(
@@ -351,9 +360,14 @@ def _run(
         synthesized=synth,
         poll_seconds=args.poll_seconds,
         lambda_log_level="INFO" if args.verbose else "CRITICAL",
+        # --verbose keeps the per-state trace; otherwise one line per phase.
+        progress=None if args.verbose else PhaseProgress(total_jobs=max_jobs),
     )
     with work_tmp, pipeline:
-        print(f"  state machine from {pipeline.synth.source}")
+        print(
+            f"  account    {time.monotonic() - t_account:.1f}s  moto and the local SageMaker, "
+            f"with the state machine from {pipeline.synth.source}"
+        )
         if dataset is not None and pipeline.account is not None:
             print(f"  source: {pipeline.account.seed_tutorial_object(dataset)}")
         try:

@@ -59,9 +59,15 @@ def test_run_writes_report_plots_and_bucket_copy(small_dataset: Path, tmp_path: 
     assert (out / "bucket" / "runs" / "cli-ok" / "data" / "train" / "train.rec").exists()
     assert "runs/cli-ok/report.json" in report["bucket"]["keys"]
     assert "cost (cloud estimate, not charged locally): ~$" in proc.stdout
-    # The terminal shows the tutorial's crosstab and each tuning job as it ends.
+    # The tutorial's crosstab, and off a terminal one line per phase: the poll
+    # loops repeat nothing, tuning ends with its jobs and best objective.
     assert "predictions" in proc.stdout and "actuals" in proc.stdout
-    assert proc.stdout.count("      job mnist-ll-cli-ok") == 2
+    lines = proc.stdout.splitlines()
+    phases = [line.split()[0] for line in lines if line.startswith("  ") and "(+" in line]
+    assert phases == ["input", "data", "tuning", "registry", "deploy", "evaluate"], lines
+    assert "WaitForTuning" not in proc.stdout and "DescribeTuning" not in proc.stdout
+    assert sum("2/2 jobs done, best validation:binary_f_beta" in line for line in lines) == 1
+    assert len(lines) <= 40, len(lines)
 
 
 def test_a_bad_input_fails_before_anything_starts_and_writes_no_folder(
@@ -232,9 +238,9 @@ def test_sigterm_aborts_the_run_like_ctrl_c_and_removes_the_temp_folder(
         seen = []
         for line in proc.stdout:
             seen.append(line)
-            if "> WaitForTuning" in line:  # the tuning job runs: jobs to stop
+            if line.startswith("  tuning     (+"):  # the tuning job runs: jobs to stop
                 break
-        assert any("> WaitForTuning" in line for line in seen), "".join(seen)[-3000:]
+        assert any(line.startswith("  tuning     (+") for line in seen), "".join(seen)[-3000:]
         assert list(tmp.glob("mnist-ll-run-*")), "the run's temp folder should exist by now"
         sent_after = time.monotonic() - started
         print(f"SIGTERM {sent_after:.1f}s into the run")
