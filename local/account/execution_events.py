@@ -116,6 +116,8 @@ class ExecutionWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._tick_lock = threading.Lock()
+        #: Called with every event put (``python -m local services`` prints them).
+        self.listeners: list[Put] = []
         #: Whether this watcher's account is the live one (local/account/liveness.py).
         self.live: Callable[[], bool] = lambda: True
 
@@ -168,6 +170,8 @@ class ExecutionWatcher:
             desc, status=status, error=error, cause=cause, now=datetime.now(UTC)
         )
         deliveries = list(self.put(event) or []) if self.put is not None else []
+        for listener in list(self.listeners):
+            listener(event)
         if status in ENDINGS:
             with self._ended:
                 self.endings[arn] = Ending(event, deliveries)

@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import signal
 import socket
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import boto3
 
 from local.account.local_account import LocalAccount, export_lines
 from local.account.mnist_cache import ensure_mnist
 from local.account.runner import LOCAL_LEASE_INTERVAL_SECONDS
 from local.account.synth import synthesize_in_background
+from pipeline_core.failures import failure_message
 
 #: Fixed ports, so the env file stays right across restarts (0: a free port).
 DEFAULT_MOTO_PORT = 5055
@@ -58,6 +63,61 @@ def approval_line(event: dict[str, Any]) -> str | None:
         return None
     arn = detail.get("ModelPackageArn")
     return f"waiting for approval: {arn} — approve with: python -m local approve {arn}"
+
+
+def execution_line(event: dict[str, Any]) -> str | None:
+    """What ``services`` prints for a Step Functions status change: the start,
+    and the end with its result (metrics, or the failure's next step)."""
+    if event.get("detail-type") != "Step Functions Execution Status Change":
+        return None
+    detail = event.get("detail") or {}
+    name, status = detail.get("name"), detail.get("status")
+    if status == "RUNNING":
+        return f"execution {name} started"
+    seconds = ""
+    if detail.get("startDate") and detail.get("stopDate"):
+        seconds = f" in {(detail['stopDate'] - detail['startDate']) / 1000:.0f}s"
+    if status == "SUCCEEDED":
+        try:
+            output = json.loads(detail.get("output") or "{}")
+        except json.JSONDecodeError:
+            output = {}
+        metrics = output.get("metrics") if isinstance(output, dict) else None
+        result = (
+            f": accuracy {metrics['accuracy']:.4f}, F1 {metrics['f1']:.4f}"
+            if isinstance(metrics, dict) and {"accuracy", "f1"} <= set(metrics)
+            else ""
+        )
+        return f"execution {name} SUCCEEDED{seconds}{result}"
+    message = failure_message(detail.get("error"), detail.get("cause"))
+    return f"execution {name} {status}{seconds}: {message}"
+
+
+def abort_running(account: LocalAccount, note: Callable[[str], None], wait: float = 30.0) -> int:
+    """Stop the pipeline's running executions as a console Stop would, and wait
+    until their ABORTED events reached ExecutionEnded (which stops their jobs);
+    how many were stopped."""
+    if account.deployment is None:
+        return 0
+    sfn = boto3.client("stepfunctions")
+    running = sfn.list_executions(
+        stateMachineArn=account.deployment.state_machine_arn, statusFilter="RUNNING"
+    ).get("executions", [])
+    for execution in running:
+        note(f"stopping execution {execution['name']}")
+        sfn.stop_execution(
+            executionArn=execution["executionArn"],
+            error="ServicesStopped",
+            cause="python -m local services was stopped (Ctrl-C or SIGTERM)",
+        )
+    for execution in running:
+        try:
+            ending = account.executions.wait_ending(execution["executionArn"], wait)
+        except TimeoutError:
+            continue
+        for delivery in ending.deliveries:
+            delivery.done.wait(wait)
+    return len(running)
 
 
 def add_parser(sub: Any) -> None:
@@ -155,6 +215,13 @@ def run(args: argparse.Namespace) -> int:
                         note(line)
 
                 registry.on_state_change = announce
+
+                def tell(event: dict[str, Any]) -> None:
+                    line = execution_line(event)
+                    if line:
+                        note(line)
+
+                account.executions.listeners.append(tell)
             uri = account.seed_tutorial_object(dataset)
             account.create_sdk_bucket()
             sdk_config = args.sdk_config or (
@@ -176,4 +243,6 @@ def run(args: argparse.Namespace) -> int:
             while not stop.wait(0.5):
                 pass
             note("stopping")
+            # As Ctrl-C does for `run`: running executions end ABORTED, their jobs stopped.
+            abort_running(account, note)
     return 0
