@@ -52,7 +52,7 @@ $(SDK_VENV)/.stamp: requirements-sdk.txt
 
 $(SDK3_VENV)/.stamp: requirements-sdk3.txt
 	test -x $(SDK3_VENV)/bin/python || $(PYTHON) -m venv $(SDK3_VENV)
-	$(SDK3_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-sdk3.txt
+	$(call install,$(SDK3_VENV)/bin/python,requirements-sdk3.txt)
 	touch $@
 
 node_modules/.stamp: package.json package-lock.json
