@@ -28,12 +28,14 @@ help:
 	@echo "make lock    regenerate lambdas/requirements.lock (hash-pinned Lambda deps, uv)"
 
 # uv (pinned in requirements-dev.txt) installs in seconds what pip installs in
-# minutes. It is bootstrapped with pip into the venv it fills, before any dev
-# tool exists; where it cannot be installed, pip does the work as before.
+# minutes. It is bootstrapped once with pip into .venv, before any dev tool
+# exists, and fills every venv from there; where it cannot be installed, pip
+# does the work as before.
 UV_PIN := $(shell sed -n 's/^\(uv==[^ ]*\).*/\1/p' requirements-dev.txt)
+UV := $(VENV)/bin/uv
 # $(call install,<venv python>,<requirements file>)
-install = { test -x $(dir $(1))uv || $(1) -m pip install --quiet --disable-pip-version-check "$(UV_PIN)"; } \
-	&& $(dir $(1))uv pip install --quiet --python $(1) -r $(2) \
+install = { test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "$(UV_PIN)"; } \
+	&& $(UV) pip install --quiet --python $(1) -r $(2) \
 	|| $(1) -m pip install --quiet --disable-pip-version-check -r $(2)
 
 $(VENV)/.run-stamp: requirements.txt
@@ -45,12 +47,12 @@ $(VENV)/.dev-stamp: $(VENV)/.run-stamp requirements-dev.txt
 	$(call install,$(PY),requirements-dev.txt)
 	touch $@
 
-$(SDK_VENV)/.stamp: requirements-sdk.txt
+$(SDK_VENV)/.stamp: requirements-sdk.txt | $(VENV)/.run-stamp
 	test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv $(SDK_VENV)
 	$(call install,$(SDK_VENV)/bin/python,requirements-sdk.txt)
 	touch $@
 
-$(SDK3_VENV)/.stamp: requirements-sdk3.txt
+$(SDK3_VENV)/.stamp: requirements-sdk3.txt | $(VENV)/.run-stamp
 	test -x $(SDK3_VENV)/bin/python || $(PYTHON) -m venv $(SDK3_VENV)
 	$(call install,$(SDK3_VENV)/bin/python,requirements-sdk3.txt)
 	touch $@
