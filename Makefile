@@ -62,7 +62,10 @@ node_modules/.stamp: package.json package-lock.json
 	touch $@
 
 setup-run: $(VENV)/.run-stamp
-setup: $(VENV)/.dev-stamp $(SDK_VENV)/.stamp $(SDK3_VENV)/.stamp node_modules/.stamp
+# The venvs and node_modules fill side by side once .venv (and uv) exist.
+SETUP_STAMPS := $(VENV)/.dev-stamp $(SDK_VENV)/.stamp $(SDK3_VENV)/.stamp node_modules/.stamp
+setup: $(VENV)/.run-stamp
+	@$(MAKE) --no-print-directory -j4 $(SETUP_STAMPS)
 
 # ARGS goes through the environment, not the shell, so JSON keeps its quotes.
 run: setup-run
