@@ -220,3 +220,14 @@ def test_filter_log_events_honours_the_stream_prefix(moto_url: str) -> None:
     assert info.value.response["Error"]["Code"] == "InvalidParameterException"
     everything = logs.filter_log_events(logGroupName=group)["events"]
     assert len(everything) == 3
+
+
+def test_an_execution_started_without_a_name_gets_a_uuid(moto_url: str) -> None:
+    sfn = _client(moto_url, "stepfunctions")
+    arn = sfn.create_state_machine(
+        name=f"unnamed-{uuid.uuid4().hex[:8]}",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/r",
+    )["stateMachineArn"]
+    name = sfn.start_execution(stateMachineArn=arn)["executionArn"].rsplit(":", 1)[-1]
+    assert str(uuid.UUID(name)) == name

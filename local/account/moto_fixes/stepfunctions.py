@@ -182,6 +182,21 @@ def _install_responses() -> None:
             )
         )
 
+    def start_execution(self: StepFunctionResponse) -> ActionResult:
+        # moto 5.2.5 names an execution started without a name "None"; AWS
+        # generates a UUID ("If you don't provide a name for the execution,
+        # Step Functions automatically generates a universally unique
+        # identifier (UUID) as the execution name").
+        execution = self.stepfunction_backend.start_execution(
+            self._get_param("stateMachineArn"),
+            self._get_param("name") or str(uuid.uuid4()),
+            self._get_param("input", if_none="{}"),
+        )
+        return ActionResult(
+            {"executionArn": execution.execution_arn, "startDate": execution.start_date}
+        )
+
+    StepFunctionResponse.start_execution = start_execution  # type: ignore[method-assign]
     StepFunctionResponse.stop_execution = stop_execution  # type: ignore[method-assign]
     StepFunctionResponse.get_execution_history = get_execution_history  # type: ignore[method-assign]
     StepFunctionResponse.start_sync_execution = start_sync_execution  # type: ignore[attr-defined]
