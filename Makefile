@@ -74,8 +74,11 @@ run: setup-run
 services: setup-run
 	MNIST_LL_MAKE_ARGS=1 MNIST_LL_MAKE_COMMAND=services $(PY) -m local
 
+# One worker more than the cores: the end-to-end tests spend much of their time
+# waiting on local services, so a third worker on two cores shortens the run.
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: setup
-	$(PY) -m pytest -q -n auto --dist loadfile --durations=15 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff format --check .

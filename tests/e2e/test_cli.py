@@ -125,16 +125,23 @@ def test_a_second_run_into_the_same_folder_replaces_the_first_cleanly(
     small_dataset: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "same"
+    # What a first run left there: its report, pictures and bucket copy.
+    earlier = out / "bucket" / "runs" / "again-1"
+    earlier.mkdir(parents=True)
+    (earlier / "report.json").write_text("{}")
+    for name in ("report.json", "report.html", "predictions.csv", "sample_digit.png"):
+        (out / name).write_text("from again-1")
     payload = json.dumps(
         {"source": str(small_dataset), "max_jobs": 1, "max_parallel_jobs": 1, "min_objective": 0}
     )
-    for name in ("again-1", "again-2"):
-        proc = _run("run", "--input", payload, "--out", str(out), "--name", name, "--keep-bucket")
-        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = _run("run", "--input", payload, "--out", str(out), "--name", "again-2", "--keep-bucket")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())
     assert report["execution_name"] == "again-2"
     assert report["status"] == "SUCCEEDED"
     assert sorted(p.name for p in (out / "bucket" / "runs").iterdir()) == ["again-2"]
+    for name in ("report.html", "predictions.csv", "sample_digit.png"):
+        assert (out / name).read_bytes() != b"from again-1", name
 
 
 def test_serve_keeps_the_endpoint_up_until_interrupted(small_dataset: Path, tmp_path: Path) -> None:
