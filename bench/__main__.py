@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import (
         endpoint,
+        fresh_clone,
         lambda_sizing,
         local_run,
         quality,
@@ -200,22 +201,22 @@ def main(argv: list[str] | None = None) -> int:
         measures.extend(out)
         return out
 
-    step("1/7 recordIO write vs SDK v2")
+    step("1/8 recordIO write vs SDK v2")
     measure(lambda: recordio_write.run(data["train_x"], data["train_y"]))
-    step("2/7 one training job vs scikit-learn")
+    step("2/8 one training job vs scikit-learn")
     measure(lambda: training_job.run(data, repeat=args.repeat))
-    step("3/7 whole local run")
+    step("3/8 whole local run")
     (run_measure, run_report), run_load = guard.run(local_run.whole_run)
     measures += _with_load([run_measure], run_load)
-    step("3b/7 quality over several execution names")
+    step("3b/8 quality over several execution names")
     measure(lambda: local_run.quality_spread(args.spread))
-    step(f"3c/7 default tuning over {args.seeds} tuner seeds, and the linear-model ceiling")
+    step(f"3c/8 default tuning over {args.seeds} tuner seeds, and the linear-model ceiling")
     measure(lambda: quality.seed_spread(data, args.seeds))
     measure(lambda: quality.linear_ceiling(data))
-    step("4/7 local endpoint")
+    step("4/8 local endpoint")
     model = _endpoint_model(data)
     measure(lambda: endpoint.run(model, data["test_x"]))
-    step("5/7 Lambda sizing")
+    step("5/8 Lambda sizing")
     template = synthesize().template
     memory = {
         str(r["Properties"]["Handler"]): int(r["Properties"].get("MemorySize", 128))
@@ -225,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     measure(lambda: lambda_sizing.convert_step(dataset, memory["lambdas.convert.handler"]))
     measure(lambda_sizing.asset_size)
-    step("6/7 cloud cost per execution")
+    step("6/8 cloud cost per execution")
     # Computed from the whole run's report: that run's load applies to it.
     measures += _with_load([local_run.cost(run_report, memory)], run_load)
-    step("7/7 scale-out: Map child by shard count, 1 vs 2 training workers")
+    step("7/8 scale-out: Map child by shard count, 1 vs 2 training workers")
     digits = _digits(dataset)
     (children,) = measure(
         lambda: scale_out.shard_children(
@@ -238,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     (training,) = measure(lambda: scale_out.workers(data, seeds=args.worker_seeds))
     from pipeline_core.config import DEFAULTS
 
+    step("8/8 time to the first result on a fresh clone")
+    measure(fresh_clone.first_run)
+    measure(fresh_clone.setup)
     extra = scale_out.cloud_model(children, training, DEFAULTS.map_max_concurrency)
     info["load average (end)"] = load_averages()
     seconds = time.perf_counter() - started

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench import lambda_sizing, local_run, quality, recordio_write, training_job
 from bench.__main__ import machine, table, write_markdown
@@ -127,3 +128,17 @@ def test_scale_out_measures_a_map_child_and_two_workers() -> None:
     assert "not a cloud speed-up" in workers.note and workers.ratio is None
     lines = scale_out.cloud_model(children, workers, max_concurrency=40)
     assert any(line.startswith("| 1,000,000 |") for line in lines)
+
+
+def test_fresh_clone_rows_judge_the_wall_time_against_their_goals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bench import fresh_clone
+
+    walls = iter([(52.0, "report: r\ntotal 21.5s\nopen r/report.html\n"), (12.0, "")])
+    monkeypatch.setattr(fresh_clone, "_clone", lambda into: into)
+    monkeypatch.setattr(fresh_clone, "_timed_make", lambda checkout, target: next(walls))
+    run = fresh_clone.first_run()
+    assert (run.ours, run.met, run.details["run_seconds"]) == (52.0, False, 21.5)
+    setup = fresh_clone.setup()
+    assert (setup.ours, setup.met) == (12.0, True)

@@ -1,0 +1,108 @@
+"""Measure 8: time to the first result on a fresh clone.
+
+``git clone`` of this checkout's HEAD into a temporary folder, then, timed
+from outside: ``make run`` (the runtime venv installed by uv, the CDK synth,
+the local account, the execution; the MNIST cache in place) and, in a second
+clone, ``make setup`` (the dev tools, the SDK v2 and v3 venvs, node_modules).
+uv keeps a download cache in the user's home, as pip does: on a machine that
+never installed these packages the downloads come on top, so the row says
+whether the cache was warm.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import Measure
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRST_RUN_GOAL_S = 45.0
+SETUP_GOAL_S = 30.0
+
+
+def _uv_cache_warm() -> bool:
+    cache = Path(os.environ.get("UV_CACHE_DIR", Path.home() / ".cache" / "uv"))
+    return cache.is_dir() and any(cache.iterdir())
+
+
+def _clone(into: Path) -> Path:
+    target = into / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(target)], check=True)
+    return target
+
+
+def _timed_make(checkout: Path, target: str, timeout: int = 900) -> tuple[float, str]:
+    env = {**os.environ, "MNIST_LL_OFFLINE": "1", "ARGS": ""}
+    env.pop("MAKEFLAGS", None)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        ["make", target],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"make {target} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return wall, proc.stdout
+
+
+def first_run() -> Measure:
+    """A fresh clone's first ``make run``."""
+    warm = _uv_cache_warm()
+    with tempfile.TemporaryDirectory(prefix="bench-clone-") as tmp:
+        checkout = _clone(Path(tmp))
+        wall, out = _timed_make(checkout, "run")
+        total = re.search(r"^total ([0-9.]+)s$", out, re.M)
+        run_s = float(total[1]) if total else float("nan")
+        shutil.rmtree(checkout, ignore_errors=True)
+    return Measure(
+        name="a fresh clone's first make run (MNIST cached)",
+        metric="wall seconds",
+        baseline_name="the goal",
+        baseline=FIRST_RUN_GOAL_S,
+        ours=wall,
+        unit="s",
+        goal=f"<= {FIRST_RUN_GOAL_S:.0f} s",
+        met=wall <= FIRST_RUN_GOAL_S,
+        show_ratio=False,
+        details={"wall_seconds": wall, "run_seconds": run_s, "uv_cache_warm": warm},
+        note=(
+            f"of which the run (synth, account, execution, report) {run_s:.1f} s; "
+            f"uv download cache {'warm' if warm else 'empty'}"
+        ),
+    )
+
+
+def setup() -> Measure:
+    """A fresh clone's ``make setup`` (what ``make test`` installs first)."""
+    warm = _uv_cache_warm()
+    with tempfile.TemporaryDirectory(prefix="bench-clone-") as tmp:
+        checkout = _clone(Path(tmp))
+        wall, _out = _timed_make(checkout, "setup")
+        shutil.rmtree(checkout, ignore_errors=True)
+    return Measure(
+        name="a fresh clone's make setup (make test's set-up)",
+        metric="wall seconds",
+        baseline_name="the goal",
+        baseline=SETUP_GOAL_S,
+        ours=wall,
+        unit="s",
+        goal=f"<= {SETUP_GOAL_S:.0f} s",
+        met=wall <= SETUP_GOAL_S,
+        show_ratio=False,
+        details={"wall_seconds": wall, "uv_cache_warm": warm},
+        note=(
+            "runtime and dev venvs, SDK v2 and v3 venvs, node_modules; "
+            f"uv download cache {'warm' if warm else 'empty'}"
+        ),
+    )
