@@ -9,8 +9,9 @@
   AutoRollbackConfiguration names: if one fires while traffic shifts,
   SageMaker rolls the update back.
 
-moto emits no events: tests build the state-change event by hand, and
-``python -m local approve`` invokes the same Lambda with the same event.
+Locally the SageMaker emulator puts the state-change event on the local
+account's bus (local/emulator/registry.py), where the template's rule
+delivers it to the same Lambda; ``python -m local approve`` decides.
 """
 
 from __future__ import annotations
