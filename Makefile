@@ -34,9 +34,15 @@ help:
 UV_PIN := $(shell sed -n 's/^\(uv==[^ ]*\).*/\1/p' requirements-dev.txt)
 UV := $(VENV)/bin/uv
 # $(call install,<venv python>,<requirements file>)
+# uv first tries its download cache alone (no index round trips: on a machine
+# that installed these pins before, a fresh clone sets up in seconds), then the
+# index. The SDK venvs are made without pip (uv needs none); the pip fallback
+# adds it.
 install = { test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "$(UV_PIN)"; } \
-	&& $(UV) pip install --quiet --python $(1) -r $(2) \
-	|| $(1) -m pip install --quiet --disable-pip-version-check -r $(2)
+	&& { $(UV) pip install --quiet --offline --python $(1) -r $(2) 2>/dev/null \
+	     || $(UV) pip install --quiet --python $(1) -r $(2); } \
+	|| { $(1) -m pip --version >/dev/null 2>&1 || $(1) -m ensurepip --upgrade --default-pip; } \
+	&& $(1) -m pip install --quiet --disable-pip-version-check -r $(2)
 
 $(VENV)/.run-stamp: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,12 +54,12 @@ $(VENV)/.dev-stamp: $(VENV)/.run-stamp requirements-dev.txt
 	touch $@
 
 $(SDK_VENV)/.stamp: requirements-sdk.txt | $(VENV)/.run-stamp
-	test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv $(SDK_VENV)
+	test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv --without-pip $(SDK_VENV)
 	$(call install,$(SDK_VENV)/bin/python,requirements-sdk.txt)
 	touch $@
 
 $(SDK3_VENV)/.stamp: requirements-sdk3.txt | $(VENV)/.run-stamp
-	test -x $(SDK3_VENV)/bin/python || $(PYTHON) -m venv $(SDK3_VENV)
+	test -x $(SDK3_VENV)/bin/python || $(PYTHON) -m venv --without-pip $(SDK3_VENV)
 	$(call install,$(SDK3_VENV)/bin/python,requirements-sdk3.txt)
 	touch $@
 
