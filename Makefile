@@ -41,8 +41,8 @@ UV := $(VENV)/bin/uv
 install = { test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "$(UV_PIN)"; } \
 	&& { $(UV) pip install --quiet --offline --python $(1) -r $(2) 2>/dev/null \
 	     || $(UV) pip install --quiet --python $(1) -r $(2); } \
-	|| { $(1) -m pip --version >/dev/null 2>&1 || $(1) -m ensurepip --upgrade --default-pip; } \
-	&& $(1) -m pip install --quiet --disable-pip-version-check -r $(2)
+	|| { { $(1) -m pip --version >/dev/null 2>&1 || $(1) -m ensurepip --upgrade --default-pip; } \
+	     && $(1) -m pip install --quiet --disable-pip-version-check -r $(2); }
 
 $(VENV)/.run-stamp: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,12 +53,12 @@ $(VENV)/.dev-stamp: $(VENV)/.run-stamp requirements-dev.txt
 	$(call install,$(PY),requirements-dev.txt)
 	touch $@
 
-$(SDK_VENV)/.stamp: requirements-sdk.txt | $(VENV)/.run-stamp
+$(SDK_VENV)/.stamp: requirements-sdk.txt | $(VENV)/.dev-stamp
 	test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv --without-pip $(SDK_VENV)
 	$(call install,$(SDK_VENV)/bin/python,requirements-sdk.txt)
 	touch $@
 
-$(SDK3_VENV)/.stamp: requirements-sdk3.txt | $(VENV)/.run-stamp
+$(SDK3_VENV)/.stamp: requirements-sdk3.txt | $(VENV)/.dev-stamp
 	test -x $(SDK3_VENV)/bin/python || $(PYTHON) -m venv --without-pip $(SDK3_VENV)
 	$(call install,$(SDK3_VENV)/bin/python,requirements-sdk3.txt)
 	touch $@
