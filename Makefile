@@ -33,24 +33,25 @@ help:
 # does the work as before.
 UV_PIN := $(shell sed -n 's/^\(uv==[^ ]*\).*/\1/p' requirements-dev.txt)
 UV := $(VENV)/bin/uv
-# $(call install,<venv python>,<requirements file>)
+# $(call install,<venv python>,<requirements file>[,<uv option>])
 # uv first tries its download cache alone (no index round trips: on a machine
 # that installed these pins before, a fresh clone sets up in seconds), then the
 # index. The SDK venvs are made without pip (uv needs none); the pip fallback
-# adds it.
+# adds it. .venv is compiled to bytecode as pip would: its first imports (every
+# test worker and subprocess at once) then read .pyc files instead of writing them.
 install = { test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "$(UV_PIN)"; } \
-	&& { $(UV) pip install --quiet --offline --python $(1) -r $(2) 2>/dev/null \
-	     || $(UV) pip install --quiet --python $(1) -r $(2); } \
+	&& { $(UV) pip install --quiet --offline $(3) --python $(1) -r $(2) 2>/dev/null \
+	     || $(UV) pip install --quiet $(3) --python $(1) -r $(2); } \
 	|| { { $(1) -m pip --version >/dev/null 2>&1 || $(1) -m ensurepip --upgrade --default-pip; } \
 	     && $(1) -m pip install --quiet --disable-pip-version-check -r $(2); }
 
 $(VENV)/.run-stamp: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(call install,$(PY),requirements.txt)
+	$(call install,$(PY),requirements.txt,--compile-bytecode)
 	touch $@
 
 $(VENV)/.dev-stamp: $(VENV)/.run-stamp requirements-dev.txt
-	$(call install,$(PY),requirements-dev.txt)
+	$(call install,$(PY),requirements-dev.txt,--compile-bytecode)
 	touch $@
 
 $(SDK_VENV)/.stamp: requirements-sdk.txt | $(VENV)/.dev-stamp
@@ -83,7 +84,10 @@ services: setup-run
 # One worker more than the cores: the end-to-end tests spend much of their time
 # waiting on local services, so a third worker on two cores shortens the run.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+# The local synth is made once before the workers start (they share its cache
+# in .build/), not once per worker at the same time.
 test: setup
+	$(PY) -c "from local.account.synth import synthesize; synthesize()"
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 lint: setup
