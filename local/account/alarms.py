@@ -151,8 +151,6 @@ class AlarmEvaluator:
         self.clock = clock
         #: (alarm, old state, new state) of every change this evaluator made.
         self.changes: list[tuple[str, str, str]] = []
-        #: Called every second by the evaluator's thread (e.g. metrics pollers).
-        self.tick_hooks: list[Callable[[], None]] = []
         #: Whether this evaluator's account is the live one (local/account/liveness.py).
         self.live: Callable[[], bool] = lambda: True
         self._set_by_us: dict[str, datetime] = {}
@@ -175,11 +173,6 @@ class AlarmEvaluator:
         while not self._stop.wait(min(1.0, self.interval)):
             if not self.live():
                 continue  # a newer account in this process evaluates these (liveness.py)
-            for hook in self.tick_hooks:
-                try:
-                    hook()
-                except Exception as e:
-                    log.warning("alarm evaluator hook failed: %s", e)
             if time.monotonic() - last < self.interval:
                 continue  # the interval may be changed while the thread runs
             last = time.monotonic()

@@ -341,12 +341,13 @@ class LocalAccount:
             account=self.account,
             interval=self._alarm_interval,
         )
-        # AWS/States execution metrics, which moto does not publish (a status-change
-        # watcher may hand its events to self.states_metrics.on_status_change too).
-        self.states_metrics = StatesMetrics(
-            self._moto_client("stepfunctions"), self.sagemaker.cloudwatch
+        # AWS/States execution metrics, which moto does not publish: from the
+        # status-change events the watcher already makes.
+        states_metrics = StatesMetrics(self.sagemaker.cloudwatch)
+        self.states_metrics = states_metrics
+        self.executions.listeners.append(
+            lambda event: states_metrics.on_status_change(event["detail"])
         )
-        self.alarms.tick_hooks.append(self.states_metrics.poll)
         # moto's state is per process: only the newest account's loops act on it.
         liveness.claim(self)
         for loop in (self.alarms, self.executions, self.scheduler):

@@ -4,11 +4,11 @@ Step Functions publishes, per ``StateMachineArn`` in namespace ``AWS/States``,
 ``ExecutionsStarted`` when an execution starts and one of
 ``ExecutionsSucceeded``/``ExecutionsFailed``/``ExecutionsTimedOut``/
 ``ExecutionsAborted`` (count 1) and ``ExecutionTime`` (Milliseconds) when it
-ends. :class:`StatesMetrics` publishes them from moto's executions:
-:meth:`StatesMetrics.poll` (the account's alarm evaluator calls it every
-second) lists them, or a status-change watcher hands each change to
+ends. :class:`StatesMetrics` publishes them from the account's status-change
+watcher (:mod:`local.account.execution_events`), which hands each change to
 :meth:`StatesMetrics.on_status_change` (the "Step Functions Execution Status
-Change" event's ``detail``). Each execution's start and end are published once.
+Change" event's ``detail``). Each execution's start and end are published once,
+the start with the ending when the watcher saw only the ending.
 """
 
 from __future__ import annotations
@@ -37,26 +37,12 @@ def _moment(value: Any) -> datetime:
 
 
 class StatesMetrics:
-    def __init__(self, stepfunctions: Any, cloudwatch: Any) -> None:
-        self.stepfunctions = stepfunctions
+    def __init__(self, cloudwatch: Any) -> None:
         self.cloudwatch = cloudwatch
         self._started: set[str] = set()
         self._ended: set[str] = set()
         # moto's executions outlive an account in this process: only newer ones count.
         self._since = datetime.now(UTC)
-
-    def poll(self) -> None:
-        """Publish what moto's executions did since the last poll."""
-        for machines in self.stepfunctions.get_paginator("list_state_machines").paginate():
-            for machine in machines.get("stateMachines", []):
-                pages = self.stepfunctions.get_paginator("list_executions").paginate(
-                    stateMachineArn=machine["stateMachineArn"]
-                )
-                for page in pages:
-                    for execution in page.get("executions", []):
-                        self.on_status_change(
-                            {**execution, "stateMachineArn": machine["stateMachineArn"]}
-                        )
 
     def on_status_change(self, detail: dict[str, Any]) -> None:
         """One execution's status (its ``executionArn``, ``stateMachineArn``,

@@ -85,7 +85,7 @@ def test_invocations_are_sent_as_per_second_statistic_sets_with_aws_units() -> N
 
 def test_each_execution_is_started_and_ended_once() -> None:
     cloudwatch = _CloudWatch()
-    states = StatesMetrics(stepfunctions=None, cloudwatch=cloudwatch)
+    states = StatesMetrics(cloudwatch=cloudwatch)
     start = datetime.now(UTC) + timedelta(seconds=1)
     detail = {
         "executionArn": "arn:x",
