@@ -56,53 +56,57 @@ def _timed_make(checkout: Path, target: str, timeout: int = 900) -> tuple[float,
     return wall, proc.stdout
 
 
-def first_run() -> Measure:
-    """A fresh clone's first ``make run``."""
+def _in_fresh_clone(target: str) -> tuple[float, str, bool]:
+    """``make <target>`` in a fresh clone: wall seconds, its output, and
+    whether uv's download cache was warm."""
     warm = _uv_cache_warm()
     with tempfile.TemporaryDirectory(prefix="bench-clone-") as tmp:
         checkout = _clone(Path(tmp))
-        wall, out = _timed_make(checkout, "run")
-        total = re.search(r"^total ([0-9.]+)s$", out, re.M)
-        run_s = float(total[1]) if total else float("nan")
+        wall, out = _timed_make(checkout, target)
         shutil.rmtree(checkout, ignore_errors=True)
+    return wall, out, warm
+
+
+def _against_goal(name: str, wall: float, goal: float, note: str, **details: object) -> Measure:
     return Measure(
-        name="a fresh clone's first make run (MNIST cached)",
+        name=name,
         metric="wall seconds",
         baseline_name="the goal",
-        baseline=FIRST_RUN_GOAL_S,
+        baseline=goal,
         ours=wall,
         unit="s",
-        goal=f"<= {FIRST_RUN_GOAL_S:.0f} s",
-        met=wall <= FIRST_RUN_GOAL_S,
+        goal=f"<= {goal:.0f} s",
+        met=wall <= goal,
         show_ratio=False,
-        details={"wall_seconds": wall, "run_seconds": run_s, "uv_cache_warm": warm},
-        note=(
-            f"of which the run (synth, account, execution, report) {run_s:.1f} s; "
-            f"uv download cache {'warm' if warm else 'empty'}"
-        ),
+        details={"wall_seconds": wall, **details},
+        note=note,
+    )
+
+
+def first_run() -> Measure:
+    """A fresh clone's first ``make run``."""
+    wall, out, warm = _in_fresh_clone("run")
+    total = re.search(r"^total ([0-9.]+)s$", out, re.M)
+    run_s = float(total[1]) if total else float("nan")
+    return _against_goal(
+        "a fresh clone's first make run (MNIST cached)",
+        wall,
+        FIRST_RUN_GOAL_S,
+        f"of which the run (synth, account, execution, report) {run_s:.1f} s; "
+        f"uv download cache {'warm' if warm else 'empty'}",
+        run_seconds=run_s,
+        uv_cache_warm=warm,
     )
 
 
 def setup() -> Measure:
     """A fresh clone's ``make setup`` (what ``make test`` installs first)."""
-    warm = _uv_cache_warm()
-    with tempfile.TemporaryDirectory(prefix="bench-clone-") as tmp:
-        checkout = _clone(Path(tmp))
-        wall, _out = _timed_make(checkout, "setup")
-        shutil.rmtree(checkout, ignore_errors=True)
-    return Measure(
-        name="a fresh clone's make setup (make test's set-up)",
-        metric="wall seconds",
-        baseline_name="the goal",
-        baseline=SETUP_GOAL_S,
-        ours=wall,
-        unit="s",
-        goal=f"<= {SETUP_GOAL_S:.0f} s",
-        met=wall <= SETUP_GOAL_S,
-        show_ratio=False,
-        details={"wall_seconds": wall, "uv_cache_warm": warm},
-        note=(
-            "runtime and dev venvs, SDK v2 and v3 venvs, node_modules; "
-            f"uv download cache {'warm' if warm else 'empty'}"
-        ),
+    wall, _out, warm = _in_fresh_clone("setup")
+    return _against_goal(
+        "a fresh clone's make setup (make test's set-up)",
+        wall,
+        SETUP_GOAL_S,
+        "runtime and dev venvs, SDK v2 and v3 venvs, node_modules; "
+        f"uv download cache {'warm' if warm else 'empty'}",
+        uv_cache_warm=warm,
     )
