@@ -76,6 +76,32 @@ class Progress(Protocol):
     def finish(self, status: str) -> None: ...
 
 
+class StateTrace:
+    """The per-state trace (``--verbose``, and what tests read): every state
+    as it is entered and every training job as it ends, one line each."""
+
+    def __init__(self, printer: Printer) -> None:
+        self.print = printer
+
+    def state(self, name: str, elapsed: float) -> None:
+        self.print(f"  > {name}  (+{elapsed:.1f}s)")
+
+    def job(self, data: dict[str, Any]) -> None:
+        hp = data.get("tuned_hyperparameters") or {}
+        params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(hp.items()))
+        status = data.get("status", "?")
+        metric = data.get("objective")
+        value = "" if metric is None else f" -> {data.get('metric_name')}={metric:.4f}"
+        reason = f" ({data.get('failure_reason')})" if data.get("failure_reason") else ""
+        self.print(f"      job {data.get('name')}: {status} [{params}]{value}{reason}")
+
+    def note(self, line: str) -> None:
+        self.print(line)
+
+    def finish(self, status: str) -> None:
+        pass
+
+
 class LocalPipeline:
     """Owns the embedded services for one or more executions."""
 
@@ -93,9 +119,9 @@ class LocalPipeline:
         progress: Progress | None = None,
     ) -> None:
         self.clock = clock
-        #: Reports states and jobs as phases (local/cli/progress.py); None prints
-        #: the per-state trace.
-        self.progress = progress
+        #: Reports states and jobs: as phases (local/cli/progress.py), or by
+        #: default as the per-state trace.
+        self.progress: Progress = progress or StateTrace(printer)
         self.lambda_log_level = lambda_log_level
         self.config_overrides = config_overrides or {}
         self.work_dir = work_dir
@@ -270,16 +296,8 @@ class LocalPipeline:
     # -- progress -------------------------------------------------------------------
 
     def _on_sagemaker_event(self, kind: str, data: dict[str, Any]) -> None:
-        if kind == "training_job_done" and self.progress is not None:
+        if kind == "training_job_done":
             self.progress.job(data)
-        elif kind == "training_job_done":
-            hp = data.get("tuned_hyperparameters") or {}
-            params = ", ".join(f"{k}={_short(v)}" for k, v in sorted(hp.items()))
-            status = data.get("status", "?")
-            metric = data.get("objective")
-            value = "" if metric is None else f" -> {data.get('metric_name')}={metric:.4f}"
-            reason = f" ({data.get('failure_reason')})" if data.get("failure_reason") else ""
-            self.print(f"      job {data.get('name')}: {status} [{params}]{value}{reason}")
 
     # -- executions -----------------------------------------------------------------
 
@@ -327,23 +345,16 @@ class LocalPipeline:
                     state = event["stateEnteredEventDetails"]["name"]
                     entered[state] = ts
                     elapsed = time.monotonic() - started
-                    if self.progress is not None:
-                        self.progress.state(state, elapsed)
-                    else:
-                        self.print(f"  > {state}  (+{elapsed:.1f}s)")
+                    self.progress.state(state, elapsed)
                 elif kind.endswith("StateExited"):
                     state = event["stateExitedEventDetails"]["name"]
                     spent = ts - entered.get(state, ts)
                     timings[state] = timings.get(state, 0.0) + spent
                 elif (line := lease_wait_line(event)) is not None:
-                    if self.progress is not None:
-                        self.progress.note(line)
-                    else:
-                        self.print(line)
+                    self.progress.note(line)
             seen = len(events)
             if desc["status"] != "RUNNING":
-                if self.progress is not None:
-                    self.progress.finish(desc["status"])
+                self.progress.finish(desc["status"])
                 break
             if time.monotonic() - started > timeout:
                 assert self.account is not None
