@@ -1,8 +1,9 @@
 """Settings and boto3 clients for the handlers, built when a handler runs.
 
 Nothing here runs at import time: :func:`lambdas._handler.task` calls
-:func:`load_settings` when an invocation starts, and each handler builds its
-clients with :func:`client` in its own ``_clients()``, which tests patch. The
+:func:`load_settings` when an invocation starts, and each handler gets its
+clients with :func:`client` in its own ``_clients()``, which tests patch; a
+client is built on its first use and reused by later invocations. The
 local run points the plain clients at local services with
 ``AWS_ENDPOINT_URL_*`` variables, which boto3 honours natively.
 """
@@ -10,6 +11,7 @@ local run points the plain clients at local services with
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -106,9 +108,31 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
-def client(service: str, region: str) -> Any:
-    """A plain boto3 client with standard retries."""
+_CLIENTS: dict[tuple[object, ...], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def build_client(service: str, region: str) -> Any:
+    """A new plain boto3 client with standard retries (tests that register
+    their own event handlers on a client take one of these)."""
     return boto3.client(service, region_name=region, config=BOTO_CONFIG)
+
+
+def client(service: str, region: str) -> Any:
+    """A plain boto3 client with standard retries, built on first use and then
+    reused by later invocations, as AWS advises for Lambda (a client costs
+    tens of milliseconds to build; most handlers make one or two calls).
+
+    The key holds every ``AWS_*`` variable, so another endpoint URL or
+    credential (the local account's ports, a test's moto) gets its own client.
+    """
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    key = (service, region, env)
+    with _CLIENTS_LOCK:
+        found = _CLIENTS.get(key)
+        if found is None:
+            found = _CLIENTS[key] = build_client(service, region)
+    return found
 
 
 def field(event: Mapping[str, Any], key: str) -> Any:

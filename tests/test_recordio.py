@@ -21,22 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SDK_PYTHON = ROOT / ".venv-sdk" / "bin" / "python"
 
 
-def _sdk(script: str, tmp_path: Path) -> str:
-    if not SDK_PYTHON.exists():
-        pytest.fail("the SDK reference venv is missing: run `make setup` (it creates .venv-sdk)")
-    proc = subprocess.run(
-        [str(SDK_PYTHON), "-c", textwrap.dedent(script)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={"SAGEMAKER_SUPPRESS_V2_WARNING": "1", "PATH": "/usr/bin:/bin"},
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
-
-
 def _arrays(rows: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     feats = rng.random((rows, dim), dtype=np.float32)
@@ -47,69 +31,90 @@ def _arrays(rows: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return feats, labels
 
 
-@pytest.mark.parametrize(
-    ("rows", "dim", "with_labels"),
-    [(257, 784, True), (5, 1, True), (33, 17, False), (3, 130, True)],
-)
+DENSE_CASES = [(257, 784, True), (5, 1, True), (33, 17, False), (3, 130, True)]
+
+
+def _sparse_case() -> tuple[np.ndarray, np.ndarray]:
+    dense = np.zeros((6, 20), dtype=np.float32)
+    dense[0, 3] = 0.5
+    dense[2, 19] = 1.0
+    dense[5, [0, 7]] = [0.25, 0.75]
+    return dense, np.arange(6, dtype=np.float32) % 2
+
+
+# One SDK process does every case: importing the SDK alone takes seconds.
+SDK_SCRIPT = """
+import json
+import numpy as np, scipy.sparse as sp
+from sagemaker.amazon.common import (
+    read_records, write_numpy_to_dense_tensor, write_spmatrix_to_sparse_tensor)
+for case in json.load(open("dense_cases.json")):
+    x = np.load(f"x-{case['id']}.npy"); y = np.load(f"y-{case['id']}.npy")
+    with open(f"sdk-{case['id']}.rec", "wb") as f:
+        write_numpy_to_dense_tensor(f, x, y if case["with_labels"] else None)
+recs = read_records(open("ours.rec", "rb"))
+json.dump([[list(r.features["values"].float32_tensor.values),
+            list(r.label["values"].float32_tensor.values)] for r in recs],
+          open("ours-read.json", "w"))
+x = np.load("sparse-x.npy"); y = np.load("sparse-y.npy")
+with open("sparse.rec", "wb") as f:
+    write_spmatrix_to_sparse_tensor(f, sp.csr_matrix(x), y)
+"""
+
+
+@pytest.fixture(scope="module")
+def sdk_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SDK's outputs for every case below, written by one SDK process."""
+    if not SDK_PYTHON.exists():
+        pytest.fail("the SDK reference venv is missing: run `make setup` (it creates .venv-sdk)")
+    work = tmp_path_factory.mktemp("sdk-recordio")
+    cases = []
+    for rows, dim, with_labels in DENSE_CASES:
+        case_id = f"{rows}-{dim}-{with_labels}"
+        feats, labels = _arrays(rows, dim, seed=rows + dim)
+        np.save(work / f"x-{case_id}.npy", feats)
+        np.save(work / f"y-{case_id}.npy", labels)
+        cases.append({"id": case_id, "with_labels": with_labels})
+    (work / "dense_cases.json").write_text(json.dumps(cases))
+    feats, labels = _arrays(40, 784, seed=7)
+    (work / "ours.rec").write_bytes(recordio.encode_dense(feats, labels))
+    dense, sparse_labels = _sparse_case()
+    np.save(work / "sparse-x.npy", dense)
+    np.save(work / "sparse-y.npy", sparse_labels)
+    proc = subprocess.run(
+        [str(SDK_PYTHON), "-c", textwrap.dedent(SDK_SCRIPT)],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env={"SAGEMAKER_SUPPRESS_V2_WARNING": "1", "PATH": "/usr/bin:/bin"},
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work
+
+
+@pytest.mark.parametrize(("rows", "dim", "with_labels"), DENSE_CASES)
 def test_writer_is_byte_identical_to_sdk_write_numpy_to_dense_tensor(
-    tmp_path: Path, rows: int, dim: int, with_labels: bool
+    sdk_dir: Path, rows: int, dim: int, with_labels: bool
 ) -> None:
     feats, labels = _arrays(rows, dim, seed=rows + dim)
-    np.save(tmp_path / "x.npy", feats)
-    np.save(tmp_path / "y.npy", labels)
-    _sdk(
-        f"""
-        import numpy as np
-        from sagemaker.amazon.common import write_numpy_to_dense_tensor
-        x = np.load("x.npy"); y = np.load("y.npy")
-        with open("sdk.rec", "wb") as f:
-            write_numpy_to_dense_tensor(f, x, y if {with_labels} else None)
-        """,
-        tmp_path,
-    )
     ours = io.BytesIO()
     recordio.write_dense(ours, feats, labels if with_labels else None)
-    assert ours.getvalue() == (tmp_path / "sdk.rec").read_bytes()
+    assert ours.getvalue() == (sdk_dir / f"sdk-{rows}-{dim}-{with_labels}.rec").read_bytes()
 
 
-def test_sdk_read_records_reads_our_output(tmp_path: Path) -> None:
+def test_sdk_read_records_reads_our_output(sdk_dir: Path) -> None:
     feats, labels = _arrays(40, 784, seed=7)
-    (tmp_path / "ours.rec").write_bytes(recordio.encode_dense(feats, labels))
-    out = _sdk(
-        """
-        import json
-        from sagemaker.amazon.common import read_records
-        recs = read_records(open("ours.rec", "rb"))
-        print(json.dumps([[list(r.features["values"].float32_tensor.values),
-                           list(r.label["values"].float32_tensor.values)] for r in recs]))
-        """,
-        tmp_path,
-    )
-    decoded = json.loads(out.strip().splitlines()[-1])
+    decoded = json.loads((sdk_dir / "ours-read.json").read_text())
     assert len(decoded) == 40
     np.testing.assert_array_equal(np.array([d[0] for d in decoded], dtype=np.float32), feats)
     np.testing.assert_array_equal(np.array([d[1][0] for d in decoded], dtype=np.float32), labels)
 
 
-def test_decoder_reads_sdk_sparse_records_through_the_generic_path(tmp_path: Path) -> None:
-    dense = np.zeros((6, 20), dtype=np.float32)
-    dense[0, 3] = 0.5
-    dense[2, 19] = 1.0
-    dense[5, [0, 7]] = [0.25, 0.75]
-    labels = np.arange(6, dtype=np.float32) % 2
-    np.save(tmp_path / "x.npy", dense)
-    np.save(tmp_path / "y.npy", labels)
-    _sdk(
-        """
-        import numpy as np, scipy.sparse as sp
-        from sagemaker.amazon.common import write_spmatrix_to_sparse_tensor
-        x = np.load("x.npy"); y = np.load("y.npy")
-        with open("sparse.rec", "wb") as f:
-            write_spmatrix_to_sparse_tensor(f, sp.csr_matrix(x), y)
-        """,
-        tmp_path,
-    )
-    feats, labs = recordio.decode((tmp_path / "sparse.rec").read_bytes(), feature_dim=20)
+def test_decoder_reads_sdk_sparse_records_through_the_generic_path(sdk_dir: Path) -> None:
+    dense, labels = _sparse_case()
+    feats, labs = recordio.decode((sdk_dir / "sparse.rec").read_bytes(), feature_dim=20)
     np.testing.assert_array_equal(feats, dense)
     assert labs is not None
     np.testing.assert_array_equal(labs, labels)

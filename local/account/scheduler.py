@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -159,6 +160,7 @@ class LocalScheduler:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._clients: dict[tuple[tuple[str, str], ...], Any] = {}
         #: Whether this scheduler's account is the live one (local/account/liveness.py).
         self.live: Callable[[], bool] = lambda: True
 
@@ -193,8 +195,18 @@ class LocalScheduler:
 
     # -- what is due -----------------------------------------------------------------
 
+    def _scheduler_client(self) -> Any:
+        """One client per AWS_* environment: the loop lists every second, and a
+        client costs more to build than the calls it makes."""
+        key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+        with self._lock:
+            found = self._clients.get(key)
+            if found is None:
+                found = self._clients[key] = boto3.client("scheduler")
+        return found
+
     def schedules(self) -> list[dict[str, Any]]:
-        client = boto3.client("scheduler")
+        client = self._scheduler_client()
         out: list[dict[str, Any]] = []
         for page in client.get_paginator("list_schedules").paginate():
             for item in page.get("Schedules", []):

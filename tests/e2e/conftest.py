@@ -42,7 +42,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     with LocalPipeline(
         work_dir=work,
         backend=LinearLearnerBackend(work_dir=work / "backend"),
-        poll_seconds=0,
+        poll_seconds=1,
         printer=lines.append,
     ) as running:
         assert running.sagemaker is not None

@@ -44,7 +44,7 @@ def leased(
         work_dir=work,
         backend=LinearLearnerBackend(work_dir=work / "backend"),
         synthesized=_synthesized(request.param),
-        poll_seconds=0,
+        poll_seconds=1,
         printer=PRINTED.append,
     ) as running:
         yield running

@@ -22,7 +22,7 @@ def test_a_hinge_loss_pipeline_tunes_serves_and_evaluates_svms(
     with LocalPipeline(
         work_dir=tmp_path,
         backend=LinearLearnerBackend(work_dir=tmp_path / "backend"),
-        poll_seconds=0,
+        poll_seconds=1,
         printer=lambda line: None,
         config_overrides=HINGE,
     ) as pipeline:

@@ -222,7 +222,7 @@ def test_stuck_tuning_loop_hits_its_bound_and_fails_with_a_cause(
     with LocalPipeline(
         work_dir=tmp_path,
         backend=LinearLearnerBackend(work_dir=tmp_path / "backend"),
-        poll_seconds=0,
+        poll_seconds=1,
         printer=lambda line: None,
         config_overrides={"max_polls": 3},
     ) as bounded:
@@ -299,7 +299,7 @@ def test_stopping_the_local_run_mid_tuning_leaves_no_worker_processes(
     with LocalPipeline(
         work_dir=tmp_path,
         backend=LinearLearnerBackend(work_dir=tmp_path / "backend"),
-        poll_seconds=0,
+        poll_seconds=1,
         printer=lambda line: None,
     ) as running:
         sfn = boto3.client("stepfunctions")

@@ -275,7 +275,7 @@ def test_throttling_that_outlasts_the_client_retries_raises_throttling_error(
 ) -> None:
     """The handler's real client (standard mode, 5 attempts) retries, then ThrottlingError."""
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda _self, _ctx: 0)
-    sm = _env.client("sagemaker", "us-east-1")
+    sm = _env.build_client("sagemaker", "us-east-1")
     calls: list[str] = []
     sm.meta.events.register_first("before-send.sagemaker", _always_throttled(calls))
     _inject(monkeypatch, module, sm)
@@ -305,7 +305,7 @@ def test_s3_throttling_that_outlasts_the_client_retries_raises_throttling_error(
 ) -> None:
     """Convert's real S3 client (5 attempts) keeps getting SlowDown: ThrottlingError."""
     monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda _self, _ctx: 0)
-    s3 = _env.client("s3", "us-east-1")
+    s3 = _env.build_client("s3", "us-east-1")
     calls: list[str] = []
     s3.meta.events.register_first("before-send.s3", _s3_slow_down(calls))
     _inject(monkeypatch, convert, s3)
@@ -323,7 +323,7 @@ def test_invoke_endpoint_throttling_that_outlasts_the_client_retries_raises_thro
     rng = np.random.default_rng(0)
     test_rec = encode_dense(rng.random((4, 784), dtype=np.float32), np.zeros(4, np.float32))
     s3 = boto3.client("s3", region_name="us-east-1")
-    runtime = _env.client("sagemaker-runtime", "us-east-1")
+    runtime = _env.build_client("sagemaker-runtime", "us-east-1")
     calls: list[str] = []
     runtime.meta.events.register_first("before-send.sagemaker-runtime", _always_throttled(calls))
     ddb = dynamodb_client()

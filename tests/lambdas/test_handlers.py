@@ -167,6 +167,18 @@ def test_clients_use_standard_retries_and_honour_endpoint_url_overrides(
     assert BOTO_CONFIG.retries == {"mode": "standard", "total_max_attempts": 5}
 
 
+def test_a_client_is_reused_until_an_aws_variable_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", "http://127.0.0.1:4599")
+    first = client("sagemaker", REGION)
+    assert client("sagemaker", REGION) is first
+    assert client("sagemaker", "eu-west-1") is not first
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", "http://127.0.0.1:4600")
+    moved = client("sagemaker", REGION)
+    assert moved is not first and moved.meta.endpoint_url == "http://127.0.0.1:4600"
+
+
 # -- ValidateInput ------------------------------------------------
 
 

@@ -171,6 +171,23 @@ def test_execution_history_honours_reverse_order_and_pages(sfn: Any) -> None:
     assert [e["id"] for e in paged] == [e["id"] for e in backward]
 
 
+def test_newest_first_pages_do_not_shift_while_the_history_grows() -> None:
+    from local.account.moto_fixes.stepfunctions import _page
+
+    events = [{"id": i, "type": "PassStateEntered"} for i in range(1, 51)]
+    first = _page(events, {"reverseOrder": True, "maxResults": 20})
+    assert [e["id"] for e in first["events"]] == list(range(50, 30, -1))
+    events += [{"id": i, "type": "PassStateExited"} for i in range(51, 56)]  # still running
+    second = _page(
+        events, {"reverseOrder": True, "maxResults": 20, "nextToken": first["nextToken"]}
+    )
+    assert [e["id"] for e in second["events"]] == list(range(30, 10, -1))
+    forward = _page(events, {"maxResults": 30})
+    rest = _page(events, {"maxResults": 30, "nextToken": forward["nextToken"]})
+    assert [e["id"] for e in forward["events"] + rest["events"]] == list(range(1, 56))
+    assert "nextToken" not in rest
+
+
 def test_start_sync_execution_refuses_standard_and_runs_express(moto_url: str) -> None:
     # As botocore builds it, the sync- host prefix names no host on a local
     # endpoint (sync-127.0.0.1); the local account's environment turns the

@@ -1,4 +1,5 @@
-"""Synthesize once per test module (bundling skipped, cdk-nag on)."""
+"""Synthesize the default and the KMS stack once per test process (bundling
+skipped, cdk-nag on): tests only read them, and a synth costs seconds."""
 
 from __future__ import annotations
 
@@ -44,12 +45,12 @@ def make_synth(
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def synthesized() -> Iterator[Synth]:
     yield make_synth()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def synthesized_kms() -> Iterator[Synth]:
     yield make_synth(
         {

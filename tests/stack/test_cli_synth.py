@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from local.account.services import ACCOUNT, REGION
+from local.account.synth import SynthesizedPipeline, synthesize
 from tests.stack.helpers import ROOT
 
 CLI = ROOT / "node_modules" / ".bin" / "cdk"
@@ -108,3 +110,25 @@ def test_make_synth_passes_with_a_concrete_account_and_region(
     template = _assert_clean(cli_synths["concrete"])
     rendered = json.dumps(_distributed_map_resources(template))
     assert "arn:aws:states:eu-west-1:123456789012:execution:" in rendered
+
+
+def test_the_local_run_executes_the_definition_the_cli_synthesizes(
+    cli_synths: dict[str, CliSynth],
+) -> None:
+    """`make run` synthesizes without bundling and without cdk-nag's checks
+    (local/account/synth.py); the state machine and the Lambda environments
+    it runs are still exactly what `make synth` emits."""
+    template = _assert_clean(cli_synths["default"])
+    local = synthesize()
+    cli = SynthesizedPipeline(template)
+    assert local.definition(region=REGION, account=ACCOUNT) == cli.definition(
+        region=REGION, account=ACCOUNT
+    )
+    local_fns = local.lambda_functions(region=REGION, account=ACCOUNT)
+    cli_fns = cli.lambda_functions(region=REGION, account=ACCOUNT)
+    assert local_fns.keys() == cli_fns.keys() and local_fns
+    for arn, fn in cli_fns.items():
+        assert (local_fns[arn].handler, local_fns[arn].environment) == (
+            fn.handler,
+            fn.environment,
+        ), arn

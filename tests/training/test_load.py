@@ -24,7 +24,7 @@ from training.serving import BackgroundServer, ModelRegistry, create_app
 
 DIM = 50
 CLIENTS = 8
-REQUESTS_PER_CLIENT = 500
+REQUESTS_PER_CLIENT = 200
 OVERSIZE_PER_CLIENT = 1  # 6 MB each: kept few
 DEADLINE_S = 180.0  # a hang guard, not a speed target (speed lives in `make bench`)
 
@@ -145,7 +145,7 @@ def test_eight_clients_mixed_good_and_bad_requests():
     plans = [_plan(100 + c) for c in range(CLIENTS)]
     good = sum(p.rows is not None for client in plans for p in client)
     total = sum(len(client) for client in plans)
-    assert total >= 2000 and good >= 1000
+    assert total >= 1600 and good >= 800
     # independent of LinearModel.predict: the README formula, in float64
     x = plans[0][0].rows if plans[0][0].rows is not None else np.zeros((1, DIM), np.float32)
     z = ((x.astype(np.float64) - MODEL.mean) / MODEL.std) @ MODEL.weights + MODEL.bias

@@ -13,7 +13,8 @@ than AWS:
   ``FAILED``. AWS: the execution is ``ABORTED`` when the call returns, with
   the given error and cause, and its history ends with ``ExecutionAborted``.
 - **GetExecutionHistory** (moto ``StepFunctionResponse.get_execution_history``):
-  moto ignores ``reverseOrder``, ``maxResults`` and ``nextToken``.
+  moto ignores ``reverseOrder``, ``maxResults`` and ``nextToken`` (and deep-copies
+  the whole history on every call; a page copies only its own events).
 - **StartSyncExecution** (moto has no handler): AWS answers
   ``StateMachineTypeNotSupported`` for a STANDARD state machine and runs an
   EXPRESS one to its end.
@@ -22,6 +23,7 @@ than AWS:
 from __future__ import annotations
 
 import base64
+import copy
 import datetime
 import json
 import threading
@@ -113,23 +115,29 @@ def _install_parser() -> None:
 
 
 def _page(events: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+    """One page of a history (oldest first in ``events``). The token holds the
+    id of the last event returned, not an offset: a running execution keeps
+    adding events, and a newest-first offset would shift under them."""
     from moto.stepfunctions.exceptions import InvalidToken
 
-    if params.get("reverseOrder"):
-        events = list(reversed(events))
-    size = int(params.get("maxResults") or _DEFAULT_PAGE)
-    size = min(size, _MAX_PAGE)
-    start = 0
+    reverse = bool(params.get("reverseOrder"))
+    size = min(int(params.get("maxResults") or _DEFAULT_PAGE), _MAX_PAGE)
     token = params.get("nextToken")
     if token:
         try:
-            start = int(json.loads(base64.urlsafe_b64decode(token.encode()))["offset"])
+            last = int(json.loads(base64.urlsafe_b64decode(token.encode()))["last_id"])
         except Exception as e:
             raise InvalidToken("the nextToken is not one this call returned") from e
-    out: dict[str, Any] = {"events": events[start : start + size]}
-    if start + size < len(events):
-        offset = json.dumps({"offset": start + size}).encode()
-        out["nextToken"] = base64.urlsafe_b64encode(offset).decode()
+        if reverse:
+            events = [e for e in events if int(e["id"]) < last]
+        else:
+            events = [e for e in events if int(e["id"]) > last]
+    if reverse:
+        events = events[::-1]
+    out: dict[str, Any] = {"events": events[:size]}
+    if len(events) > size:
+        last_id = json.dumps({"last_id": int(events[size - 1]["id"])}).encode()
+        out["nextToken"] = base64.urlsafe_b64encode(last_id).decode()
     return out
 
 
@@ -155,18 +163,23 @@ def _install_responses() -> None:
 
     def get_execution_history(self: StepFunctionResponse) -> ActionResult:
         arn = self._get_param("executionArn")
-        history = self.stepfunction_backend.get_execution_history(arn)
-        events = list(history.get("events") or [])
-        return ActionResult(
-            _page(
-                events,
-                {
-                    "reverseOrder": self._get_param("reverseOrder"),
-                    "maxResults": self._get_param("maxResults"),
-                    "nextToken": self._get_param("nextToken"),
-                },
-            )
-        )
+        params = {
+            "reverseOrder": self._get_param("reverseOrder"),
+            "maxResults": self._get_param("maxResults"),
+            "nextToken": self._get_param("nextToken"),
+        }
+        execution = self.stepfunction_backend.describe_execution(arn)
+        env = getattr(getattr(execution, "exec_worker", None), "env", None)
+        manager = getattr(env, "event_manager", None)
+        if manager is None:  # not started yet, or moto without execute_state_machine
+            history = self.stepfunction_backend.get_execution_history(arn)
+            return ActionResult(_page(list(history.get("events") or []), params))
+        # moto deep-copies the whole history on every call; a poll for the
+        # newest events copies only the page it returns.
+        with manager._mutex:
+            page = _page(list(manager._history_event_list), params)
+            page["events"] = copy.deepcopy(page["events"])
+        return ActionResult(page)
 
     def start_sync_execution(self: StepFunctionResponse) -> ActionResult:
         backend = self.stepfunction_backend
