@@ -1,8 +1,11 @@
-"""Shared test setup: no X-Ray, fake AWS credentials, one region."""
+"""Shared test setup: no X-Ray, fake AWS credentials, one region; the long
+test files first."""
 
 from __future__ import annotations
 
 import os
+
+import pytest
 
 # Before any handler module (and its module-level Tracer) is imported.
 os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
@@ -13,3 +16,20 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_SECURITY_TOKEN", "testing")
 os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+#: Test folders whose files run longest (whole pipelines, the SDK flows, the
+#: CDK CLI), first: pytest-xdist hands out files in collection order, so the
+#: long ones start early and the short ones fill the end of the run.
+_LONG_FIRST = ("tests/sdk/", "tests/e2e/", "tests/stack/", "tests/bench/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid
+        for index, prefix in enumerate(_LONG_FIRST):
+            if path.startswith(prefix):
+                return index
+        return len(_LONG_FIRST)
+
+    items.sort(key=rank)  # stable: files and tests keep their order within a rank
