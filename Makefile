@@ -62,12 +62,12 @@ $(VENV)/.bytecode-stamp: $(VENV)/.run-stamp
 	$(PY) -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null
 	touch $@
 
-$(SDK_VENV)/.stamp: requirements-sdk.txt | $(VENV)/.dev-stamp
+$(SDK_VENV)/.stamp: requirements-sdk.txt | $(VENV)/.run-stamp
 	test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv --without-pip $(SDK_VENV)
 	$(call install,$(SDK_VENV)/bin/python,requirements-sdk.txt)
 	touch $@
 
-$(SDK3_VENV)/.stamp: requirements-sdk3.txt | $(VENV)/.dev-stamp
+$(SDK3_VENV)/.stamp: requirements-sdk3.txt | $(VENV)/.run-stamp
 	test -x $(SDK3_VENV)/bin/python || $(PYTHON) -m venv --without-pip $(SDK3_VENV)
 	$(call install,$(SDK3_VENV)/bin/python,requirements-sdk3.txt)
 	touch $@
