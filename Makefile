@@ -7,6 +7,11 @@ SDK_VENV := .venv-sdk
 SDK3_VENV := .venv-sdk3
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
+# Python caches the bytecode of what it imports (in .venv and the project's
+# __pycache__ folders, both ignored by git) even where PYTHONDONTWRITEBYTECODE
+# is set: otherwise every run, test worker and subprocess compiles its imports
+# again (about 10 s of CPU each).
+unexport PYTHONDONTWRITEBYTECODE
 ARGS ?=
 export ARGS
 PYTEST_ARGS ?=
@@ -37,10 +42,9 @@ UV := $(VENV)/bin/uv
 # uv first tries its download cache alone (no index round trips: on a machine
 # that installed these pins before, a fresh clone sets up in seconds), then the
 # index. The SDK venvs are made without pip (uv needs none); the pip fallback
-# adds it. `make run` installs .venv's runtime packages without compiling them
-# (compiling all of them costs about 30 s on 2 cores; a run imports a part, and
-# Python caches what it imports). `make setup` compiles the whole venv, as pip
-# would: every test worker and subprocess then reads .pyc files.
+# adds it. Nothing is compiled at install (all of .venv is about 60 s of CPU on
+# 2 cores): Python compiles what a run or a test imports, once, and caches it
+# (see PYTHONDONTWRITEBYTECODE above).
 install = { test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "$(UV_PIN)"; } \
 	&& { $(UV) pip install --quiet --offline $(3) --python $(1) -r $(2) 2>/dev/null \
 	     || $(UV) pip install --quiet $(3) --python $(1) -r $(2); } \
@@ -53,13 +57,7 @@ $(VENV)/.run-stamp: requirements.txt
 	touch $@
 
 $(VENV)/.dev-stamp: $(VENV)/.run-stamp requirements-dev.txt
-	$(call install,$(PY),requirements-dev.txt,--compile-bytecode)
-	touch $@
-
-# The runtime packages' bytecode (uv compiles only what it installs), beside the
-# other set-up steps.
-$(VENV)/.bytecode-stamp: $(VENV)/.run-stamp
-	$(PY) -m compileall -q -j 0 "$$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null
+	$(call install,$(PY),requirements-dev.txt)
 	touch $@
 
 $(SDK_VENV)/.stamp: requirements-sdk.txt | $(VENV)/.run-stamp
@@ -78,28 +76,25 @@ node_modules/.stamp: package.json package-lock.json
 
 setup-run: $(VENV)/.run-stamp
 # The venvs and node_modules fill side by side once .venv (and uv) exist.
-SETUP_STAMPS := $(VENV)/.dev-stamp $(VENV)/.bytecode-stamp $(SDK_VENV)/.stamp $(SDK3_VENV)/.stamp node_modules/.stamp
+SETUP_STAMPS := $(VENV)/.dev-stamp $(SDK_VENV)/.stamp $(SDK3_VENV)/.stamp node_modules/.stamp
 setup: $(VENV)/.run-stamp
 	@$(MAKE) --no-print-directory -j4 $(SETUP_STAMPS)
 
 # ARGS goes through the environment, not the shell, so JSON keeps its quotes.
-# Python may cache bytecode here even where PYTHONDONTWRITEBYTECODE is set
-# (into .venv and the project's __pycache__ folders, both ignored by git):
-# otherwise every run compiles its imports again, about 10 s of CPU.
-LOCAL := env -u PYTHONDONTWRITEBYTECODE MNIST_LL_MAKE_ARGS=1
 run: setup-run
-	$(LOCAL) $(PY) -m local
+	MNIST_LL_MAKE_ARGS=1 $(PY) -m local
 
 services: setup-run
-	$(LOCAL) MNIST_LL_MAKE_COMMAND=services $(PY) -m local
+	MNIST_LL_MAKE_ARGS=1 MNIST_LL_MAKE_COMMAND=services $(PY) -m local
 
 # One worker more than the cores: the end-to-end tests spend much of their time
 # waiting on local services, so a third worker on two cores shortens the run.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 # The local synth is made once before the workers start (they share its cache
-# in .build/), not once per worker at the same time.
+# in .build/), not once per worker at the same time; the modules every worker
+# imports are compiled then too.
 test: setup
-	$(PY) -c "from local.account.synth import synthesize; synthesize()"
+	$(PY) -c "import local.account.runner, local.cli.main, moto.server, aws_cdk; from local.account.synth import synthesize; synthesize()"
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 lint: setup
