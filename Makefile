@@ -33,9 +33,10 @@ help:
 	@echo "make lock    regenerate lambdas/requirements.lock (hash-pinned Lambda deps, uv)"
 
 # uv (pinned in requirements-dev.txt) installs in seconds what pip installs in
-# minutes. It is bootstrapped once with pip into .venv, before any dev tool
-# exists, and fills every venv from there; where it cannot be installed, pip
-# does the work as before.
+# minutes. It is bootstrapped once into .venv by the system's pip (`pip
+# --python`; .venv's own pip, pinned in requirements.txt, comes with the
+# runtime packages), and fills every venv from there; where it cannot be
+# installed, pip does the work as before.
 UV_PIN := $(shell sed -n 's/^\(uv==[^ ]*\).*/\1/p' requirements-dev.txt)
 UV := $(VENV)/bin/uv
 # $(call install,<venv python>,<requirements file>[,<uv option>])
@@ -45,14 +46,15 @@ UV := $(VENV)/bin/uv
 # adds it. Nothing is compiled at install (all of .venv is about 60 s of CPU on
 # 2 cores): Python compiles what a run or a test imports, once, and caches it
 # (see PYTHONDONTWRITEBYTECODE above).
-install = { test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check "$(UV_PIN)"; } \
+install = { test -x $(UV) || $(PYTHON) -m pip --python $(PY) install --quiet --disable-pip-version-check "$(UV_PIN)" \
+	       || { $(PY) -m ensurepip --default-pip >/dev/null && $(PY) -m pip install --quiet --disable-pip-version-check "$(UV_PIN)"; }; } \
 	&& { $(UV) pip install --quiet --offline $(3) --python $(1) -r $(2) 2>/dev/null \
 	     || $(UV) pip install --quiet $(3) --python $(1) -r $(2); } \
 	|| { { $(1) -m pip --version >/dev/null 2>&1 || $(1) -m ensurepip --upgrade --default-pip; } \
 	     && $(1) -m pip install --quiet --disable-pip-version-check -r $(2); }
 
 $(VENV)/.run-stamp: requirements.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv --without-pip $(VENV)
 	$(call install,$(PY),requirements.txt)
 	touch $@
 

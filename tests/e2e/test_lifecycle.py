@@ -220,10 +220,9 @@ def _hang(pipeline: LocalPipeline) -> None:
 
 @contextmanager
 def _paced_polls(pipeline: LocalPipeline) -> Iterator[None]:
-    """Each DescribeTuning takes 0.2 s, as if the Wait state waited: with the
-    fixture's 0-second waits a hung job would otherwise reach ``max_polls``
-    (a FAILED execution) within seconds on a busy machine, before the
-    timeout or the interrupt these tests are about."""
+    """Each DescribeTuning takes 0.2 s more: a hung job reaches ``max_polls``
+    (a FAILED execution) no sooner than the timeout or the interrupt these
+    tests are about, however short the Wait states."""
     assert pipeline.dispatcher is not None
     pipeline.dispatcher.fault_hooks["lambdas.describe_tuning.handler"] = lambda _e: time.sleep(0.2)
     try:
@@ -278,7 +277,9 @@ def test_a_timeout_stops_the_running_tuning_job(
 ) -> None:
     _hang(pipeline)
     with _paced_polls(pipeline), pytest.raises(TimeoutError):
-        pipeline.execute({"source": str(small_dataset), **FAST}, "e2e-end-timeout", timeout=3)
+        # Long enough for the run to reach its tuning job on a busy machine
+        # (3 s missed it once); the hung job polls about 8 times meanwhile.
+        pipeline.execute({"source": str(small_dataset), **FAST}, "e2e-end-timeout", timeout=10)
     assert not in_progress_tuning_jobs(pipeline)
     message = _ended_message(pipeline, "TIMED_OUT")
     assert message["released"]["tuning_job"]["stopped"] is True
