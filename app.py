@@ -10,6 +10,7 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from pipeline_core.config import SKIP_NAG_ENV
 from stacks.pipeline_stack import PipelineStack
 from stacks.settings import KNOWN_KEYS, StackSettings
 
@@ -52,12 +53,6 @@ def build(app: cdk.App, *, nag: bool = True, env: cdk.Environment | None = None)
     if nag:
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return stack
-
-
-#: Set by the local run's synth (local/account/synth.py): cdk-nag reads the
-#: template, it does not change it, so the local run skips its checks. `make
-#: synth`, `cdk deploy` and the tests run them.
-SKIP_NAG_ENV = "MNIST_LL_SKIP_NAG"
 
 
 def main() -> None:

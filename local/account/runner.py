@@ -435,7 +435,7 @@ def _history(sfn: Any, arn: str, after: int = 0) -> list[dict[str, Any]]:
 
     Read newest first and only as far back as ``after``: a poll costs the
     events that are new, not the whole history again (a run's history holds
-    hundreds of events, and the runner polls ten times a second)."""
+    hundreds of events, and the runner polls five times a second)."""
     newer: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 20, "reverseOrder": True}
     while True:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from local.account.lambda_dispatch import LambdaFunction
-from pipeline_core.config import CONFIG_ENV
+from pipeline_core.config import CONFIG_ENV, SKIP_NAG_ENV
 from stacks import asl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +80,7 @@ def synthesize(root: Path = ROOT, use_cache: bool = True) -> SynthesizedPipeline
             "CDK_DISABLE_CLI_TELEMETRY": "true",
             # cdk-nag checks the template without changing it (a test compares
             # this synth's definition with the CDK CLI's, nag on).
-            "MNIST_LL_SKIP_NAG": "1",
+            SKIP_NAG_ENV: "1",
         }
         proc = subprocess.run(
             [sys.executable, str(root / "app.py")],
