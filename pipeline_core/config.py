@@ -459,5 +459,6 @@ CONFIG_ENV = "PIPELINE_CONFIG"
 
 #: Set to "1" by the local run's synth (local/account/synth.py) for ``app.py``:
 #: cdk-nag reads the template and changes nothing in it, so the local run
-#: skips its checks; `make synth`, `cdk deploy` and the tests run them.
+#: skips its checks (and, with ``CDK_VALIDATION=false``, the CDK's built-in
+#: CloudFormation validation); `make synth`, `cdk deploy` and the tests run them.
 SKIP_NAG_ENV = "MNIST_LL_SKIP_NAG"

@@ -1,12 +1,13 @@
 """Take the pipeline from ``cdk synth`` output, not from a hand-written copy.
 
-:func:`synthesize` runs ``app.py`` (asset bundling skipped: the local run
-imports the handlers from the source tree; the cdk-nag checks skipped: they
-read the template and change nothing in it) and caches the template under
-``.build/`` keyed by a hash of the CDK sources. :class:`SynthesizedPipeline`
-resolves the CloudFormation intrinsics in the state machine definition and
-the Lambda environments (with :mod:`stacks.asl`), so the local run executes
-exactly the ASL that ``cdk deploy`` would create.
+:func:`synthesize` runs ``app.py`` and caches the template under ``.build/``
+keyed by a hash of the CDK sources. It skips asset bundling (the local run
+imports the handlers from the source tree), cdk-nag's checks and the CDK's
+built-in CloudFormation template validation: both read the template and change
+nothing in it, and ``make synth`` and ``cdk deploy`` run them.
+:class:`SynthesizedPipeline` resolves the CloudFormation intrinsics in the
+state machine definition and the Lambda environments (with :mod:`stacks.asl`),
+so the local run executes exactly the ASL that ``cdk deploy`` would create.
 """
 
 from __future__ import annotations
@@ -78,9 +79,12 @@ def synthesize(root: Path = ROOT, use_cache: bool = True) -> SynthesizedPipeline
             ),
             "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
             "CDK_DISABLE_CLI_TELEMETRY": "true",
-            # cdk-nag checks the template without changing it (a test compares
-            # this synth's definition with the CDK CLI's, nag on).
+            # cdk-nag and the CDK's CloudFormation validation (a WASM engine,
+            # about half of a cold synth) check the template without changing
+            # it; a test compares this synth's definition with the CDK CLI's,
+            # both checks on.
             SKIP_NAG_ENV: "1",
+            "CDK_VALIDATION": "false",
         }
         proc = subprocess.run(
             [sys.executable, str(root / "app.py")],

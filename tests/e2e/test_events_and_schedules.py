@@ -45,9 +45,10 @@ def _synthesized() -> SynthesizedPipeline:
     from local.account.synth import synthesize
     from pipeline_core.config import PipelineConfig
     from stacks.schedule import RetrainingScheduleConstruct, parse_schedule
+    from tests.stack.helpers import bare_app
 
     pipeline = synthesize()
-    stack = cdk.Stack(cdk.App(), "Retraining", env=cdk.Environment(account=ACCOUNT, region=REGION))
+    stack = cdk.Stack(bare_app(), "Retraining", env=cdk.Environment(account=ACCOUNT, region=REGION))
     schedule = parse_schedule(SCHEDULE, PipelineConfig())
     assert schedule is not None
     RetrainingScheduleConstruct(

@@ -25,6 +25,7 @@ from pipeline_core.deploy import VARIANT_NAME
 from pipeline_core.rollout import ROLLOUT_DEFAULTS, alarm_names, deployment_config
 from stacks import asl
 from stacks.registry import EndpointAlarms
+from tests.stack.helpers import bare_app
 from training.model import LinearModel
 
 ENDPOINT = "guarded-ep"
@@ -44,7 +45,7 @@ def _artifact(path: Path) -> Path:
 
 def _stack_alarms() -> dict[str, Any]:
     """The stack's rollback alarms of ENDPOINT, as the template has them."""
-    stack = cdk.Stack(cdk.App(), "Alarms")
+    stack = cdk.Stack(bare_app(), "Alarms")
     EndpointAlarms(stack, "EndpointAlarms", endpoint_name=ENDPOINT, rollout=ROLLOUT_DEFAULTS)
     return Template.from_stack(stack).to_json()
 

@@ -20,9 +20,19 @@ def cdk_json_context() -> dict[str, Any]:
     return context
 
 
+def bare_app(**props: Any) -> cdk.App:
+    """An app without the CDK's built-in CloudFormation template validation.
+
+    Outside the CDK CLI it can only warn (its errors become warnings unless a
+    feature flag says otherwise) and its WASM engine costs seconds in every
+    process; ``test_cli_synth.py`` synthesizes with it on, as ``cdk deploy`` does.
+    """
+    return cdk.App(builtin_cloud_formation_validation=False, **props)
+
+
 def make_app(overrides: dict[str, Any] | None = None, *, outdir: str | None = None) -> cdk.App:
     context = {**cdk_json_context(), **SKIP_BUNDLING, **(overrides or {})}
-    return cdk.App(context=context, outdir=outdir)
+    return bare_app(context=context, outdir=outdir)
 
 
 def synth(

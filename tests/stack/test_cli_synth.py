@@ -31,7 +31,9 @@ CONCRETE_APP = (
 
 def _start_synth(outdir: Path, *extra: str) -> subprocess.Popen[str]:
     assert CLI.exists(), "the CDK CLI is missing: `make test` installs it (npm ci)"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CDK_DEFAULT_", "CDK_CONTEXT"))}
+    # As `cdk deploy` runs: the CDK's CloudFormation validation on, whatever this shell says.
+    dropped = ("CDK_DEFAULT_", "CDK_CONTEXT", "CDK_VALIDATION")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     env.update(
         JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION="20",
         CDK_DISABLE_CLI_TELEMETRY="true",
@@ -115,9 +117,9 @@ def test_make_synth_passes_with_a_concrete_account_and_region(
 def test_the_local_run_executes_the_definition_the_cli_synthesizes(
     cli_synths: dict[str, CliSynth],
 ) -> None:
-    """`make run` synthesizes without bundling and without cdk-nag's checks
-    (local/account/synth.py); the state machine and the Lambda environments
-    it runs are still exactly what `make synth` emits."""
+    """`make run` synthesizes without bundling, cdk-nag's checks and the CDK's
+    CloudFormation validation (local/account/synth.py); the state machine and
+    the Lambda environments it runs are still exactly what `make synth` emits."""
     template = _assert_clean(cli_synths["default"])
     local = synthesize()
     cli = SynthesizedPipeline(template)

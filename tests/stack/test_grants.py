@@ -20,6 +20,7 @@ from stacks.grants import (
     apply_grants,
     objects,
 )
+from tests.stack.helpers import bare_app
 
 TAG = "mnist-ll:stack"
 
@@ -48,7 +49,7 @@ def _targets(*, key: bool) -> Targets:
 
 def _statements(*, key: bool) -> list[dict[str, Any]]:
     """Apply the (patched) table of Convert to a fresh role; the role's statements."""
-    stack = cdk.Stack(cdk.App())
+    stack = cdk.Stack(bare_app())
     role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     apply_grants(stack, {"Convert": role}, _targets(key=key))
     policies = Template.from_stack(stack).find_resources("AWS::IAM::Policy")
@@ -95,7 +96,7 @@ def test_own_policy_makes_a_policy_of_its_own(table: dict[str, Any]) -> None:
         allow("s3:GetObject", on=On.BUCKET_OBJECTS),
         allow("states:SendTaskSuccess", on=On.STATE_MACHINE, own_policy="TaskResponse"),
     )
-    stack = cdk.Stack(cdk.App())
+    stack = cdk.Stack(bare_app())
     role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     apply_grants(stack, {"Convert": role}, _targets(key=False))
     assert stack.node.try_find_child("ConvertTaskResponse") is not None
@@ -103,7 +104,7 @@ def test_own_policy_makes_a_policy_of_its_own(table: dict[str, Any]) -> None:
 
 
 def test_a_role_without_a_table_or_a_missing_target_is_refused() -> None:
-    stack = cdk.Stack(cdk.App())
+    stack = cdk.Stack(bare_app())
     role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     with pytest.raises(ValueError, match="NoSuchRole"):
         apply_grants(stack, {"NoSuchRole": role}, _targets(key=False))
