@@ -33,6 +33,7 @@ from local.account.lambda_dispatch import LambdaDispatcher
 from local.account.local_account import STATE_MACHINE_NAME, LocalAccount
 from local.account.scheduler import Attempt, Clock
 from local.account.synth import SynthesizedPipeline, synthesize
+from local.emulator.channels import WHOLE_OBJECT
 from local.emulator.service import LocalSageMaker
 from pipeline_core.s3io import local_path
 
@@ -411,7 +412,7 @@ class LocalPipeline:
             for obj in page.get("Contents", []):
                 target = dest / obj["Key"]
                 target.parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(self.bucket, obj["Key"], str(target))
+                s3.download_file(self.bucket, obj["Key"], str(target), Config=WHOLE_OBJECT)
                 count += 1
         return count
 

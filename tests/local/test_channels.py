@@ -78,3 +78,19 @@ def test_an_empty_channel_is_a_client_error(s3, tmp_path: Path) -> None:
         ChannelError, match='No S3 objects found under S3 URL "s3://chan-bucket/nothing/"'
     ):
         download_channel(s3, channel("s3://chan-bucket/nothing/"), tmp_path / "e")
+
+
+def test_a_large_object_is_fetched_with_one_whole_get(s3, tmp_path: Path) -> None:
+    """moto reads the whole object for every ranged GET it answers, so a
+    channel object is fetched in one GET, whatever its size."""
+    x = np.zeros((3000, 784), dtype=np.float32)  # about 9.5 MB: boto3 would split it
+    s3.put_object(
+        Bucket="chan-bucket", Key="big/train", Body=encode_dense(x, np.zeros(3000, np.float32))
+    )
+    gets: list[str | None] = []
+    s3.meta.events.register(
+        "before-parameter-build.s3.GetObject", lambda params, **_: gets.append(params.get("Range"))
+    )
+    out = download_channel(s3, channel("s3://chan-bucket/big/train"), tmp_path / "big")
+    assert rows(out) == 3000
+    assert gets == [None]

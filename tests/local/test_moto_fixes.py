@@ -6,10 +6,13 @@ FilterLogEvents' logStreamNamePrefix. One moto server, no SageMaker."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -26,6 +29,7 @@ from local.account.services import (
     patched_environ,
 )
 
+ROOT = Path(__file__).resolve().parents[2]
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/sfn"
 WAITS = {
     "StartAt": "Wait",
@@ -248,3 +252,23 @@ def test_an_execution_started_without_a_name_gets_a_uuid(moto_url: str) -> None:
     )["stateMachineArn"]
     name = sfn.start_execution(stateMachineArn=arn)["executionArn"].rsplit(":", 1)[-1]
     assert str(uuid.UUID(name)) == name
+
+
+def test_the_asl_interpreter_imports_no_batch_or_ec2_backend_until_a_batch_call() -> None:
+    """moto.batch's __init__ (Batch, EC2 and ECS models: seconds of CPU) runs
+    only when something of it is read, not when the interpreter imports it."""
+    script = (
+        "import sys\n"
+        "from local.account.moto_fixes import install\n"
+        "install()\n"
+        "from moto.stepfunctions.parser.backend import execution\n"
+        "assert 'moto.batch.utils' in sys.modules, 'the interpreter imports it'\n"
+        "assert 'moto.ec2' not in sys.modules and 'moto.batch.models' not in sys.modules\n"
+        "import moto.batch\n"
+        "assert moto.batch.batch_backends['123456789012']['us-east-1'] is not None\n"
+        "assert 'moto.ec2' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -11,7 +11,7 @@ of :mod:`local` (:mod:`local.account.services` installs them).
 
 from __future__ import annotations
 
-from local.account.moto_fixes import cloudwatch, iam, logs, stepfunctions
+from local.account.moto_fixes import cloudwatch, iam, imports, logs, stepfunctions
 
 _INSTALLED = False
 
@@ -21,6 +21,7 @@ def install() -> None:
     global _INSTALLED
     if _INSTALLED:
         return
-    for module in (cloudwatch, iam, logs, stepfunctions):
+    # imports first: it defers an import the other fixes' imports would run.
+    for module in (imports, cloudwatch, iam, logs, stepfunctions):
         module.install()
     _INSTALLED = True
