@@ -18,8 +18,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from local.account.services import patched_environ
 
 
@@ -71,6 +69,8 @@ class NoVersionError(LookupError):
 def find_version(execution: str) -> str:
     """The ARN of the latest version registered by ``execution`` (its
     ``execution`` metadata), in any of the account's Model Package Groups."""
+    import boto3
+
     sm = boto3.client("sagemaker")
     found: list[tuple[int, str]] = []
     groups = sm.get_paginator("list_model_package_groups").paginate()
@@ -91,6 +91,8 @@ def find_version(execution: str) -> str:
 
 def decide(arn: str, *, reject: bool, description: str) -> dict[str, Any]:
     """UpdateModelPackage; returns the version's description afterwards."""
+    import boto3
+
     sm = boto3.client("sagemaker")
     request: dict[str, Any] = {
         "ModelPackageArn": arn,

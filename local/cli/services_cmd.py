@@ -19,15 +19,14 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import boto3
-
-from local.account.local_account import LocalAccount, export_lines
 from local.account.mnist_cache import ensure_mnist
-from local.account.runner import LOCAL_LEASE_INTERVAL_SECONDS
 from local.account.synth import synthesize_in_background
 from pipeline_core.failures import failure_message
+
+if TYPE_CHECKING:
+    from local.account.local_account import LocalAccount
 
 #: Fixed ports, so the env file stays right across restarts (0: a free port).
 DEFAULT_MOTO_PORT = 5055
@@ -97,6 +96,8 @@ def abort_running(account: LocalAccount, note: Callable[[str], None], wait: floa
     """Stop the pipeline's running executions as a console Stop would, and wait
     until their ABORTED events reached ExecutionEnded (which stops their jobs);
     how many were stopped."""
+    import boto3
+
     if account.deployment is None:
         return 0
     sfn = boto3.client("stepfunctions")
@@ -167,8 +168,6 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from local.account.backend import LinearLearnerBackend
-
     def note(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
@@ -184,6 +183,11 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # The synth (a subprocess) runs while the dataset is checked and the account starts.
     synth = None if args.no_pipeline else synthesize_in_background()
+    # The account's modules (boto3, moto, the local SageMaker) load while it runs.
+    from local.account.backend import LinearLearnerBackend
+    from local.account.local_account import LocalAccount, export_lines
+    from local.account.runner import LOCAL_LEASE_INTERVAL_SECONDS
+
     dataset = ensure_mnist(progress=lambda m: note(f"dataset: {m}"))
     with tempfile.TemporaryDirectory(prefix="mnist-ll-account-") as tmp:
         work = Path(tmp)

@@ -14,7 +14,7 @@ import pytest
 from conftest import make_digits
 
 from local.account.runner import LocalPipeline, RunResult
-from local.cli.main import first_test_digit
+from local.cli.run_cmd import first_test_digit
 
 FAST = {"max_jobs": 1, "max_parallel_jobs": 1}
 
