@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
 
 from pipeline_core.config import SKIP_NAG_ENV
 from stacks.pipeline_stack import PipelineStack
@@ -51,6 +50,9 @@ def build(app: cdk.App, *, nag: bool = True, env: cdk.Environment | None = None)
         description="MNIST Linear Learner (is this digit a 0?) as a Step Functions pipeline",
     )
     if nag:
+        # Imported here: loading cdk-nag's jsii assembly costs the local synth time.
+        from cdk_nag import AwsSolutionsChecks
+
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return stack
 
