@@ -272,3 +272,23 @@ def test_the_asl_interpreter_imports_no_batch_or_ec2_backend_until_a_batch_call(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_definition_is_parsed_once_and_each_execution_gets_new_components() -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import (
+        AmazonStateLanguageParser,
+        ASLParserException,
+    )
+
+    from local.account.moto_fixes import install
+
+    install()
+    definition = json.dumps(PASSES)
+    first, tree = AmazonStateLanguageParser.parse(definition)
+    second, same_tree = AmazonStateLanguageParser.parse(definition)
+    assert same_tree is tree and second is not first
+    assert type(second) is type(first)
+    with pytest.raises(ASLParserException):
+        AmazonStateLanguageParser.parse('{"StartAt": "P1", "States": {')
+    with pytest.raises(ASLParserException):  # a refused definition stays refused
+        AmazonStateLanguageParser.parse('{"StartAt": "P1", "States": {')

@@ -18,6 +18,13 @@ than AWS:
 - **StartSyncExecution** (moto has no handler): AWS answers
   ``StateMachineTypeNotSupported`` for a STANDARD state machine and runs an
   EXPRESS one to its end.
+
+And one change of speed, not of answers: moto parses a definition with its
+ANTLR grammar (pure Python) at CreateStateMachine (two or three times, for its
+checks) and again at every StartExecution, about half a second each for the
+pipeline's definition. :func:`_parse_once` keeps each definition's parse tree
+(read only once built); the evaluation components are still built anew from
+it for every execution, as before.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime
+import functools
 import json
 import threading
 import uuid
@@ -283,11 +291,43 @@ def _send_task_failure_with_cause() -> None:
     StepFunctionBackend.send_task_failure = backend_send_task_failure  # type: ignore[method-assign]
 
 
+def _parse_once() -> None:
+    from antlr4 import CommonTokenStream, InputStream
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLLexer import ASLLexer
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+    from moto.stepfunctions.parser.asl.parse.asl_parser import (
+        AmazonStateLanguageParser,
+        ASLParserException,
+        SyntaxErrorListener,
+    )
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    @functools.lru_cache(maxsize=64)
+    def parse_tree(definition: str) -> Any:
+        # moto's AmazonStateLanguageParser.parse up to its tree (a syntax
+        # error raises, and lru_cache keeps no exception).
+        listener = SyntaxErrorListener()  # type: ignore[no-untyped-call]
+        parser = ASLParser(CommonTokenStream(ASLLexer(InputStream(definition))))
+        parser.removeErrorListeners()
+        parser.addErrorListener(listener)
+        tree = parser.state_machine()  # type: ignore[no-untyped-call]
+        if listener.errors:
+            raise ASLParserException(errors=listener.errors)
+        return tree
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        tree = parse_tree(definition)
+        return Preprocessor().visit(tree), tree
+
+    AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Apply this module's fixes (idempotent)."""
     global _INSTALLED
     if _INSTALLED:
         return
+    _parse_once()
     _install_parser()
     _install_responses()
     _send_task_failure_with_cause()
