@@ -292,3 +292,16 @@ def test_a_definition_is_parsed_once_and_each_execution_gets_new_components() ->
         AmazonStateLanguageParser.parse('{"StartAt": "P1", "States": {')
     with pytest.raises(ASLParserException):  # a refused definition stays refused
         AmazonStateLanguageParser.parse('{"StartAt": "P1", "States": {')
+
+
+def test_the_interpreter_reuses_one_client_per_region_and_service() -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    from local.account.moto_fixes import install
+
+    install()
+    make = lambda_eval_utils.boto_client_for
+    first = make(region="us-east-1", service="lambda", state_credentials=None)
+    assert make(region="us-east-1", service="lambda", state_credentials=None) is first
+    assert make(region="eu-west-1", service="lambda") is not first
+    assert make(region="us-east-1", service="sns").meta.service_model.service_name == "sns"

@@ -24,7 +24,9 @@ ANTLR grammar (pure Python) at CreateStateMachine (two or three times, for its
 checks) and again at every StartExecution, about half a second each for the
 pipeline's definition. :func:`_parse_once` keeps each definition's parse tree
 (read only once built); the evaluation components are still built anew from
-it for every execution, as before.
+it for every execution, as before. Likewise moto builds a new boto3 client for
+every task state it runs; :func:`_reuse_task_clients` keeps one per region,
+service and endpoint.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import copy
 import datetime
 import functools
 import json
+import sys
 import threading
 import uuid
 from typing import Any
@@ -322,12 +325,40 @@ def _parse_once() -> None:
     AmazonStateLanguageParser.parse = staticmethod(parse)  # type: ignore[method-assign]
 
 
+def _reuse_task_clients() -> None:
+    # moto's boto_client_for signs with fixed keys whatever the state's
+    # credentials, so region, service and endpoint name the client.
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    # The interpreter's modules bind the function by name: imported first.
+    from moto.stepfunctions.parser.backend import execution  # noqa: F401
+
+    build = boto_client.boto_client_for
+    clients: dict[tuple[str, str, bool, str], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service, botocore_stubber.enabled, moto_server_port())
+        with lock:
+            client = clients.get(key)
+            if client is None:
+                client = clients[key] = build(region, service, state_credentials)
+        return client
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "boto_client_for", None) is build:
+            setattr(module, "boto_client_for", boto_client_for)  # noqa: B010
+
+
 def install() -> None:
     """Apply this module's fixes (idempotent)."""
     global _INSTALLED
     if _INSTALLED:
         return
     _parse_once()
+    _reuse_task_clients()
     _install_parser()
     _install_responses()
     _send_task_failure_with_cause()
