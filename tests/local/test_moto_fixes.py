@@ -305,3 +305,52 @@ def test_the_interpreter_reuses_one_client_per_region_and_service() -> None:
     assert make(region="us-east-1", service="lambda", state_credentials=None) is first
     assert make(region="eu-west-1", service="lambda") is not first
     assert make(region="us-east-1", service="sns").meta.service_model.service_name == "sns"
+
+
+FAILS = {
+    "StartAt": "Try",
+    "States": {
+        "Try": {
+            "Type": "Parallel",
+            "Branches": [{"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "E"}}}],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.err", "Next": "Wait"}],
+            "Next": "Wait",
+        },
+        "Wait": {"Type": "Wait", "Seconds": 0, "Next": "Out"},
+        "Out": {"Type": "Fail", "Error": "Gate", "Cause": "a readable cause"},
+    },
+}
+
+
+def test_a_history_page_is_the_json_moto_serializes_for_it(sfn: Any) -> None:
+    """The page GetExecutionHistory answers is written by json.dumps, not by
+    moto's serializer: both bodies are the same JSON for real histories."""
+    from moto.core.serialize import XFormedAttributePicker, get_serializer_class
+    from moto.core.utils import get_service_model
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    from local.account.moto_fixes.stepfunctions import history_page_json
+
+    operation = get_service_model("stepfunctions").operation_model("GetExecutionHistory")
+    serializer = get_serializer_class("stepfunctions", "json")(
+        operation_model=operation, pretty_print=False, value_picker=XFormedAttributePicker()
+    )
+    backend = stepfunctions_parser_backends[ACCOUNT][REGION]
+    for name, definition, ending in (
+        ("json-passes", PASSES, "SUCCEEDED"),
+        ("json-fails", FAILS, "FAILED"),
+    ):
+        arn = sfn.start_execution(
+            stateMachineArn=_machine(sfn, name, definition), input='{"x": [1, null, "é"]}'
+        )["executionArn"]
+        _until(lambda a=arn, e=ending: sfn.describe_execution(executionArn=a)["status"] == e)
+        events = list(
+            backend.describe_execution(arn).exec_worker.env.event_manager._history_event_list
+        )
+        assert len(events) >= 6
+        page = {"events": events, "nextToken": "token"}
+        expected = json.loads(serializer.serialize(page)["body"])
+        assert json.loads(history_page_json(page)) == expected
+        assert sfn.get_execution_history(executionArn=arn)["events"][-1]["type"].startswith(
+            "Execution"
+        )
