@@ -96,7 +96,7 @@ TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 # in .build/), not once per worker at the same time; the modules every worker
 # imports are compiled then too.
 test: setup
-	$(PY) -c "import local.account.runner, local.cli.main, moto.server, aws_cdk; from local.account.synth import synthesize; synthesize()"
+	$(PY) -c "import local.account.runner, local.cli.run_cmd, moto.server, aws_cdk; from local.account.synth import synthesize; synthesize()"
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 lint: setup

@@ -18,10 +18,19 @@ os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
-#: Test folders whose files run longest (whole pipelines, the SDK flows, the
-#: CDK CLI), first: pytest-xdist hands out files in collection order, so the
-#: long ones start early and the short ones fill the end of the run.
-_LONG_FIRST = ("tests/sdk/", "tests/e2e/", "tests/stack/", "tests/bench/")
+#: Test files and folders that run longest (the CDK CLI, the SDK flows, whole
+#: pipelines), first, longest first: pytest-xdist hands out files in
+#: collection order, so the long ones start early and the short ones fill the
+#: end of the run.
+_LONG_FIRST = (
+    "tests/stack/test_cli_synth.py",
+    "tests/sdk/",
+    "tests/e2e/test_readme_examples.py",
+    "tests/e2e/test_cli.py",
+    "tests/e2e/",
+    "tests/stack/",
+    "tests/bench/",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

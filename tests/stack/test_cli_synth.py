@@ -1,11 +1,15 @@
-"""``make synth`` as a user runs it: the CDK CLI, cdk-nag on, any environment.
+"""``make synth`` as a user runs it: the CDK CLI, cdk-nag and the CDK's
+CloudFormation validation on.
 
 The CLI always sets ``CDK_DEFAULT_REGION`` (us-east-1 when none is configured)
 and ``CDK_DEFAULT_ACCOUNT`` when it finds credentials, so CDK-built policies
 render a concrete region (and account): the acknowledgements must match them.
-Both tests bundle the Lambda asset: ``cdk synth`` bundles every stack unless
+The synth bundles the Lambda asset: ``cdk synth`` bundles every stack unless
 ``--exclusively`` names others, so the CLI offers no way to skip it (the pip
 result is cached under ``.build/``, so a re-synth only copies files).
+With credentials ``cdk deploy`` also sets the account: ``app.py`` takes both
+(:func:`test_the_app_takes_the_account_and_region_the_cli_resolves`), and
+``test_regions.py`` synthesizes that stack, nag on, in three regions.
 """
 
 from __future__ import annotations
@@ -16,17 +20,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import aws_cdk as cdk
 import pytest
 
+import app as cdk_app
 from local.account.services import ACCOUNT, REGION
 from local.account.synth import SynthesizedPipeline, synthesize
-from tests.stack.helpers import ROOT
+from tests.stack.helpers import ROOT, make_app
 
 CLI = ROOT / "node_modules" / ".bin" / "cdk"
-#: What ``cdk deploy`` sets for an account with credentials (``make synth`` sets only the region).
-CONCRETE_APP = (
-    "env CDK_DEFAULT_ACCOUNT=123456789012 CDK_DEFAULT_REGION=eu-west-1 .venv/bin/python app.py"
-)
 
 
 def _start_synth(outdir: Path, *extra: str) -> subprocess.Popen[str]:
@@ -56,21 +58,12 @@ class CliSynth:
 
 
 @pytest.fixture(scope="module")
-def cli_synths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CliSynth]:
-    """Both synths at once (each mostly waits on its own node and python)."""
-    outdirs = {
-        "default": tmp_path_factory.mktemp("cli"),
-        "concrete": tmp_path_factory.mktemp("cli"),
-    }
-    procs = {
-        "default": _start_synth(outdirs["default"]),
-        "concrete": _start_synth(outdirs["concrete"], "--app", CONCRETE_APP),
-    }
-    results = {}
-    for name, proc in procs.items():
-        output, _ = proc.communicate(timeout=600)
-        results[name] = CliSynth(proc.returncode, output, outdirs[name])
-    return results
+def cli_synth(tmp_path_factory: pytest.TempPathFactory) -> CliSynth:
+    """``make synth`` (with ``-o``): region us-east-1, no credentials."""
+    outdir = tmp_path_factory.mktemp("cli")
+    proc = _start_synth(outdir)
+    output, _ = proc.communicate(timeout=600)
+    return CliSynth(proc.returncode, output, outdir)
 
 
 def _assert_clean(result: CliSynth) -> dict[str, object]:
@@ -99,28 +92,31 @@ def _distributed_map_resources(template: dict[str, object]) -> list[object]:
     ]
 
 
-def test_make_synth_passes_with_the_cli_default_region(cli_synths: dict[str, CliSynth]) -> None:
-    """Exactly ``make synth`` (with ``-o``): region us-east-1, no credentials."""
-    template = _assert_clean(cli_synths["default"])
+def test_make_synth_passes_with_the_cli_default_region(cli_synth: CliSynth) -> None:
+    template = _assert_clean(cli_synth)
     rendered = json.dumps(_distributed_map_resources(template))
     assert "arn:aws:states:us-east-1:" in rendered
 
 
-def test_make_synth_passes_with_a_concrete_account_and_region(
-    cli_synths: dict[str, CliSynth],
+def test_the_app_takes_the_account_and_region_the_cli_resolves(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    template = _assert_clean(cli_synths["concrete"])
-    rendered = json.dumps(_distributed_map_resources(template))
-    assert "arn:aws:states:eu-west-1:123456789012:execution:" in rendered
+    """What ``cdk deploy`` sets for an account with credentials reaches the stack."""
+    monkeypatch.setenv("CDK_DEFAULT_ACCOUNT", "123456789012")
+    monkeypatch.setenv("CDK_DEFAULT_REGION", "eu-west-1")
+    stack = cdk_app.build(make_app(), nag=False)
+    assert (stack.account, stack.region) == ("123456789012", "eu-west-1")
+    monkeypatch.delenv("CDK_DEFAULT_ACCOUNT")
+    monkeypatch.delenv("CDK_DEFAULT_REGION")
+    agnostic = cdk_app.build(make_app(), nag=False)
+    assert cdk.Token.is_unresolved(agnostic.account) and cdk.Token.is_unresolved(agnostic.region)
 
 
-def test_the_local_run_executes_the_definition_the_cli_synthesizes(
-    cli_synths: dict[str, CliSynth],
-) -> None:
+def test_the_local_run_executes_the_definition_the_cli_synthesizes(cli_synth: CliSynth) -> None:
     """`make run` synthesizes without bundling, cdk-nag's checks and the CDK's
     CloudFormation validation (local/account/synth.py); the state machine and
     the Lambda environments it runs are still exactly what `make synth` emits."""
-    template = _assert_clean(cli_synths["default"])
+    template = _assert_clean(cli_synth)
     local = synthesize()
     cli = SynthesizedPipeline(template)
     assert local.definition(region=REGION, account=ACCOUNT) == cli.definition(
