@@ -27,8 +27,17 @@ def _run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_run_writes_report_plots_and_bucket_copy(small_dataset: Path, tmp_path: Path) -> None:
+def test_run_writes_report_plots_and_bucket_copy_over_an_earlier_run(
+    small_dataset: Path, tmp_path: Path
+) -> None:
+    """One run into a folder an earlier run (``again-1``) left: its report,
+    pictures and bucket copy are replaced, not mixed with this run's."""
     out = tmp_path / "demo"
+    earlier = out / "bucket" / "runs" / "again-1"
+    earlier.mkdir(parents=True)
+    (earlier / "report.json").write_text("{}")
+    for name in ("report.json", "report.html", "predictions.csv", "sample_digit.png"):
+        (out / name).write_text("from again-1")
     payload = {"source": str(small_dataset), "max_jobs": 2, "max_parallel_jobs": 2}
     proc = _run(
         "run",
@@ -68,6 +77,10 @@ def test_run_writes_report_plots_and_bucket_copy(small_dataset: Path, tmp_path: 
     assert "WaitForTuning" not in proc.stdout and "DescribeTuning" not in proc.stdout
     assert sum("2/2 jobs done, best validation:binary_f_beta" in line for line in lines) == 1
     assert len(lines) <= 40, len(lines)
+    # Nothing of the earlier run is left beside this one's files.
+    assert sorted(p.name for p in (out / "bucket" / "runs").iterdir()) == ["cli-ok"]
+    for name in ("report.html", "predictions.csv", "sample_digit.png"):
+        assert (out / name).read_bytes() != b"from again-1", name
 
 
 def test_a_bad_input_fails_before_anything_starts_and_writes_no_folder(
@@ -119,29 +132,6 @@ def test_help_lists_the_options() -> None:
     assert proc.returncode == 0
     for option in ("--input", "--out", "--serve"):
         assert option in proc.stdout
-
-
-def test_a_second_run_into_the_same_folder_replaces_the_first_cleanly(
-    small_dataset: Path, tmp_path: Path
-) -> None:
-    out = tmp_path / "same"
-    # What a first run left there: its report, pictures and bucket copy.
-    earlier = out / "bucket" / "runs" / "again-1"
-    earlier.mkdir(parents=True)
-    (earlier / "report.json").write_text("{}")
-    for name in ("report.json", "report.html", "predictions.csv", "sample_digit.png"):
-        (out / name).write_text("from again-1")
-    payload = json.dumps(
-        {"source": str(small_dataset), "max_jobs": 1, "max_parallel_jobs": 1, "min_objective": 0}
-    )
-    proc = _run("run", "--input", payload, "--out", str(out), "--name", "again-2", "--keep-bucket")
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    report = json.loads((out / "report.json").read_text())
-    assert report["execution_name"] == "again-2"
-    assert report["status"] == "SUCCEEDED"
-    assert sorted(p.name for p in (out / "bucket" / "runs").iterdir()) == ["again-2"]
-    for name in ("report.html", "predictions.csv", "sample_digit.png"):
-        assert (out / name).read_bytes() != b"from again-1", name
 
 
 def test_serve_keeps_the_endpoint_up_until_interrupted(small_dataset: Path, tmp_path: Path) -> None:
