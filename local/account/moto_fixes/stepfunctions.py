@@ -33,7 +33,6 @@ service and endpoint.
 from __future__ import annotations
 
 import base64
-import calendar
 import datetime
 import functools
 import json
@@ -154,12 +153,11 @@ def _page(events: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any
 
 
 def _epoch(value: Any) -> int | float:
-    """moto's TimestampSerializer for JSON: epoch seconds, truncated to ms."""
+    """An ISO timestamp as moto's serializer writes it in JSON (epoch seconds)."""
     from botocore.utils import parse_to_aware_datetime
+    from moto.core.serialize import TimestampSerializer
 
-    moment = parse_to_aware_datetime(value)
-    seconds = calendar.timegm(moment.timetuple())
-    return seconds + (moment.microsecond // 1000) / 1000.0 if moment.microsecond else seconds
+    return TimestampSerializer._timestamp_unixtimestamp(parse_to_aware_datetime(value))
 
 
 def _json_value(value: Any) -> Any:
@@ -325,28 +323,15 @@ def _send_task_failure_with_cause() -> None:
 
 
 def _parse_once() -> None:
-    from antlr4 import CommonTokenStream, InputStream
-    from moto.stepfunctions.parser.asl.antlr.runtime.ASLLexer import ASLLexer
-    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
-    from moto.stepfunctions.parser.asl.parse.asl_parser import (
-        AmazonStateLanguageParser,
-        ASLParserException,
-        SyntaxErrorListener,
-    )
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    parse_whole = AmazonStateLanguageParser.parse
 
     @functools.lru_cache(maxsize=64)
     def parse_tree(definition: str) -> Any:
-        # moto's AmazonStateLanguageParser.parse up to its tree (a syntax
-        # error raises, and lru_cache keeps no exception).
-        listener = SyntaxErrorListener()  # type: ignore[no-untyped-call]
-        parser = ASLParser(CommonTokenStream(ASLLexer(InputStream(definition))))
-        parser.removeErrorListeners()
-        parser.addErrorListener(listener)
-        tree = parser.state_machine()  # type: ignore[no-untyped-call]
-        if listener.errors:
-            raise ASLParserException(errors=listener.errors)
-        return tree
+        # moto's own parse (a syntax error raises, and lru_cache keeps no exception).
+        return parse_whole(definition)[1]
 
     def parse(definition: str) -> tuple[Any, Any]:
         tree = parse_tree(definition)
