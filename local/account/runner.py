@@ -365,7 +365,7 @@ class LocalPipeline:
                     executionArn=arn, error="LocalTimeout", cause="local run timed out"
                 )
                 raise TimeoutError(f"execution {name} did not finish in {timeout:.0f}s")
-            time.sleep(0.2)  # a history poll costs ~20 ms of moto CPU
+            time.sleep(0.2)  # each history poll costs the moto server CPU
         output = json.loads(desc["output"]) if desc.get("output") else None
         failed_state = None
         if desc["status"] != "SUCCEEDED":
