@@ -3,8 +3,11 @@ test files first."""
 
 from __future__ import annotations
 
+import functools
 import os
 
+import botocore.loaders
+import botocore.session
 import pytest
 
 # Before any handler module (and its module-level Tracer) is imported.
@@ -16,6 +19,13 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_SECURITY_TOKEN", "testing")
 os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+# moto's mock_aws gives every test a new boto3 default session, and every new
+# botocore session reads botocore's JSON models (service, endpoint rules,
+# partitions) from disk again: about 0.1 s for each first client of a service.
+# Sessions with the same data path share one loader here, so a process reads
+# each model once. The models are the same files either way.
+botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
 
 
 #: Test files and folders that run longest (the CDK CLI, the SDK flows, whole

@@ -307,6 +307,35 @@ def test_the_interpreter_reuses_one_client_per_region_and_service() -> None:
     assert make(region="us-east-1", service="sns").meta.service_model.service_name == "sns"
 
 
+def test_the_server_finds_each_hosts_backend_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backend of a host is moto's own answer, looked up once per host
+    (moto lists its package folder and tries every URL pattern per request)."""
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.server import create_backend_app
+
+    from local.account.moto_fixes import install
+
+    install()
+    app = DomainDispatcherApplication(create_backend_app)
+    hosts = {
+        "states.us-east-1.amazonaws.com": "stepfunctions",
+        "s3.eu-west-1.amazonaws.com": "s3",
+        "api.sagemaker.us-east-1.amazonaws.com": "sagemaker",
+        "lambda.us-east-1.amazonaws.com": "awslambda",
+        "moto_api": "moto_api",
+    }
+    assert {host: app.get_backend_for_host(host) for host in hosts} == hosts
+    assert app.get_backend_for_host(None) is None
+    listed: list[int] = []
+    listing = backends.list_of_moto_modules
+    monkeypatch.setattr(backends, "list_of_moto_modules", lambda: listed.append(1) or listing())
+    assert {host: app.get_backend_for_host(host) for host in hosts} == hosts
+    assert listed == []
+    assert app.get_backend_for_host("sqs.us-east-1.amazonaws.com") == "sqs"
+    assert listed == [1]
+
+
 FAILS = {
     "StartAt": "Try",
     "States": {
