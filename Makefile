@@ -92,11 +92,11 @@ services: setup-run
 # One worker more than the cores: the end-to-end tests spend much of their time
 # waiting on local services, so a third worker on two cores shortens the run.
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
-# The local synth is made once before the workers start (they share its cache
-# in .build/), not once per worker at the same time; the modules every worker
-# imports are compiled then too.
+# tests/prewarm.py runs once before the workers start: the local synth (the
+# workers share its cache in .build/), and the bytecode of what the workers, the
+# SDK venvs and cfn-lint import, compiled once instead of once per worker.
 test: setup
-	$(PY) -c "import local.account.runner, local.cli.run_cmd, moto.server, aws_cdk; from local.account.synth import synthesize; synthesize()"
+	$(PY) -m tests.prewarm
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 lint: setup

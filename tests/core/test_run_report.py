@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from moto import mock_aws
 from pipeline_testlib import BUCKET, REGION, make_run, sagemaker_client, stubbed
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from pipeline_core.config import DEFAULTS
 from pipeline_core.errors import ThrottlingError
@@ -140,6 +139,8 @@ def _write(s3: Any, n: int = 2000) -> tuple[dict[str, Any], str, str, dict[str, 
 
 
 def test_predictions_csv_matches_scikit_learn_auc_and_average_precision(s3: Any) -> None:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     report, predictions, _html, evaluation = _write(s3)
     rows = list(csv.DictReader(io.StringIO(predictions)))
     assert list(rows[0]) == ["label", "score", "predicted_label"] and len(rows) == 2000

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from pipeline_core import scoring
 from pipeline_core.scoring import Scored
@@ -26,6 +25,8 @@ def _scores(n: int, seed: int, *, decimals: int | None = None) -> tuple[np.ndarr
 def test_auc_and_average_precision_equal_scikit_learn_with_and_without_ties(
     n: int, seed: int, decimals: int | None
 ) -> None:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     y, s = _scores(n, seed, decimals=decimals)
     if y.min() == y.max():
         y[0] = 1 - y[0]
@@ -34,6 +35,8 @@ def test_auc_and_average_precision_equal_scikit_learn_with_and_without_ties(
 
 
 def test_all_scores_tied_give_auc_one_half_and_ap_the_positive_share() -> None:
+    from sklearn.metrics import roc_auc_score
+
     y = np.array([0, 1, 0, 0, 1, 0])
     s = np.full(6, 0.4)
     assert scoring.roc_auc(y, s) == 0.5 == roc_auc_score(y, s)
@@ -47,6 +50,8 @@ def test_one_class_has_no_auc() -> None:
 
 
 def test_curves_run_from_the_origin_to_the_corner() -> None:
+    from sklearn.metrics import roc_auc_score
+
     y, s = _scores(300, 5, decimals=2)
     scored = Scored.of(y, s, s >= 0.5)
     fpr, tpr = scoring.roc_curve(scored)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn import metrics as skm
 
 from training.metrics import binary_metrics, calibrate_threshold, roc_auc, sigmoid
 
@@ -17,6 +16,8 @@ def _scores(seed: int, n: int = 200):
 
 @pytest.mark.parametrize("beta", [0.5, 1.0, 2.0])
 def test_binary_metrics_match_scikit_learn(beta):
+    from sklearn import metrics as skm
+
     y, z = _scores(0)
     p = sigmoid(z)
     m = binary_metrics(y, z, 0.6, beta)
@@ -40,6 +41,8 @@ def test_binary_metrics_match_scikit_learn(beta):
 
 
 def test_roc_auc_handles_ties_and_one_class():
+    from sklearn import metrics as skm
+
     y = np.array([0, 1, 0, 1, 1], dtype=np.float32)
     s = np.array([0.5, 0.5, 0.1, 0.9, 0.5], dtype=np.float32)
     assert roc_auc(y, s) == pytest.approx(skm.roc_auc_score(y, s))
@@ -58,11 +61,15 @@ def _brute_force(y, p, fn):
 
 
 def _prec(y, pred):
+    from sklearn import metrics as skm
+
     return skm.precision_score(y, pred, zero_division=0)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_accuracy_threshold_is_optimal(seed):
+    from sklearn import metrics as skm
+
     y, z = _scores(seed)
     p = sigmoid(z)
     t = calibrate_threshold(y, p, "accuracy")
@@ -72,6 +79,8 @@ def test_accuracy_threshold_is_optimal(seed):
 
 @pytest.mark.parametrize("beta", [0.5, 1.0, 3.0])
 def test_f_beta_threshold_is_optimal(beta):
+    from sklearn import metrics as skm
+
     y, z = _scores(3)
     p = sigmoid(z)
     t = calibrate_threshold(y, p, "f_beta", beta=beta)
@@ -82,6 +91,8 @@ def test_f_beta_threshold_is_optimal(beta):
 
 @pytest.mark.parametrize("target", [0.5, 0.8, 0.95])
 def test_precision_at_target_recall(target):
+    from sklearn import metrics as skm
+
     y, z = _scores(4)
     p = sigmoid(z)
     t = calibrate_threshold(y, p, "precision_at_target_recall", target_recall=target)
@@ -96,6 +107,8 @@ def test_precision_at_target_recall(target):
 
 @pytest.mark.parametrize("target", [0.6, 0.8, 0.9])
 def test_recall_at_target_precision(target):
+    from sklearn import metrics as skm
+
     y, z = _scores(5)
     p = sigmoid(z)
     t = calibrate_threshold(y, p, "recall_at_target_precision", target_precision=target)

@@ -5,9 +5,6 @@ import logging
 import numpy as np
 import pytest
 from conftest import BASE_HP, TRUE_B, TRUE_W, D
-from sklearn import metrics as skm
-from sklearn.linear_model import LogisticRegression
-from sklearn.svm import LinearSVC
 
 from training.errors import DataChannelError, HyperparameterError
 from training.hyperparameters import parse_hyperparameters
@@ -45,6 +42,9 @@ def default_fit(data):
 
 
 def test_learns_the_known_separator(default_fit, data):
+    from sklearn import metrics as skm
+    from sklearn.linear_model import LogisticRegression
+
     result, _ = default_fit
     x, y = data["test"]
     _, labels = result.model.predict(x)
@@ -61,6 +61,8 @@ def test_learns_the_known_separator(default_fit, data):
 
 
 def test_final_metrics_match_an_independent_computation(default_fit, data):
+    from sklearn import metrics as skm
+
     result, _ = default_fit
     x, y = data["validation"]
     scores, labels = result.model.predict(x)
@@ -80,6 +82,8 @@ def test_final_metrics_match_an_independent_computation(default_fit, data):
 
 
 def test_threshold_is_calibrated_for_accuracy_on_validation(default_fit, data):
+    from sklearn import metrics as skm
+
     result, _ = default_fit
     x, y = data["validation"]
     scores, _ = result.model.predict(x)
@@ -264,6 +268,9 @@ def hinge_fit(data):
 
 
 def test_hinge_loss_trains_a_linear_svm(hinge_fit, data):
+    from sklearn import metrics as skm
+    from sklearn.svm import LinearSVC
+
     result, _ = hinge_fit
     x, y = data["test"]
     scores, labels = result.model.predict(x)
@@ -276,6 +283,8 @@ def test_hinge_loss_trains_a_linear_svm(hinge_fit, data):
 
 
 def test_hinge_metrics_are_the_hinge_loss_and_metrics_at_the_calibrated_threshold(hinge_fit, data):
+    from sklearn import metrics as skm
+
     result, _ = hinge_fit
     x, y = data["validation"]
     scores, labels = result.model.predict(x)
