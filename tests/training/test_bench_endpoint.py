@@ -24,7 +24,13 @@ def test_endpoint_bench_fills_every_measure(tmp_path):
     path = model.save(tmp_path / "model.tar.gz")
     for source in (model, path):
         measures = run(
-            source, x, batched_requests=12, single_requests=12, clients=2, batch_rows=100
+            source,
+            x,
+            batched_requests=12,
+            single_requests=12,
+            clients=2,
+            batch_rows=100,
+            floor_calls=50,
         )
         assert [m.metric for m in measures] == ["rows/s", "p50 seconds"]
         batched, single = measures
