@@ -81,6 +81,19 @@ def test_run_writes_report_plots_and_bucket_copy_over_an_earlier_run(
     assert sorted(p.name for p in (out / "bucket" / "runs").iterdir()) == ["cli-ok"]
     for name in ("report.html", "predictions.csv", "sample_digit.png"):
         assert (out / name).read_bytes() != b"from again-1", name
+    # Evaluate's page and scores, copied into the run folder; the last line says what to open.
+    html = out / "report.html"
+    assert lines[-1] == f"open {html}"
+    stored = report["evaluation"]  # the bucket's report.json, which the page shows
+    assert stored["metrics"]["auc"] is not None
+    assert f'data-value="{stored["metrics"]["auc"]!r}"' in html.read_text()
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "label,score,predicted_label" and len(rows) == 1 + stored["rows"]
+    if (ROOT / ".git").exists():  # a checkout: the commit the code ran from
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert stored["lineage"]["git_commit"] == commit
 
 
 def test_a_bad_input_fails_before_anything_starts_and_writes_no_folder(
