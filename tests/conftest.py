@@ -26,9 +26,8 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 # Sessions with the same data path share one loader here, so a process reads
 # each model once. The models are the same files either way.
 botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
-
-# Every pytest worker imports every test module to collect the suite, so the
-# modules import scikit-learn (about 1.5 s) inside the tests that use it.
+# (Every pytest worker also imports every test module to collect the suite, so
+# test modules import scikit-learn, about 1.5 s, inside the tests that use it.)
 
 
 #: Test files and folders that run longest (the CDK CLI, the SDK flows, whole

@@ -13,8 +13,9 @@ at install time (uv installs without compiling):
 - the SageMaker SDKs of ``.venv-sdk`` and ``.venv-sdk3`` as the SDK tests
   import them, and ``cfn-lint`` with its rules.
 
-Nothing here is asserted: a failure shows up again in the test that needs it,
-with its own message.
+The other interpreters and the collection are not checked here: what fails
+there fails again in the test that needs it, with its own message. A synth
+that fails stops ``make test`` here, as it would stop every test that reads it.
 """
 
 from __future__ import annotations
