@@ -288,6 +288,10 @@ def test_a_definition_is_parsed_once_and_each_execution_gets_new_components() ->
     second, same_tree = AmazonStateLanguageParser.parse(definition)
     assert same_tree is tree and second is not first
     assert type(second) is type(first)
+    # components of its own, all the way down, and the same ones
+    assert second.states is not first.states
+    assert second.states.states is not first.states.states
+    assert list(second.states.states) == list(first.states.states) == ["P1", "P2", "P3", "P4"]
     with pytest.raises(ASLParserException):
         AmazonStateLanguageParser.parse('{"StartAt": "P1", "States": {')
     with pytest.raises(ASLParserException):  # a refused definition stays refused
