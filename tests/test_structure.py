@@ -7,6 +7,7 @@ Every import counts, including imports inside functions and under
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
     return found
 
 
+@functools.cache  # one parse of every source file for all the tests here
 def _graph() -> dict[str, set[str]]:
     paths = _sources()
     modules = {_module(p) for p in paths}
