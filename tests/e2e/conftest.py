@@ -10,23 +10,13 @@ import numpy as np
 import pytest
 
 from local.account.mnist_cache import write_dataset
+from tests import digits
 
 
 def make_digits(rows: int, seed: int, dim: int = 784) -> tuple[np.ndarray, np.ndarray]:
-    """Ten noisy prototypes in [0, 1]: learnable, but not trivially. Like the
-    tutorial's pickle, every pixel is a multiple of 1/255 (so the endpoint's
-    CSV holds few distinct values, as it does for MNIST)."""
-    rng = np.random.default_rng(1234)
-    prototypes = (rng.random((10, dim)) < 0.25).astype(np.float32)
-    local = np.random.default_rng(seed)
-    labels = local.integers(0, 10, size=rows)
-    noise = local.random((rows, dim), dtype=np.float32)
-    images = np.clip(0.7 * prototypes[labels] + 0.45 * noise, 0.0, 1.0)
-    images = (np.round(images * 255) / 255).astype(np.float32)
-    # A few wrong labels keep every metric below 1, so a gate of 1.0 must fail.
-    flip = local.random(rows) < 0.03
-    labels = np.where(flip, (labels + 1) % 10, labels)
-    return images, labels.astype(np.int64)
+    """:func:`tests.digits.make_digits` with 3% wrong labels: they keep every
+    metric below 1, so a gate of 1.0 must fail."""
+    return digits.make_digits(rows, seed, dim, wrong_labels=0.03)
 
 
 @pytest.fixture(scope="session")

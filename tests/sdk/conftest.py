@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from local.account.mnist_cache import FILE_NAME, write_dataset
-from tests.sdk.digits import make_digits
+from tests.digits import make_digits
 
 ROOT = Path(__file__).resolve().parents[2]
 

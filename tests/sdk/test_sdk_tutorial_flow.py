@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sdk.digits import make_digits
+from tests.digits import make_digits
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK_PYTHON = ROOT / ".venv-sdk" / "bin" / "python"
