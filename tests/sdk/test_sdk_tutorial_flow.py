@@ -29,6 +29,7 @@ def flow(account: dict[str, str]) -> dict[str, object]:
         "FLOW_MAX_JOBS": "2",
         "FLOW_TUNER_SEED": "1",  # the same two jobs whatever the minute
         "FLOW_FAST_SLEEP": "1",
+        "FLOW_SCHEMA_CHECKED_ONCE": "1",
         "FLOW_FIT_LOGS": "None",
         "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
     }

@@ -28,6 +28,7 @@ def flow(account: dict[str, str]) -> dict[str, object]:
         **account,
         "FLOW_TUNER_SEED": "1",
         "FLOW_FAST_SLEEP": "1",
+        "FLOW_SCHEMA_CHECKED_ONCE": "1",
     }
     proc = subprocess.run(
         [str(SDK3_PYTHON), str(Path(__file__).with_name("tutorial_flow_v3.py"))],

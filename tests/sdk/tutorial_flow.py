@@ -5,9 +5,11 @@ Only four things differ from the notebook: the role ARN (``get_execution_role()`
 needs a notebook instance), the row and job counts (``FLOW_ROWS``, ``FLOW_MAX_JOBS``:
 the suite keeps them small), with ``FLOW_TUNER_SEED`` the tuner's ``random_seed``
 (the SDK names a tuning job by the minute, and a name without a seed seeds
-the search, so a 2-job search would otherwise change with the clock) and,
-with ``FLOW_FAST_SLEEP=1``, the SDK's polling sleeps are shortened (its
-waiters sleep 5-30 s between describes). Prints one JSON line with what it saw.
+the search, so a 2-job search would otherwise change with the clock) and the
+suite's speed knobs of ``flow_speed.py`` (``FLOW_FAST_SLEEP=1`` shortens the
+SDK's polling sleeps; ``FLOW_SCHEMA_CHECKED_ONCE=1`` checks the SDK's config
+schema against its metaschema once, not at every config lookup). Prints one
+JSON line with what it saw.
 """
 
 import gzip
@@ -18,9 +20,9 @@ import pickle
 import sys
 import time
 
-if os.environ.get("FLOW_FAST_SLEEP") == "1":
-    _sleep = time.sleep
-    time.sleep = lambda seconds: _sleep(min(seconds, 0.2))
+import flow_speed  # beside this file; before the SDK
+
+flow_speed.apply()
 
 import boto3
 import numpy as np
