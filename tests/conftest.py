@@ -24,7 +24,8 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 # botocore session reads botocore's JSON models (service, endpoint rules,
 # partitions) from disk again: about 0.1 s for each first client of a service.
 # Sessions with the same data path share one loader here, so a process reads
-# each model once. The models are the same files either way.
+# each model once. The models are the same files either way (the local
+# account's processes do the same: local/account/moto_fixes/loaders.py).
 botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)  # type: ignore[attr-defined]
 # (Every pytest worker also imports every test module to collect the suite, so
 # test modules import scikit-learn, about 1.5 s, inside the tests that use it.)

@@ -274,6 +274,24 @@ def test_the_asl_interpreter_imports_no_batch_or_ec2_backend_until_a_batch_call(
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_sessions_share_one_loader_once_installed() -> None:
+    """In a process of its own: the suite's conftest shares loaders already."""
+    script = (
+        "import botocore.session as s\n"
+        "from local.account.moto_fixes import loaders\n"
+        "loader = lambda: s.Session().get_component('data_loader')\n"
+        "assert loader() is not loader(), 'botocore: one loader per session'\n"
+        "loaders.install()\n"
+        "first = loader()\n"
+        "assert first is loader() and first.load_service_model('sagemaker', 'service-2')\n"
+        "assert s.Session(profile=None).get_service_model('sagemaker').operation_names\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_a_definition_is_parsed_once_and_each_execution_gets_new_components() -> None:
     from moto.stepfunctions.parser.asl.parse.asl_parser import (
         AmazonStateLanguageParser,

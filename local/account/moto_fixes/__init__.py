@@ -11,7 +11,7 @@ of :mod:`local` (:mod:`local.account.services` installs them).
 
 from __future__ import annotations
 
-from local.account.moto_fixes import cloudwatch, iam, imports, logs, server, stepfunctions
+from local.account.moto_fixes import cloudwatch, iam, imports, loaders, logs, server, stepfunctions
 
 _INSTALLED = False
 
@@ -22,6 +22,6 @@ def install() -> None:
     if _INSTALLED:
         return
     # imports first: it defers an import the other fixes' imports would run.
-    for module in (imports, cloudwatch, iam, logs, server, stepfunctions):
+    for module in (imports, loaders, cloudwatch, iam, logs, server, stepfunctions):
         module.install()
     _INSTALLED = True
