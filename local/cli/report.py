@@ -116,19 +116,18 @@ def copy_run_files(s3: Any, bucket: str, run_prefix: str, out_dir: Path) -> Path
     return html
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _figure(width: float, height: float) -> Any:
+    """A figure drawn with Agg, without pyplot (no global figure state, and
+    0.3 s less to import)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return Figure(figsize=(width, height), dpi=120)
 
 
 def plot_confusion_matrix(cm: dict[str, int], path: Path, title: str) -> Path:
-    plt = _pyplot()
     grid = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
-    fig, ax = plt.subplots(figsize=(4.2, 3.8), dpi=120)
+    fig = _figure(4.2, 3.8)
+    ax = fig.subplots()
     ax.imshow(grid, cmap="Blues")
     for (row, col), value in np.ndenumerate(grid):
         color = "white" if value > grid.max() / 2 else "black"
@@ -140,7 +139,6 @@ def plot_confusion_matrix(cm: dict[str, int], path: Path, title: str) -> Path:
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
 
 
@@ -154,8 +152,8 @@ def plot_digit(
 ) -> Path:
     """The tutorial's ``show_digit``: one 28x28 test image, its 0/1 label
     ("is it the target digit?") and the endpoint's prediction."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(2.8, 3.0), dpi=120)
+    fig = _figure(2.8, 3.0)
+    ax = fig.subplots()
     side = round(float(np.sqrt(pixels.size)))
     ax.imshow(pixels.reshape(side, side), cmap="gray")
 
@@ -170,5 +168,4 @@ def plot_digit(
     ax.axis("off")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return path
