@@ -129,7 +129,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
         if k not in {"ARGS", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES"}
     }
     cache = tmp_path_factory.mktemp("mnist-cache")
-    splits = [make_digits(3000, 11), make_digits(600, 12), make_digits(600, 13)]
+    splits = [make_digits(1500, 11), make_digits(400, 12), make_digits(400, 13)]
     write_dataset(cache / FILE_NAME, splits)
     env |= {"MNIST_LL_CACHE": str(cache), "MNIST_LL_OFFLINE": "1"}
     yield work, env
