@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -47,6 +48,14 @@ END_HANDLER = "lambdas.execution_ended.handler"
 #: cloud waits endpoint_busy_interval_seconds (120) between tries, a local
 #: deployment takes seconds.
 LOCAL_LEASE_INTERVAL_SECONDS = 2
+#: The history's last event of an ended execution.
+_END_EVENTS = frozenset(
+    ("ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut")
+)
+#: Seconds between history polls; the history shows when the execution ends,
+#: and DescribeExecution is asked then, and every ``_DESCRIBE_EVERY`` polls.
+_POLL_SECONDS = 0.2
+_DESCRIBE_EVERY = 10
 
 
 @dataclass
@@ -335,10 +344,19 @@ class LocalPipeline:
         entered: dict[str, float] = {}
         timings: dict[str, float] = {}
         events: list[dict[str, Any]] = []
-        while True:
-            desc = sfn.describe_execution(executionArn=arn)
+        end_seen = False
+        for poll in itertools.count():
             new_events = _history(sfn, arn, after=events[-1]["id"] if events else 0)
             events.extend(new_events)
+            end_seen = end_seen or any(e["type"] in _END_EVENTS for e in new_events)
+            desc = None
+            if end_seen or poll % _DESCRIBE_EVERY == 0:
+                desc = sfn.describe_execution(executionArn=arn)
+                if desc["status"] != "RUNNING" and not end_seen:
+                    # Ended between the two calls: its last events too.
+                    late = _history(sfn, arn, after=events[-1]["id"] if events else 0)
+                    new_events += late
+                    events.extend(late)
             for event in new_events:
                 kind = event["type"]
                 ts = event["timestamp"].timestamp()
@@ -353,7 +371,7 @@ class LocalPipeline:
                     timings[state] = timings.get(state, 0.0) + spent
                 elif (line := lease_wait_line(event)) is not None:
                     self.progress.note(line)
-            if desc["status"] != "RUNNING":
+            if desc is not None and desc["status"] != "RUNNING":
                 self.progress.finish(desc["status"])
                 break
             if time.monotonic() - started > timeout:
@@ -365,7 +383,8 @@ class LocalPipeline:
                     executionArn=arn, error="LocalTimeout", cause="local run timed out"
                 )
                 raise TimeoutError(f"execution {name} did not finish in {timeout:.0f}s")
-            time.sleep(0.2)  # each history poll costs the moto server CPU
+            time.sleep(_POLL_SECONDS)  # each poll costs the moto server CPU
+        assert desc is not None  # the loop ends on a described end
         output = json.loads(desc["output"]) if desc.get("output") else None
         failed_state = None
         if desc["status"] != "SUCCEEDED":
