@@ -21,12 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Measure, load_tutorial_split
-from bench.load import LoadGuard, LoadRecord, verdict
+from bench.load import (
+    SPEED_LOOP_STEPS,
+    LoadGuard,
+    LoadRecord,
+    speed_line,
+    speed_reference,
+    verdict,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def machine() -> dict[str, str]:
+def machine(speed_steps: int = SPEED_LOOP_STEPS) -> dict[str, str]:
     import numpy as np
 
     cpu = "unknown"
@@ -52,6 +59,7 @@ def machine() -> dict[str, str]:
         "numpy": np.__version__,
         "os": platform.platform(),
         "load average (start)": load_averages(),
+        "speed reference (start)": speed_line(speed_reference(speed_steps), speed_steps),
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
     }
 
@@ -244,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     measure(fresh_clone.setup)
     extra = scale_out.cloud_model(children, training, DEFAULTS.map_max_concurrency)
     info["load average (end)"] = load_averages()
+    info["speed reference (end)"] = speed_line(speed_reference())
     seconds = time.perf_counter() - started
     write_markdown(args.out, info, measures, seconds, extra, rule=guard.rule())
     print()

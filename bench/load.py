@@ -9,7 +9,8 @@ left above the threshold is other work that started during the measure, and
 the verdict is marked so.
 
 The load, CPU and clock sources are injectable so the rule can be tested
-without waiting.
+without waiting. :func:`speed_reference` times a fixed loop, so a reader can
+tell a slow hour of the machine from a slower program.
 """
 
 from __future__ import annotations
@@ -31,6 +32,31 @@ LOAD_TIME_CONSTANT_S = 60.0
 MAX_WAIT_S = 120.0
 #: The kernel updates the load average every 5 s; polling faster reads the same value.
 POLL_S = 5.0
+
+
+#: Steps of the fixed loop of :func:`speed_reference`.
+SPEED_LOOP_STEPS = 10_000_000
+
+
+def speed_reference(steps: int = SPEED_LOOP_STEPS, repeat: int = 3) -> float:
+    """Best-of-``repeat`` seconds of a fixed pure-Python loop: how fast this
+    machine was at that moment. The same idle 2-core machine has run the same
+    loop at speeds that differ by 1.8 times from one hour to the next, so
+    BENCHMARKS.md records it at the start and the end of a run; absolute
+    times from two runs compare only next to it. Lower is faster."""
+    best = math.inf
+    for _ in range(max(repeat, 1)):
+        start = time.perf_counter()
+        total = 0
+        for i in range(steps):
+            total += i & 7
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def speed_line(seconds: float, steps: int = SPEED_LOOP_STEPS) -> str:
+    loop = f"a fixed pure-Python loop of {steps:,} steps"
+    return f"{seconds:.3f} s for {loop} (best of 3; lower is faster)"
 
 
 def one_minute_load() -> float:

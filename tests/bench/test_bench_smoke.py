@@ -77,9 +77,10 @@ def test_markdown_has_machine_and_one_row_per_measure(tmp_path: Path) -> None:
         Measure("b", "USD", "base", None, 0.5, "USD", "goal", None),
     ]
     out = tmp_path / "B.md"
-    write_markdown(out, machine(), measures, 1.0)
+    write_markdown(out, machine(speed_steps=1_000), measures, 1.0)
     text = out.read_text()
     assert "| a | base |" in text and "2.00x" in text  # 2.0 s baseline, 1.0 s ours
+    assert "- speed reference (start): " in text and "loop of 1,000 steps" in text
     assert len(table(measures)) == 4
     assert confusion(np.array([1, 0, 1]), np.array([1, 1, 0]))["tp"] == 1
 

@@ -12,7 +12,15 @@ from pathlib import Path
 
 from bench.__main__ import table, write_markdown
 from bench.common import Measure
-from bench.load import BUSY, LoadGuard, LoadRecord, busy_threshold, verdict
+from bench.load import (
+    BUSY,
+    LoadGuard,
+    LoadRecord,
+    busy_threshold,
+    speed_line,
+    speed_reference,
+    verdict,
+)
 
 
 class Machine:
@@ -175,3 +183,11 @@ def test_benchmarks_md_states_the_rule_and_withholds_busy_verdicts(tmp_path: Pat
     assert "for up to 120 s" in text
     assert "1 of 3 rows were taken on a busy machine and 1 saw the load rise" in text
     assert '"busy": true' in text and '"rose": true' in text  # per-row details
+
+
+def test_the_speed_reference_times_the_fixed_loop_and_says_so() -> None:
+    seconds = speed_reference(steps=10_000, repeat=2)
+    assert 0 < seconds < 60
+    line = speed_line(seconds, 10_000)
+    assert line.startswith(f"{seconds:.3f} s for a fixed pure-Python loop of 10,000 steps")
+    assert "lower is faster" in line
