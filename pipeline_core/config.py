@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pipeline_core.endpoint_modes import ENDPOINT_DEFAULTS, parse_endpoint_defaults
 from pipeline_core.errors import InvalidConfigError
+from pipeline_core.instance_types import Role, refusal
 from pipeline_core.rollout import ROLLOUT_DEFAULTS, parse_rollout
 
 ScalingType = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
@@ -225,8 +226,17 @@ class PipelineConfig:
 
     # -- validation ---------------------------------------------------------
 
-    def validate(self) -> PipelineConfig:
-        """Raise :class:`InvalidConfigError` naming the first bad field."""
+    def validate(self, *, sagemaker_types: bool = True) -> PipelineConfig:
+        """Raise :class:`InvalidConfigError` naming the first bad field.
+
+        ``sagemaker_types`` also checks each instance type against the kind of
+        job that uses it (botocore's lists, :mod:`pipeline_core.instance_types`);
+        only :data:`DEFAULTS` skips it, so importing this module does not load
+        SageMaker's service model (a test checks the defaults with it)."""
+
+        def role(kind: Role) -> Role | None:
+            return kind if sagemaker_types else None
+
         if not _NAME.match(self.name_prefix) or len(self.name_prefix) > 12:
             raise InvalidConfigError(
                 "name_prefix: 1-12 characters of letters, digits and single hyphens"
@@ -238,8 +248,8 @@ class PipelineConfig:
                 "predictor_type: only 'binary_classifier' is supported by this pipeline"
             )
         _check_int("mini_batch_size", self.mini_batch_size, 1, 10_000)
-        _check_instance("training_instance_type", self.training_instance_type)
-        _check_instance("endpoint_instance_type", self.endpoint_instance_type)
+        _check_instance("training_instance_type", self.training_instance_type, role("training"))
+        _check_instance("endpoint_instance_type", self.endpoint_instance_type, role("endpoint"))
         _check_int("training_instance_count", self.training_instance_count, 1, 20)
         _check_int("endpoint_instance_count", self.endpoint_instance_count, 1, 20)
         _check_int("training_volume_gb", self.training_volume_gb, 1, 16_384)
@@ -289,7 +299,7 @@ class PipelineConfig:
         _check_int("shard_max_bytes", self.shard_max_bytes, 1 << 10, 4 << 30)
         _check_int("recordio_object_max_bytes", self.recordio_object_max_bytes, 1 << 12, 4 << 30)
         self._validate_extra_static()
-        self._validate_lifecycle()
+        self._validate_lifecycle(role("transform"))
         self._validate_registry()
         return self
 
@@ -321,10 +331,10 @@ class PipelineConfig:
         handed to the Lambdas as ``MODEL_PACKAGE_GROUP``."""
         return f"{self.name_prefix}-models"
 
-    def _validate_lifecycle(self) -> None:
+    def _validate_lifecycle(self, transform_role: Role | None) -> None:
         """Endpoint defaults and the cost caps (the defaults must respect the caps)."""
         parse_endpoint_defaults(self.endpoint)
-        _check_instance("transform_instance_type", self.transform_instance_type)
+        _check_instance("transform_instance_type", self.transform_instance_type, transform_role)
         if not self.allowed_instance_types or isinstance(self.allowed_instance_types, str):
             raise InvalidConfigError("allowed_instance_types: a non-empty list of ml.* types")
         for value in self.allowed_instance_types:
@@ -447,12 +457,15 @@ def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
         raise InvalidConfigError(f"{name}: {value} is outside [{lo}, {hi}]")
 
 
-def _check_instance(name: str, value: Any) -> None:
+def _check_instance(name: str, value: Any, role: Role | None = None) -> None:
     if not isinstance(value, str) or not _INSTANCE_TYPE.match(value):
         raise InvalidConfigError(f"{name}: '{value}' is not a SageMaker instance type (ml.*)")
+    why = refusal(role, value) if role is not None else None
+    if why is not None:
+        raise InvalidConfigError(f"{name}: {why}")
 
 
-DEFAULTS = PipelineConfig().validate()
+DEFAULTS = PipelineConfig().validate(sagemaker_types=False)
 
 #: Environment variable carrying the JSON config into every Lambda.
 CONFIG_ENV = "PIPELINE_CONFIG"

@@ -24,7 +24,8 @@ from pipeline_core.config import (
 )
 from pipeline_core.endpoint_modes import resolve_endpoint
 from pipeline_core.errors import InvalidConfigError, InvalidInputError
-from pipeline_core.names import ResourceNames, resource_names, resource_tags
+from pipeline_core.instance_types import Role, refusal
+from pipeline_core.names import METADATA_UNSAFE, ResourceNames, resource_names, resource_tags
 
 #: Keys an execution input may carry. ``Comment`` is what the console pre-fills.
 INPUT_KEYS = frozenset(
@@ -237,13 +238,15 @@ def _choice(raw: Mapping[str, Any], key: str, default: str, allowed: Any) -> str
     return value
 
 
-def _instance(raw: Mapping[str, Any], key: str, default: str, allowed: Any = None) -> str:
+def _instance(
+    raw: Mapping[str, Any], key: str, default: str, allowed: Any = None, role: Role = "training"
+) -> str:
     value = raw.get(key, default)
-    _check_instance(key, value, allowed)
+    _check_instance(key, value, allowed, role)
     return str(value)
 
 
-def _check_instance(key: str, value: Any, allowed: Any = None) -> None:
+def _check_instance(key: str, value: Any, allowed: Any = None, role: Role | None = None) -> None:
     if not isinstance(value, str) or not INSTANCE_TYPE.match(value):
         raise InvalidInputError(f"{key}: {value!r} is not a SageMaker instance type (ml.*)")
     if allowed is not None and value not in allowed:
@@ -251,6 +254,9 @@ def _check_instance(key: str, value: Any, allowed: Any = None) -> None:
             f"{key}: {value!r} is not allowed by this stack "
             f"(allowed_instance_types: {sorted(allowed)})"
         )
+    why = refusal(role, value) if role is not None else None
+    if why is not None:
+        raise InvalidInputError(f"{key}: {why}")
 
 
 def _endpoint_name(raw: Mapping[str, Any], default: str, name_prefix: str) -> str:
@@ -398,6 +404,15 @@ def resolve_run(
         raise InvalidInputError(
             f"execution_name: must be 1-{EXECUTION_NAME_MAX} characters, got {execution_name!r}"
         )
+    unsafe = sorted(set(METADATA_UNSAFE.findall(execution_name)))
+    if unsafe:
+        # Step Functions allows them in a name; the registry's metadata (the
+        # execution and its S3 keys) refuses them, after the tuning has run.
+        raise InvalidInputError(
+            f"execution_name: {execution_name!r} has characters SageMaker refuses in a model "
+            f"version's metadata ({' '.join(unsafe)}); start the execution with a name of "
+            "letters, digits and _ . : / = + - @"
+        )
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -457,7 +472,7 @@ def resolve_run(
         defaults=config.endpoint,
         default_instance_type=config.endpoint_instance_type,
         default_instance_count=config.endpoint_instance_count,
-        check_instance=lambda key, value: _check_instance(key, value, allowed),
+        check_instance=lambda key, value: _check_instance(key, value, allowed, "endpoint"),
     )
     endpoint_type = endpoint.instance_type
     spot = raw.get("spot", False)

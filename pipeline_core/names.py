@@ -37,6 +37,9 @@ SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 # SageMaker tag values: letters, numbers, spaces and _ . : / = + - @
 _TAG_UNSAFE = re.compile(r"[^\w .:/=+\-@]")
+#: What SageMaker's tag values and CustomerMetadataProperties values refuse
+#: (botocore: ``([\p{L}\p{Z}\p{N}_.:\/=+\-@]*)``).
+METADATA_UNSAFE = _TAG_UNSAFE
 
 
 @dataclass(frozen=True)

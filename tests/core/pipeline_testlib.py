@@ -23,7 +23,8 @@ STACK_TAG = "MnistLinearLearner-123456789012-us-east-1"
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
 ROLE = "arn:aws:iam::123456789012:role/mnist-ll-sagemaker"
 ENDPOINT = "mnist-ll-endpoint"
-#: DEFAULTS with local-storage and burstable types allowed too (request-shape tests).
+#: DEFAULTS with local-storage and burstable types allowed too (request-shape tests;
+#: ml.g4dn.xlarge is the local-storage type that trains, the m5d/c5d ones only serve).
 WIDE_CONFIG = PipelineConfig.from_mapping(
     {
         "allowed_instance_types": [
@@ -32,6 +33,7 @@ WIDE_CONFIG = PipelineConfig.from_mapping(
             "ml.m5d.large",
             "ml.m5d.xlarge",
             "ml.c5d.xlarge",
+            "ml.g4dn.xlarge",
         ]
     }
 )

@@ -311,6 +311,28 @@ def test_execution_name_out_of_bounds_is_rejected(name: str) -> None:
         make_run(name, {})
 
 
+@pytest.mark.parametrize("name", ["retrain(2)", "it's-mine", "go!"])
+def test_an_execution_name_the_registry_metadata_refuses_fails_at_validation(name: str) -> None:
+    # Step Functions takes these names; CustomerMetadataProperties would refuse
+    # them at RegisterModel, after the tuning has been paid for.
+    with pytest.raises(InvalidInputError, match=r"^execution_name: .*letters, digits"):
+        make_run(name, {})
+
+
+@pytest.mark.parametrize("name", ["nightly-2026-12-07", "a_b.c:d=e+f@g", "ünïcode-1"])
+def test_execution_names_within_the_metadata_pattern_are_accepted(name: str) -> None:
+    assert make_run(name, {}).execution_name == name
+
+
+def test_an_endpoint_only_instance_type_is_refused_for_training_at_validation() -> None:
+    # ml.c5.large is allowed by the stack (endpoints) but not a TrainingInstanceType.
+    with pytest.raises(InvalidInputError, match=r"^training_instance_type: ml.c5.large is not a"):
+        make_run("e", {"training_instance_type": "ml.c5.large"})
+    assert make_run("e", {"endpoint_instance_type": "ml.c5.large"}).endpoint_instance_type == (
+        "ml.c5.large"
+    )
+
+
 @pytest.mark.parametrize(
     "source", ["/data/mnist.pkl.gz", "file:///data/mnist.pkl.gz", "rel/x.pkl.gz"]
 )

@@ -175,7 +175,7 @@ def test_without_kms_no_key_is_named_anywhere() -> None:
 
 
 def test_kms_volume_key_is_left_out_for_instance_types_with_local_storage() -> None:
-    run = make_run("exec-1", {"training_instance_type": "ml.m5d.xlarge"}, config=WIDE_CONFIG)
+    run = make_run("exec-1", {"training_instance_type": "ml.g4dn.xlarge"}, config=WIDE_CONFIG)
     definition = _request(run, kms_key_arn=KEY)["TrainingJobDefinition"]
     assert "VolumeKmsKeyId" not in definition["ResourceConfig"]  # SageMaker would refuse it
     assert definition["OutputDataConfig"]["KmsKeyId"] == KEY
@@ -200,7 +200,7 @@ def test_start_tuning_with_kms_sends_both_keys() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [{}, {"training_instance_type": "ml.m5d.large", "max_jobs": 1, "max_parallel_jobs": 1}],
+    [{}, {"training_instance_type": "ml.g4dn.xlarge", "max_jobs": 1, "max_parallel_jobs": 1}],
 )
 @pytest.mark.parametrize("key", [None, KEY])
 def test_training_jobs_are_network_isolated_with_encrypted_inter_container_traffic(

@@ -1,0 +1,43 @@
+"""Which SageMaker instance types each kind of job accepts, from botocore's model.
+
+SageMaker keeps three lists: ``TrainingInstanceType`` (training and tuning
+jobs), ``ProductionVariantInstanceType`` (real-time endpoints) and
+``TransformInstanceType`` (batch transform). They differ: ``ml.c5.large`` serves
+an endpoint but trains nothing, and CreateHyperParameterTuningJob refuses it
+with a ValidationException after the data has been converted. The input and
+config checks ask here first, so such a run fails at ValidateInput (or at
+synth) before anything costs. The lists are read from the botocore that ships
+with the Lambda runtime and the CDK app, once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+Role = Literal["training", "endpoint", "transform"]
+
+#: The botocore shape of each role's instance type.
+SHAPES: dict[Role, str] = {
+    "training": "TrainingInstanceType",
+    "endpoint": "ProductionVariantInstanceType",
+    "transform": "TransformInstanceType",
+}
+
+
+@functools.cache
+def instance_types(role: Role) -> frozenset[str]:
+    """The instance types SageMaker accepts for ``role`` (botocore's enum)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for(SHAPES[role]).enum)
+
+
+def refusal(role: Role, instance_type: str) -> str | None:
+    """Why SageMaker would refuse ``instance_type`` for ``role``, or None."""
+    if instance_type in instance_types(role):
+        return None
+    others = [other for other in SHAPES if other != role and instance_type in instance_types(other)]
+    where = f" (it is a type for {' and '.join(others)} only)" if others else ""
+    return f"{instance_type} is not a SageMaker {role} instance type{where}"
