@@ -121,6 +121,21 @@ def model_package_group_name(prefix: str, stack_name: str) -> str:
     return _compose(prefix, stack_name, RESOURCE_MAX, "models")
 
 
+#: EventBridge Scheduler's schedule names (botocore: 1-64 of ``[0-9a-zA-Z-_.]``).
+SCHEDULE_NAME_MAX = 64
+
+
+def retraining_schedule_name(stack_name: str) -> str:
+    """``<stack name>-retraining``; a stack name too long for Scheduler's 64
+    characters is cut and keeps a hash of the whole name, so two long stack
+    names never share a schedule."""
+    name = f"{stack_name}-retraining"
+    if len(name) <= SCHEDULE_NAME_MAX:
+        return name
+    tail = f"-{execution_hash(stack_name)}-retraining"
+    return stack_name[: SCHEDULE_NAME_MAX - len(tail)].rstrip("-") + tail
+
+
 def tag_value(text: str) -> str:
     """``text`` made acceptable as a SageMaker tag value (at most 256 chars)."""
     return _TAG_UNSAFE.sub("_", text)[:256]

@@ -18,7 +18,12 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from pipeline_core.config import CONFIG_ENV
-from pipeline_core.names import STACK_TAG_KEY, default_endpoint_name, model_package_group_name
+from pipeline_core.names import (
+    STACK_TAG_KEY,
+    default_endpoint_name,
+    model_package_group_name,
+    retraining_schedule_name,
+)
 from stacks.bundling import lambda_code
 from stacks.cleanup import ExecutionCleanup
 from stacks.dashboard import PipelineDashboard
@@ -231,7 +236,7 @@ class PipelineStack(Stack):
                 "Retraining",
                 schedule=settings.schedule,
                 state_machine=self.pipeline.state_machine,
-                name=f"{settings.stack_name}-retraining",
+                name=retraining_schedule_name(settings.stack_name),
                 # Deleted before the cleanup runs: no scheduled start after it.
                 delete_before=self.cleanup.resource,
             )

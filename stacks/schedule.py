@@ -11,7 +11,6 @@ not the first scheduled run.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,10 +23,12 @@ from constructs import Construct, IDependable
 from pipeline_core.config import PipelineConfig
 from pipeline_core.errors import InvalidConfigError, InvalidInputError
 from pipeline_core.inputs import resolve_run
+from pipeline_core.schedule_expressions import ScheduleExpressionError, is_time_zone
+from pipeline_core.schedule_expressions import parse as parse_expression
 from stacks.trust import scheduler_principal
 
-_EXPRESSION = re.compile(r"^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\(.+\))$")
-_TIMEZONE = re.compile(r"^[A-Za-z_]+(/[A-Za-z0-9_+\-]+)*$")
+#: botocore ScheduleExpressionTimezone: at most 50 characters.
+_TIMEZONE_MAX = 50
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,21 @@ def parse_schedule(raw: Any, pipeline: PipelineConfig) -> RetrainingSchedule | N
     if unknown:
         raise InvalidConfigError(f"schedule: unknown keys {unknown}")
     expression = raw.get("expression")
-    if not isinstance(expression, str) or not _EXPRESSION.match(expression):
+    if not isinstance(expression, str) or not expression.startswith(("rate(", "cron(")):
         raise InvalidConfigError(
-            f"schedule.expression: {expression!r} is not rate(N unit) or cron(...)"
+            f"schedule.expression: {expression!r} is not rate(value unit) or cron(...)"
         )
+    try:
+        # Scheduler's own rules (six cron fields, one day field '?', a positive
+        # rate): CloudFormation would refuse the schedule at deploy.
+        parse_expression(expression)
+    except ScheduleExpressionError as e:
+        raise InvalidConfigError(f"schedule.expression: {e}") from e
     timezone = raw.get("timezone", "UTC")
-    if not isinstance(timezone, str) or not _TIMEZONE.match(timezone):
-        raise InvalidConfigError(f"schedule.timezone: {timezone!r} is not a time zone name")
+    if not isinstance(timezone, str) or not is_time_zone(timezone, _TIMEZONE_MAX):
+        raise InvalidConfigError(
+            f"schedule.timezone: {timezone!r} is not an IANA time zone name (e.g. Europe/Berlin)"
+        )
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         raise InvalidConfigError("schedule.enabled: true or false")

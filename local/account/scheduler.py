@@ -18,7 +18,7 @@ delay from one second up to a minute, then sent to the ``DeadLetterConfig``
 queue if there is one. ``State: DISABLED``, ``StartDate``, ``EndDate``,
 ``ScheduleExpressionTimezone``, ``FlexibleTimeWindow`` and
 ``ActionAfterCompletion: DELETE`` are honoured. Expressions are read by
-:mod:`local.account.schedule_expressions`.
+:mod:`pipeline_core.schedule_expressions`.
 
 ``services`` and ``make run`` use the :class:`RealClock` (a tick every
 second); tests pass a :class:`TestClock`, :meth:`TestClock.advance` it and
@@ -41,7 +41,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from local.account.lambda_dispatch import LambdaDispatcher
-from local.account.schedule_expressions import (
+from pipeline_core.schedule_expressions import (
     At,
     ScheduleExpressionError,
     next_due,

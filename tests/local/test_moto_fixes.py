@@ -405,3 +405,55 @@ def test_a_history_page_is_the_json_moto_serializes_for_it(sfn: Any) -> None:
         assert sfn.get_execution_history(executionArn=arn)["events"][-1]["type"].startswith(
             "Execution"
         )
+
+
+@pytest.mark.parametrize(
+    ("expression", "timezone", "says"),
+    [
+        ("cron(0 3 * * 1)", "UTC", "cron takes 6 fields"),
+        ("cron(0 3 * * MON *)", "UTC", "one of day-of-month and day-of-week must be '?'"),
+        ("rate(0 days)", "UTC", "the rate must be positive"),
+        ("rate(7 days)", "Europe/Berln", "Invalid ScheduleExpressionTimezone Europe/Berln"),
+    ],
+)
+def test_scheduler_refuses_a_schedule_aws_refuses(
+    moto_url: str, expression: str, timezone: str, says: str
+) -> None:
+    scheduler = _client(moto_url, "scheduler")
+    name = f"bad-{uuid.uuid4().hex[:12]}"
+    target = {"Arn": "arn:aws:lambda:us-east-1:123456789012:function:f", "RoleArn": ROLE}
+    with pytest.raises(ClientError) as info:
+        scheduler.create_schedule(
+            Name=name,
+            ScheduleExpression=expression,
+            ScheduleExpressionTimezone=timezone,
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target=target,
+        )
+    assert info.value.response["Error"]["Code"] == "ValidationException"
+    assert says in info.value.response["Error"]["Message"]
+    scheduler.create_schedule(
+        Name=name,
+        ScheduleExpression="cron(0 3 ? * MON *)",
+        ScheduleExpressionTimezone="Europe/Berlin",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target=target,
+    )
+    with pytest.raises(ClientError) as info:
+        scheduler.update_schedule(
+            Name=name,
+            ScheduleExpression=expression,
+            ScheduleExpressionTimezone=timezone,
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target=target,
+        )
+    assert info.value.response["Error"]["Code"] == "ValidationException"
+    assert scheduler.get_schedule(Name=name)["ScheduleExpression"] == "cron(0 3 ? * MON *)"
+
+
+def test_the_scheduler_check_names_the_name_rule() -> None:
+    from local.account.moto_fixes.scheduler import problem
+
+    assert problem("ok-name_1.2", "rate(1 day)", "UTC") is None
+    assert "length between 1 and 64" in (problem("x" * 65, "rate(1 day)", None) or "")
+    assert "regular expression" in (problem("has space", "rate(1 day)", None) or "")

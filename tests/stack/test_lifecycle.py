@@ -12,6 +12,7 @@ import pytest
 from pipeline_core.config import DEFAULTS
 from pipeline_core.errors import InvalidInputError
 from pipeline_core.inputs import resolve_run
+from pipeline_core.instance_types import instance_types
 from tests.stack.conftest import Synth
 from tests.stack.test_iam import _as_list, role_statements, statements
 from tests.stack.test_state_machine import choose
@@ -54,9 +55,13 @@ def test_iam_and_validate_input_enforce_the_same_list(synthesized: Synth) -> Non
         "default_endpoint_name": "mnist-ll-endpoint",
         "stack_tag": "s",
     }
-    for t in iam_types:  # every type IAM allows, ValidateInput accepts ...
-        resolve_run({"training_instance_type": t}, **common)
+    for t in iam_types:  # every type IAM allows, ValidateInput accepts for its jobs ...
         resolve_run({"endpoint": {"instance_type": t}}, **common)
+        if t in instance_types("training"):
+            resolve_run({"training_instance_type": t}, **common)
+        else:  # ml.c5.large: an endpoint type that SageMaker does not train on
+            with pytest.raises(InvalidInputError, match=r"not a SageMaker training instance"):
+                resolve_run({"training_instance_type": t}, **common)
     for t in ("ml.p5.48xlarge", "ml.m5.2xlarge", "ml.g5.xlarge"):  # ... and nothing more
         assert t not in iam_types
         with pytest.raises(InvalidInputError, match=r"^training_instance_type"):

@@ -235,6 +235,11 @@ def test_schedule_starts_executions_with_the_configured_input() -> None:
         ({"expression": "every monday"}, "schedule.expression"),
         ({"expression": "rate(1 day)", "input": {"target_digit": 12}}, "schedule.input"),
         ({"expression": "rate(1 day)", "when": "now"}, "schedule"),
+        # Scheduler's rules: CloudFormation would fail the deploy on these.
+        ({"expression": "cron(0 3 * * 1)"}, "schedule.expression: .*6 fields"),
+        ({"expression": "cron(0 3 * * MON *)"}, "schedule.expression: .*'\\?'"),
+        ({"expression": "rate(0 days)"}, "schedule.expression: .*positive"),
+        ({"expression": "rate(7 days)", "timezone": "Europe/Berln"}, "schedule.timezone"),
     ],
 )
 def test_bad_schedule_fails_the_synth(schedule: dict[str, Any], key: str) -> None:
@@ -255,3 +260,13 @@ def test_cdk_json_sets_auto_approval_and_a_ten_percent_canary() -> None:
     assert settings.pipeline.rollout["step_percent"] == 10
     assert settings.pipeline.rollout["wait_seconds"] == 300
     assert settings.schedule is None
+
+
+def test_the_schedule_name_fits_scheduler_for_any_stack_name() -> None:
+    from pipeline_core.names import SCHEDULE_NAME_MAX, retraining_schedule_name
+
+    assert retraining_schedule_name("Pipeline") == "Pipeline-retraining"
+    long_a, long_b = "Mnist" + "a" * 100 + "-x", "Mnist" + "a" * 100 + "-y"
+    assert len(retraining_schedule_name(long_a)) == SCHEDULE_NAME_MAX
+    assert retraining_schedule_name(long_a) != retraining_schedule_name(long_b)
+    assert retraining_schedule_name(long_a).endswith("-retraining")

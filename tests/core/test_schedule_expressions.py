@@ -1,4 +1,4 @@
-"""EventBridge Scheduler's expressions (local/account/schedule_expressions.py):
+"""EventBridge Scheduler's expressions (pipeline_core/schedule_expressions.py):
 when at, rate and six-field cron schedules fall due, in their time zone."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from local.account.schedule_expressions import (
+from pipeline_core.schedule_expressions import (
     At,
     Rate,
     ScheduleExpressionError,

@@ -15,6 +15,10 @@
   Anything else is refused with :class:`ScheduleExpressionError`.
 - Daylight saving, as Scheduler does it: a local time the spring change skips
   does not fire; one the autumn change repeats fires once.
+
+Pure (the standard library only): ``cdk synth`` checks the retraining schedule
+with it (stacks/schedule.py), and the local account both refuses a bad
+expression at CreateSchedule/UpdateSchedule and evaluates it.
 """
 
 from __future__ import annotations
@@ -94,6 +98,17 @@ def _values(field: str, low: int, high: int, names: dict[str, int] | None = None
             raise ScheduleExpressionError(f"cron: range {base!r} runs backwards")
         out.update(range(first, last + 1, step))
     return frozenset(out)
+
+
+def is_time_zone(name: str, max_len: int = 50) -> bool:
+    """True for an IANA time zone name (``ScheduleExpressionTimezone``)."""
+    if not name or len(name) > max_len or name.startswith("/") or ".." in name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ValueError, OSError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        return False
+    return True
 
 
 def parse(expression: str) -> Expression:
