@@ -33,6 +33,9 @@ Invoke = Callable[[bytes, str], bytes]
 CSV = "text/csv"
 #: A real-time endpoint takes at most 6 MB per request (SageMaker quotas); a margin.
 MAX_PAYLOAD_BYTES = 5_000_000
+#: A serverless endpoint at most 4 MB (Developer Guide, "Invoke a serverless
+#: endpoint"); the same margin.
+SERVERLESS_MAX_PAYLOAD_BYTES = 3_300_000
 #: The report's key for the scored test set (a :class:`Scored`, not JSON).
 SCORED = "scored"
 #: ``extra`` blocks kept out of ``$.evaluation`` (the state stays small).
@@ -172,6 +175,7 @@ def evaluate_run(
     feature_dim: int,
     chunks: int,
     parallel: int = 1,
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES,
 ) -> dict[str, Any]:
     """Decode the test recordIO and evaluate. Returns the full report."""
     try:
@@ -180,7 +184,14 @@ def evaluate_run(
         raise EvaluationError(f"test data is not valid recordIO: {e}") from e
     if labels is None:
         raise EvaluationError("test data has no labels")
-    report = evaluate_arrays(features, labels, invoke, chunks=chunks, parallel=parallel)
+    report = evaluate_arrays(
+        features,
+        labels,
+        invoke,
+        chunks=chunks,
+        parallel=parallel,
+        max_payload_bytes=max_payload_bytes,
+    )
     return {**run_info, **report}
 
 
@@ -227,6 +238,9 @@ def evaluate_deployment(
         feature_dim=config.feature_dim,
         chunks=config.evaluation_chunks,
         parallel=config.evaluation_parallelism,
+        max_payload_bytes=(
+            SERVERLESS_MAX_PAYLOAD_BYTES if run.endpoint_mode == "serverless" else MAX_PAYLOAD_BYTES
+        ),
     )
     return write_report(run, s3, report, extra)
 

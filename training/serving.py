@@ -43,6 +43,10 @@ from training.payloads import choose_accept, parse_features, render
 log = logging.getLogger("training.serving")
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
+#: A serverless endpoint takes at most 4 MB per request (Developer Guide,
+#: "Invoke a serverless endpoint": "The maximum request and response payload
+#: size for serverless invocations is 4 MB").
+SERVERLESS_MAX_BODY_BYTES = 4 * 1024 * 1024
 #: Bodies above this are parsed in a worker thread so the event loop stays free.
 #: A 100-row MNIST batch (~300 KB) parses in ~1-2 ms: inline is faster than a
 #: thread hop, which also fights the event loop for the GIL.
@@ -55,19 +59,32 @@ class ModelRegistry:
     def __init__(self, default: LinearModel | None = None) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, LinearModel] = {}
+        self._limits: dict[str, int] = {}
         self._default = default
 
-    def register(self, name: str, model: LinearModel) -> None:
-        """Add or atomically replace the model behind endpoint ``name``."""
+    def register(self, name: str, model: LinearModel, max_body_bytes: int | None = None) -> None:
+        """Add or atomically replace the model behind endpoint ``name``;
+        ``max_body_bytes`` is that endpoint's own request limit (a serverless
+        endpoint's), below the server's."""
         if not isinstance(model, LinearModel):
             raise TypeError("model must be a LinearModel")
         with self._lock:
             self._models[name] = model
+            if max_body_bytes is None:
+                self._limits.pop(name, None)
+            else:
+                self._limits[name] = max_body_bytes
 
     def remove(self, name: str) -> bool:
         """Remove endpoint ``name``; ``False`` if it was not registered."""
         with self._lock:
+            self._limits.pop(name, None)
             return self._models.pop(name, None) is not None
+
+    def max_body_bytes(self, name: str, default: int) -> int:
+        """Endpoint ``name``'s request limit: its own, or ``default``."""
+        with self._lock:
+            return min(self._limits.get(name, default), default)
 
     def set_default(self, model: LinearModel | None) -> None:
         with self._lock:
@@ -164,8 +181,13 @@ def create_app(
         return JSONResponse({"status": "healthy", "endpoints": registry.names()})
 
     async def answer(request: Request, model: LinearModel, endpoint: str | None = None) -> Response:
+        limit = (
+            max_body_bytes
+            if endpoint is None
+            else registry.max_body_bytes(endpoint, max_body_bytes)
+        )
         try:
-            body = await _read_body(request, max_body_bytes)
+            body = await _read_body(request, limit)
         except PayloadError as e:
             return _error(e.status, str(e))
         try:

@@ -43,11 +43,13 @@ class LinearLearnerBackend:
         jobs.append(job)
         return job
 
-    def load_endpoint_model(self, endpoint_name: str, artifact: Path) -> None:
+    def load_endpoint_model(
+        self, endpoint_name: str, artifact: Path, max_body_bytes: int | None = None
+    ) -> None:
         # Load (and validate) fully before swapping: a bad artifact never
         # replaces the model that is serving.
         model = LinearModel.load(artifact)
-        self.registry.register(endpoint_name, model)
+        self.registry.register(endpoint_name, model, max_body_bytes)
 
     def unload_endpoint_model(self, endpoint_name: str) -> None:
         self.registry.remove(endpoint_name)

@@ -17,6 +17,7 @@ from local.emulator.guardrails import cloudwatch_alarm_check, shift_traffic
 from local.emulator.paging import listing, page
 from local.emulator.state import Endpoint, ServiceState
 from local.emulator.wire import now, split_s3
+from training.serving import SERVERLESS_MAX_BODY_BYTES
 
 
 class EndpointsMixin(ServiceState):
@@ -174,9 +175,15 @@ class EndpointsMixin(ServiceState):
                 if fired is not None:
                     self._roll_back(endpoint, config_name, fired)
                     return
-            self.backend.load_endpoint_model(endpoint.name, artifact)
             with self._lock:
                 request = self._configs.get(config_name, {}).get("request", {})
+            serverless = any(
+                variant.get("ServerlessConfig") for variant in request.get("ProductionVariants", [])
+            )
+            self.backend.load_endpoint_model(
+                endpoint.name, artifact, SERVERLESS_MAX_BODY_BYTES if serverless else None
+            )
+            with self._lock:
                 endpoint.async_config = request.get("AsyncInferenceConfig")
                 endpoint.config_name = config_name
                 endpoint.status = "InService"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import threading
@@ -24,6 +25,8 @@ from pipeline_core.errors import (
     ThrottlingError,
 )
 from pipeline_core.evaluate import (
+    MAX_PAYLOAD_BYTES,
+    SERVERLESS_MAX_PAYLOAD_BYTES,
     confusion,
     endpoint_invoker,
     evaluate_arrays,
@@ -195,6 +198,35 @@ def s3() -> Iterator[Any]:
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(Bucket=BUCKET)
         yield client
+
+
+@pytest.mark.parametrize(("mode", "requests"), [("realtime", 1), ("serverless", 2)])
+def test_a_serverless_endpoint_gets_requests_within_its_4_mb(
+    s3: Any, mode: str, requests: int
+) -> None:
+    # 380 random rows are ~3.6 MB of CSV: one request for a real-time endpoint
+    # (6 MB), two for a serverless one (4 MB).
+    rng = np.random.default_rng(6)
+    x = rng.random((380, 784), dtype=np.float32)
+    y = (rng.random(380) < 0.5).astype(np.float32)
+    run = make_run("exec-1", {"endpoint": {"mode": mode}} if mode == "serverless" else {})
+    s3.put_object(Bucket=BUCKET, Key="runs/exec-1/data/test/test.rec", Body=encode_dense(x, y))
+    data = {
+        "test_uri": f"s3://{BUCKET}/runs/exec-1/data/test/",
+        "files": {"test": f"s3://{BUCKET}/runs/exec-1/data/test/test.rec"},
+    }
+    sizes: list[int] = []
+    fake = FakeEndpoint()
+
+    def endpoint(body: bytes, content_type: str) -> bytes:
+        sizes.append(len(body))
+        return fake(body, content_type)
+
+    config = dataclasses.replace(DEFAULTS, evaluation_chunks=1)
+    evaluate_deployment(run, data, {"endpoint_name": "ep"}, config, s3, endpoint)
+    assert len(sizes) == 1 + requests
+    limit = SERVERLESS_MAX_PAYLOAD_BYTES if mode == "serverless" else MAX_PAYLOAD_BYTES
+    assert max(sizes) < limit and sum(sizes[1:]) > 3_000_000
 
 
 def test_evaluate_deployment_reads_test_recordio_and_writes_the_report(s3: Any) -> None:

@@ -100,7 +100,9 @@ class FakeBackend:
     def start_tuning(self, *, request: dict[str, Any], **_: Any) -> FakeTuning:
         return FakeTuning(request, failed=request["HyperParameterTuningJobName"].endswith("bad"))
 
-    def load_endpoint_model(self, name: str, artifact: Path) -> None:
+    def load_endpoint_model(
+        self, name: str, artifact: Path, max_body_bytes: int | None = None
+    ) -> None:
         return None
 
     def unload_endpoint_model(self, name: str) -> None:

@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeBackend:
-    def load_endpoint_model(self, name: str, artifact: Path) -> None:
+    def load_endpoint_model(
+        self, name: str, artifact: Path, max_body_bytes: int | None = None
+    ) -> None:
         pass
 
     def unload_endpoint_model(self, name: str) -> None:

@@ -28,9 +28,9 @@ def test_an_endpoint_sends_creating_in_service_and_deleting_events(
     loaded = threading.Event()  # the model loads only once the test has seen Creating
     load = sm.backend.load_endpoint_model
 
-    def held_load(name: str, artifact: Any) -> None:
+    def held_load(name: str, artifact: Any, max_body_bytes: int | None = None) -> None:
         loaded.wait(10)
-        load(name, artifact)
+        load(name, artifact, max_body_bytes)
 
     sm.backend.load_endpoint_model = held_load  # type: ignore[method-assign]
     buf = io.BytesIO()

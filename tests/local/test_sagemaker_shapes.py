@@ -23,6 +23,7 @@ from local.emulator.validation import response_errors
 from pipeline_core.recordio import encode_dense
 from training.metric_definitions import parse_metrics
 from training.model import LinearModel
+from training.serving import SERVERLESS_MAX_BODY_BYTES
 
 IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecutionRole"
@@ -32,9 +33,13 @@ BUCKET = "shapes"
 class FakeBackend:
     def __init__(self) -> None:
         self.loaded: dict[str, Path] = {}
+        self.limits: dict[str, int | None] = {}
 
-    def load_endpoint_model(self, name: str, artifact: Path) -> None:
+    def load_endpoint_model(
+        self, name: str, artifact: Path, max_body_bytes: int | None = None
+    ) -> None:
         self.loaded[name] = artifact
+        self.limits[name] = max_body_bytes
 
     def unload_endpoint_model(self, name: str) -> None:
         self.loaded.pop(name, None)
@@ -341,6 +346,10 @@ def test_endpoint_shows_production_variants_and_refuses_an_update_to_its_own_con
     (variant,) = checked(sm, "DescribeEndpoint", EndpointName="mnist-ll-sl")["ProductionVariants"]
     assert variant["CurrentServerlessConfig"] == serverless == variant["DesiredServerlessConfig"]
     assert "CurrentInstanceCount" not in variant
+    # the runtime takes at most 4 MB per request of it, the server's 6 MB of the other
+    backend = sm.backend
+    assert isinstance(backend, FakeBackend)
+    assert backend.limits == {"mnist-ll-ep": None, "mnist-ll-sl": SERVERLESS_MAX_BODY_BYTES}
 
 
 def test_best_training_job_and_running_jobs_are_visible_while_tuning(tmp_path: Path) -> None:

@@ -11,7 +11,12 @@ from botocore.exceptions import ClientError
 
 from pipeline_core.recordio import encode_dense
 from training.model import LinearModel
-from training.serving import BackgroundServer, ModelRegistry, create_app
+from training.serving import (
+    SERVERLESS_MAX_BODY_BYTES,
+    BackgroundServer,
+    ModelRegistry,
+    create_app,
+)
 
 DIM = 5
 
@@ -166,6 +171,21 @@ def test_unknown_endpoint_is_a_400_validation_error_with_a_sagemaker_message(mul
     assert r.status_code == 400 and r.headers["x-amzn-ErrorType"] == "ValidationError"
     assert r.json()["message"] == "Endpoint nope of account 123456789012 not found."
     assert post(client, csv(ROWS), "text/csv").status_code == 503  # no default model
+
+
+def test_a_serverless_endpoint_refuses_bodies_over_4_mb_a_realtime_one_takes(multi):
+    registry, client, _ = multi
+    registry.register("sls", MODEL, SERVERLESS_MAX_BODY_BYTES)
+    registry.register("rt", MODEL)
+    row = b",".join([b"0.5"] * DIM) + b"\n"
+    body = row * ((5 * 1024 * 1024) // len(row))  # 5 MB: between the two limits
+    r = post(client, body, "text/csv", path="/endpoints/sls/invocations")
+    assert r.status_code == 413 and f"larger than {SERVERLESS_MAX_BODY_BYTES}" in r.text
+    assert post(client, body, "text/csv", path="/endpoints/rt/invocations").status_code == 200
+    assert post(client, csv(ROWS), "text/csv", path="/endpoints/sls/invocations").status_code == 200
+    registry.register("sls", MODEL)  # redeployed as real-time: the server's limit again
+    assert post(client, body, "text/csv", path="/endpoints/sls/invocations").status_code == 200
+    assert registry.remove("sls") and registry.remove("rt")  # the fixture is shared
 
 
 def test_registry_register_replace_remove(multi):
