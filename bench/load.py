@@ -54,9 +54,9 @@ def speed_reference(steps: int = SPEED_LOOP_STEPS, repeat: int = 3) -> float:
     return best
 
 
-def speed_line(seconds: float, steps: int = SPEED_LOOP_STEPS) -> str:
+def speed_line(seconds: float, steps: int = SPEED_LOOP_STEPS, repeat: int = 3) -> str:
     loop = f"a fixed pure-Python loop of {steps:,} steps"
-    return f"{seconds:.3f} s for {loop} (best of 3; lower is faster)"
+    return f"{seconds:.3f} s for {loop} (best of {repeat}; lower is faster)"
 
 
 def one_minute_load() -> float:

@@ -84,7 +84,9 @@ class Settings:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     raw = env.get(CONFIG_ENV)
-    config = PipelineConfig.from_json(raw) if raw else DEFAULTS
+    # cdk synth checked the instance types against the job lists; a Lambda
+    # does not load SageMaker's model for it at every cold start.
+    config = PipelineConfig.from_json(raw, sagemaker_types=False) if raw else DEFAULTS
     stack_tag = env.get("STACK_TAG", "")
     return Settings(
         config=config,

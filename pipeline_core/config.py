@@ -390,7 +390,9 @@ class PipelineConfig:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> PipelineConfig:
+    def from_mapping(
+        cls, data: Mapping[str, Any], *, sagemaker_types: bool = True
+    ) -> PipelineConfig:
         """Overlay ``data`` on the defaults and validate. Unknown keys are errors."""
         if not isinstance(data, Mapping):
             raise InvalidConfigError("pipeline config must be an object")
@@ -418,15 +420,15 @@ class PipelineConfig:
             config = replace(cls(), **values)
         except TypeError as e:  # pragma: no cover - guarded by the key check
             raise InvalidConfigError(str(e)) from e
-        return config.validate()
+        return config.validate(sagemaker_types=sagemaker_types)
 
     @classmethod
-    def from_json(cls, text: str) -> PipelineConfig:
+    def from_json(cls, text: str, *, sagemaker_types: bool = True) -> PipelineConfig:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise InvalidConfigError(f"pipeline config is not JSON: {e}") from e
-        return cls.from_mapping(data)
+        return cls.from_mapping(data, sagemaker_types=sagemaker_types)
 
 
 def _parse_range(raw: Any) -> ParameterRange:

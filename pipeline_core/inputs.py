@@ -411,7 +411,7 @@ def resolve_run(
         raise InvalidInputError(
             f"execution_name: {execution_name!r} has characters SageMaker refuses in a model "
             f"version's metadata ({' '.join(unsafe)}); start the execution with a name of "
-            "letters, digits and _ . : / = + - @"
+            "letters, digits and _ . = + - @"
         )
     if raw is None:
         raw = {}

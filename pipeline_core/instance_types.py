@@ -7,7 +7,8 @@ an endpoint but trains nothing, and CreateHyperParameterTuningJob refuses it
 with a ValidationException after the data has been converted. The input and
 config checks ask here first, so such a run fails at ValidateInput (or at
 synth) before anything costs. The lists are read from the botocore that ships
-with the Lambda runtime and the CDK app, once per process.
+with the Lambda runtime and the CDK app, once per process (ValidateInput and
+``cdk synth``; the other Lambdas take the synthesized config as checked).
 """
 
 from __future__ import annotations
@@ -26,18 +27,31 @@ SHAPES: dict[Role, str] = {
 
 
 @functools.cache
+def _lists() -> dict[Role, frozenset[str]]:
+    """All three lists, from one read of SageMaker's service model."""
+    from botocore.loaders import create_loader
+
+    shapes = create_loader().load_service_model("sagemaker", "service-2")["shapes"]
+    return {role: frozenset(shapes[shape]["enum"]) for role, shape in SHAPES.items()}
+
+
 def instance_types(role: Role) -> frozenset[str]:
     """The instance types SageMaker accepts for ``role`` (botocore's enum)."""
-    import botocore.session
-
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    return frozenset(model.shape_for(SHAPES[role]).enum)
+    return _lists()[role]
 
 
 def refusal(role: Role, instance_type: str) -> str | None:
-    """Why SageMaker would refuse ``instance_type`` for ``role``, or None."""
+    """Why SageMaker would refuse ``instance_type`` for ``role``, or None.
+
+    Only a type botocore lists for another kind of job is refused: a type no
+    list knows may be newer than this botocore, and the stack's
+    ``allowed_instance_types`` and IAM bound it anyway."""
     if instance_type in instance_types(role):
         return None
     others = [other for other in SHAPES if other != role and instance_type in instance_types(other)]
-    where = f" (it is a type for {' and '.join(others)} only)" if others else ""
-    return f"{instance_type} is not a SageMaker {role} instance type{where}"
+    if not others:
+        return None
+    return (
+        f"{instance_type} is not a SageMaker {role} instance type "
+        f"(it is a type for {' and '.join(others)} only)"
+    )

@@ -27,6 +27,7 @@ from pipeline_core.errors import (
     TuningJobFailedError,
 )
 from pipeline_core.inputs import RunSpec
+from pipeline_core.instance_types import refusal
 from pipeline_core.s3io import read_bytes, split_s3_uri, translate_read_error
 
 #: What the Linear Learner container accepts and answers (docs/FORMATS.md).
@@ -120,7 +121,11 @@ def build_model_package_request(
             "Containers": [{"Image": image_uri, "ModelDataUrl": str(artifacts)}],
             "SupportedContentTypes": list(CONTENT_TYPES),
             "SupportedResponseMIMETypes": list(RESPONSE_TYPES),
-            "SupportedRealtimeInferenceInstanceTypes": sorted(config.allowed_instance_types),
+            # Only endpoint types: a training-only type in the allowlist would
+            # make CreateModelPackage refuse the version.
+            "SupportedRealtimeInferenceInstanceTypes": sorted(
+                t for t in config.allowed_instance_types if refusal("endpoint", t) is None
+            ),
             "SupportedTransformInstanceTypes": [run.transform_instance_type],
         },
         "ModelApprovalStatus": APPROVED if run.approval == "auto" else PENDING,

@@ -102,6 +102,8 @@ def _values(field: str, low: int, high: int, names: dict[str, int] | None = None
 
 def is_time_zone(name: str, max_len: int = 50) -> bool:
     """True for an IANA time zone name (``ScheduleExpressionTimezone``)."""
+    if name == "UTC":  # valid without a time zone database on the host
+        return True
     if not name or len(name) > max_len or name.startswith("/") or ".." in name:
         return False
     try:

@@ -21,11 +21,10 @@ from botocore.exceptions import ClientError
 from pipeline_core.awserrors import code_of, is_not_found, named_error
 from pipeline_core.cleanup import delete_endpoint_resources
 from pipeline_core.errors import EndpointBusyError, InvalidInputError
-from pipeline_core.names import execution_hash
+from pipeline_core.names import SCHEDULE_NAME_MAX, execution_hash
 
 #: The Scheduler group the schedules live in (IAM scopes ``schedule/default/<prefix>-*``).
 SCHEDULE_GROUP = "default"
-SCHEDULE_NAME_MAX = 64
 _NOT_FOUND = frozenset({"ResourceNotFoundException", "ResourceNotFound"})
 
 

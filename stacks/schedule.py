@@ -27,9 +27,6 @@ from pipeline_core.schedule_expressions import ScheduleExpressionError, is_time_
 from pipeline_core.schedule_expressions import parse as parse_expression
 from stacks.trust import scheduler_principal
 
-#: botocore ScheduleExpressionTimezone: at most 50 characters.
-_TIMEZONE_MAX = 50
-
 
 @dataclass(frozen=True)
 class RetrainingSchedule:
@@ -49,7 +46,11 @@ def parse_schedule(raw: Any, pipeline: PipelineConfig) -> RetrainingSchedule | N
     if unknown:
         raise InvalidConfigError(f"schedule: unknown keys {unknown}")
     expression = raw.get("expression")
-    if not isinstance(expression, str) or not expression.startswith(("rate(", "cron(")):
+    if (
+        not isinstance(expression, str)
+        or not expression.startswith(("rate(", "cron("))
+        or expression != expression.strip()
+    ):
         raise InvalidConfigError(
             f"schedule.expression: {expression!r} is not rate(value unit) or cron(...)"
         )
@@ -60,7 +61,7 @@ def parse_schedule(raw: Any, pipeline: PipelineConfig) -> RetrainingSchedule | N
     except ScheduleExpressionError as e:
         raise InvalidConfigError(f"schedule.expression: {e}") from e
     timezone = raw.get("timezone", "UTC")
-    if not isinstance(timezone, str) or not is_time_zone(timezone, _TIMEZONE_MAX):
+    if not isinstance(timezone, str) or not is_time_zone(timezone):
         raise InvalidConfigError(
             f"schedule.timezone: {timezone!r} is not an IANA time zone name (e.g. Europe/Berlin)"
         )

@@ -4,6 +4,7 @@ registered version must be before it is deployed by ARN."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from typing import Any
@@ -89,6 +90,21 @@ def test_register_sends_inference_spec_metrics_and_metadata_but_no_tags() -> Non
     assert request["ModelPackageGroupName"] == GROUP
     assert "Tags" not in request
     assert request["ClientToken"] == client_token("exec-1")
+
+
+def test_only_endpoint_types_of_the_allowlist_are_offered_for_real_time_inference() -> None:
+    # ml.c5n.xlarge trains but serves nothing: CreateModelPackage would refuse it
+    # in SupportedRealtimeInferenceInstanceTypes (its enum is the endpoint list).
+    config = dataclasses.replace(
+        DEFAULTS, allowed_instance_types=(*DEFAULTS.allowed_instance_types, "ml.c5n.xlarge")
+    )
+    request = build_model_package_request(
+        make_run("exec-1", config=config), config, tuning_result(), DATA, group=GROUP,
+        image_uri=IMAGE,
+    )  # fmt: skip
+    offered = request["InferenceSpecification"]["SupportedRealtimeInferenceInstanceTypes"]
+    assert offered == sorted(DEFAULTS.allowed_instance_types)
+    assert "ml.c5n.xlarge" not in offered
 
 
 def test_manual_approval_registers_pending() -> None:

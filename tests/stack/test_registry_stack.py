@@ -239,6 +239,7 @@ def test_schedule_starts_executions_with_the_configured_input() -> None:
         ({"expression": "cron(0 3 * * 1)"}, "schedule.expression: .*6 fields"),
         ({"expression": "cron(0 3 * * MON *)"}, "schedule.expression: .*'\\?'"),
         ({"expression": "rate(0 days)"}, "schedule.expression: .*positive"),
+        ({"expression": "rate(7 days) "}, "schedule.expression"),
         ({"expression": "rate(7 days)", "timezone": "Europe/Berln"}, "schedule.timezone"),
     ],
 )
