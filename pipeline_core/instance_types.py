@@ -29,9 +29,12 @@ SHAPES: dict[Role, str] = {
 @functools.cache
 def _lists() -> dict[Role, frozenset[str]]:
     """All three lists, from one read of SageMaker's service model."""
-    from botocore.loaders import create_loader
+    import botocore.session
 
-    shapes = create_loader().load_service_model("sagemaker", "service-2")["shapes"]
+    # botocore.session's loader factory: where a process shares one loader
+    # (the local account), the model its clients parsed is not parsed again.
+    loader = botocore.session.create_loader()
+    shapes = loader.load_service_model("sagemaker", "service-2")["shapes"]
     return {role: frozenset(shapes[shape]["enum"]) for role, shape in SHAPES.items()}
 
 
