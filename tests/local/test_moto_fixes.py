@@ -439,16 +439,21 @@ def test_scheduler_refuses_a_schedule_aws_refuses(
         FlexibleTimeWindow={"Mode": "OFF"},
         Target=target,
     )
-    with pytest.raises(ClientError) as info:
-        scheduler.update_schedule(
-            Name=name,
-            ScheduleExpression=expression,
-            ScheduleExpressionTimezone=timezone,
-            FlexibleTimeWindow={"Mode": "OFF"},
-            Target=target,
-        )
-    assert info.value.response["Error"]["Code"] == "ValidationException"
-    assert scheduler.get_schedule(Name=name)["ScheduleExpression"] == "cron(0 3 ? * MON *)"
+    try:
+        with pytest.raises(ClientError) as info:
+            scheduler.update_schedule(
+                Name=name,
+                ScheduleExpression=expression,
+                ScheduleExpressionTimezone=timezone,
+                FlexibleTimeWindow={"Mode": "OFF"},
+                Target=target,
+            )
+        assert info.value.response["Error"]["Code"] == "ValidationException"
+        assert scheduler.get_schedule(Name=name)["ScheduleExpression"] == "cron(0 3 ? * MON *)"
+    finally:
+        # moto's state is per process: a local account started later in this
+        # worker (the e2e tests) would list the schedule as its own.
+        scheduler.delete_schedule(Name=name)
 
 
 def test_the_scheduler_check_names_the_name_rule() -> None:
