@@ -63,7 +63,8 @@ def versions_have_their_groups_tags(sm: ServiceState, p: Params) -> None:
 # -- endpoints: serverless exclusions ------------------------------------------------
 
 
-def _is_serverless(variants: Sequence[Mapping[str, Any]]) -> bool:
+def is_serverless(variants: Sequence[Mapping[str, Any]]) -> bool:
+    """True if the endpoint config's variants are serverless."""
     return any(v.get("ServerlessConfig") for v in variants)
 
 
@@ -72,7 +73,7 @@ def _serverless_exclusions(sm: ServiceState, config: Params) -> None:
     a request can show: network isolation, VPC configuration, data capture and
     multiple production variants."""
     variants: list[Mapping[str, Any]] = list(config.get("ProductionVariants") or [])
-    if not _is_serverless(variants):
+    if not is_serverless(variants):
         return
     if len(variants) > 1:
         raise _invalid(
@@ -136,7 +137,7 @@ def _deployment_rules(
     bounds, no guardrails on serverless endpoints, the same variant names."""
     variants: list[Mapping[str, Any]] = list(new.get("ProductionVariants") or [])
     old_variants: list[Mapping[str, Any]] = list((old or {}).get("ProductionVariants") or [])
-    if _is_serverless(variants) or _is_serverless(old_variants):
+    if is_serverless(variants) or is_serverless(old_variants):
         raise _invalid(
             "DeploymentConfig is not supported for serverless endpoints: deployment "
             "guardrails are available for endpoints on instances only."
@@ -196,9 +197,9 @@ def update_endpoint_rules(sm: ServiceState, p: Params) -> None:
     _serverless_exclusions(sm, new)
     old = _config_request(sm, endpoint.config_name)
     serving_serverless = (
-        _is_serverless(old.get("ProductionVariants") or []) if old is not None else None
+        is_serverless(old.get("ProductionVariants") or []) if old is not None else None
     )
-    if serving_serverless is False and _is_serverless(new.get("ProductionVariants") or []):
+    if serving_serverless is False and is_serverless(new.get("ProductionVariants") or []):
         raise _invalid(
             f'Cannot update endpoint "{endpoint.arn}" from an instance-based endpoint '
             f'configuration to the serverless endpoint configuration "{p["EndpointConfigName"]}": '

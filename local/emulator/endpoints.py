@@ -12,6 +12,7 @@ import tarfile
 import time
 from typing import Any
 
+from local.emulator.constraints import is_serverless
 from local.emulator.errors import ServiceError
 from local.emulator.guardrails import cloudwatch_alarm_check, shift_traffic
 from local.emulator.paging import listing, page
@@ -177,9 +178,7 @@ class EndpointsMixin(ServiceState):
                     return
             with self._lock:
                 request = self._configs.get(config_name, {}).get("request", {})
-            serverless = any(
-                variant.get("ServerlessConfig") for variant in request.get("ProductionVariants", [])
-            )
+            serverless = is_serverless(request.get("ProductionVariants", []))
             self.backend.load_endpoint_model(
                 endpoint.name, artifact, SERVERLESS_MAX_BODY_BYTES if serverless else None
             )

@@ -422,32 +422,24 @@ def test_scheduler_refuses_a_schedule_aws_refuses(
     scheduler = _client(moto_url, "scheduler")
     name = f"bad-{uuid.uuid4().hex[:12]}"
     target = {"Arn": "arn:aws:lambda:us-east-1:123456789012:function:f", "RoleArn": ROLE}
+
+    def schedule(expression: str, timezone: str) -> dict[str, Any]:
+        return {
+            "Name": name,
+            "ScheduleExpression": expression,
+            "ScheduleExpressionTimezone": timezone,
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "Target": target,
+        }
+
     with pytest.raises(ClientError) as info:
-        scheduler.create_schedule(
-            Name=name,
-            ScheduleExpression=expression,
-            ScheduleExpressionTimezone=timezone,
-            FlexibleTimeWindow={"Mode": "OFF"},
-            Target=target,
-        )
+        scheduler.create_schedule(**schedule(expression, timezone))
     assert info.value.response["Error"]["Code"] == "ValidationException"
     assert says in info.value.response["Error"]["Message"]
-    scheduler.create_schedule(
-        Name=name,
-        ScheduleExpression="cron(0 3 ? * MON *)",
-        ScheduleExpressionTimezone="Europe/Berlin",
-        FlexibleTimeWindow={"Mode": "OFF"},
-        Target=target,
-    )
+    scheduler.create_schedule(**schedule("cron(0 3 ? * MON *)", "Europe/Berlin"))
     try:
         with pytest.raises(ClientError) as info:
-            scheduler.update_schedule(
-                Name=name,
-                ScheduleExpression=expression,
-                ScheduleExpressionTimezone=timezone,
-                FlexibleTimeWindow={"Mode": "OFF"},
-                Target=target,
-            )
+            scheduler.update_schedule(**schedule(expression, timezone))
         assert info.value.response["Error"]["Code"] == "ValidationException"
         assert scheduler.get_schedule(Name=name)["ScheduleExpression"] == "cron(0 3 ? * MON *)"
     finally:
